@@ -1,0 +1,76 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Tensormesh: one target per layer of ARCHITECTURE.md; arrows point down only.
+// The C modules (CSodium, COpenSSL, CLZ4) are imported only by MeshCrypto; CSQLite only
+// by MeshStore.
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Tensormesh",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tensormesh", targets: ["tensormesh"]),
+        .executable(name: "meshprobe", targets: ["meshprobe"]),
+        .executable(name: "meshbench", targets: ["meshbench"]),
+        .library(name: "MeshCrypto", targets: ["MeshCrypto"]),
+        .library(name: "MeshCodec", targets: ["MeshCodec"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System C libraries (module maps only).
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Primitives.
+        .target(name: "MeshCodec", swiftSettings: strict),
+        .target(name: "MeshCrypto", dependencies: ["CSodium", "COpenSSL", "CLZ4", "MeshCodec"], swiftSettings: strict),
+        .target(name: "MeshKeystore", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
+        // Command-line support shared by the executables.
+        .target(
+            name: "MeshCLI",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "MeshCodec", "MeshCrypto"],
+            swiftSettings: strict),
+
+        // Executables.
+        .executableTarget(
+            name: "tensormesh",
+            dependencies: [
+                "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "meshprobe",
+            dependencies: [
+                "MeshCLI", "MeshCrypto", "MeshCodec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tools/meshprobe",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "meshbench",
+            dependencies: [
+                "MeshCLI", "MeshCrypto", "MeshCodec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tools/meshbench",
+            swiftSettings: strict),
+
+        // Tests.
+        .target(name: "MeshTestSupport", dependencies: ["MeshCodec"], path: "Tests/MeshTestSupport", swiftSettings: strict),
+        .testTarget(name: "MeshCodecTests", dependencies: ["MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshCryptoTests", dependencies: ["MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshKeystoreTests", dependencies: ["MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// The `tensormesh` command: the node and its admin tools.
+struct Tensormesh: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tensormesh",
+        abstract: "A node for a network of decentralized commodity markets (subnets) under one token.",
+        discussion: """
+            Run a node with `tensormesh run`, or a one-node development chain with `tensormesh run --dev`.
+            Keys: `tensormesh key generate --out FILE`, `tensormesh key inspect FILE`.
+            Exit codes: 0 success, 1 runtime failure, 2 usage error.
+            """,
+        version: TensormeshVersion.string,
+        subcommands: [Key.self])
+}
+
+enum TensormeshVersion {
+    static let string = "0.1.0"
+}
