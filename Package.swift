@@ -35,6 +35,9 @@ let package = Package(
         .target(name: "MeshCrypto", dependencies: ["CSodium", "COpenSSL", "CLZ4", "MeshCodec"], swiftSettings: strict),
         .target(name: "MeshKeystore", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // Incentive engine (pure).
+        .target(name: "MeshIncentive", dependencies: ["MeshCodec"], swiftSettings: strict),
+
         // Command-line support shared by the executables.
         .target(
             name: "MeshCLI",
@@ -45,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "tensormesh",
             dependencies: [
-                "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec",
+                "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec", "MeshIncentive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -71,6 +74,7 @@ let package = Package(
         .testTarget(name: "MeshCodecTests", dependencies: ["MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshCryptoTests", dependencies: ["MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshKeystoreTests", dependencies: ["MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshIncentiveTests", dependencies: ["MeshIncentive", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,181 @@
+/// The number type an epoch is computed in.
+///
+/// Two implementations: ``I32F32`` reproduces the chain's fixed-point arithmetic bit for bit
+/// (floor multiplication, truncating division, x / 0 = 0), and `Double` is a float64 mode for
+/// analysis. The epoch code is generic over this protocol and specialised for each.
+public protocol YumaScalar: Comparable, Sendable {
+    static var zero: Self { get }
+    static var one: Self { get }
+    /// Saturating addition.
+    static func + (a: Self, b: Self) -> Self
+    /// Saturating subtraction.
+    static func - (a: Self, b: Self) -> Self
+    /// Multiplication (floor in fixed point).
+    static func * (a: Self, b: Self) -> Self
+    /// Division truncating toward zero; division by zero (or overflow) gives zero.
+    func safeDiv(_ divisor: Self) -> Self
+    /// Saturating division (overflow saturates; by zero saturates too).
+    func saturatingDiv(_ divisor: Self) -> Self
+    /// An integer value (weights and bonds are loaded as integers before normalising).
+    init(integer: UInt64)
+    /// `x / 65535` as the chain computes it.
+    init(u16Proportion x: UInt16)
+    /// Converts from a float (unit tests with f32 literals; exp in liquid alpha).
+    init(approximating value: Double)
+    /// Stake normalised in I64F64 then narrowed, as `inplace_normalize_64` + `vec_fixed64_to_fixed32`.
+    static func normalizedStake(_ stake: [UInt64]) -> [Self]
+    /// `1 - bma / 10^6` computed through I64F64, as the chain derives the EMA alpha.
+    static func emaAlpha(bondsMovingAverage: UInt64) -> Self
+    /// `floor(x * 65535)`, saturated to 0...65535 (`fixed_proportion_to_u16`).
+    var u16Proportion: UInt16 { get }
+    /// `floor(x * emission)` in rao (I96F32 product, floored).
+    func amount(of emission: UInt64) -> UInt64
+    /// The value as a float, for reports.
+    var doubleValue: Double { get }
+}
+
+/// Signed fixed point with 32 integer and 32 fractional bits, as `substrate_fixed::I32F32`.
+public struct I32F32: YumaScalar, Hashable, CustomStringConvertible {
+    /// The raw two's-complement bits: value = bits / 2^32.
+    public var bits: Int64
+
+    @inlinable public init(bits: Int64) { self.bits = bits }
+
+    public static let zero = I32F32(bits: 0)
+    public static let one = I32F32(bits: 1 << 32)
+
+    @inlinable static func saturate(_ x: Int128) -> I32F32 {
+        if x > Int128(Int64.max) { return I32F32(bits: .max) }
+        if x < Int128(Int64.min) { return I32F32(bits: .min) }
+        return I32F32(bits: Int64(x))
+    }
+
+    @inlinable public static func + (a: I32F32, b: I32F32) -> I32F32 {
+        let (r, o) = a.bits.addingReportingOverflow(b.bits)
+        if !o { return I32F32(bits: r) }
+        return I32F32(bits: b.bits > 0 ? .max : .min)
+    }
+
+    @inlinable public static func - (a: I32F32, b: I32F32) -> I32F32 {
+        let (r, o) = a.bits.subtractingReportingOverflow(b.bits)
+        if !o { return I32F32(bits: r) }
+        return I32F32(bits: b.bits < 0 ? .max : .min)
+    }
+
+    @inlinable public static func * (a: I32F32, b: I32F32) -> I32F32 {
+        // Exact 128-bit product, arithmetic shift right (floor, also for negatives).
+        saturate((Int128(a.bits) * Int128(b.bits)) >> 32)
+    }
+
+    @inlinable public func safeDiv(_ d: I32F32) -> I32F32 {
+        if d.bits == 0 { return .zero }
+        let q = (Int128(self.bits) << 32) / Int128(d.bits)
+        if q > Int128(Int64.max) || q < Int128(Int64.min) { return .zero }
+        return I32F32(bits: Int64(q))
+    }
+
+    @inlinable public func saturatingDiv(_ d: I32F32) -> I32F32 {
+        if d.bits == 0 {
+            if self.bits == 0 { return .zero }
+            return I32F32(bits: self.bits > 0 ? .max : .min)
+        }
+        return I32F32.saturate((Int128(self.bits) << 32) / Int128(d.bits))
+    }
+
+    @inlinable public init(integer: UInt64) {
+        self = integer > UInt64(Int32.max) ? I32F32(bits: .max) : I32F32(bits: Int64(integer) << 32)
+    }
+
+    @inlinable public init(u16Proportion x: UInt16) {
+        self.bits = (Int64(x) << 32) / 65535
+    }
+
+    public init(approximating value: Double) {
+        let scaled = (value * 4_294_967_296.0).rounded(.toNearestOrEven)
+        if scaled >= 9.2e18 { self.bits = .max } else if scaled <= -9.2e18 { self.bits = .min } else { self.bits = Int64(scaled) }
+    }
+
+    public static func normalizedStake(_ stake: [UInt64]) -> [I32F32] {
+        var sum: UInt128 = 0
+        for s in stake { sum += UInt128(s) }
+        // I64F64 holds integers below 2^63.
+        if sum > UInt128(Int64.max) { sum = UInt128(Int64.max) }
+        if sum == 0 { return stake.map { I32F32(integer: $0) } }
+        return stake.map { s in
+            let raw64 = (UInt128(min(s, UInt64(Int64.max))) << 64) / sum
+            return I32F32(bits: Int64(raw64 >> 32))
+        }
+    }
+
+    public static func emaAlpha(bondsMovingAverage bma: UInt64) -> I32F32 {
+        let raw64 = (UInt128(bma) << 64) / 1_000_000
+        let narrowed = raw64 >> 32
+        let f = narrowed > UInt128(Int64.max) ? I32F32(bits: .max) : I32F32(bits: Int64(narrowed))
+        return I32F32.one - f
+    }
+
+    @inlinable public var u16Proportion: UInt16 {
+        if self.bits <= 0 { return 0 }
+        let v = (Int128(self.bits) * 65535) >> 32
+        return v >= 65535 ? 65535 : UInt16(v)
+    }
+
+    @inlinable public func amount(of emission: UInt64) -> UInt64 {
+        if self.bits <= 0 { return 0 }
+        let v = (UInt128(UInt64(self.bits)) * UInt128(emission)) >> 32
+        return v > UInt128(UInt64.max) ? .max : UInt64(v)
+    }
+
+    public var doubleValue: Double { Double(self.bits) / 4_294_967_296.0 }
+
+    @inlinable public static func < (a: I32F32, b: I32F32) -> Bool { a.bits < b.bits }
+
+    public var description: String { String(self.doubleValue) }
+
+    /// Rounds to the nearest integer, half away from zero (`fixed::round`).
+    @inlinable public func roundedHalfAwayFromZero() -> I32F32 {
+        let half: Int64 = 1 << 31
+        let mask: Int64 = ~((1 << 32) - 1)
+        if self.bits >= 0 {
+            let (r, o) = self.bits.addingReportingOverflow(half)
+            return I32F32(bits: o ? .max & mask : r & mask)
+        }
+        // For negatives: -round(-x).
+        return I32F32(bits: -((-self.bits + half) & mask))
+    }
+
+    /// The integer part, floored (`to_num` for integer targets).
+    @inlinable public var floorInteger: Int64 { self.bits >> 32 }
+}
+
+extension Double: YumaScalar {
+    public static let one: Double = 1
+
+    @inlinable public func safeDiv(_ d: Double) -> Double { d == 0 ? 0 : self / d }
+    @inlinable public func saturatingDiv(_ d: Double) -> Double { d == 0 ? 0 : self / d }
+    @inlinable public init(integer: UInt64) { self = Double(integer) }
+    @inlinable public init(u16Proportion x: UInt16) { self = Double(x) / 65535 }
+    @inlinable public init(approximating value: Double) { self = value }
+
+    public static func normalizedStake(_ stake: [UInt64]) -> [Double] {
+        let sum = stake.reduce(0.0) { $0 + Double($1) }
+        if sum == 0 { return stake.map { Double($0) } }
+        return stake.map { Double($0) / sum }
+    }
+
+    public static func emaAlpha(bondsMovingAverage bma: UInt64) -> Double { 1 - Double(bma) / 1_000_000 }
+
+    @inlinable public var u16Proportion: UInt16 {
+        let v = (self * 65535).rounded(.down)
+        if !(v > 0) { return 0 }
+        return v >= 65535 ? 65535 : UInt16(v)
+    }
+
+    @inlinable public func amount(of emission: UInt64) -> UInt64 {
+        let v = (self * Double(emission)).rounded(.down)
+        if !(v > 0) { return 0 }
+        return v >= 1.8e19 ? .max : UInt64(v)
+    }
+
+    public var doubleValue: Double { self }
+}
