@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "meshprobe",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshprobe",
@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "meshbench",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshbench",

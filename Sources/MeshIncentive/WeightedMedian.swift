@@ -42,39 +42,66 @@ extension YumaEpoch {
             }
         }
 
-        var order: [Int] = []
         for j in 0..<n {
             let lo = counts[j]
             let hi = counts[j + 1]
-            let entries = hi - lo
             var positiveMass = S.zero
             for k in lo..<hi { positiveMass = positiveMass + colStake[k] }
-            let hasZero = entries < positiveRows
-            var cumulative = stakeSum - positiveMass
-            if hasZero && cumulative > minority {
+            let hasZero = hi - lo < positiveRows
+            let zeroMass = stakeSum - positiveMass
+            if hasZero && zeroMass > minority {
                 consensus[j] = .zero
                 continue
             }
-            if entries == 0 { continue }
-            order.removeAll(keepingCapacity: true)
-            order.append(contentsOf: lo..<hi)
-            order.sort { colValue[$0] < colValue[$1] }
-            var result = colValue[order[order.count - 1]]
-            var idx = 0
-            while idx < order.count {
-                let v = colValue[order[idx]]
-                while idx < order.count && colValue[order[idx]] == v {
-                    cumulative = cumulative + colStake[order[idx]]
-                    idx += 1
-                }
-                if cumulative > minority {
-                    result = v
-                    break
-                }
-            }
-            consensus[j] = result
+            if hi == lo { continue }
+            consensus[j] = quantileSelect(values: &colValue, stakes: &colStake, lo: lo, hi: hi, below: zeroMass, minority: minority)
         }
         return consensus
+    }
+
+    /// The smallest value p in values[lo..<hi] with below + Σ_{v ≤ p} stake > minority, or
+    /// the largest value when none qualifies. Expected linear time: three-way partitions
+    /// around a middle pivot, keeping only the side that holds the answer (in place).
+    @inlinable
+    static func quantileSelect<S: YumaScalar>(values: inout [S], stakes: inout [S], lo: Int, hi: Int, below: S, minority: S) -> S {
+        var l = lo
+        var h = hi
+        var acc = below
+        while true {
+            let pivot = values[l + (h - l) / 2]
+            var lt = l
+            var i = l
+            var gt = h
+            var sLess = S.zero
+            var sEqual = S.zero
+            while i < gt {
+                let v = values[i]
+                if v < pivot {
+                    values.swapAt(lt, i)
+                    stakes.swapAt(lt, i)
+                    sLess = sLess + stakes[lt]
+                    lt += 1
+                    i += 1
+                } else if pivot < v {
+                    gt -= 1
+                    values.swapAt(i, gt)
+                    stakes.swapAt(i, gt)
+                } else {
+                    sEqual = sEqual + stakes[i]
+                    i += 1
+                }
+            }
+            if acc + sLess > minority {
+                if lt == l { return pivot }
+                h = lt
+            } else if acc + sLess + sEqual > minority {
+                return pivot
+            } else {
+                if gt == h { return pivot }
+                acc = acc + sLess + sEqual
+                l = gt
+            }
+        }
     }
 
     /// The chain's recursive partition search (`math.rs::weighted_median`), kept for the

@@ -7,6 +7,8 @@ import Foundation
 /// the chain; `as: Double.self` is the float64 analysis mode.
 public enum YumaEpoch {
     /// Runs one epoch.
+    @_specialize(exported: true, where S == I32F32)
+    @_specialize(exported: true, where S == Double)
     public static func run<S: YumaScalar>(_ input: EpochInput, path: EpochPath = .sparse, as: S.Type = S.self) -> EpochOutput<S> {
         let n = input.n
         let t = input.currentBlock
@@ -104,7 +106,7 @@ public enum YumaEpoch {
                 dividends[i] = total * activeStake[i]
             }
             normalize(&dividends)
-            storedBonds = ema.mapValues(\.u16Proportion)
+            storedBonds = ema.mapValues { $0.u16Proportion }
         } else {
             var oldBonds = input.bonds.filter { _, j, _ in !recentlyRegistered[j] }.mapValues { S(integer: UInt64($0)) }
             columnNormalize(&oldBonds)
@@ -124,7 +126,7 @@ public enum YumaEpoch {
             }
             normalize(&dividends)
             columnMaxUpscale(&ema)
-            storedBonds = ema.mapValues(\.u16Proportion)
+            storedBonds = ema.mapValues { $0.u16Proportion }
         }
 
         // Step 12: emission shares, with the all-zero fallback.
@@ -182,7 +184,8 @@ extension YumaEpoch {
         var sum = S.zero
         for v in x { sum = sum + v }
         if sum == .zero { return }
-        for i in x.indices { x[i] = x[i].safeDiv(sum) }
+        let r = S.reciprocal(sum)
+        for i in x.indices { x[i] = S.divide(x[i], by: r) }
     }
 
     /// `is_topk_nonzero`: the k largest non-zero entries keep a permit; ties at the boundary
@@ -202,7 +205,8 @@ extension YumaEpoch {
             var sum = S.zero
             for k in r { sum = sum + m.values[k] }
             if sum > .zero {
-                for k in r { m.values[k] = m.values[k].safeDiv(sum) }
+                let rec = S.reciprocal(sum)
+                for k in r { m.values[k] = S.divide(m.values[k], by: rec) }
             }
         }
     }
@@ -217,10 +221,9 @@ extension YumaEpoch {
     }
 
     static func columnNormalize<S: YumaScalar>(_ m: inout SparseMatrix<S>) {
-        let sums = columnSums(m)
+        let reciprocals = columnSums(m).map { S.reciprocal($0) }
         for k in 0..<m.nonZeroCount {
-            let s = sums[Int(m.columns[k])]
-            if s != .zero { m.values[k] = m.values[k].safeDiv(s) }
+            m.values[k] = S.divide(m.values[k], by: reciprocals[Int(m.columns[k])])
         }
     }
 
@@ -230,9 +233,9 @@ extension YumaEpoch {
             let j = Int(m.columns[k])
             if m.values[k] > maxima[j] { maxima[j] = m.values[k] }
         }
+        let reciprocals = maxima.map { S.reciprocal($0) }
         for k in 0..<m.nonZeroCount {
-            let mx = maxima[Int(m.columns[k])]
-            if mx != .zero { m.values[k] = m.values[k].safeDiv(mx) }
+            m.values[k] = S.divide(m.values[k], by: reciprocals[Int(m.columns[k])])
         }
     }
 
@@ -331,6 +334,10 @@ extension YumaEpoch {
         let high = S(u16Proportion: p.alphaHigh)
         let steepness = S(approximating: Double(p.alphaSigmoidSteepness)).saturatingDiv(S(approximating: -100))
         let half = S(approximating: 0.5)
+        // Cells with the same consensus gap share their alpha; with the default bonds
+        // penalty (β = 1) every cell whose weight is at or above its bond has gap 0.
+        var cachedGap = S.zero
+        var cachedAlpha = alphaFromGap(.zero, low: low, high: high, steepness: steepness, half: half)
         var out = SparseMatrix<S>.Builder(n: new.n, capacity: max(new.nonZeroCount, old.nonZeroCount))
         for i in 0..<new.n {
             var kn = new.range(ofRow: i).lowerBound
@@ -347,7 +354,12 @@ extension YumaEpoch {
                 if jn == j { kn += 1 }
                 if jo == j { ko += 1 }
                 if !inNew && !decayAbsent { continue }
-                let a = alphaSigmoid(consensus: consensus[Int(j)], weight: w, bond: b, low: low, high: high, steepness: steepness, half: half)
+                let gap = consensusGap(consensus: consensus[Int(j)], weight: w, bond: b)
+                if gap != cachedGap {
+                    cachedGap = gap
+                    cachedAlpha = alphaFromGap(gap, low: low, high: high, steepness: steepness, half: half)
+                }
+                let a = cachedAlpha
                 let decayed = (S.one - a) * b
                 var purchase = a * w
                 if purchase < .zero { purchase = .zero }
@@ -364,8 +376,20 @@ extension YumaEpoch {
     /// above one's weight) moves the bond fast; an in-consensus cell moves at about alpha_low.
     @inlinable
     static func alphaSigmoid<S: YumaScalar>(consensus c: S, weight w: S, bond b: S, low: S, high: S, steepness: S, half: S) -> S {
+        alphaFromGap(consensusGap(consensus: c, weight: w, bond: b), low: low, high: high, steepness: steepness, half: half)
+    }
+
+    /// The deviation that drives liquid alpha: buying above consensus, or holding bond above
+    /// one's current weight.
+    @inlinable
+    static func consensusGap<S: YumaScalar>(consensus c: S, weight w: S, bond b: S) -> S {
+        func clamp(_ x: S) -> S { x < .zero ? .zero : (x > .one ? .one : x) }
+        return w >= b ? clamp(w - c) : clamp(b - w)
+    }
+
+    @inlinable
+    static func alphaFromGap<S: YumaScalar>(_ d: S, low: S, high: S, steepness: S, half: S) -> S {
         func clamp(_ x: S, _ lo: S, _ hi: S) -> S { x < lo ? lo : (x > hi ? hi : x) }
-        let d = w >= b ? clamp(w - c, .zero, .one) : clamp(b - w, .zero, .one)
         var x = (steepness * (d - half)).doubleValue
         x = Swift.min(20, Swift.max(-20, x))
         let e = S(approximating: Foundation.exp(x))

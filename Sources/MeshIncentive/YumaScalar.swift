@@ -32,6 +32,13 @@ public protocol YumaScalar: Comparable, Sendable {
     func amount(of emission: UInt64) -> UInt64
     /// The value as a float, for reports.
     var doubleValue: Double { get }
+
+    /// A precomputed form of a divisor, for dividing many values by it.
+    associatedtype Reciprocal
+    /// Prepares `divisor` for ``divide(_:by:)``.
+    static func reciprocal(_ divisor: Self) -> Reciprocal
+    /// Exactly `x.safeDiv(divisor)`, faster when one divisor serves many values.
+    static func divide(_ x: Self, by r: Reciprocal) -> Self
 }
 
 /// Signed fixed point with 32 integer and 32 fractional bits, as `substrate_fixed::I32F32`.
@@ -132,6 +139,42 @@ public struct I32F32: YumaScalar, Hashable, CustomStringConvertible {
 
     public var description: String { String(self.doubleValue) }
 
+    /// A divisor with a float estimate of 2^32 / divisor.
+    public struct Reciprocal {
+        @usableFromInline let divisor: Int64
+        @usableFromInline let estimate: Double
+        @inlinable init(divisor: Int64, estimate: Double) {
+            self.divisor = divisor
+            self.estimate = estimate
+        }
+    }
+
+    @inlinable public static func reciprocal(_ d: I32F32) -> Reciprocal {
+        Reciprocal(divisor: d.bits, estimate: d.bits == 0 ? 0 : 4_294_967_296.0 / Double(d.bits))
+    }
+
+    /// floor(x·2^32 / d) for the common case 0 ≤ x, 0 < d, quotient below 2^40: a float
+    /// estimate corrected with exact 128-bit remainders; other cases take the exact path.
+    @inlinable public static func divide(_ x: I32F32, by r: Reciprocal) -> I32F32 {
+        let d = r.divisor
+        guard d > 0, x.bits >= 0 else { return x.safeDiv(I32F32(bits: d)) }
+        let est = Double(x.bits) * r.estimate
+        guard est < 1_099_511_627_776.0 else { return x.safeDiv(I32F32(bits: d)) }
+        var q = Int64(est)
+        // rem = x·2^32 − q·d must land in [0, d).
+        let num = Int128(x.bits) << 32
+        var rem = num - Int128(q) * Int128(d)
+        while rem < 0 {
+            q -= 1
+            rem += Int128(d)
+        }
+        while rem >= Int128(d) {
+            q += 1
+            rem -= Int128(d)
+        }
+        return I32F32(bits: q)
+    }
+
     /// Rounds to the nearest integer, half away from zero (`fixed::round`).
     @inlinable public func roundedHalfAwayFromZero() -> I32F32 {
         let half: Int64 = 1 << 31
@@ -178,4 +221,8 @@ extension Double: YumaScalar {
     }
 
     public var doubleValue: Double { self }
+
+    public typealias Reciprocal = Double
+    @inlinable public static func reciprocal(_ d: Double) -> Double { d }
+    @inlinable public static func divide(_ x: Double, by r: Double) -> Double { r == 0 ? 0 : x / r }
 }

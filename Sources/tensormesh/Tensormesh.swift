@@ -11,7 +11,7 @@ struct Tensormesh: AsyncParsableCommand {
             Exit codes: 0 success, 1 runtime failure, 2 usage error.
             """,
         version: TensormeshVersion.string,
-        subcommands: [Key.self])
+        subcommands: [Key.self, Epoch.self])
 }
 
 enum TensormeshVersion {
