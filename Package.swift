@@ -35,6 +35,9 @@ let package = Package(
         .target(name: "MeshCrypto", dependencies: ["CSodium", "COpenSSL", "CLZ4", "MeshCodec"], swiftSettings: strict),
         .target(name: "MeshKeystore", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // Secure channel (sans-IO): Noise, framing, streams.
+        .target(name: "MeshChannel", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
         // Incentive engine (pure).
         .target(name: "MeshIncentive", dependencies: ["MeshCodec"], swiftSettings: strict),
 
@@ -75,6 +78,7 @@ let package = Package(
         .testTarget(name: "MeshCryptoTests", dependencies: ["MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshKeystoreTests", dependencies: ["MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshIncentiveTests", dependencies: ["MeshIncentive", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshChannelTests", dependencies: ["MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]
 )
