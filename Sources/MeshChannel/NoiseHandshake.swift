@@ -122,13 +122,16 @@ public struct NoiseHandshake {
         for token in self.pattern.messages[self.messageIndex] {
             switch token {
             case .e:
-                let re = try! X25519.PublicKey(bytes: try take(32))
+                let raw = try take(32)
+                let re = try! X25519.PublicKey(bytes: raw)
                 self.remoteEphemeral = re
                 self.symmetric.mixHash(re.bytes)
                 if self.pattern.usesPSK { self.symmetric.mixKey(re.bytes) }
             case .s:
                 let len = self.symmetric.cipher.hasKey ? 48 : 32
-                let raw = try self.symmetric.decryptAndHash(try take(len))
+                let sealed = try take(len)
+                let raw = try self.symmetric.decryptAndHash(sealed)
+                guard raw.count == 32 else { throw .malformedHandshake("static key of \(raw.count) bytes") }
                 self.remoteStatic = try! X25519.PublicKey(bytes: raw)
             case .ee: self.symmetric.mixKey(try self.dh(self.e, self.remoteEphemeral))
             case .es:

@@ -1,0 +1,25 @@
+/// Limits and tunables of a secure channel. Defaults suit a node; tests shrink them.
+public struct ChannelConfig: Sendable {
+    /// The Noise prologue (CONTRACT.md): the ASCII bytes `tensormesh/1`.
+    public var prologue: [UInt8] = Array("tensormesh/1".utf8)
+    /// Each direction rekeys (Noise `Rekey()`) every this many transport messages.
+    public var rekeyInterval: UInt64 = 8192
+    /// The largest application message accepted (after decompression).
+    public var maxMessageSize: Int = 16 << 20
+    /// Bytes a peer may send on one stream before we grant more (WINDOW frames).
+    public var streamWindow: Int = 4 << 20
+    /// Concurrently open streams a peer may have.
+    public var maxStreams: Int = 256
+    /// Bytes of partly received messages held per connection.
+    public var maxReassemblyBytes: Int = 64 << 20
+    /// Bytes of queued outgoing messages per connection before `send` refuses.
+    public var maxQueuedBytes: Int = 64 << 20
+    /// Messages at least this large are LZ4-compressed when that saves 10% or more.
+    public var compressionThreshold: Int = 1024
+    /// The handshake must finish within this many nanoseconds.
+    public var handshakeTimeout: UInt64 = 5_000_000_000
+    /// Bytes buffered from the socket before frames are processed (bounds a slowloris).
+    public var maxInboundBuffer: Int = 2 * 65_537
+
+    public init() {}
+}

@@ -1,0 +1,651 @@
+import MeshCodec
+import MeshCrypto
+
+/// A stream id: odd for streams the connection's initiator opens, even for the responder's.
+public typealias StreamID = UInt64
+
+/// Something the application learns from a connection.
+public enum ChannelEvent: Sendable {
+    /// The handshake finished; the peer proved `nodeId`.
+    case established(nodeId: Ed25519.PublicKey)
+    /// The peer's hello arrived (and matched our genesis and version).
+    case hello(Hello)
+    /// The peer opened a stream for `protocolName`.
+    case streamOpened(StreamID, protocolName: String)
+    /// A whole message arrived on a stream.
+    case message(StreamID, [UInt8])
+    /// The peer finished sending on a stream.
+    case streamFinished(StreamID)
+    /// The peer abandoned a stream.
+    case streamReset(StreamID, code: UInt16)
+    /// The peer answered a ping.
+    case pong([UInt8])
+    /// The connection is over; `error` is nil for an orderly close we asked for.
+    case closed(ChannelError?)
+}
+
+/// The sans-IO secure channel: Noise XX handshake with identity binding, then framed,
+/// encrypted, multiplexed streams (CONTRACT.md "Secure channel"; docs/secure-channel.md).
+///
+/// Feed it bytes from the socket with ``receive(_:now:)``, take bytes to write with
+/// ``takeOutbound(maxBytes:)`` and application events with ``takeEvents()``. It never touches
+/// a socket, a clock or a random source: time and the ephemeral key come in as values.
+/// Not thread-safe: one owner drives it.
+public final class SecureConnection {
+    public enum Role: Sendable { case initiator, responder }
+
+    enum State {
+        case handshake(NoiseHandshake)
+        case established
+        case closed
+    }
+
+    public let role: Role
+    public let config: ChannelConfig
+    let identity: NodeIdentity
+    let localHello: Hello
+    var state: State
+    let startedAt: UInt64
+
+    /// The peer's node id, once the handshake has proved it.
+    public private(set) var remoteNodeId: Ed25519.PublicKey?
+    /// The peer's hello, once received.
+    public private(set) var remoteHello: Hello?
+    /// The handshake hash (for channel binding and diagnostics).
+    public private(set) var handshakeHash: [UInt8] = []
+    /// Why the connection closed, when it did.
+    public private(set) var closeReason: ChannelError?
+
+    var sendCipher: TransportCipher?
+    var receiveCipher: TransportCipher?
+
+    // Inbound bytes not yet processed.
+    var inbound: [UInt8] = []
+    var inboundStart = 0
+
+    // Outbound: handshake bytes ready to write, then control frames and stream data to encrypt.
+    var handshakeOut: [UInt8] = []
+    var controlFrames: [[UInt8]] = []
+    var events: [ChannelEvent] = []
+
+    var streams: [StreamID: StreamState] = [:]
+    var readyStreams: [StreamID] = []
+    var nextStreamID: StreamID
+    var queuedBytes = 0
+    var reassemblyBytes = 0
+    var closeAfterFlush = false
+
+    /// Counters for metrics and diagnostics.
+    public private(set) var messagesSent = 0
+    public private(set) var messagesReceived = 0
+    public private(set) var bytesSent = 0
+    public private(set) var bytesReceived = 0
+
+    struct OutgoingMessage {
+        var body: [UInt8]
+        var offset: Int
+        var flags: DataFlags
+        var originalLength: Int
+    }
+
+    struct StreamState {
+        var protocolName: String
+        var sendWindow: Int
+        var receiveWindow: Int
+        var receiveCredit = 0
+        var outgoing: [OutgoingMessage] = []
+        var outgoingHead = 0
+        var localFinished = false
+        var remoteFinished = false
+        // Reassembly of the message being received.
+        var partial: [UInt8]?
+        var partialExpected = 0
+        var partialOriginal = 0
+        var partialCompressed = false
+        var partialFin = false
+
+        var hasPending: Bool { self.outgoingHead < self.outgoing.count }
+    }
+
+    /// Creates a connection. The initiator must call ``start()``.
+    public init(role: Role, identity: NodeIdentity, hello: Hello, config: ChannelConfig = ChannelConfig(),
+                ephemeral: X25519.PrivateKey, now: UInt64) {
+        self.role = role
+        self.config = config
+        self.identity = identity
+        self.localHello = hello
+        self.startedAt = now
+        self.nextStreamID = role == .initiator ? 1 : 2
+        let hs = try! NoiseHandshake(
+            protocolName: "Noise_XX_25519_ChaChaPoly_SHA256", initiator: role == .initiator, prologue: config.prologue,
+            staticKey: identity.noiseStatic, ephemeral: ephemeral)
+        self.state = .handshake(hs)
+    }
+
+    /// Whether the handshake is done and the channel usable.
+    public var isEstablished: Bool { if case .established = self.state { return true } else { return false } }
+    /// Whether the connection is over.
+    public var isClosed: Bool { if case .closed = self.state { return true } else { return false } }
+
+    /// Initiator: writes handshake message 1 (an ephemeral key, empty payload).
+    public func start() throws(ChannelError) {
+        guard self.role == .initiator, case .handshake(var hs) = self.state else { return }
+        let m1 = try hs.writeMessage(payload: [])
+        self.state = .handshake(hs)
+        self.appendFramed(m1)
+    }
+
+    func appendFramed(_ message: [UInt8]) {
+        self.handshakeOut.append(UInt8(message.count >> 8))
+        self.handshakeOut.append(UInt8(message.count & 0xff))
+        self.handshakeOut.append(contentsOf: message)
+    }
+
+    // MARK: Inbound
+
+    /// Processes bytes read from the socket. On error the connection is closed and the
+    /// error returned; the caller should flush ``takeOutbound(maxBytes:)`` then drop the socket.
+    public func receive(_ bytes: [UInt8], now: UInt64) throws(ChannelError) {
+        if self.isClosed { return }
+        self.bytesReceived += bytes.count
+        if self.inboundStart > 0 && self.inboundStart == self.inbound.count {
+            self.inbound.removeAll(keepingCapacity: self.inbound.capacity <= 256 * 1024)
+            self.inboundStart = 0
+        }
+        self.inbound.append(contentsOf: bytes)
+        do {
+            try self.processInbound()
+        } catch {
+            self.fail(error)
+            throw error
+        }
+        if self.inboundStart == self.inbound.count {
+            // Idle connections keep no buffer.
+            self.inbound = []
+            self.inboundStart = 0
+        } else if self.inboundStart > 65_536 {
+            self.inbound.removeFirst(self.inboundStart)
+            self.inboundStart = 0
+        }
+        if self.inbound.count - self.inboundStart > self.config.maxInboundBuffer {
+            let e = ChannelError.bufferLimit("inbound buffer")
+            self.fail(e)
+            throw e
+        }
+    }
+
+    func processInbound() throws(ChannelError) {
+        while !self.isClosed {
+            let available = self.inbound.count - self.inboundStart
+            guard available >= 2 else { return }
+            let length = Int(self.inbound[self.inboundStart]) << 8 | Int(self.inbound[self.inboundStart + 1])
+            guard available >= 2 + length else { return }
+            let start = self.inboundStart + 2
+            self.inboundStart = start + length
+            switch self.state {
+            case .handshake(var hs):
+                let message = Array(self.inbound[start..<(start + length)])
+                try self.handleHandshake(message, &hs)
+            case .established:
+                guard length >= 16 else { throw .decryptFailed }
+                try self.receiveCipher!.open(&self.inbound, ciphertext: start..<(start + length))
+                self.messagesReceived += 1
+                try self.handlePlaintext(start..<(start + length - 16))
+            case .closed:
+                return
+            }
+        }
+    }
+
+    func handleHandshake(_ message: [UInt8], _ hs: inout NoiseHandshake) throws(ChannelError) {
+        guard !hs.isMyTurn else { throw .protocolViolation("handshake message out of turn") }
+        let payload = try hs.readMessage(message)
+        switch self.role {
+        case .responder where !hs.isComplete:
+            // Message 1 read: answer with message 2 carrying our identity.
+            let m2 = try hs.writeMessage(payload: self.identity.payload)
+            self.state = .handshake(hs)
+            self.appendFramed(m2)
+        case .responder:
+            // Message 3 read: the initiator's identity.
+            try self.finishHandshake(&hs, payload: payload)
+        case .initiator:
+            // Message 2 read: check the responder's identity, then send message 3.
+            try self.verifyIdentity(payload, hs)
+            let m3 = try hs.writeMessage(payload: self.identity.payload)
+            self.appendFramed(m3)
+            try self.finishHandshake(&hs, payload: nil)
+        }
+    }
+
+    func verifyIdentity(_ payload: [UInt8], _ hs: NoiseHandshake) throws(ChannelError) {
+        guard let rs = hs.remoteStatic else { throw .malformedHandshake("no remote static key") }
+        let nodeId = try NodeIdentity.verify(payload: payload, remoteStatic: rs)
+        if nodeId == self.identity.nodeId { throw .selfConnection }
+        self.remoteNodeId = nodeId
+    }
+
+    func finishHandshake(_ hs: inout NoiseHandshake, payload: [UInt8]?) throws(ChannelError) {
+        if let payload { try self.verifyIdentity(payload, hs) }
+        let (send, receive) = try hs.split()
+        self.sendCipher = TransportCipher(key: send.takeKey()!, rekeyInterval: self.config.rekeyInterval)
+        self.receiveCipher = TransportCipher(key: receive.takeKey()!, rekeyInterval: self.config.rekeyInterval)
+        self.handshakeHash = hs.handshakeHash
+        self.state = .established
+        self.events.append(.established(nodeId: self.remoteNodeId!))
+        // Our hello is the first transport message, sent without waiting for theirs.
+        self.queueControl(.hello, stream: 0, body: self.localHello.encoded)
+    }
+
+    func handlePlaintext(_ range: Range<Int>) throws(ChannelError) {
+        var offset = range.lowerBound
+        let end = range.upperBound
+        while offset < end {
+            // kind u8, stream varint, length varint, body
+            let kindByte = self.inbound[offset]
+            offset += 1
+            let stream = try self.readVarint(&offset, end: end)
+            let length = try self.readVarint(&offset, end: end)
+            guard length <= UInt64(end - offset) else { throw .protocolViolation("frame longer than its message") }
+            let bodyRange = offset..<(offset + Int(length))
+            offset += Int(length)
+            guard let kind = FrameKind(rawValue: kindByte) else { continue }  // unknown frames are skipped
+            try self.handleFrame(kind, stream: stream, body: bodyRange)
+            if self.isClosed { return }
+        }
+    }
+
+    func readVarint(_ offset: inout Int, end: Int) throws(ChannelError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < end else { throw .protocolViolation("truncated varint") }
+            let b = self.inbound[offset]
+            offset += 1
+            if shift == 63 && b > 1 { throw .protocolViolation("varint overflow") }
+            result |= UInt64(b & 0x7f) << shift
+            if b & 0x80 == 0 { return result }
+            shift += 7
+            if shift > 63 { throw .protocolViolation("varint overflow") }
+        }
+    }
+
+    func handleFrame(_ kind: FrameKind, stream: UInt64, body: Range<Int>) throws(ChannelError) {
+        if self.remoteHello == nil && kind != .hello && kind != .close {
+            throw .protocolViolation("first frame is not a hello")
+        }
+        switch kind {
+        case .hello:
+            guard self.remoteHello == nil, stream == 0 else { throw .protocolViolation("second hello") }
+            let hello: Hello
+            do { hello = try Hello.decode(Array(self.inbound[body])) } catch { throw .codec(error) }
+            guard hello.version == Hello.currentVersion else {
+                self.close(code: ChannelCode.incompatibleVersion, reason: "protocol version \(hello.version) not supported")
+                throw .incompatibleVersion(hello.version)
+            }
+            guard hello.genesisHash == self.localHello.genesisHash else {
+                self.close(code: ChannelCode.genesisMismatch, reason: "genesis \(Hex.encode(self.localHello.genesisHash)) expected")
+                throw .genesisMismatch(ours: Hex.encode(self.localHello.genesisHash), theirs: Hex.encode(hello.genesisHash))
+            }
+            self.remoteHello = hello
+            self.events.append(.hello(hello))
+        case .open:
+            guard stream != 0, (stream % 2 == 1) == (self.role == .responder) else { throw .protocolViolation("bad stream id \(stream) in OPEN") }
+            guard self.streams[stream] == nil else { throw .protocolViolation("stream \(stream) opened twice") }
+            guard body.count <= 64, let name = String(validating: self.inbound[body], as: UTF8.self) else {
+                throw .protocolViolation("bad protocol name")
+            }
+            if self.streams.count >= self.config.maxStreams {
+                self.queueControl(.reset, stream: stream, body: Self.u16(ChannelCode.tooManyStreams))
+                return
+            }
+            self.streams[stream] = StreamState(protocolName: name, sendWindow: self.config.streamWindow, receiveWindow: self.config.streamWindow)
+            self.events.append(.streamOpened(stream, protocolName: name))
+        case .data:
+            try self.handleData(stream: stream, body: body)
+        case .window:
+            var o = body.lowerBound
+            let inc = try self.readVarint(&o, end: body.upperBound)
+            guard inc <= UInt64(Int32.max) else { throw .protocolViolation("window increment too large") }
+            guard var s = self.streams[stream] else { return }  // stream already gone
+            s.sendWindow += Int(inc)
+            guard s.sendWindow <= 1 << 40 else { throw .protocolViolation("window overflow") }
+            self.streams[stream] = s
+            if s.hasPending && !self.readyStreams.contains(stream) { self.readyStreams.append(stream) }
+        case .reset:
+            guard body.count >= 2 else { throw .protocolViolation("short RESET") }
+            let code = UInt16(self.inbound[body.lowerBound]) << 8 | UInt16(self.inbound[body.lowerBound + 1])
+            if let s = self.streams.removeValue(forKey: stream) {
+                self.queuedBytes -= s.outgoing[s.outgoingHead...].reduce(0) { $0 + $1.body.count - $1.offset }
+                self.reassemblyBytes -= s.partial?.count ?? 0
+                self.readyStreams.removeAll { $0 == stream }
+                self.events.append(.streamReset(stream, code: code))
+            }
+        case .close:
+            var r = ByteReader(Array(self.inbound[body]))
+            let code = (try? r.u16()) ?? 0
+            let reason = (try? r.string(limit: 256)) ?? ""
+            self.finish(.remoteClosed(code: code, reason: reason))
+        case .ping:
+            guard body.count <= 64 else { throw .protocolViolation("ping too large") }
+            self.queueControl(.pong, stream: 0, body: Array(self.inbound[body]))
+        case .pong:
+            self.events.append(.pong(Array(self.inbound[body])))
+        }
+    }
+
+    func handleData(stream: StreamID, body: Range<Int>) throws(ChannelError) {
+        guard var s = self.streams[stream] else {
+            // Data for a stream we reset or never knew: a stale frame after RESET is normal,
+            // but data on a stream id nobody opened is a violation.
+            let opener = stream % 2 == 1 ? Role.initiator : Role.responder
+            if opener == self.role && stream < self.nextStreamID { return }
+            if opener != self.role { return }
+            throw .protocolViolation("DATA on unknown stream \(stream)")
+        }
+        guard !s.remoteFinished else { throw .protocolViolation("DATA after FIN on stream \(stream)") }
+        var o = body.lowerBound
+        guard o < body.upperBound else { throw .protocolViolation("empty DATA") }
+        let flags = DataFlags(rawValue: self.inbound[o])
+        o += 1
+        if flags.contains(.first) {
+            guard s.partial == nil else { throw .protocolViolation("new message before the last ended") }
+            let wire = try self.readVarint(&o, end: body.upperBound)
+            let original = flags.contains(.compressed) ? try self.readVarint(&o, end: body.upperBound) : wire
+            let limit = UInt64(self.config.maxMessageSize)
+            guard original <= limit else { throw .messageTooLarge(declared: Int(min(original, 1 << 40)), limit: self.config.maxMessageSize) }
+            guard wire <= limit + limit / 255 + 16 else { throw .messageTooLarge(declared: Int(min(wire, 1 << 40)), limit: self.config.maxMessageSize) }
+            s.partial = []
+            s.partial!.reserveCapacity(min(Int(wire), 1 << 20))
+            s.partialExpected = Int(wire)
+            s.partialOriginal = Int(original)
+            s.partialCompressed = flags.contains(.compressed)
+        } else if s.partial == nil {
+            throw .protocolViolation("continuation without a first chunk")
+        }
+        let chunk = body.upperBound - o
+        s.receiveWindow -= chunk
+        guard s.receiveWindow >= 0 else { throw .flowControlViolation(stream: stream) }
+        guard s.partial!.count + chunk <= s.partialExpected else { throw .protocolViolation("message longer than declared") }
+        self.reassemblyBytes += chunk
+        guard self.reassemblyBytes <= self.config.maxReassemblyBytes else { throw .bufferLimit("reassembly") }
+        s.partial!.append(contentsOf: self.inbound[o..<body.upperBound])
+        // Grant window back as chunks arrive; memory is bounded by the reassembly limit.
+        s.receiveCredit += chunk
+        if s.receiveCredit >= self.config.streamWindow / 2 {
+            var w = ByteWriter()
+            w.varint(s.receiveCredit)
+            self.queueControl(.window, stream: stream, body: w.bytes)
+            s.receiveWindow += s.receiveCredit
+            s.receiveCredit = 0
+        }
+        if flags.contains(.last) {
+            guard s.partial!.count == s.partialExpected else { throw .protocolViolation("message shorter than declared") }
+            var message = s.partial!
+            self.reassemblyBytes -= message.count
+            s.partial = nil
+            if s.partialCompressed {
+                do { message = try LZ4.decompress(message, originalSize: s.partialOriginal, limit: self.config.maxMessageSize) } catch {
+                    throw .crypto(error)
+                }
+            }
+            self.events.append(.message(stream, message))
+            if flags.contains(.fin) {
+                s.remoteFinished = true
+                self.events.append(.streamFinished(stream))
+            }
+        }
+        if s.remoteFinished && s.localFinished && !s.hasPending && s.partial == nil {
+            self.streams[stream] = nil
+        } else {
+            self.streams[stream] = s
+        }
+    }
+
+    // MARK: Application API
+
+    /// Opens a stream for `protocolName` (≤ 64 bytes). The peer sees `.streamOpened`.
+    public func openStream(protocolName: String) throws(ChannelError) -> StreamID {
+        guard self.isEstablished else { throw .protocolViolation("channel not established") }
+        guard self.streams.count < self.config.maxStreams else { throw .bufferLimit("too many open streams") }
+        let id = self.nextStreamID
+        self.nextStreamID += 2
+        let name = Array(protocolName.utf8.prefix(64))
+        self.streams[id] = StreamState(protocolName: protocolName, sendWindow: self.config.streamWindow, receiveWindow: self.config.streamWindow)
+        self.queueControl(.open, stream: id, body: name)
+        return id
+    }
+
+    /// The protocol a stream was opened for.
+    public func protocolName(of stream: StreamID) -> String? { self.streams[stream]?.protocolName }
+
+    /// Queues one message on `stream`. Large messages are split into frames, compressed with
+    /// LZ4 when that pays (or as `compress` says), and interleaved fairly with other streams.
+    public func send(_ message: [UInt8], on stream: StreamID, finish: Bool = false, compress: Bool? = nil) throws(ChannelError) {
+        guard self.isEstablished else { throw .protocolViolation("channel not established") }
+        guard var s = self.streams[stream] else { throw .protocolViolation("unknown stream \(stream)") }
+        guard !s.localFinished else { throw .protocolViolation("stream \(stream) already finished") }
+        guard message.count <= self.config.maxMessageSize else {
+            throw .messageTooLarge(declared: message.count, limit: self.config.maxMessageSize)
+        }
+        guard self.queuedBytes + message.count <= self.config.maxQueuedBytes else { throw .bufferLimit("send queue full") }
+        var body = message
+        var flags: DataFlags = [.first]
+        let wantCompression = compress ?? (message.count >= self.config.compressionThreshold)
+        if wantCompression && !message.isEmpty, let c = try? LZ4.compress(message), c.count * 10 < message.count * 9 {
+            body = c
+            flags.insert(.compressed)
+        }
+        if finish {
+            flags.insert(.fin)
+            s.localFinished = true
+        }
+        s.outgoing.append(OutgoingMessage(body: body, offset: 0, flags: flags, originalLength: message.count))
+        self.queuedBytes += body.count
+        self.streams[stream] = s
+        if !self.readyStreams.contains(stream) { self.readyStreams.append(stream) }
+    }
+
+    /// Abandons a stream; the peer sees `.streamReset`.
+    public func reset(stream: StreamID, code: UInt16 = ChannelCode.cancelled) {
+        guard let s = self.streams.removeValue(forKey: stream) else { return }
+        self.queuedBytes -= s.outgoing[s.outgoingHead...].reduce(0) { $0 + $1.body.count - $1.offset }
+        self.reassemblyBytes -= s.partial?.count ?? 0
+        self.readyStreams.removeAll { $0 == stream }
+        if self.isEstablished { self.queueControl(.reset, stream: stream, body: Self.u16(code)) }
+    }
+
+    /// Sends a ping; the answer arrives as `.pong` with the same bytes.
+    public func ping(_ payload: [UInt8]) {
+        guard self.isEstablished else { return }
+        self.queueControl(.ping, stream: 0, body: Array(payload.prefix(64)))
+    }
+
+    /// Closes the channel with a reason the peer will see. Flush ``takeOutbound(maxBytes:)``
+    /// afterwards to send it.
+    public func close(code: UInt16 = ChannelCode.normal, reason: String = "") {
+        guard !self.isClosed else { return }
+        if self.isEstablished {
+            var w = ByteWriter()
+            w.u16(code)
+            w.string(String(reason.utf8.prefix(256)) ?? "")
+            // The close frame goes out ahead of queued data.
+            self.controlFrames.insert(Self.frame(.close, 0, w.bytes), at: 0)
+            self.readyStreams.removeAll()
+            self.closeAfterFlush = true
+        }
+        self.finish(nil)
+    }
+
+    /// Checks the handshake deadline.
+    public func tick(now: UInt64) throws(ChannelError) {
+        if case .handshake = self.state, now &- self.startedAt > self.config.handshakeTimeout {
+            self.fail(.handshakeTimeout)
+            throw .handshakeTimeout
+        }
+    }
+
+    /// Events since the last call.
+    public func takeEvents() -> [ChannelEvent] {
+        defer { self.events.removeAll(keepingCapacity: true) }
+        return self.events
+    }
+
+    /// Whether ``takeOutbound(maxBytes:)`` would return bytes.
+    public var hasOutbound: Bool {
+        !self.handshakeOut.isEmpty || (self.sendCipher != nil && (!self.controlFrames.isEmpty || self.hasSendableData))
+    }
+
+    var hasSendableData: Bool {
+        self.readyStreams.contains { id in
+            guard let s = self.streams[id] else { return false }
+            return s.hasPending && s.sendWindow > 0
+        }
+    }
+
+    /// Bytes to write to the socket, at most about `maxBytes` (whole transport messages).
+    /// Encryption happens here, so a socket that cannot take more does not make the
+    /// connection encrypt (and buffer) ahead.
+    public func takeOutbound(maxBytes: Int = 256 * 1024) -> [UInt8] {
+        var out = self.handshakeOut
+        self.handshakeOut = []
+        guard let cipher = self.sendCipher else { return out }
+        let maxPlain = 65_535 - 16
+        while out.count < maxBytes {
+            if self.controlFrames.isEmpty && !self.hasSendableData { break }
+            // Reserve the length prefix, pack frames, seal in place, patch the length.
+            let lengthAt = out.count
+            out.append(0)
+            out.append(0)
+            let plainStart = out.count
+            // Control frames first.
+            while let f = self.controlFrames.first, out.count - plainStart + f.count <= maxPlain {
+                out.append(contentsOf: f)
+                self.controlFrames.removeFirst()
+            }
+            // Then data, one chunk per ready stream in turn.
+            var rounds = 0
+            while out.count - plainStart < maxPlain - 64, !self.readyStreams.isEmpty, rounds < self.readyStreams.count * 2 {
+                rounds += 1
+                let id = self.readyStreams.removeFirst()
+                guard var s = self.streams[id], s.hasPending else { continue }
+                if s.sendWindow <= 0 {
+                    continue  // re-added on WINDOW
+                }
+                var msg = s.outgoing[s.outgoingHead]
+                let room = maxPlain - (out.count - plainStart) - 32
+                let remaining = msg.body.count - msg.offset
+                let chunk = min(remaining, room, s.sendWindow)
+                if chunk <= 0 && remaining > 0 {
+                    self.readyStreams.insert(id, at: 0)
+                    break
+                }
+                var flags = DataFlags()
+                if msg.offset == 0 {
+                    flags.insert(.first)
+                    if msg.flags.contains(.compressed) { flags.insert(.compressed) }
+                }
+                let isLast = chunk == remaining
+                if isLast {
+                    flags.insert(.last)
+                    if msg.flags.contains(.fin) { flags.insert(.fin) }
+                }
+                var header = ByteWriter(capacity: 16)
+                header.u8(flags.rawValue)
+                if flags.contains(.first) {
+                    header.varint(msg.body.count)
+                    if flags.contains(.compressed) { header.varint(msg.originalLength) }
+                }
+                var frameHead = ByteWriter(capacity: 16)
+                frameHead.u8(FrameKind.data.rawValue)
+                frameHead.varint(id)
+                frameHead.varint(header.count + chunk)
+                out.append(contentsOf: frameHead.bytes)
+                out.append(contentsOf: header.bytes)
+                out.append(contentsOf: msg.body[msg.offset..<(msg.offset + chunk)])
+                msg.offset += chunk
+                s.sendWindow -= chunk
+                self.queuedBytes -= chunk
+                if isLast {
+                    s.outgoing[s.outgoingHead] = OutgoingMessage(body: [], offset: 0, flags: [], originalLength: 0)
+                    s.outgoingHead += 1
+                    if s.outgoingHead == s.outgoing.count {
+                        s.outgoing.removeAll()
+                        s.outgoingHead = 0
+                    }
+                } else {
+                    s.outgoing[s.outgoingHead] = msg
+                }
+                let done = s.localFinished && !s.hasPending && s.remoteFinished && s.partial == nil
+                if done {
+                    self.streams[id] = nil
+                } else {
+                    self.streams[id] = s
+                    if s.hasPending { self.readyStreams.append(id) }
+                }
+            }
+            let plainCount = out.count - plainStart
+            if plainCount == 0 {
+                out.removeLast(2)
+                break
+            }
+            out.append(contentsOf: [UInt8](repeating: 0, count: 16))
+            do { try cipher.seal(&out, plaintext: plainStart..<(plainStart + plainCount)) } catch {
+                self.fail(error)
+                out.removeSubrange(lengthAt...)
+                break
+            }
+            let total = plainCount + 16
+            out[lengthAt] = UInt8(total >> 8)
+            out[lengthAt + 1] = UInt8(total & 0xff)
+            self.messagesSent += 1
+        }
+        self.bytesSent += out.count
+        if self.closeAfterFlush && self.controlFrames.isEmpty { self.sendCipher = nil }
+        return out
+    }
+
+    // MARK: Helpers
+
+    func queueControl(_ kind: FrameKind, stream: UInt64, body: [UInt8]) {
+        self.controlFrames.append(Self.frame(kind, stream, body))
+    }
+
+    static func frame(_ kind: FrameKind, _ stream: UInt64, _ body: [UInt8]) -> [UInt8] {
+        var w = ByteWriter(capacity: body.count + 8)
+        Frame.encode(kind: kind, stream: stream, body: body, into: &w)
+        return w.bytes
+    }
+
+    static func u16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
+
+    func fail(_ error: ChannelError) {
+        guard !self.isClosed else { return }
+        // Tell the peer why when we can.
+        switch error {
+        case .genesisMismatch, .incompatibleVersion, .remoteClosed: break
+        default:
+            if self.isEstablished, self.sendCipher != nil {
+                var w = ByteWriter()
+                w.u16(ChannelCode.protocolError)
+                w.string(String(error.description.utf8.prefix(200)) ?? "protocol error")
+                self.controlFrames.insert(Self.frame(.close, 0, w.bytes), at: 0)
+                self.readyStreams.removeAll()
+                self.closeAfterFlush = true
+            }
+        }
+        self.finish(error)
+    }
+
+    func finish(_ error: ChannelError?) {
+        guard !self.isClosed else { return }
+        self.closeReason = error
+        self.state = .closed
+        self.streams.removeAll()
+        self.readyStreams.removeAll()
+        self.inbound = []
+        self.inboundStart = 0
+        self.events.append(.closed(error))
+        if !self.closeAfterFlush { self.controlFrames.removeAll() }
+    }
+}
