@@ -35,8 +35,15 @@ let package = Package(
         .target(name: "MeshCrypto", dependencies: ["CSodium", "COpenSSL", "CLZ4", "MeshCodec"], swiftSettings: strict),
         .target(name: "MeshKeystore", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // Socket layer: epoll loop on a Dispatch queue, TCP, UDP, limits.
+        .target(name: "CSystemShims"),
+        .target(name: "MeshSockets", dependencies: ["CSystemShims"], swiftSettings: strict),
+
         // Secure channel (sans-IO): Noise, framing, streams.
         .target(name: "MeshChannel", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
+        // Networking runtime: secure peers over the socket layer, discovery, peer manager.
+        .target(name: "MeshNetwork", dependencies: ["MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // Incentive engine (pure).
         .target(name: "MeshIncentive", dependencies: ["MeshCodec"], swiftSettings: strict),
@@ -79,6 +86,7 @@ let package = Package(
         .testTarget(name: "MeshKeystoreTests", dependencies: ["MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshIncentiveTests", dependencies: ["MeshIncentive", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChannelTests", dependencies: ["MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,148 @@
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshSockets
+
+/// Counters a host keeps about its connections, for metrics and tests.
+public struct HostCounters: Sendable, Equatable {
+    public var accepted = 0
+    public var dialled = 0
+    public var established = 0
+    public var handshakeFailures: [String: Int] = [:]
+    public var closedByReason: [String: Int] = [:]
+    public var refusedByLimits = 0
+
+    /// The failure class of an error, for the `reason` label of a metric.
+    public static func label(_ e: ChannelError?) -> String {
+        guard let e else { return "none" }
+        switch e {
+        case .decryptFailed: return "decrypt"
+        case .malformedHandshake: return "malformed_handshake"
+        case .invalidIdentity: return "invalid_identity"
+        case .selfConnection: return "self"
+        case .genesisMismatch: return "genesis_mismatch"
+        case .incompatibleVersion: return "version"
+        case .frameTooLarge, .messageTooLarge: return "too_large"
+        case .protocolViolation: return "protocol_violation"
+        case .flowControlViolation: return "flow_control"
+        case .handshakeTimeout: return "handshake_timeout"
+        case .idleTimeout: return "idle_timeout"
+        case .nonceExhausted: return "nonce"
+        case .codec: return "codec"
+        case .crypto: return "crypto"
+        case .remoteClosed: return "remote_closed"
+        case .bufferLimit: return "buffer_limit"
+        }
+    }
+}
+
+/// Listens for and dials secure peers with one identity and one set of limits; routes
+/// every peer's events to one delegate (the node's peer manager, or a test). Loop thread only.
+public final class SecureHost: SecurePeerDelegate {
+    public let loop: EventLoop
+    public let identity: NodeIdentity
+    public var config: ChannelConfig
+    public let tracker: ConnectionTracker
+    /// The hello to send; read at each new connection so heads stay current.
+    public var helloProvider: () -> Hello
+    public weak var delegate: (any SecurePeerDelegate)?
+    public private(set) var listener: TCPListener?
+    public private(set) var peers: [ObjectIdentifier: SecurePeer] = [:]
+    public private(set) var counters = HostCounters()
+
+    public init(loop: EventLoop, identity: NodeIdentity, config: ChannelConfig = ChannelConfig(),
+                limits: ConnectionLimits = ConnectionLimits(), hello: @escaping () -> Hello) {
+        self.loop = loop
+        self.identity = identity
+        self.config = config
+        self.tracker = ConnectionTracker(limits: limits)
+        self.helloProvider = hello
+    }
+
+    /// Starts listening on `address` (port 0 picks a free port).
+    @discardableResult
+    public func listen(on address: SocketAddress) throws(SocketError) -> SocketAddress {
+        let l = try TCPListener(loop: self.loop, address: address, tracker: self.tracker) { [unowned self] socket in
+            self.counters.accepted += 1
+            let peer = SecurePeer.accept(socket, loop: self.loop, identity: self.identity, hello: self.helloProvider(),
+                                         config: self.config, delegate: self)
+            self.peers[ObjectIdentifier(peer)] = peer
+        }
+        self.listener = l
+        return l.localAddress
+    }
+
+    /// Dials a peer. Returns nil when a limit refuses it.
+    public func dial(_ address: SocketAddress) throws(SocketError) -> SecurePeer? {
+        guard self.tracker.admit(address, inbound: false) else {
+            self.counters.refusedByLimits += 1
+            return nil
+        }
+        let peer: SecurePeer
+        do {
+            peer = try SecurePeer.connect(loop: self.loop, to: address, identity: self.identity, hello: self.helloProvider(),
+                                          config: self.config, delegate: self)
+        } catch {
+            self.tracker.release(address, inbound: false)
+            throw error
+        }
+        let tracker = self.tracker
+        peer.socket.onCloseHook { c in tracker.release(c.remoteAddress, inbound: false) }
+        self.counters.dialled += 1
+        self.peers[ObjectIdentifier(peer)] = peer
+        return peer
+    }
+
+    /// Ready peers.
+    public var readyPeers: [SecurePeer] { self.peers.values.filter(\.isReady) }
+
+    /// Closes the listener and every peer.
+    public func shutdown(reason: String = "shutting down") {
+        self.listener?.close()
+        for p in self.peers.values { p.close(code: ChannelCode.shuttingDown, reason: reason) }
+    }
+
+    // MARK: SecurePeerDelegate (forwarding with bookkeeping)
+
+    public func peerReady(_ peer: SecurePeer) {
+        self.counters.established += 1
+        self.delegate?.peerReady(peer)
+    }
+
+    public func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) {
+        self.delegate?.peer(peer, openedStream: stream, protocolName: protocolName)
+    }
+
+    public func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
+        self.delegate?.peer(peer, received: message, on: stream)
+    }
+
+    public func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) {
+        self.delegate?.peer(peer, streamEnded: stream, reset: reset)
+    }
+
+    public func peer(_ peer: SecurePeer, pong payload: [UInt8]) {
+        self.delegate?.peer(peer, pong: payload)
+    }
+
+    public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
+        guard self.peers.removeValue(forKey: ObjectIdentifier(peer)) != nil else { return }
+        if peer.establishedAt == nil || peer.helloAt == nil {
+            let label = error.map { HostCounters.label($0) } ?? (socket.map { "socket_\($0 == .remote ? "eof" : "error")" } ?? "unknown")
+            self.counters.handshakeFailures[label, default: 0] += 1
+        }
+        self.counters.closedByReason[HostCounters.label(error), default: 0] += 1
+        self.delegate?.peerClosed(peer, error: error, socket: socket)
+    }
+}
+
+extension TCPConnection {
+    /// Adds a close hook (used for outbound limit bookkeeping).
+    public func onCloseHook(_ hook: @escaping (TCPConnection) -> Void) {
+        let previous = self.onClose
+        self.onClose = { c in
+            previous?(c)
+            hook(c)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CSystemShims
+
+/// A listening TCP socket. Accepted connections over the tracker's limits are closed at
+/// once and counted. Loop thread only.
+public final class TCPListener: Selectable, LoopShutdownAware {
+    public let loop: EventLoop
+    private var fd: Int32
+    /// The bound address (with the real port when bound to port 0).
+    public let localAddress: SocketAddress
+    public let tracker: ConnectionTracker
+    /// Called with each admitted connection; set its delegate here. The listener then
+    /// calls the delegate's `connectionDidOpen`.
+    public var onAccept: (TCPConnection) -> Void
+    public private(set) var accepted = 0
+    public private(set) var isClosed = false
+
+    public init(loop: EventLoop, address: SocketAddress, tracker: ConnectionTracker, backlog: Int32 = 1024,
+                onAccept: @escaping (TCPConnection) -> Void) throws(SocketError) {
+        loop.assertInLoop()
+        let fd = try Posix.socket(ipv6: address.isIPv6, udp: false)
+        Posix.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        if address.isIPv6 { Posix.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 0) }
+        do {
+            try Posix.bind(fd, address)
+        } catch {
+            Posix.close(fd)
+            throw error
+        }
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let e = Glibc.errno
+            Posix.close(fd)
+            throw SocketError("listen", errno: e)
+        }
+        self.loop = loop
+        self.fd = fd
+        self.localAddress = Posix.localAddress(fd) ?? address
+        self.tracker = tracker
+        self.onAccept = onAccept
+        do {
+            try loop.register(fd: fd, handler: self, read: true, write: false)
+        } catch {
+            Posix.close(fd)
+            throw error
+        }
+    }
+
+    deinit { assert(self.isClosed, "leak of an open TCPListener") }
+
+    func handleEvents(readable: Bool, writable: Bool, hangup: Bool) {
+        for _ in 0..<256 {
+            guard !self.isClosed else { return }
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let cfd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { csys_accept(self.fd, $0, &len) }
+            }
+            if cfd < 0 {
+                let e = Glibc.errno
+                if e == EINTR || e == ECONNABORTED { continue }
+                return  // EAGAIN, or EMFILE and friends: try again on the next event
+            }
+            guard let remote = withUnsafePointer(to: &storage, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress(sockaddr: $0) } }) else {
+                Posix.close(cfd)
+                continue
+            }
+            guard self.tracker.admit(remote, inbound: true) else {
+                Posix.close(cfd)
+                continue
+            }
+            let c = TCPConnection(loop: self.loop, fd: cfd, remote: remote, inbound: true, connecting: false)
+            let tracker = self.tracker
+            c.onClose = { conn in tracker.release(conn.remoteAddress, inbound: true) }
+            do {
+                try c.startAccepted()
+            } catch {
+                c.close(.error(error))
+                continue
+            }
+            self.accepted += 1
+            self.onAccept(c)
+            if c.isOpen { c.delegate?.connectionDidOpen(c) }
+        }
+    }
+
+    /// Stops listening. Idempotent.
+    public func close() {
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        self.loop.deregister(fd: self.fd)
+        Posix.close(self.fd)
+        self.fd = -1
+    }
+
+    func loopDidShutdown() { self.close() }
+}
