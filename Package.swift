@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "meshbench",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshbench",

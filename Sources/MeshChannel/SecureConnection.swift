@@ -71,7 +71,7 @@ public final class SecureConnection {
     var streams: [StreamID: StreamState] = [:]
     var readyStreams: [StreamID] = []
     var nextStreamID: StreamID
-    var queuedBytes = 0
+    public private(set) var queuedBytes = 0
     var reassemblyBytes = 0
     var closeAfterFlush = false
 
@@ -88,7 +88,9 @@ public final class SecureConnection {
         var originalLength: Int
     }
 
-    struct StreamState {
+    /// Per-stream state. A class, so updating a stream in the table never copies its
+    /// queues (a struct in a dictionary would copy on every write).
+    final class StreamState {
         var protocolName: String
         var sendWindow: Int
         var receiveWindow: Int
@@ -105,6 +107,12 @@ public final class SecureConnection {
         var partialFin = false
 
         var hasPending: Bool { self.outgoingHead < self.outgoing.count }
+
+        init(protocolName: String, sendWindow: Int, receiveWindow: Int) {
+            self.protocolName = protocolName
+            self.sendWindow = sendWindow
+            self.receiveWindow = receiveWindow
+        }
     }
 
     /// Creates a connection. The initiator must call ``start()``.
@@ -307,10 +315,9 @@ public final class SecureConnection {
             var o = body.lowerBound
             let inc = try self.readVarint(&o, end: body.upperBound)
             guard inc <= UInt64(Int32.max) else { throw .protocolViolation("window increment too large") }
-            guard var s = self.streams[stream] else { return }  // stream already gone
+            guard let s = self.streams[stream] else { return }  // stream already gone
             s.sendWindow += Int(inc)
             guard s.sendWindow <= 1 << 40 else { throw .protocolViolation("window overflow") }
-            self.streams[stream] = s
             if s.hasPending && !self.readyStreams.contains(stream) { self.readyStreams.append(stream) }
         case .reset:
             guard body.count >= 2 else { throw .protocolViolation("short RESET") }
@@ -335,7 +342,7 @@ public final class SecureConnection {
     }
 
     func handleData(stream: StreamID, body: Range<Int>) throws(ChannelError) {
-        guard var s = self.streams[stream] else {
+        guard let s = self.streams[stream] else {
             // Data for a stream we reset or never knew: a stale frame after RESET is normal,
             // but data on a stream id nobody opened is a violation.
             let opener = stream % 2 == 1 ? Role.initiator : Role.responder
@@ -397,8 +404,6 @@ public final class SecureConnection {
         }
         if s.remoteFinished && s.localFinished && !s.hasPending && s.partial == nil {
             self.streams[stream] = nil
-        } else {
-            self.streams[stream] = s
         }
     }
 
@@ -423,7 +428,7 @@ public final class SecureConnection {
     /// LZ4 when that pays (or as `compress` says), and interleaved fairly with other streams.
     public func send(_ message: [UInt8], on stream: StreamID, finish: Bool = false, compress: Bool? = nil) throws(ChannelError) {
         guard self.isEstablished else { throw .protocolViolation("channel not established") }
-        guard var s = self.streams[stream] else { throw .protocolViolation("unknown stream \(stream)") }
+        guard let s = self.streams[stream] else { throw .protocolViolation("unknown stream \(stream)") }
         guard !s.localFinished else { throw .protocolViolation("stream \(stream) already finished") }
         guard message.count <= self.config.maxMessageSize else {
             throw .messageTooLarge(declared: message.count, limit: self.config.maxMessageSize)
@@ -442,7 +447,6 @@ public final class SecureConnection {
         }
         s.outgoing.append(OutgoingMessage(body: body, offset: 0, flags: flags, originalLength: message.count))
         self.queuedBytes += body.count
-        self.streams[stream] = s
         if !self.readyStreams.contains(stream) { self.readyStreams.append(stream) }
     }
 
@@ -528,11 +532,11 @@ public final class SecureConnection {
             while out.count - plainStart < maxPlain - 64, !self.readyStreams.isEmpty, rounds < self.readyStreams.count * 2 {
                 rounds += 1
                 let id = self.readyStreams.removeFirst()
-                guard var s = self.streams[id], s.hasPending else { continue }
+                guard let s = self.streams[id], s.hasPending else { continue }
                 if s.sendWindow <= 0 {
                     continue  // re-added on WINDOW
                 }
-                var msg = s.outgoing[s.outgoingHead]
+                let msg = s.outgoing[s.outgoingHead]
                 let room = maxPlain - (out.count - plainStart) - 32
                 let remaining = msg.body.count - msg.offset
                 let chunk = min(remaining, room, s.sendWindow)
@@ -563,7 +567,6 @@ public final class SecureConnection {
                 out.append(contentsOf: frameHead.bytes)
                 out.append(contentsOf: header.bytes)
                 out.append(contentsOf: msg.body[msg.offset..<(msg.offset + chunk)])
-                msg.offset += chunk
                 s.sendWindow -= chunk
                 self.queuedBytes -= chunk
                 if isLast {
@@ -572,16 +575,18 @@ public final class SecureConnection {
                     if s.outgoingHead == s.outgoing.count {
                         s.outgoing.removeAll()
                         s.outgoingHead = 0
+                    } else if s.outgoingHead > 1024 {
+                        s.outgoing.removeFirst(s.outgoingHead)
+                        s.outgoingHead = 0
                     }
                 } else {
-                    s.outgoing[s.outgoingHead] = msg
+                    s.outgoing[s.outgoingHead].offset += chunk
                 }
                 let done = s.localFinished && !s.hasPending && s.remoteFinished && s.partial == nil
                 if done {
                     self.streams[id] = nil
-                } else {
-                    self.streams[id] = s
-                    if s.hasPending { self.readyStreams.append(id) }
+                } else if s.hasPending {
+                    self.readyStreams.append(id)
                 }
             }
             let plainCount = out.count - plainStart

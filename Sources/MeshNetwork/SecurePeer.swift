@@ -118,7 +118,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
     public func openStream(_ protocolName: String) throws(ChannelError) -> StreamID {
         let s = try self.channel.openStream(protocolName: protocolName)
         self.streamProtocols[s] = protocolName
-        self.flush()
+        self.scheduleFlush()
         return s
     }
 
@@ -137,20 +137,20 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
         let p = self.streamProtocols[stream] ?? "?"
         self.bytesOutByProtocol[p, default: 0] += message.count
         self.messagesOutByProtocol[p, default: 0] += 1
-        self.flush()
+        self.scheduleFlush()
     }
 
     /// Resets a stream.
     public func reset(_ stream: StreamID, code: UInt16 = ChannelCode.cancelled) {
         self.channel.reset(stream: stream, code: code)
         self.streamProtocols[stream] = nil
-        self.flush()
+        self.scheduleFlush()
     }
 
     /// Sends a ping.
     public func ping(_ payload: [UInt8]) {
         self.channel.ping(payload)
-        self.flush()
+        self.scheduleFlush()
     }
 
     /// Bytes waiting in the socket's send queue.
@@ -167,6 +167,20 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
         if !bytes.isEmpty && self.socket.isOpen { self.socket.write(bytes) }
         self.socket.closeAfterFlush()
         self.finish(error: nil, socket: .local)
+    }
+
+    private var flushScheduled = false
+
+    /// Flushes once, after the loop's current batch of events: many sends made in one
+    /// callback leave in one `writev` and in as few transport messages as possible.
+    func scheduleFlush() {
+        guard !self.flushScheduled else { return }
+        self.flushScheduled = true
+        self.loop.deferUntilIdle { [weak self] in
+            guard let self else { return }
+            self.flushScheduled = false
+            self.flush()
+        }
     }
 
     /// Moves encrypted bytes to the socket while it has room. While data waits behind a

@@ -49,6 +49,7 @@ public final class EventLoop: @unchecked Sendable {
     private var timerActions: [UInt64: () -> Void] = [:]
     private var nextTimerID: UInt64 = 1
     private var events = [csys_event](repeating: csys_event(), count: 256)
+    private var deferred: [() -> Void] = []
     /// A read buffer shared by every socket of this loop (so idle sockets hold none).
     var readBuffer = [UInt8](repeating: 0, count: 256 * 1024)
 
@@ -134,6 +135,14 @@ public final class EventLoop: @unchecked Sendable {
         return TimerID(raw: id)
     }
 
+    /// Runs `action` on the loop after the current batch of events, before the loop waits
+    /// again. Producers use it to coalesce many small writes into one system call.
+    /// Loop thread only.
+    public func deferUntilIdle(_ action: @escaping () -> Void) {
+        self.assertInLoop()
+        self.deferred.append(action)
+    }
+
     /// Cancels a timer (no effect if it already ran). Loop thread only.
     public func cancel(_ timer: TimerID) {
         self.assertInLoop()
@@ -151,6 +160,16 @@ public final class EventLoop: @unchecked Sendable {
         guard first else { return }
         _ = csys_eventfd_signal(self.wakeFd)
         if !self.inLoop { self.finished.wait() }
+    }
+
+    private func runDeferred() {
+        var rounds = 0
+        while !self.deferred.isEmpty && rounds < 16 {
+            rounds += 1
+            let batch = self.deferred
+            self.deferred.removeAll(keepingCapacity: true)
+            for action in batch { action() }
+        }
     }
 
     // MARK: Registration (loop thread)
@@ -209,7 +228,8 @@ public final class EventLoop: @unchecked Sendable {
                     break
                 }
             }
-            if self.pending.withLock({ !$0.tasks.isEmpty || $0.stopping }) { timeout = 0 }
+            self.runDeferred()
+            if self.pending.withLock({ !$0.tasks.isEmpty || $0.stopping }) || !self.deferred.isEmpty { timeout = 0 }
             let n = self.events.withUnsafeMutableBufferPointer { buf in
                 csys_epoll_wait(self.epfd, buf.baseAddress!, Int32(buf.count), timeout)
             }

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import MeshChannel
+import MeshCLI
+import MeshCodec
+import MeshCrypto
+import MeshNetwork
+import MeshSockets
+import Synchronization
+
+let benchGenesis = [UInt8](repeating: 0x42, count: 32)
+
+/// CPU time of this process (user + system) in nanoseconds.
+func processCPUNanos() -> UInt64 {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let u = UInt64(usage.ru_utime.tv_sec) * 1_000_000_000 + UInt64(usage.ru_utime.tv_usec) * 1000
+    let s = UInt64(usage.ru_stime.tv_sec) * 1_000_000_000 + UInt64(usage.ru_stime.tv_usec) * 1000
+    return u + s
+}
+
+extension MeshBench {
+    /// The server half of `meshbench channel`, run in its own process.
+    struct ChannelServer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "channel-server", abstract: "Benchmark server (started by `meshbench channel`).", shouldDisplay: false)
+
+        @Option var mode: String = "secure"
+
+        func run() async throws {
+            let loop = try EventLoop(name: "bench.server")
+            let server = BenchServer(loop: loop)
+            let port: UInt16 = try await loop.submit { try server.start(raw: self.mode == "raw") }
+            StandardOutput.line("PORT \(port)")
+            // Serve until stdin closes (the client process exits).
+            while let line = readLine(), line != "quit" {}
+            loop.shutdown()
+        }
+    }
+
+    /// Secure channel throughput, message rate, handshakes and idle memory vs raw TCP and TLS 1.3.
+    struct Channel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Secure channel on loopback, two processes: bulk GB/s vs raw TCP and TLS 1.3, 1 KiB msg/s, handshakes/s, idle memory.")
+
+        @Option(help: "MiB to transfer in the bulk tests.")
+        var megabytes: Int = 1024
+        @Option(help: "1 KiB messages to send in the message-rate test.")
+        var messages: Int = 300_000
+        @Option(help: "Handshakes to run.")
+        var handshakes: Int = 4000
+        @Option(help: "Idle connections to open for the memory test.")
+        var idle: Int = 1000
+        @Flag(help: "Skip the TLS anchor.")
+        var noTLS = false
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            var results: [(String, String, String)] = []
+            let total = self.megabytes << 20
+
+            // (b) raw TCP with the same harness.
+            let raw = try ServerProcess(mode: "raw")
+            let rawGBs = try await BenchClient.rawBulk(port: raw.port, bytes: total)
+            raw.stop()
+            // (a) secure bulk, (d) messages, (e) handshakes, (f) idle memory.
+            let sec = try ServerProcess(mode: "secure")
+            let client = try BenchClient(port: sec.port)
+            let secGBs = try await client.bulk(bytes: total)
+            let msgRate = try await client.messageRate(count: self.messages, size: 1024)
+            let hs = try await client.handshakes(count: self.handshakes, concurrency: 32)
+            let mem = try await client.idleMemory(count: self.idle)
+            client.stop()
+            sec.stop()
+            // (c) TLS 1.3 with Python's ssl module over OpenSSL, in the same run.
+            let tlsGBs = self.noTLS ? nil : Self.tls(megabytes: self.megabytes)
+
+            results.append(("(a) bulk, secure channel", "\(fmt(secGBs, 3)) GB/s", "target >= 0.6 x raw and >= 3 x TLS"))
+            results.append(("(b) bulk, raw TCP (same harness)", "\(fmt(rawGBs, 3)) GB/s", "ratio secure/raw = \(fmt(secGBs / rawGBs, 2))"))
+            if let tlsGBs {
+                results.append(("(c) bulk, TLS 1.3 (python ssl, OpenSSL)", "\(fmt(tlsGBs, 3)) GB/s", "ratio secure/TLS = \(fmt(secGBs / tlsGBs, 2))"))
+            } else {
+                results.append(("(c) bulk, TLS 1.3 (python ssl)", "unavailable", ""))
+            }
+            results.append(("(d) 1 KiB messages, one stream", "\(fmt(msgRate, 0)) msg/s", ""))
+            results.append(("(e) handshakes (32 concurrent)", "\(fmt(hs.perSecond, 0)) /s", "target >= 2000 /s"))
+            results.append(("(e) CPU per handshake, client side", "\(fmt(hs.clientMicros, 1)) us", "target <= 250 us"))
+            results.append(("(e) CPU per handshake, server side", "\(fmt(hs.serverMicros, 1)) us", "target <= 250 us"))
+            results.append(("(f) server memory per idle connection (\(self.idle) open)", "\(fmt(mem / 1024, 1)) KiB", "target <= 64 KiB"))
+
+            if self.json {
+                try JSONOutput.print(results.map { ["name": $0.0, "value": $0.1, "note": $0.2] })
+            } else {
+                StandardOutput.line("secure channel benchmark, loopback, client and server in separate processes")
+                for r in results { StandardOutput.line(pad(r.0, 52) + pad(r.1, 16) + r.2) }
+            }
+        }
+
+        static func tls(megabytes: Int) -> Double? {
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("bench/tls_loopback.py").path
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", script, String(megabytes)]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { return nil }
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { return nil }
+            return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+}
+
+/// A `meshbench channel-server` child process.
+final class ServerProcess {
+    let process = Process()
+    let input = Pipe()
+    let port: UInt16
+
+    init(mode: String) throws {
+        self.process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        self.process.arguments = ["channel-server", "--mode", mode]
+        let out = Pipe()
+        self.process.standardOutput = out
+        self.process.standardInput = self.input
+        try self.process.run()
+        var line = ""
+        let handle = out.fileHandleForReading
+        while !line.hasSuffix("\n") {
+            let d = handle.readData(ofLength: 1)
+            if d.isEmpty { break }
+            line += String(decoding: d, as: UTF8.self)
+        }
+        guard line.hasPrefix("PORT "), let p = UInt16(line.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw CommandFailure("benchmark server did not start")
+        }
+        self.port = p
+    }
+
+    func stop() {
+        try? self.input.fileHandleForWriting.write(contentsOf: Data("quit\n".utf8))
+        try? self.input.fileHandleForWriting.close()
+        self.process.waitUntilExit()
+    }
+}
+
+/// The server side: counts what arrives, acknowledges ends of transfers, reports stats.
+final class BenchServer: SecurePeerDelegate, TCPConnectionDelegate, @unchecked Sendable {
+    // Safety: confined to the server's event loop.
+    let loop: EventLoop
+    var host: SecureHost?
+    var listener: TCPListener?
+    var rawCounts: [ObjectIdentifier: Int] = [:]
+    var rawExpect: [ObjectIdentifier: Int] = [:]
+    var received = 0
+
+    init(loop: EventLoop) { self.loop = loop }
+
+    func start(raw: Bool) throws -> UInt16 {
+        let any = SocketAddress("127.0.0.1:0")!
+        if raw {
+            let l = try TCPListener(loop: self.loop, address: any, tracker: ConnectionTracker()) { [unowned self] c in c.delegate = self }
+            self.listener = l
+            return l.localAddress.port
+        }
+        var limits = ConnectionLimits()
+        limits.maxInbound = 5000
+        limits.maxTotal = 6000
+        let host = SecureHost(loop: self.loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey()), limits: limits) {
+            Hello(genesisHash: benchGenesis)
+        }
+        host.delegate = self
+        self.host = host
+        return try host.listen(on: any).port
+    }
+
+    // Secure side.
+    func peerReady(_ peer: SecurePeer) {}
+    func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) {}
+    func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
+        self.received += message.count
+        if message == Array("stats".utf8) {
+            let reply = "\(processCPUNanos()) \(currentRSSBytes()) \(self.host?.peers.count ?? 0)"
+            try? peer.send(Array(reply.utf8), on: stream)
+        } else if message == Array("end".utf8) {
+            try? peer.send(Array("\(self.received)".utf8), on: stream)
+        }
+    }
+    func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) {}
+    func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {}
+
+    // Raw side: the first 8 bytes say how many follow; one byte is echoed at the end.
+    func connectionDidOpen(_ connection: TCPConnection) {}
+    func connection(_ connection: TCPConnection, didRead bytes: [UInt8]) {
+        let id = ObjectIdentifier(connection)
+        var count = self.rawCounts[id, default: 0]
+        if count == 0 && self.rawExpect[id] == nil && bytes.count >= 8 {
+            var r = ByteReader(Array(bytes.prefix(8)))
+            self.rawExpect[id] = Int(try! r.u64())
+            count -= 8
+        }
+        count += bytes.count
+        self.rawCounts[id] = count
+        if let e = self.rawExpect[id], count >= e {
+            connection.write([1])
+            self.rawExpect[id] = Int.max
+        }
+    }
+    func connectionDidDrain(_ connection: TCPConnection) {}
+    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) { self.rawCounts[ObjectIdentifier(connection)] = nil }
+}
