@@ -48,6 +48,10 @@ let package = Package(
         // Incentive engine (pure).
         .target(name: "MeshIncentive", dependencies: ["MeshCodec"], swiftSettings: strict),
 
+        // Chain: blocks, transactions, the subnet state machine (sans-IO), and its store.
+        .target(name: "MeshChain", dependencies: ["MeshIncentive", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        .target(name: "MeshStore", dependencies: ["CSQLite", "MeshChain", "MeshCodec"], swiftSettings: strict),
+
         // Command-line support shared by the executables.
         .target(
             name: "MeshCLI",
@@ -87,6 +91,7 @@ let package = Package(
         .testTarget(name: "MeshIncentiveTests", dependencies: ["MeshIncentive", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChannelTests", dependencies: ["MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,298 @@
+import MeshCodec
+import MeshCrypto
+
+/// The outcome of importing a block.
+public enum ImportOutcome: Equatable, Sendable {
+    /// Stored; `newBest` when the best chain moved to it (possibly by a reorg).
+    case imported(newBest: Bool, reorgDepth: Int)
+    case alreadyKnown
+}
+
+/// The chain as a node holds it: the finalized block, the tree of unfinalized blocks above
+/// it (each with its state), fork choice, and the store. Not thread-safe: the node's event
+/// loop owns it. Time enters as a value (`now` in ms) so the simulator can drive it.
+///
+/// Fork choice: among chains that contain the finalized block, the longest; on equal length
+/// the one seen first stays best.
+public final class ChainCore {
+    public let spec: ChainSpec
+    public let genesisHash: Hash32
+    public var context: ExecutionContext
+    public let store: any BlockStore
+
+    /// Unfinalized blocks (and the finalized head) with their post-states.
+    struct Entry {
+        var header: BlockHeader
+        var state: ChainState
+        var children: [Hash32]
+    }
+
+    var entries: [Hash32: Entry] = [:]
+    public private(set) var best: ChainPointer
+    public private(set) var finalized: ChainPointer
+    /// Blocks imported / rejected, for metrics.
+    public private(set) var importedCount = 0
+    public private(set) var rejectedCount = 0
+    /// Snapshot the finalized state at most every this many blocks.
+    public var snapshotInterval: UInt64 = 64
+    var lastSnapshot: UInt64 = 0
+
+    /// Opens the chain: from the store's latest snapshot and blocks if present, else genesis.
+    public init(spec: ChainSpec, store: any BlockStore, checkSignatures: Bool = true) throws {
+        self.spec = spec
+        self.store = store
+        let (genesisBlock, genesisState) = spec.genesis()
+        self.genesisHash = genesisBlock.hash
+        self.context = ExecutionContext(genesis: genesisBlock.hash, checkSignatures: checkSignatures)
+        let g = ChainPointer(number: 0, hash: genesisBlock.hash)
+        self.best = g
+        self.finalized = g
+        if let stored = try store.canonicalHash(0), stored != genesisBlock.hash {
+            throw ChainStoreError.genesisMismatch(stored: stored.hex, spec: genesisBlock.hash.hex)
+        }
+        // Start from the newest state snapshot, or genesis.
+        var baseRef = g
+        var baseState = genesisState
+        var baseHeader = genesisBlock.header
+        if let (ref, bytes) = try store.latestState(), let block = try store.block(ref.hash) {
+            do {
+                baseState = try ChainState.decode(bytes)
+                baseRef = ref
+                baseHeader = block.header
+            } catch {
+                throw ChainStoreError.corrupt("state snapshot at \(ref): \(error)")
+            }
+        } else if try store.canonicalHash(0) == nil {
+            try store.transaction {
+                try store.putBlock(genesisBlock)
+                try store.setCanonical(fromNumber: 0, hashes: [genesisBlock.hash], tip: 0)
+            }
+        }
+        self.entries[baseRef.hash] = Entry(header: baseHeader, state: baseState, children: [])
+        self.finalized = baseRef
+        self.best = baseRef
+        self.lastSnapshot = baseRef.number
+        // Replay the stored canonical chain above the snapshot (re-executing each block).
+        let storedFinal = try store.finalized() ?? baseRef
+        var n = baseRef.number + 1
+        var replayContext = self.context
+        replayContext.checkSignatures = false  // these blocks were verified when first imported
+        while let h = try store.canonicalHash(n), let block = try store.block(h) {
+            let parent = self.entries[block.header.parentHash]!
+            var state = parent.state
+            do { _ = try state.applyBlock(block, parentSlot: parent.header.slot, now: nil, context: replayContext) } catch {
+                throw ChainStoreError.corrupt("stored block #\(n) does not apply: \(error)")
+            }
+            self.entries[h] = Entry(header: block.header, state: state, children: [])
+            self.entries[block.header.parentHash]!.children.append(h)
+            self.best = ChainPointer(number: n, hash: h)
+            n += 1
+        }
+        if storedFinal.number > self.finalized.number, self.entries[storedFinal.hash] != nil {
+            try self.finalize(storedFinal.hash, justification: nil, persist: false)
+        }
+    }
+
+    // MARK: Reads
+
+    public var bestState: ChainState { self.entries[self.best.hash]!.state }
+    public var finalizedState: ChainState { self.entries[self.finalized.hash]!.state }
+    public var bestHeader: BlockHeader { self.entries[self.best.hash]!.header }
+
+    /// The state after block `hash`, if it is the finalized head or above it.
+    public func state(at hash: Hash32) -> ChainState? { self.entries[hash]?.state }
+    public func header(_ hash: Hash32) -> BlockHeader? {
+        if let e = self.entries[hash] { return e.header }
+        return (try? self.store.block(hash))?.header
+    }
+    public func contains(_ hash: Hash32) -> Bool { self.entries[hash] != nil || ((try? self.store.block(hash)) ?? nil) != nil }
+
+    /// A block by hash.
+    public func block(_ hash: Hash32) -> Block? { try? self.store.block(hash) }
+    /// The best chain's block at `number`.
+    public func block(number: UInt64) -> Block? {
+        guard let h = try? self.store.canonicalHash(number) else { return nil }
+        return try? self.store.block(h)
+    }
+    public func canonicalHash(_ number: UInt64) -> Hash32? { (try? self.store.canonicalHash(number)) ?? nil }
+
+    /// Whether `descendant` is `ancestor` or built on it (within the unfinalized tree, or on
+    /// the canonical chain for older blocks).
+    public func isDescendant(_ descendant: Hash32, of ancestor: Hash32) -> Bool {
+        if descendant == ancestor { return true }
+        guard let a = self.header(ancestor) else { return false }
+        var cursor = descendant
+        while let h = self.header(cursor), h.number > a.number {
+            cursor = h.parentHash
+        }
+        return cursor == ancestor
+    }
+
+    /// The hashes from `hash` back to (and excluding) the block at `stopNumber`.
+    public func ancestry(of hash: Hash32, downTo stopNumber: UInt64) -> [Hash32] {
+        var out: [Hash32] = []
+        var cursor = hash
+        while let h = self.header(cursor), h.number > stopNumber {
+            out.append(cursor)
+            cursor = h.parentHash
+        }
+        return out
+    }
+
+    /// Unfinalized leaves (chain heads).
+    public var leaves: [ChainPointer] {
+        self.entries.filter { $0.value.children.isEmpty }.map { ChainPointer(number: $0.value.header.number, hash: $0.key) }
+    }
+
+    // MARK: Import
+
+    /// Checks and imports a block whose parent is known. `now` is wall-clock ms (nil skips the
+    /// future-timestamp check, for re-imports).
+    @discardableResult
+    public func importBlock(_ block: Block, now: UInt64?) throws(BlockError) -> ImportOutcome {
+        let hash = block.hash
+        if self.entries[hash] != nil { return .alreadyKnown }
+        if block.number <= self.finalized.number {
+            if self.canonicalHash(block.number) == hash { return .alreadyKnown }
+            self.rejectedCount += 1
+            throw .conflictsWithFinalized
+        }
+        guard let parent = self.entries[block.header.parentHash] else {
+            self.rejectedCount += 1
+            throw .unknownParent(block.header.parentHash)
+        }
+        var state = parent.state
+        do { _ = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: self.context) } catch {
+            self.rejectedCount += 1
+            throw error
+        }
+        self.entries[hash] = Entry(header: block.header, state: state, children: [])
+        self.entries[block.header.parentHash]!.children.append(hash)
+        self.importedCount += 1
+        var outcome = ImportOutcome.imported(newBest: false, reorgDepth: 0)
+        do {
+            try self.store.transaction {
+                try self.store.putBlock(block)
+                if block.number > self.best.number {
+                    let depth = try self.moveBest(to: ChainPointer(number: block.number, hash: hash))
+                    outcome = .imported(newBest: true, reorgDepth: depth)
+                }
+            }
+        } catch {
+            throw .malformed("store: \(error)")
+        }
+        return outcome
+    }
+
+    /// Points the best chain at `tip`, rewriting the canonical index; returns the reorg depth.
+    func moveBest(to tip: ChainPointer) throws -> Int {
+        let old = self.best
+        // Walk back from the new tip until the canonical chain is met.
+        var path: [Hash32] = []
+        var cursor = tip.hash
+        var number = tip.number
+        while number > 0 {
+            if try self.store.canonicalHash(number) == cursor && number <= old.number { break }
+            path.append(cursor)
+            var header = self.entries[cursor]?.header
+            if header == nil { header = try self.store.block(cursor)?.header }
+            guard let h = header else { break }
+            cursor = h.parentHash
+            number -= 1
+        }
+        let forkPoint = number
+        path.reverse()
+        try self.store.setCanonical(fromNumber: forkPoint + 1, hashes: path, tip: tip.number)
+        self.best = tip
+        return old.number > forkPoint ? Int(old.number - forkPoint) : 0
+    }
+
+    /// Marks `hash` final with its justification: prunes forks that do not contain it, and
+    /// snapshots the state now and then. Finality never moves backwards or sideways.
+    public func finalize(_ hash: Hash32, justification: [UInt8]?, persist: Bool = true) throws {
+        guard let entry = self.entries[hash] else { throw ChainStoreError.unknownBlock(hash.hex) }
+        let number = entry.header.number
+        guard number > self.finalized.number else {
+            if number == self.finalized.number && hash == self.finalized.hash {
+                if persist, let j = justification { try self.store.setFinalized(self.finalized, justification: j) }
+                return
+            }
+            throw ChainStoreError.finalityRegression(from: self.finalized.number, to: number)
+        }
+        guard self.isDescendant(hash, of: self.finalized.hash) else { throw ChainStoreError.finalityConflict(hash.hex) }
+        let ref = ChainPointer(number: number, hash: hash)
+        // If the finalized block is not on the best chain, the best chain follows it.
+        if !self.isDescendant(self.best.hash, of: hash) {
+            let tip = self.longestLeaf(under: hash)
+            try self.store.transaction { _ = try self.moveBest(to: tip) }
+        }
+        self.finalized = ref
+        if persist {
+            try self.store.transaction {
+                try self.store.setFinalized(ref, justification: justification)
+                if number >= self.lastSnapshot + self.snapshotInterval {
+                    try self.store.putState(ref, state: entry.state.encoded)
+                    self.lastSnapshot = number
+                }
+            }
+        }
+        // Prune everything not descending from the new finalized block.
+        var keep: Set<Hash32> = [hash]
+        var frontier = [hash]
+        while let h = frontier.popLast() {
+            for c in self.entries[h]?.children ?? [] where keep.insert(c).inserted { frontier.append(c) }
+        }
+        self.entries = self.entries.filter { keep.contains($0.key) }
+    }
+
+    /// Writes a state snapshot of the finalized block now (on shutdown).
+    public func snapshotFinalized() throws {
+        try self.store.putState(self.finalized, state: self.finalizedState.encoded)
+        self.lastSnapshot = self.finalized.number
+    }
+
+    func longestLeaf(under root: Hash32) -> ChainPointer {
+        var bestRef = ChainPointer(number: self.entries[root]!.header.number, hash: root)
+        var stack = [root]
+        while let h = stack.popLast() {
+            let e = self.entries[h]!
+            if e.header.number > bestRef.number { bestRef = ChainPointer(number: e.header.number, hash: h) }
+            stack.append(contentsOf: e.children)
+        }
+        return bestRef
+    }
+
+    // MARK: Production
+
+    /// Builds and imports a block on the best chain for `slot`, if `key` owns that slot.
+    public func produce(slot: UInt64, timestamp: UInt64, key: Ed25519.PrivateKey, candidates: [Transaction]) throws -> Block? {
+        let parent = self.entries[self.best.hash]!
+        guard slot > parent.header.slot else { return nil }
+        var probe = parent.state
+        probe.beginBlock(number: parent.header.number + 1, timestamp: timestamp)
+        guard probe.slotAuthor(slot) == key.publicKey else { return nil }
+        let (block, _, _) = parent.state.buildBlock(parentHash: self.best.hash, slot: slot, timestamp: timestamp,
+                                                    candidates: candidates, producer: key, context: self.context)
+        do { try self.importBlock(block, now: timestamp) } catch { throw ChainStoreError.corrupt("own block rejected: \(error)") }
+        return block
+    }
+}
+
+/// Store-level failures.
+public enum ChainStoreError: Error, CustomStringConvertible {
+    case genesisMismatch(stored: String, spec: String)
+    case corrupt(String)
+    case unknownBlock(String)
+    case finalityRegression(from: UInt64, to: UInt64)
+    case finalityConflict(String)
+
+    public var description: String {
+        switch self {
+        case .genesisMismatch(let s, let c): return "the database holds another chain (genesis \(s)); the chain spec's genesis is \(c)"
+        case .corrupt(let s): return "store corrupt: \(s)"
+        case .unknownBlock(let h): return "unknown block \(h)"
+        case .finalityRegression(let f, let t): return "finality cannot move back from #\(f) to #\(t)"
+        case .finalityConflict(let h): return "\(h) conflicts with the finalized chain"
+        }
+    }
+}

@@ -1,0 +1,210 @@
+import MeshCodec
+import MeshCrypto
+import MeshIncentive
+
+/// A chain specification: name, bootnodes, parameters and the genesis state (the file
+/// `tensormesh genesis new` writes and `tensormesh run --chain FILE` reads).
+public struct ChainSpec: Sendable {
+    public struct Validator: Sendable, Equatable {
+        public var hotkey: AccountID
+        public var coldkey: AccountID
+        public var stake: Rao
+
+        public init(hotkey: AccountID, coldkey: AccountID, stake: Rao) {
+            self.hotkey = hotkey
+            self.coldkey = coldkey
+            self.stake = stake
+        }
+    }
+
+    public struct SubnetSpec: Sendable, Equatable {
+        public var netuid: UInt16
+        public var name: String
+        public var owner: AccountID
+        public var ownerHotkey: AccountID
+        public var params: SubnetParams
+
+        public init(netuid: UInt16, name: String, owner: AccountID, ownerHotkey: AccountID, params: SubnetParams) {
+            self.netuid = netuid
+            self.name = name
+            self.owner = owner
+            self.ownerHotkey = ownerHotkey
+            self.params = params
+        }
+    }
+
+    public var name: String
+    public var id: String
+    public var bootnodes: [String]
+    public var params: ChainParams
+    public var genesisTimestamp: UInt64
+    public var sudo: AccountID?
+    public var balances: [(AccountID, Rao)]
+    public var validators: [Validator]
+    public var subnets: [SubnetSpec]
+
+    public init(name: String, id: String, params: ChainParams = ChainParams()) {
+        self.name = name
+        self.id = id
+        self.bootnodes = []
+        self.params = params
+        self.genesisTimestamp = 0
+        self.balances = []
+        self.validators = []
+        self.subnets = []
+    }
+
+    /// Why a chain spec is unusable; names the field.
+    public struct SpecError: Error, CustomStringConvertible {
+        public var field: String
+        public var reason: String
+        public var description: String { "\(self.field): \(self.reason)" }
+    }
+
+    // MARK: Genesis
+
+    /// The genesis state.
+    public func genesisState() -> ChainState {
+        var s = ChainState(params: self.params)
+        s.sudo = self.sudo
+        s.lastTimestamp = self.genesisTimestamp
+        var issued: Rao = 0
+        for (a, b) in self.balances {
+            s.balances[a] = s.balance(a) + b
+            issued += b
+        }
+        let rootOwner = self.sudo ?? (self.validators.first?.coldkey ?? Ed25519.PublicKey.zero)
+        s.subnets[0] = Subnet(netuid: 0, name: "root", owner: rootOwner, ownerHotkey: rootOwner, block: 0, locked: 0, params: SubnetParams())
+        for v in self.validators {
+            let key = StakeKey(coldkey: v.coldkey, hotkey: v.hotkey, netuid: 0)
+            s.stakes[key] = (s.stakes[key] ?? 0) + v.stake
+            issued += v.stake
+        }
+        for sub in self.subnets {
+            var subnet = Subnet(netuid: sub.netuid, name: sub.name, owner: sub.owner, ownerHotkey: sub.ownerHotkey, block: 0,
+                                locked: 0, params: sub.params)
+            subnet.neurons.append(Neuron(hotkey: sub.ownerHotkey, coldkey: sub.owner, block: 0))
+            // Stagger the first epochs of subnets with the same tempo.
+            subnet.lastEpochBlock = 0
+            s.subnets[sub.netuid] = subnet
+        }
+        s.totalIssuance = issued
+        s.authorities = s.computeAuthorities()
+        return s
+    }
+
+    /// The genesis block (number 0, unsigned) and its state.
+    public func genesis() -> (Block, ChainState) {
+        var state = self.genesisState()
+        let header = BlockHeader(parentHash: .zero, number: 0, slot: self.genesisTimestamp / self.params.slotDurationMs,
+                                 timestamp: self.genesisTimestamp, stateRoot: state.stateRoot(),
+                                 transactionsRoot: Block.transactionsRoot([]), producer: .zero)
+        return (Block(header: header, transactions: []), state)
+    }
+
+    // MARK: JSON
+
+    public func json() -> JSONValue {
+        let p = self.params
+        func hyper(_ sp: SubnetParams) -> JSONValue {
+            .object(Hyperparameter.allCases.map { ($0.name, .int(sp.value($0))) })
+        }
+        return .object([
+            ("name", .string(self.name)),
+            ("id", .string(self.id)),
+            ("bootnodes", .array(self.bootnodes.map { .string($0) })),
+            ("params", .object([
+                ("slotDurationMs", .int(p.slotDurationMs)), ("baseFee", .int(p.baseFee)),
+                ("authorityEpochLength", .int(p.authorityEpochLength)), ("maxAuthorities", .int(p.maxAuthorities)),
+                ("authorityChangeDelay", .int(p.authorityChangeDelay)),
+                ("initialBlockEmission", .int(p.emission.initialBlockEmission)), ("supplyCap", .int(p.emission.supplyCap)),
+                ("subnetLimit", .int(p.subnetLimit)), ("minLockCost", .int(p.minLockCost)),
+                ("lockReductionInterval", .int(p.lockReductionInterval)), ("burnHalfLife", .int(p.burnHalfLife)),
+                ("maxRegistrationsPerBlock", .int(p.maxRegistrationsPerBlock)), ("minValidatorStake", .int(p.minValidatorStake)),
+            ])),
+            ("genesis", .object([
+                ("timestamp", .int(self.genesisTimestamp)),
+                ("sudo", self.sudo.map { .string($0.hex) } ?? .null),
+                ("balances", .array(self.balances.map { .array([.string($0.0.hex), .int($0.1)]) })),
+                ("validators", .array(self.validators.map {
+                    .object([("hotkey", .string($0.hotkey.hex)), ("coldkey", .string($0.coldkey.hex)), ("stake", .int($0.stake))])
+                })),
+                ("subnets", .array(self.subnets.map {
+                    .object([("netuid", .int($0.netuid)), ("name", .string($0.name)), ("owner", .string($0.owner.hex)),
+                             ("ownerHotkey", .string($0.ownerHotkey.hex)), ("hyperparameters", hyper($0.params))])
+                })),
+            ])),
+        ])
+    }
+
+    public static func parse(_ bytes: [UInt8]) throws(SpecError) -> ChainSpec {
+        let v: JSONValue
+        do { v = try JSONValue.parse(bytes) } catch { throw SpecError(field: "chain spec", reason: error.description) }
+        func str(_ v: JSONValue?, _ f: String) throws(SpecError) -> String {
+            guard let s = v?.string else { throw SpecError(field: f, reason: "missing or not a string") }
+            return s
+        }
+        func u64(_ v: JSONValue?, _ f: String) throws(SpecError) -> UInt64 {
+            guard let x = v?.uint64 else { throw SpecError(field: f, reason: "missing or not a non-negative integer") }
+            return x
+        }
+        func key(_ v: JSONValue?, _ f: String) throws(SpecError) -> AccountID {
+            guard let s = v?.string, let k = AccountID(hex: s.hasPrefix("0x") ? String(s.dropFirst(2)) : s) else {
+                throw SpecError(field: f, reason: "expected 64 hex digits")
+            }
+            return k
+        }
+        var spec = ChainSpec(name: try str(v["name"], "name"), id: try str(v["id"], "id"))
+        spec.bootnodes = (v["bootnodes"]?.array ?? []).compactMap(\.string)
+        if let p = v["params"] {
+            var cp = ChainParams()
+            if let x = p["slotDurationMs"]?.uint64 { cp.slotDurationMs = x }
+            if let x = p["baseFee"]?.uint64 { cp.baseFee = x }
+            if let x = p["authorityEpochLength"]?.uint64 { cp.authorityEpochLength = max(1, x) }
+            if let x = p["maxAuthorities"]?.uint64 { cp.maxAuthorities = max(1, x) }
+            if let x = p["authorityChangeDelay"]?.uint64 { cp.authorityChangeDelay = x }
+            if let x = p["initialBlockEmission"]?.uint64 { cp.emission.initialBlockEmission = x }
+            if let x = p["supplyCap"]?.uint64 { cp.emission.supplyCap = x }
+            if let x = p["subnetLimit"]?.uint64 { cp.subnetLimit = x }
+            if let x = p["minLockCost"]?.uint64 { cp.minLockCost = x }
+            if let x = p["lockReductionInterval"]?.uint64 { cp.lockReductionInterval = max(1, x) }
+            if let x = p["burnHalfLife"]?.uint64 { cp.burnHalfLife = max(1, x) }
+            if let x = p["maxRegistrationsPerBlock"]?.uint64 { cp.maxRegistrationsPerBlock = x }
+            if let x = p["minValidatorStake"]?.uint64 { cp.minValidatorStake = x }
+            guard cp.slotDurationMs >= 100 else { throw SpecError(field: "params.slotDurationMs", reason: "at least 100") }
+            spec.params = cp
+        }
+        guard let g = v["genesis"] else { throw SpecError(field: "genesis", reason: "missing") }
+        spec.genesisTimestamp = g["timestamp"]?.uint64 ?? 0
+        if let s = g["sudo"], !s.isNull { spec.sudo = try key(s, "genesis.sudo") }
+        for (i, b) in (g["balances"]?.array ?? []).enumerated() {
+            spec.balances.append((try key(b[0], "genesis.balances[\(i)][0]"), try u64(b[1], "genesis.balances[\(i)][1]")))
+        }
+        for (i, val) in (g["validators"]?.array ?? []).enumerated() {
+            spec.validators.append(Validator(hotkey: try key(val["hotkey"], "genesis.validators[\(i)].hotkey"),
+                                             coldkey: try key(val["coldkey"], "genesis.validators[\(i)].coldkey"),
+                                             stake: try u64(val["stake"], "genesis.validators[\(i)].stake")))
+        }
+        guard !spec.validators.isEmpty else { throw SpecError(field: "genesis.validators", reason: "at least one validator is needed") }
+        for (i, sub) in (g["subnets"]?.array ?? []).enumerated() {
+            let f = "genesis.subnets[\(i)]"
+            let netuid = try u64(sub["netuid"], "\(f).netuid")
+            guard netuid >= 1 && netuid <= 65535 else { throw SpecError(field: "\(f).netuid", reason: "1...65535") }
+            var params = SubnetParams()
+            for (name, value) in sub["hyperparameters"]?.object ?? [] {
+                guard let p = Hyperparameter(name: name) else { throw SpecError(field: "\(f).hyperparameters.\(name)", reason: "unknown") }
+                guard let x = value.uint64 else { throw SpecError(field: "\(f).hyperparameters.\(name)", reason: "not an integer") }
+                if let err = params.set(p, x) { throw SpecError(field: "\(f).hyperparameters.\(name)", reason: err) }
+            }
+            spec.subnets.append(SubnetSpec(netuid: UInt16(netuid), name: sub["name"]?.string ?? "subnet \(netuid)",
+                                           owner: try key(sub["owner"], "\(f).owner"), ownerHotkey: try key(sub["ownerHotkey"], "\(f).ownerHotkey"),
+                                           params: params))
+        }
+        return spec
+    }
+}
+
+extension Ed25519.PublicKey {
+    /// The all-zero key, used as the genesis block's "producer".
+    public static let zero = try! Ed25519.PublicKey(bytes: [UInt8](repeating: 0, count: 32))
+}

@@ -1,0 +1,255 @@
+import MeshCodec
+import MeshCrypto
+import MeshIncentive
+
+/// Chain-wide parameters, fixed by genesis (changeable by root where noted).
+public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
+    /// Milliseconds per Aura slot.
+    public var slotDurationMs: UInt64 = 2000
+    /// Minimum fee per transaction (rao); fees go to the block's producer.
+    public var baseFee: Rao = 100_000
+    /// Blocks between validator-set recomputations.
+    public var authorityEpochLength: UInt64 = 100
+    /// Largest validator set.
+    public var maxAuthorities: UInt64 = 16
+    /// Delay (blocks) of a scheduled validator-set change.
+    public var authorityChangeDelay: UInt64 = 5
+    public var emission = EmissionSchedule()
+    /// Subnets at most.
+    public var subnetLimit: UInt64 = 32
+    /// Subnet lock cost floor and its decay interval.
+    public var minLockCost: Rao = 100 * Token.tao
+    public var lockReductionInterval: UInt64 = 14 * 7200
+    /// Blocks for the registration burn to halve.
+    public var burnHalfLife: UInt64 = 360
+    /// Most registrations per subnet per block.
+    public var maxRegistrationsPerBlock: UInt64 = 4
+    /// Stake an account needs on the root subnet (netuid 0) to be a validator candidate.
+    public var minValidatorStake: Rao = 1 * Token.tao
+
+    public init() {}
+
+    public func encode(to w: inout ByteWriter) {
+        w.u64(self.slotDurationMs); w.u64(self.baseFee); w.u64(self.authorityEpochLength); w.u64(self.maxAuthorities)
+        w.u64(self.authorityChangeDelay); w.u64(self.emission.initialBlockEmission); w.u64(self.emission.supplyCap)
+        w.u64(self.subnetLimit); w.u64(self.minLockCost); w.u64(self.lockReductionInterval); w.u64(self.burnHalfLife)
+        w.u64(self.maxRegistrationsPerBlock); w.u64(self.minValidatorStake)
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        self.slotDurationMs = try r.u64(); self.baseFee = try r.u64(); self.authorityEpochLength = try r.u64()
+        self.maxAuthorities = try r.u64(); self.authorityChangeDelay = try r.u64()
+        self.emission = EmissionSchedule(initialBlockEmission: try r.u64(), supplyCap: try r.u64())
+        self.subnetLimit = try r.u64(); self.minLockCost = try r.u64(); self.lockReductionInterval = try r.u64()
+        self.burnHalfLife = try r.u64(); self.maxRegistrationsPerBlock = try r.u64(); self.minValidatorStake = try r.u64()
+        guard self.slotDurationMs >= 100 else { throw .invalidValue(field: "slotDurationMs", reason: "below 100 ms") }
+        guard self.authorityEpochLength >= 1 else { throw .invalidValue(field: "authorityEpochLength", reason: "zero") }
+    }
+}
+
+/// Stake of a coldkey on a hotkey in a subnet.
+public struct StakeKey: Hashable, Sendable, Comparable, BinaryCodable {
+    public var coldkey: AccountID
+    public var hotkey: AccountID
+    public var netuid: UInt16
+
+    public init(coldkey: AccountID, hotkey: AccountID, netuid: UInt16) {
+        self.coldkey = coldkey
+        self.hotkey = hotkey
+        self.netuid = netuid
+    }
+
+    public static func < (a: StakeKey, b: StakeKey) -> Bool {
+        if a.netuid != b.netuid { return a.netuid < b.netuid }
+        if a.hotkey != b.hotkey { return a.hotkey < b.hotkey }
+        return a.coldkey < b.coldkey
+    }
+
+    public func encode(to w: inout ByteWriter) { self.coldkey.encode(to: &w); self.hotkey.encode(to: &w); w.u16(self.netuid) }
+    public init(from r: inout ByteReader) throws(CodecError) {
+        self.coldkey = try AccountID(from: &r); self.hotkey = try AccountID(from: &r); self.netuid = try r.u16()
+    }
+}
+
+/// A pending standard validator-set change.
+public struct PendingAuthorityChange: Equatable, Sendable, BinaryCodable {
+    public var authorities: [WeightedAuthority]
+    public var enactAt: UInt64
+    public var forced: Bool
+
+    public func encode(to w: inout ByteWriter) { w.list(self.authorities); w.u64(self.enactAt); w.bool(self.forced) }
+    public init(authorities: [WeightedAuthority], enactAt: UInt64, forced: Bool) {
+        self.authorities = authorities
+        self.enactAt = enactAt
+        self.forced = forced
+    }
+    public init(from r: inout ByteReader) throws(CodecError) {
+        self.authorities = try r.list(of: WeightedAuthority.self, limit: 1024, minElementSize: 40)
+        self.enactAt = try r.u64()
+        self.forced = try r.bool()
+    }
+}
+
+/// The whole ledger state. Value type: a fork is a copy (copy-on-write of the tables).
+///
+/// The state root commits to every part: SHA-256 over the hashes of four sections (global,
+/// accounts, stake, each subnet), each hashed from its canonical (sorted) encoding. Section
+/// hashes are cached and recomputed only when a section changed.
+public struct ChainState: Sendable {
+    public var params: ChainParams
+    public var number: UInt64 = 0
+    public var lastTimestamp: UInt64 = 0
+    public var balances: [AccountID: Rao] = [:] { didSet { self.dirtyAccounts = true } }
+    public var nonces: [AccountID: UInt64] = [:] { didSet { self.dirtyAccounts = true } }
+    public var stakes: [StakeKey: Rao] = [:] { didSet { self.dirtyStake = true } }
+    public var subnets: [UInt16: Subnet] = [:] { didSet { self.dirtySubnets = true } }
+    public var totalIssuance: Rao = 0
+    /// Rao destroyed (registration burns, owner-hotkey incentive).
+    public var totalBurned: Rao = 0
+    public var sudo: AccountID?
+    public var authorities: [WeightedAuthority] = []
+    public var authoritySetId: UInt64 = 0
+    public var pendingAuthorityChange: PendingAuthorityChange?
+    public var lastLockCost: Rao = 0
+    public var lastLockBlock: UInt64 = 0
+    /// Evidence already included (hashes), so a report is accepted once.
+    public var reportedEquivocations: Set<Hash32> = []
+    /// A forced change made by a transaction in the block being built, to be signalled in its
+    /// header (always nil between blocks).
+    var forcedChangeSignal: PendingAuthorityChange?
+
+    var dirtyAccounts = true
+    var dirtyStake = true
+    var dirtySubnets = true
+    var cachedAccounts = Hash32.zero
+    var cachedStake = Hash32.zero
+    var cachedSubnets = Hash32.zero
+
+    public init(params: ChainParams) { self.params = params }
+
+    // MARK: Reads
+
+    public func balance(_ a: AccountID) -> Rao { self.balances[a] ?? 0 }
+    public func nonce(_ a: AccountID) -> UInt64 { self.nonces[a] ?? 0 }
+    public func stake(coldkey: AccountID, hotkey: AccountID, netuid: UInt16) -> Rao {
+        self.stakes[StakeKey(coldkey: coldkey, hotkey: hotkey, netuid: netuid)] ?? 0
+    }
+
+    /// Total stake on a hotkey in a subnet.
+    public func totalStake(hotkey: AccountID, netuid: UInt16) -> Rao {
+        var t: Rao = 0
+        for (k, v) in self.stakes where k.hotkey == hotkey && k.netuid == netuid { t += v }
+        return t
+    }
+
+    /// Stake per hotkey in a subnet (one pass).
+    public func stakeByHotkey(netuid: UInt16) -> [AccountID: Rao] {
+        var out: [AccountID: Rao] = [:]
+        for (k, v) in self.stakes where k.netuid == netuid { out[k.hotkey, default: 0] += v }
+        return out
+    }
+
+    /// Every rao that exists: free, staked, locked, pending. Equals issuance − burned.
+    public var accountedSupply: Rao {
+        var t: Rao = 0
+        for v in self.balances.values { t += v }
+        for v in self.stakes.values { t += v }
+        for s in self.subnets.values { t += s.locked + s.pendingServer + s.pendingValidator }
+        return t
+    }
+
+    // MARK: State root
+
+    public mutating func stateRoot() -> Hash32 {
+        if self.dirtyAccounts {
+            var w = ByteWriter(capacity: self.balances.count * 56)
+            let keys = Set(self.balances.keys).union(self.nonces.keys).sorted()
+            w.varint(keys.count)
+            for k in keys {
+                k.encode(to: &w)
+                w.u64(self.balance(k))
+                w.u64(self.nonce(k))
+            }
+            self.cachedAccounts = Hash32.of(w.bytes)
+            self.dirtyAccounts = false
+        }
+        if self.dirtyStake {
+            var w = ByteWriter(capacity: self.stakes.count * 80)
+            let keys = self.stakes.keys.sorted()
+            w.varint(keys.count)
+            for k in keys {
+                k.encode(to: &w)
+                w.u64(self.stakes[k]!)
+            }
+            self.cachedStake = Hash32.of(w.bytes)
+            self.dirtyStake = false
+        }
+        if self.dirtySubnets {
+            var w = ByteWriter()
+            for id in self.subnets.keys.sorted() { self.subnets[id]!.encode(to: &w) }
+            self.cachedSubnets = Hash32.of(w.bytes)
+            self.dirtySubnets = false
+        }
+        var g = ByteWriter(capacity: 512)
+        self.encodeGlobal(to: &g)
+        return Hash32.of(Hash32.of(g.bytes).bytes + self.cachedAccounts.bytes + self.cachedStake.bytes + self.cachedSubnets.bytes)
+    }
+
+    func encodeGlobal(to w: inout ByteWriter) {
+        self.params.encode(to: &w)
+        w.u64(self.number); w.u64(self.lastTimestamp)
+        w.u64(self.totalIssuance); w.u64(self.totalBurned)
+        w.optional(self.sudo) { w, s in s.encode(to: &w) }
+        w.list(self.authorities); w.u64(self.authoritySetId)
+        w.optional(self.pendingAuthorityChange) { w, p in p.encode(to: &w) }
+        w.u64(self.lastLockCost); w.u64(self.lastLockBlock)
+        w.list(self.reportedEquivocations.sorted())
+    }
+}
+
+extension ChainState: BinaryCodable {
+    /// The full state (for snapshots in the store).
+    public func encode(to w: inout ByteWriter) {
+        self.encodeGlobal(to: &w)
+        let keys = Set(self.balances.keys).union(self.nonces.keys).sorted()
+        w.varint(keys.count)
+        for k in keys { k.encode(to: &w); w.u64(self.balance(k)); w.u64(self.nonce(k)) }
+        let sk = self.stakes.keys.sorted()
+        w.varint(sk.count)
+        for k in sk { k.encode(to: &w); w.u64(self.stakes[k]!) }
+        let ids = self.subnets.keys.sorted()
+        w.varint(ids.count)
+        for id in ids { self.subnets[id]!.encode(to: &w) }
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        let params = try ChainParams(from: &r)
+        self.init(params: params)
+        self.number = try r.u64(); self.lastTimestamp = try r.u64()
+        self.totalIssuance = try r.u64(); self.totalBurned = try r.u64()
+        self.sudo = try r.optional { (r: inout ByteReader) throws(CodecError) in try AccountID(from: &r) }
+        self.authorities = try r.list(of: WeightedAuthority.self, limit: 1024, minElementSize: 40)
+        self.authoritySetId = try r.u64()
+        self.pendingAuthorityChange = try r.optional { (r: inout ByteReader) throws(CodecError) in try PendingAuthorityChange(from: &r) }
+        self.lastLockCost = try r.u64(); self.lastLockBlock = try r.u64()
+        self.reportedEquivocations = Set(try r.list(of: Hash32.self, limit: 1 << 20, minElementSize: 32))
+        let na = try r.length(field: "accounts", limit: 10_000_000)
+        for _ in 0..<na {
+            let k = try AccountID(from: &r)
+            let b = try r.u64()
+            let n = try r.u64()
+            if b > 0 { self.balances[k] = b }
+            if n > 0 { self.nonces[k] = n }
+        }
+        let ns = try r.length(field: "stakes", limit: 10_000_000)
+        for _ in 0..<ns {
+            let k = try StakeKey(from: &r)
+            self.stakes[k] = try r.u64()
+        }
+        let nn = try r.length(field: "subnets", limit: 65536)
+        for _ in 0..<nn {
+            let s = try Subnet(from: &r)
+            self.subnets[s.netuid] = s
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import MeshCodec
+import MeshCrypto
+
+/// A 32-byte SHA-256 digest: block hashes, transaction hashes, state roots.
+public struct Hash32: Hashable, Comparable, Sendable, BinaryCodable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) {
+        precondition(bytes.count == 32, "Hash32 needs 32 bytes")
+        self.bytes = bytes
+    }
+
+    public static let zero = Hash32([UInt8](repeating: 0, count: 32))
+
+    /// SHA-256 of `data`.
+    public static func of(_ data: [UInt8]) -> Hash32 { Hash32(SHA256.hash(data)) }
+
+    /// Parses `0x`-prefixed or plain hex.
+    public init?(hex: String) {
+        guard let b = Hex.decode(hex, count: 32) else { return nil }
+        self.bytes = b
+    }
+
+    public var hex: String { Hex.prefixed(self.bytes) }
+    public var description: String { Hex.encode(self.bytes.prefix(4)) + "…" }
+    public static func < (a: Hash32, b: Hash32) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+
+    public func encode(to w: inout ByteWriter) { w.raw(self.bytes) }
+    public init(from r: inout ByteReader) throws(CodecError) { self.bytes = try r.raw(32) }
+}
+
+/// Binary Merkle root of SHA-256 leaves: pairs hashed with a 0x01 prefix, a lone last node
+/// promoted as is, an empty list's root is SHA-256 of nothing.
+public enum MerkleRoot {
+    public static func of(_ leaves: [Hash32]) -> Hash32 {
+        if leaves.isEmpty { return Hash32.of([]) }
+        var level = leaves.map(\.bytes)
+        while level.count > 1 {
+            var next: [[UInt8]] = []
+            next.reserveCapacity((level.count + 1) / 2)
+            var i = 0
+            while i < level.count {
+                if i + 1 < level.count {
+                    next.append(SHA256.hash([1] + level[i] + level[i + 1]))
+                } else {
+                    next.append(level[i])
+                }
+                i += 2
+            }
+            level = next
+        }
+        return Hash32(level[0])
+    }
+}
+
+/// An account: an Ed25519 public key (coldkeys and hotkeys alike).
+public typealias AccountID = Ed25519.PublicKey
+
+/// TAO amounts in rao (1 TAO = 10^9 rao).
+public typealias Rao = UInt64
+
+public enum Token {
+    public static let rao: Rao = 1
+    public static let tao: Rao = 1_000_000_000
+
+    /// "1.5 TAO" style text.
+    public static func format(_ amount: Rao) -> String {
+        let whole = amount / tao
+        let frac = amount % tao
+        if frac == 0 { return "\(whole) TAO" }
+        var f = String(frac)
+        f = String(repeating: "0", count: 9 - f.count) + f
+        while f.hasSuffix("0") { f.removeLast() }
+        return "\(whole).\(f) TAO"
+    }
+
+    /// Parses "1.5" (TAO) into rao.
+    public static func parse(_ text: String) -> Rao? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = UInt64(parts[0].isEmpty ? "0" : String(parts[0])) else { return nil }
+        var frac: UInt64 = 0
+        if parts.count == 2 {
+            let f = String(parts[1])
+            guard f.count <= 9, f.allSatisfy(\.isNumber) else { return nil }
+            frac = UInt64(f + String(repeating: "0", count: 9 - f.count)) ?? 0
+        }
+        let (w, o) = whole.multipliedReportingOverflow(by: tao)
+        guard !o else { return nil }
+        let (t, o2) = w.addingReportingOverflow(frac)
+        return o2 ? nil : t
+    }
+}
