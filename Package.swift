@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "tensormesh", targets: ["tensormesh"]),
         .executable(name: "meshprobe", targets: ["meshprobe"]),
         .executable(name: "meshbench", targets: ["meshbench"]),
+        .executable(name: "meshsim", targets: ["meshsim"]),
         .library(name: "MeshCrypto", targets: ["MeshCrypto"]),
         .library(name: "MeshCodec", targets: ["MeshCodec"]),
     ],
@@ -45,12 +46,18 @@ let package = Package(
         // Networking runtime: secure peers over the socket layer, discovery, peer manager.
         .target(name: "MeshNetwork", dependencies: ["MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // The deterministic network simulator (test support, and the meshsim tool).
+        .target(name: "MeshSim", dependencies: ["MeshFinality", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
         // Incentive engine (pure).
         .target(name: "MeshIncentive", dependencies: ["MeshCodec"], swiftSettings: strict),
 
         // Chain: blocks, transactions, the subnet state machine (sans-IO), and its store.
         .target(name: "MeshChain", dependencies: ["MeshIncentive", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
         .target(name: "MeshStore", dependencies: ["CSQLite", "MeshChain", "MeshCodec"], swiftSettings: strict),
+
+        // Finality gadget (sans-IO).
+        .target(name: "MeshFinality", dependencies: ["MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // Command-line support shared by the executables.
         .target(
@@ -75,6 +82,11 @@ let package = Package(
             path: "Tools/meshprobe",
             swiftSettings: strict),
         .executableTarget(
+            name: "meshsim",
+            dependencies: ["MeshSim", "MeshFinality", "MeshCLI", "MeshCodec", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/meshsim",
+            swiftSettings: strict),
+        .executableTarget(
             name: "meshbench",
             dependencies: [
                 "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork",
@@ -92,6 +104,7 @@ let package = Package(
         .testTarget(name: "MeshChannelTests", dependencies: ["MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshFinalityTests", dependencies: ["MeshFinality", "MeshSim", "MeshChain", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]
 )

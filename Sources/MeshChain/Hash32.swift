@@ -12,6 +12,14 @@ public struct Hash32: Hashable, Comparable, Sendable, BinaryCodable, CustomStrin
 
     public static let zero = Hash32([UInt8](repeating: 0, count: 32))
 
+    /// Digests are uniformly random: hashing their first eight bytes is enough for tables
+    /// (equality still compares all 32), and much cheaper than feeding 32 bytes one by one.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+    }
+
+    public static func == (a: Hash32, b: Hash32) -> Bool { a.bytes == b.bytes }
+
     /// SHA-256 of `data`.
     public static func of(_ data: [UInt8]) -> Hash32 { Hash32(SHA256.hash(data)) }
 

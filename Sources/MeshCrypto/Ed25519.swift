@@ -29,6 +29,13 @@ public enum Ed25519 {
 
         public static func < (a: PublicKey, b: PublicKey) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
 
+        /// Public keys are uniformly distributed: the first eight bytes make a good table hash.
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(self.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        }
+
+        public static func == (a: PublicKey, b: PublicKey) -> Bool { a.bytes == b.bytes }
+
         public func encode(to writer: inout ByteWriter) { writer.raw(self.bytes) }
         public init(from reader: inout ByteReader) throws(CodecError) { self.bytes = try reader.raw(32) }
 

@@ -1,0 +1,653 @@
+import MeshChain
+import MeshCodec
+import MeshCrypto
+
+/// Tunables of the gadget.
+public struct FinalityConfig: Sendable {
+    /// The gossip bound T (nanoseconds): prevote at 2T, precommit at the latest at 4T.
+    public var gossipDuration: UInt64 = 333_000_000
+    /// Precommit as soon as no child of the prevote-GHOST can still reach a supermajority
+    /// (specs/finality.md 5.1), instead of waiting for 4T.
+    public var responsivePrecommit = true
+    /// Keep a justification at least every this many finalized blocks.
+    public var justificationPeriod: UInt64 = 512
+    /// A deliberately broken rule, for showing that the simulator's checkers catch bugs.
+    /// Never set outside tests.
+    public var fault: Fault = .none
+    public enum Fault: Sendable {
+        case none
+        /// Count an equivocator's weight twice (once as equivocator, once for each vote).
+        case countEquivocatorsTwice
+    }
+    public init() {}
+}
+
+/// An opaque peer handle for directed replies (the runtime maps it to a connection).
+public typealias PeerTag = Int
+
+/// What the runtime must do, in order. A `.persist` must be durable (fsync) before any later
+/// `.broadcast` or `.send` is performed: a vote is never sent before it is stored.
+public enum FinalityAction: Equatable, Sendable {
+    case persist(VoterState)
+    case broadcast(FinalityMessage)
+    case send(PeerTag, FinalityMessage)
+    case finalize(VoteTarget, Commit)
+    case equivocation(Equivocation)
+    case authoritySetChanged(setId: UInt64, authorities: [WeightedAuthority])
+}
+
+/// The durable part of a voter: its own signed votes of the current round, so a restart
+/// never signs a different vote in a round it already voted in.
+public struct VoterState: Equatable, Sendable, BinaryCodable {
+    public var setId: UInt64
+    public var round: UInt64
+    public var prevote: SignedVote?
+    public var precommit: SignedVote?
+
+    public init(setId: UInt64, round: UInt64, prevote: SignedVote?, precommit: SignedVote?) {
+        self.setId = setId
+        self.round = round
+        self.prevote = prevote
+        self.precommit = precommit
+    }
+
+    public func encode(to w: inout ByteWriter) {
+        w.u64(self.setId); w.u64(self.round)
+        w.optional(self.prevote) { w, v in v.encode(to: &w) }
+        w.optional(self.precommit) { w, v in v.encode(to: &w) }
+    }
+
+    public init(from r: inout ByteReader) throws(CodecError) {
+        self.setId = try r.u64()
+        self.round = try r.u64()
+        self.prevote = try r.optional { (r: inout ByteReader) throws(CodecError) in try SignedVote(from: &r) }
+        self.precommit = try r.optional { (r: inout ByteReader) throws(CodecError) in try SignedVote(from: &r) }
+    }
+}
+
+/// Verifies vote signatures at most once each (shared by every gadget in a process).
+public final class SignatureCache: @unchecked Sendable {
+    // Safety: confined to the thread that drives the gadgets (the node's loop, or the
+    // simulator's single thread).
+    private var verified: Set<Hash32> = []
+    private var order: [Hash32] = []
+    public private(set) var verifications = 0
+    public private(set) var hits = 0
+    let capacity: Int
+
+    public init(capacity: Int = 200_000) { self.capacity = capacity }
+
+    public func isValid(_ v: SignedVote) -> Bool {
+        let id = v.id
+        if self.verified.contains(id) {
+            self.hits += 1
+            return true
+        }
+        self.verifications += 1
+        guard v.isSignatureValid else { return false }
+        self.verified.insert(id)
+        self.order.append(id)
+        if self.order.count > self.capacity {
+            let drop = self.order.prefix(self.capacity / 2)
+            for d in drop { self.verified.remove(d) }
+            self.order.removeFirst(self.capacity / 2)
+        }
+        return true
+    }
+}
+
+/// A GRANDPA-style finality gadget (specs/finality.md section 5), sans-IO.
+///
+/// Rounds of prevote and precommit over chain heads; stake-weighted supermajority
+/// (W − ⌊(W − 1)/3⌋, 128-bit); GHOST over the vote graph; finalizing a block finalizes its
+/// ancestors; an equivocator's weight counts for every block, once. Inputs are messages,
+/// block imports and the time; outputs are ``FinalityAction``s. Not thread-safe.
+public final class FinalityCore {
+    struct Round {
+        let number: UInt64
+        let startedAt: UInt64
+        var prevotes = VoteTracker()
+        var precommits = VoteTracker()
+        var proposal: VoteTarget?
+        var prevoted: SignedVote?
+        var precommitted: SignedVote?
+        var completable = false
+        var estimate: VoteTarget?
+        var prevoteGhost: VoteTarget?
+        var precommitGhost: VoteTarget?
+        var voteRequested = false
+        /// Whether votes or blocks arrived since the last evaluation.
+        var dirty = true
+        /// Whether a child of the prevote-GHOST could still reach a prevote supermajority.
+        var prevoteChildPossible = true
+    }
+
+    public let config: FinalityConfig
+    let key: Ed25519.PrivateKey?
+    let env: any FinalityEnvironment
+    let signatures: SignatureCache
+    public private(set) var setId: UInt64
+    public private(set) var authorities: [WeightedAuthority]
+    var voters: VoterSet
+    /// The last finalized block.
+    public private(set) var finalized: VoteTarget
+    /// The base of the current set (its first rounds build on it).
+    var setBase: VoteTarget
+    var current: Round
+    var previous: Round?
+    var lastEstimate: VoteTarget
+    /// Standard changes seen in headers: (signal block, enact number, new set).
+    var pendingStandard: [(signal: VoteTarget, enactAt: UInt64, authorities: [WeightedAuthority])] = []
+    var pendingForced: [(signal: VoteTarget, enactAt: UInt64, authorities: [WeightedAuthority])] = []
+    /// After losing local state, vote only in rounds after this one.
+    var blockedUntilRound: UInt64?
+    var catchUpRequested: [PeerTag: (round: UInt64, at: UInt64)] = [:]
+    /// Commits already applied or sent (de-duplication).
+    var seenCommits: Set<Hash32> = []
+    public private(set) var equivocationsSeen: Set<Equivocation> = []
+    /// Counters for metrics.
+    public private(set) var votesReceived = 0
+    public private(set) var invalidMessages = 0
+    /// The last commit we produced or accepted.
+    public private(set) var lastCommit: Commit?
+
+    /// Creates a gadget. `persisted` is the voter's stored state (nil on first start); when it
+    /// is missing on a chain that already finalized blocks, the voter waits for a full round.
+    public init(config: FinalityConfig = FinalityConfig(), key: Ed25519.PrivateKey?, authorities: [WeightedAuthority], setId: UInt64,
+                finalized: VoteTarget, persisted: VoterState?, now: UInt64, env: any FinalityEnvironment, signatures: SignatureCache) {
+        self.config = config
+        self.key = key
+        self.env = env
+        self.signatures = signatures
+        self.setId = setId
+        self.authorities = authorities
+        self.voters = VoterSet(authorities)
+        self.finalized = finalized
+        self.setBase = finalized
+        self.lastEstimate = finalized
+        var round = Round(number: 1, startedAt: now)
+        if let p = persisted, p.setId == setId, p.round >= 1 {
+            round = Round(number: p.round, startedAt: now)
+            round.prevoted = p.prevote
+            round.precommitted = p.precommit
+            if let v = p.prevote { _ = round.prevotes.add(v) }
+            if let v = p.precommit { _ = round.precommits.add(v) }
+        } else if persisted == nil && finalized.number > 0 && key != nil {
+            self.blockedUntilRound = UInt64.max
+        }
+        self.current = round
+    }
+
+    /// Whether this node votes (its key is in the current set).
+    public var isVoter: Bool { self.key.map { self.voters.contains($0.publicKey) } ?? false }
+    /// The current round number.
+    public var round: UInt64 { self.current.number }
+
+    /// A one-line summary of the voter's state, for diagnostics.
+    public var debugDescription: String {
+        func r(_ x: Round?) -> String {
+            guard let x else { return "-" }
+            return "r\(x.number) pv=\(x.prevotes.votes.count) pc=\(x.precommits.votes.count) me=\(x.prevoted != nil ? "P" : "_")\(x.precommitted != nil ? "C" : "_") gV=\(x.prevoteGhost.map { "\($0.number)" } ?? "nil") est=\(x.estimate.map { "\($0.number)" } ?? "nil") comp=\(x.completable)"
+        }
+        return "set \(self.setId) fin=\(self.finalized.number) lastEst=\(self.lastEstimate.number) blocked=\(String(describing: self.blockedUntilRound)) cur[\(r(self.current))] prev[\(r(self.previous))]"
+    }
+    /// Votes seen in the current round.
+    public var currentRoundVotes: (prevotes: Int, precommits: Int) { (self.current.prevotes.votes.count, self.current.precommits.votes.count) }
+
+    /// The next time ``tick(now:)`` has work (always after `now`).
+    public func nextDeadline(after now: UInt64) -> UInt64 {
+        let t = self.config.gossipDuration
+        var candidates: [UInt64] = []
+        if self.canVote(in: self.current.number) {
+            if self.current.prevoted == nil { candidates.append(self.current.startedAt + 2 * t) }
+            if self.current.precommitted == nil { candidates.append(self.current.startedAt + 4 * t) }
+        }
+        candidates.append(max(self.current.startedAt, self.lastVoteRequestAt) + 4 * t)
+        return candidates.filter { $0 > now }.min() ?? (now + 4 * t)
+    }
+
+    var lastVoteRequestAt: UInt64 = 0
+
+    // MARK: Inputs
+
+    /// Starts voting (re-sends persisted votes of the current round).
+    public func start(now: UInt64) -> [FinalityAction] {
+        var out: [FinalityAction] = []
+        if let v = self.current.prevoted { out.append(.broadcast(.vote(v))) }
+        if let v = self.current.precommitted { out.append(.broadcast(.vote(v))) }
+        out += self.maybeProposeAsPrimary(now: now)
+        return out + self.progress(now: now)
+    }
+
+    public func tick(now: UInt64) -> [FinalityAction] {
+        var out = self.progress(now: now)
+        // Stuck for 4T: ask peers for votes we may have missed (again every 4T).
+        let t4 = 4 * self.config.gossipDuration
+        if now >= max(self.current.startedAt, self.lastVoteRequestAt) + t4 && !self.current.completable {
+            self.current.voteRequested = true
+            self.lastVoteRequestAt = now
+            out.append(.broadcast(.voteRequest(round: self.current.number, setId: self.setId)))
+            if let p = self.previous, !p.completable {
+                out.append(.broadcast(.voteRequest(round: p.number, setId: self.setId)))
+            }
+        }
+        return out
+    }
+
+    /// A block was imported: consensus digests may schedule validator-set changes, and
+    /// votes for it can now be counted.
+    public func blockImported(hash: Hash32, number: UInt64, digest: [DigestItem], now: UInt64) -> [FinalityAction] {
+        let signal = VoteTarget(hash: hash, number: number)
+        for item in digest {
+            switch item {
+            case .scheduledChange(let a, let delay):
+                if !self.pendingStandard.contains(where: { $0.signal == signal }) {
+                    self.pendingStandard.append((signal, number + delay, a))
+                }
+            case .forcedChange(let a, let delay):
+                if !self.pendingForced.contains(where: { $0.signal == signal }) {
+                    self.pendingForced.append((signal, number + delay, a))
+                }
+            }
+        }
+        self.current.dirty = true
+        self.previous?.dirty = true
+        var out = self.applyForcedChanges(now: now)
+        out += self.progress(now: now)
+        return out
+    }
+
+    /// A message from a peer (`peer` identifies it for replies).
+    public func handle(_ message: FinalityMessage, from peer: PeerTag, now: UInt64) -> [FinalityAction] {
+        switch message {
+        case .vote(let v):
+            return self.handleVote(v, from: peer, now: now)
+        case .commit(let c):
+            return self.handleCommit(c, now: now)
+        case .catchUpRequest(let round, let setId):
+            guard setId == self.setId, let p = self.previous, p.completable, p.number > round, self.current.number >= round + 2 else { return [] }
+            return [.send(peer, .catchUp(CatchUp(round: p.number, setId: self.setId, prevotes: p.prevotes.all, precommits: p.precommits.all)))]
+        case .catchUp(let c):
+            return self.handleCatchUp(c, now: now)
+        case .voteRequest(let round, let setId):
+            guard setId == self.setId else { return [] }
+            let r: Round? = round == self.current.number ? self.current : (round == self.previous?.number ? self.previous : nil)
+            guard let r else { return [] }
+            return (r.prevotes.all + r.precommits.all).map { .send(peer, .vote($0)) }
+        case .equivocation(let e):
+            guard e.isValid, self.voters.contains(e.first.voter), e.first.setId == self.setId, !self.equivocationsSeen.contains(e) else { return [] }
+            self.equivocationsSeen.insert(e)
+            return [.equivocation(e)]
+        }
+    }
+
+    // MARK: Votes
+
+    func handleVote(_ v: SignedVote, from peer: PeerTag, now: UInt64) -> [FinalityAction] {
+        guard v.setId == self.setId else { return [] }
+        guard self.voters.contains(v.voter) else {
+            self.invalidMessages += 1
+            return []
+        }
+        var out: [FinalityAction] = []
+        if v.round >= self.current.number + 2 {
+            // We are behind: ask this peer to catch us up (once per round per peer).
+            let last = self.catchUpRequested[peer]
+            if last == nil || last!.round != self.current.number || now >= last!.at + 8 * self.config.gossipDuration {
+                self.catchUpRequested[peer] = (self.current.number, now)
+                out.append(.send(peer, .catchUpRequest(round: self.current.number, setId: self.setId)))
+            }
+            if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = v.round }
+            return out
+        }
+        let isCurrent = v.round == self.current.number
+        let isNext = v.round == self.current.number + 1
+        let isPrevious = v.round == self.previous?.number
+        guard isCurrent || isPrevious || isNext else { return [] }
+        guard self.signatures.isValid(v) else {
+            self.invalidMessages += 1
+            return []
+        }
+        self.votesReceived += 1
+        if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = v.round }
+        if isNext {
+            // A peer started the next round; remember nothing yet but note progress.
+            return out
+        }
+        var result: VoteTracker.AddResult = .ignored
+        if isCurrent {
+            self.current.dirty = true
+            switch v.phase {
+            case .prevote: result = self.current.prevotes.add(v)
+            case .precommit: result = self.current.precommits.add(v)
+            case .primaryPropose:
+                if self.primary(of: v.round) == v.voter && self.current.proposal == nil { self.current.proposal = v.target }
+                return out + self.progress(now: now)
+            }
+        } else if var p = self.previous {
+            p.dirty = true
+            switch v.phase {
+            case .prevote: result = p.prevotes.add(v)
+            case .precommit: result = p.precommits.add(v)
+            case .primaryPropose: break
+            }
+            self.previous = p
+        }
+        if case .equivocation(let e) = result, !self.equivocationsSeen.contains(e) {
+            self.equivocationsSeen.insert(e)
+            out.append(.equivocation(e))
+            out.append(.broadcast(.equivocation(e)))
+        }
+        return out + self.progress(now: now)
+    }
+
+    func primary(of round: UInt64) -> AccountID? {
+        guard !self.authorities.isEmpty else { return nil }
+        return self.authorities[Int(round % UInt64(self.authorities.count))].id
+    }
+
+    func canVote(in round: UInt64) -> Bool {
+        guard self.isVoter else { return false }
+        if let b = self.blockedUntilRound { return b != UInt64.max && round > b }
+        return true
+    }
+
+    func maybeProposeAsPrimary(now: UInt64) -> [FinalityAction] {
+        guard let key = self.key, self.canVote(in: self.current.number), self.primary(of: self.current.number) == key.publicKey,
+              self.current.proposal == nil, self.current.number > 1, self.lastEstimate.number > self.finalized.number
+        else { return [] }
+        let v = SignedVote(phase: .primaryPropose, target: self.lastEstimate, round: self.current.number, setId: self.setId, key: key)
+        self.current.proposal = self.lastEstimate
+        return [.broadcast(.vote(v))]
+    }
+
+    /// The highest block a vote may target: not past a pending standard change's enactment.
+    func limit(_ target: VoteTarget) -> VoteTarget {
+        var t = target
+        for change in self.pendingStandard where self.env.isDescendant(t, of: change.signal) && t.number > change.enactAt {
+            if let a = self.env.ancestor(of: t, at: change.enactAt) { t = a }
+        }
+        return t
+    }
+
+    // MARK: Progress
+
+    /// Re-evaluates the rounds: vote when due, finalize, complete and advance.
+    func progress(now: UInt64) -> [FinalityAction] {
+        var out: [FinalityAction] = []
+        var guardCount = 0
+        while guardCount < 64 {
+            guardCount += 1
+            let before = self.current.number
+            out += self.evaluatePrevious()
+            out += self.evaluateCurrent(now: now)
+            if self.current.number == before { break }
+        }
+        return out
+    }
+
+    func evaluatePrevious() -> [FinalityAction] {
+        guard var p = self.previous else { return [] }
+        let set = self.setId
+        let out = self.evaluate(&p)
+        if self.setId == set { self.previous = p }
+        return out
+    }
+
+    /// Updates a round's GHOSTs, estimate and completability; finalizes what it can.
+    func evaluate(_ r: inout Round) -> [FinalityAction] {
+        guard r.dirty else { return [] }
+        r.dirty = false
+        var out: [FinalityAction] = []
+        // Votes are counted over blocks at or above the last finalized block: nothing below
+        // it can be finalized again, so shorter walks suffice.
+        let base = self.finalized
+        let doubleCount = self.config.fault == .countEquivocatorsTwice
+        let pw = VoteWeights(r.prevotes, set: self.voters, base: base, env: self.env, doubleCountEquivocators: doubleCount)
+        r.prevoteGhost = pw.ghost(threshold: self.voters.threshold)
+        if let gv = r.prevoteGhost {
+            let remainingPrevotes = self.voters.total > pw.participation ? self.voters.total - pw.participation : 0
+            r.prevoteChildPossible = pw.children(of: gv.hash).contains {
+                (pw.weight[$0] ?? 0) + pw.equivocatorWeight + remainingPrevotes >= self.voters.threshold
+            }
+        }
+        let cw = VoteWeights(r.precommits, set: self.voters, base: base, env: self.env, doubleCountEquivocators: doubleCount)
+        r.precommitGhost = cw.ghost(threshold: self.voters.threshold)
+        // Finalize the precommit GHOST.
+        if let g = r.precommitGhost, g.number > self.finalized.number, self.env.isDescendant(g, of: self.finalized) {
+            let support = r.precommits.all.filter { v in r.precommits.equivocators.contains(v.voter) || self.env.isDescendant(v.target, of: g) }
+            let commit = Commit(target: g, round: r.number, setId: self.setId, precommits: support, ancestry: [])
+            out += self.applyFinality(commit, broadcast: true)
+        }
+        // Estimate: the highest block on g(V)'s chain that precommits could still reach.
+        guard let gv = r.prevoteGhost else {
+            r.estimate = nil
+            r.completable = false
+            return out
+        }
+        let remaining = self.voters.total > cw.participation ? self.voters.total - cw.participation : 0
+        var estimate: VoteTarget?
+        var cursor: VoteTarget? = gv
+        while let c = cursor {
+            if (cw.weight[c.hash] ?? 0) + cw.equivocatorWeight + remaining >= self.voters.threshold || c == base {
+                estimate = c
+                break
+            }
+            guard c.number > base.number, let h = self.env.header(c.hash) else { break }
+            cursor = VoteTarget(hash: h.parent, number: c.number - 1)
+        }
+        r.estimate = estimate ?? base
+        // Completable: a precommit supermajority exists, and either the estimate is below g(V)
+        // or no child of g(V) can still gather a precommit supermajority.
+        if cw.participation >= self.voters.threshold {
+            if let e = r.estimate, e != gv {
+                r.completable = true
+            } else {
+                let children = cw.children(of: gv.hash)
+                let childPossible = children.contains { (cw.weight[$0] ?? 0) + cw.equivocatorWeight + remaining >= self.voters.threshold }
+                r.completable = !childPossible
+            }
+        } else {
+            r.completable = false
+        }
+        return out
+    }
+
+    func evaluateCurrent(now: UInt64) -> [FinalityAction] {
+        var out: [FinalityAction] = []
+        var r = self.current
+        let set = self.setId
+        out += self.evaluate(&r)
+        if self.setId != set { return out }
+        self.current = r
+        let t = self.config.gossipDuration
+        let roundNumber = r.number
+        // Prevote at 2T.
+        if self.canVote(in: roundNumber), self.current.prevoted == nil, now >= r.startedAt + 2 * t, let key = self.key {
+            var target = self.lastEstimate
+            if let p = r.proposal, self.env.isDescendant(p, of: self.lastEstimate),
+               let pg = self.previous?.prevoteGhost, self.env.isDescendant(pg, of: p) {
+                target = p
+            }
+            let head = self.limit(self.env.bestChain(containing: target) ?? target)
+            let v = SignedVote(phase: .prevote, target: head, round: roundNumber, setId: self.setId, key: key)
+            self.current.prevoted = v
+            _ = self.current.prevotes.add(v)
+            self.current.dirty = true
+            out.append(.persist(VoterState(setId: self.setId, round: roundNumber, prevote: v, precommit: self.current.precommitted)))
+            out.append(.broadcast(.vote(v)))
+            var again = self.current
+            out += self.evaluate(&again)
+            if self.setId != set { return out }
+            self.current = again
+        }
+        // Precommit once g(V) ≥ the last estimate and (4T passed, the round is completable,
+        // or — responsive rule — no child of g(V) can still reach a prevote supermajority).
+        if self.canVote(in: roundNumber), self.current.prevoted != nil, self.current.precommitted == nil, let key = self.key,
+           let gv = self.current.prevoteGhost, self.env.isDescendant(gv, of: self.lastEstimate) {
+            var due = now >= r.startedAt + 4 * t || self.current.completable
+            if !due && self.config.responsivePrecommit {
+                due = !self.current.prevoteChildPossible
+            }
+            if due {
+                let target = self.limit(gv)
+                let v = SignedVote(phase: .precommit, target: target, round: roundNumber, setId: self.setId, key: key)
+                self.current.precommitted = v
+                _ = self.current.precommits.add(v)
+                self.current.dirty = true
+                out.append(.persist(VoterState(setId: self.setId, round: roundNumber, prevote: self.current.prevoted, precommit: v)))
+                out.append(.broadcast(.vote(v)))
+                var again = self.current
+                out += self.evaluate(&again)
+                if self.setId != set { return out }
+                self.current = again
+            }
+        }
+        // Move on once the round is completable (and we voted, or cannot vote in it).
+        let votedOrCannot = !self.canVote(in: roundNumber) || self.current.precommitted != nil
+        if self.current.completable && votedOrCannot {
+            out += self.startRound(self.current.number + 1, now: now)
+        }
+        return out
+    }
+
+    func startRound(_ number: UInt64, now: UInt64) -> [FinalityAction] {
+        if let e = self.current.estimate, self.env.isDescendant(e, of: self.finalized) || e == self.finalized {
+            self.lastEstimate = e
+        }
+        self.previous = self.current
+        self.current = Round(number: number, startedAt: now)
+        var out: [FinalityAction] = []
+        if self.isVoter && self.canVote(in: number) {
+            out.append(.persist(VoterState(setId: self.setId, round: number, prevote: nil, precommit: nil)))
+        }
+        out += self.maybeProposeAsPrimary(now: now)
+        return out
+    }
+
+    // MARK: Finality, commits, catch-up
+
+    func applyFinality(_ commit: Commit, broadcast: Bool) -> [FinalityAction] {
+        let target = commit.target
+        guard target.number > self.finalized.number, self.env.isDescendant(target, of: self.finalized) else { return [] }
+        self.finalized = target
+        if self.lastEstimate.number < target.number { self.lastEstimate = target }
+        self.current.dirty = true
+        self.previous?.dirty = true
+        self.lastCommit = commit
+        var out: [FinalityAction] = [.finalize(target, commit)]
+        let id = Hash32.of(commit.encoded)
+        if broadcast && !self.seenCommits.contains(id) {
+            self.seenCommits.insert(id)
+            out.append(.broadcast(.commit(commit)))
+        }
+        out += self.applyStandardChanges(now: self.current.startedAt)
+        return out
+    }
+
+    /// Checks a commit (justification) against the current set.
+    public func verify(_ c: Commit) -> Bool {
+        guard c.setId == self.setId else { return false }
+        var seen: [AccountID: Set<VoteTarget>] = [:]
+        var weight: UInt128 = 0
+        var counted: Set<AccountID> = []
+        for v in c.precommits {
+            guard v.phase == .precommit, v.round == c.round, v.setId == c.setId, self.voters.contains(v.voter) else { return false }
+            var targets = seen[v.voter] ?? []
+            guard targets.insert(v.target).inserted, targets.count <= 2 else { return false }
+            seen[v.voter] = targets
+            guard self.signatures.isValid(v) else { return false }
+            let supports = targets.count == 2 || self.env.isDescendant(v.target, of: c.target)
+                || c.ancestry.contains(where: { $0.hash == v.target.hash })
+            if supports && counted.insert(v.voter).inserted { weight += self.voters.weight(v.voter) }
+        }
+        return weight >= self.voters.threshold
+    }
+
+    func handleCommit(_ c: Commit, now: UInt64) -> [FinalityAction] {
+        let id = Hash32.of(c.encoded)
+        guard !self.seenCommits.contains(id) else { return [] }
+        guard c.setId == self.setId, c.target.number > self.finalized.number else { return [] }
+        guard self.env.header(c.target.hash) != nil else { return [] }  // fetched by sync, then re-sent
+        guard self.verify(c) else {
+            self.invalidMessages += 1
+            return []
+        }
+        self.seenCommits.insert(id)
+        var out = self.applyFinality(c, broadcast: false)
+        out.append(.broadcast(.commit(c)))
+        if c.round >= self.current.number {
+            // Fast-forward past the committed round.
+            self.lastEstimate = c.target
+            if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = c.round }
+            out += self.startRound(c.round + 1, now: now)
+        }
+        return out + self.progress(now: now)
+    }
+
+    func handleCatchUp(_ c: CatchUp, now: UInt64) -> [FinalityAction] {
+        guard c.setId == self.setId, c.round >= self.current.number else { return [] }
+        var r = Round(number: c.round, startedAt: now)
+        for v in c.prevotes {
+            guard v.phase == .prevote, v.round == c.round, v.setId == c.setId, self.voters.contains(v.voter), self.signatures.isValid(v) else {
+                self.invalidMessages += 1
+                return []
+            }
+            _ = r.prevotes.add(v)
+        }
+        for v in c.precommits {
+            guard v.phase == .precommit, v.round == c.round, v.setId == c.setId, self.voters.contains(v.voter), self.signatures.isValid(v) else {
+                self.invalidMessages += 1
+                return []
+            }
+            _ = r.precommits.add(v)
+        }
+        let set = self.setId
+        var out = self.evaluate(&r)
+        guard self.setId == set, r.completable else { return out }
+        if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = c.round }
+        self.current = r
+        out += self.startRound(c.round + 1, now: now)
+        return out + self.progress(now: now)
+    }
+
+    // MARK: Validator sets
+
+    func applyStandardChanges(now: UInt64) -> [FinalityAction] {
+        var out: [FinalityAction] = []
+        // Drop changes on chains that finality abandoned.
+        self.pendingStandard.removeAll { !self.env.isDescendant($0.signal, of: self.finalized) && !self.env.isDescendant(self.finalized, of: $0.signal) }
+        guard let i = self.pendingStandard.firstIndex(where: { self.finalized.number >= $0.enactAt && self.env.isDescendant(self.finalized, of: $0.signal) })
+        else { return out }
+        let change = self.pendingStandard.remove(at: i)
+        let base = self.env.ancestor(of: self.finalized, at: change.enactAt) ?? self.finalized
+        out += self.switchSet(to: change.authorities, base: base, now: now)
+        return out
+    }
+
+    func applyForcedChanges(now: UInt64) -> [FinalityAction] {
+        guard let i = self.pendingForced.firstIndex(where: { change in
+            guard let head = self.env.bestChain(containing: change.signal) else { return false }
+            return head.number >= change.enactAt
+        }) else { return [] }
+        let change = self.pendingForced.remove(at: i)
+        guard let head = self.env.bestChain(containing: change.signal), let base = self.env.ancestor(of: head, at: change.enactAt) else { return [] }
+        self.pendingStandard.removeAll()
+        return self.switchSet(to: change.authorities, base: base, now: now)
+    }
+
+    func switchSet(to authorities: [WeightedAuthority], base: VoteTarget, now: UInt64) -> [FinalityAction] {
+        self.setId += 1
+        self.authorities = authorities
+        self.voters = VoterSet(authorities)
+        self.setBase = base
+        self.lastEstimate = base
+        self.previous = nil
+        self.current = Round(number: 1, startedAt: now)
+        self.catchUpRequested.removeAll()
+        if self.blockedUntilRound != nil && self.blockedUntilRound != UInt64.max { self.blockedUntilRound = nil }
+        var out: [FinalityAction] = [.authoritySetChanged(setId: self.setId, authorities: authorities)]
+        if self.isVoter { out.append(.persist(VoterState(setId: self.setId, round: 1, prevote: nil, precommit: nil))) }
+        return out
+    }
+}

@@ -1,0 +1,188 @@
+import MeshChain
+import MeshCodec
+import MeshCrypto
+@testable import MeshFinality
+import MeshSim
+import MeshTestSupport
+import Testing
+
+/// A chain of `length` blocks in a SimBlockTree.
+func makeTree(_ length: Int) -> (SimBlockTree, [VoteTarget]) {
+    let tree = SimBlockTree(genesis: Hash32.of([0]))
+    var chain = [tree.genesis]
+    for i in 1...length {
+        let h = Hash32.of([1, UInt8(i)])
+        tree.add(hash: h, number: UInt64(i), parent: chain.last!.hash)
+        chain.append(VoteTarget(hash: h, number: UInt64(i)))
+    }
+    return (tree, chain)
+}
+
+@Suite("Finality core")
+struct FinalityCoreTests {
+    let keys = (0..<4).map { i in try! Ed25519.PrivateKey(seedBytes: [UInt8](repeating: UInt8(i + 1), count: 32)) }
+    var authorities: [WeightedAuthority] { self.keys.map { WeightedAuthority(id: $0.publicKey, weight: 10) } }
+
+    func core(_ tree: SimBlockTree, key: Int?, persisted: VoterState? = nil, finalized: VoteTarget? = nil) -> FinalityCore {
+        FinalityCore(key: key.map { self.keys[$0] }, authorities: self.authorities, setId: 0, finalized: finalized ?? tree.genesis,
+                     persisted: persisted, now: 0, env: tree, signatures: SignatureCache())
+    }
+
+    func honestCommit(_ target: VoteTarget, round: UInt64 = 1, signers: [Int] = [0, 1, 2]) -> Commit {
+        Commit(target: target, round: round, setId: 0,
+               precommits: signers.map { SignedVote(phase: .precommit, target: target, round: round, setId: 0, key: self.keys[$0]) },
+               ancestry: [])
+    }
+
+    @Test("threshold is W − ⌊(W−1)/3⌋ in 128 bits; two thresholds overlap by more than a third")
+    func thresholds() {
+        var rng = SeededRNG(seed: 3)
+        for _ in 0..<10_000 {
+            let n = Int.random(in: 1...300, using: &rng)
+            let set = VoterSet((0..<n).map { i in
+                WeightedAuthority(id: try! Ed25519.PublicKey(bytes: [UInt8](repeating: UInt8(i % 256), count: 31) + [UInt8(i / 256)]),
+                                  weight: UInt64.random(in: 1...(1 << 40), using: &rng))
+            })
+            let w = set.total
+            #expect(set.threshold == w - (w - 1) / 3)
+            #expect(2 * set.threshold > w + (w - 1) / 3)
+            #expect(3 * set.threshold > 2 * w)
+        }
+        // Two validators with stakes 2:1: exactly two thirds is not enough.
+        let a = try! Ed25519.PublicKey(bytes: [UInt8](repeating: 1, count: 32))
+        let b = try! Ed25519.PublicKey(bytes: [UInt8](repeating: 2, count: 32))
+        let two = VoterSet([WeightedAuthority(id: a, weight: 2), WeightedAuthority(id: b, weight: 1)])
+        #expect(two.threshold == 3)
+    }
+
+    @Test("honest justifications verify; every mutation is rejected")
+    func justificationMutations() throws {
+        let (tree, chain) = makeTree(6)
+        let c = self.core(tree, key: nil)
+        let good = self.honestCommit(chain[4])
+        #expect(c.verify(good))
+        // Precommits for descendants also support the target.
+        var desc = good
+        desc.precommits[2] = SignedVote(phase: .precommit, target: chain[6], round: 1, setId: 0, key: self.keys[2])
+        #expect(c.verify(desc))
+        var m = good
+        m.setId = 1
+        #expect(!c.verify(m), "wrong set id")
+        m = good
+        m.round = 2
+        #expect(!c.verify(m), "wrong round")
+        m = good
+        m.precommits[1] = m.precommits[0]
+        #expect(!c.verify(m), "duplicate signer")
+        m = good
+        m.precommits.removeLast()
+        #expect(!c.verify(m), "weight below threshold")
+        m = good
+        let stranger = Ed25519.PrivateKey()
+        m.precommits[2] = SignedVote(phase: .precommit, target: chain[4], round: 1, setId: 0, key: stranger)
+        #expect(!c.verify(m), "signer not in the set")
+        m = good
+        m.precommits[0].signature = self.keys[1].sign([1, 2, 3])
+        #expect(!c.verify(m), "bad signature")
+        m = good
+        m.precommits[2] = SignedVote(phase: .precommit, target: chain[2], round: 1, setId: 0, key: self.keys[2])
+        #expect(!c.verify(m), "a precommit target that is not a descendant")
+        m = good
+        m.precommits[0] = SignedVote(phase: .prevote, target: chain[4], round: 1, setId: 0, key: self.keys[0])
+        #expect(!c.verify(m), "a prevote is not a precommit")
+        // Random byte mutations never verify and never trap.
+        var rng = SeededRNG(seed: 9)
+        let bytes = good.encoded
+        var accepted = 0
+        for _ in 0..<10_000 {
+            var b = bytes
+            let i = Int.random(in: 0..<b.count, using: &rng)
+            b[i] ^= UInt8.random(in: 1...255, using: &rng)
+            if let mutated = try? Commit.decode(b), mutated != good, c.verify(mutated) { accepted += 1 }
+        }
+        #expect(accepted == 0)
+    }
+
+    @Test("a commit from peers finalizes, and finality never moves back")
+    func commitFinalizes() throws {
+        let (tree, chain) = makeTree(6)
+        let c = self.core(tree, key: nil)
+        let actions = c.handle(.commit(self.honestCommit(chain[5], round: 3)), from: 1, now: 0)
+        #expect(actions.contains(.finalize(chain[5], self.honestCommit(chain[5], round: 3))))
+        #expect(c.finalized == chain[5])
+        _ = c.handle(.commit(self.honestCommit(chain[3], round: 4)), from: 1, now: 0)
+        #expect(c.finalized == chain[5])
+        #expect(c.round == 4, "fast-forwarded past the committed round")
+    }
+
+    @Test("votes are persisted before they are broadcast; a restart re-sends the same vote")
+    func persistBeforeSend() throws {
+        let (tree, _) = makeTree(3)
+        let c = self.core(tree, key: 0)
+        var actions = c.start(now: 0)
+        actions += c.tick(now: 700_000_000)
+        let persistIndex = actions.firstIndex { if case .persist(let s) = $0 { return s.prevote != nil }; return false }
+        let broadcastIndex = actions.firstIndex { if case .broadcast(.vote(let v)) = $0 { return v.phase == .prevote }; return false }
+        #expect(persistIndex != nil && broadcastIndex != nil && persistIndex! < broadcastIndex!)
+        guard case .persist(let state) = actions[persistIndex!] else { return }
+        // Restart with the stored state, in a world where the best chain has moved on.
+        tree.add(hash: Hash32.of([9]), number: 4, parent: Hash32.of([1, 3]))
+        let restarted = self.core(tree, key: 0, persisted: state)
+        let again = restarted.start(now: 0) + restarted.tick(now: 2_000_000_000)
+        let prevotes = again.compactMap { a -> SignedVote? in
+            if case .broadcast(.vote(let v)) = a, v.phase == .prevote { return v }
+            return nil
+        }
+        #expect(prevotes.allSatisfy { $0 == state.prevote }, "never a different prevote in the same round")
+    }
+
+    @Test("a validator whose vote store was wiped waits for a full round before voting")
+    func wipedStore() throws {
+        let (tree, chain) = makeTree(6)
+        let c = self.core(tree, key: 3, persisted: nil, finalized: chain[2])
+        let actions = c.start(now: 0) + c.tick(now: 5_000_000_000)
+        #expect(!actions.contains { if case .broadcast(.vote) = $0 { return true }; return false })
+        // It sees round 7 going on, so it may vote from round 8.
+        let v = SignedVote(phase: .prevote, target: chain[5], round: 7, setId: 0, key: self.keys[0])
+        _ = c.handle(.vote(v), from: 1, now: 5_000_000_000)
+        #expect(c.blockedUntilRound == 7)
+    }
+
+    @Test("two conflicting votes are reported once as valid evidence")
+    func equivocation() throws {
+        let (tree, chain) = makeTree(6)
+        tree.add(hash: Hash32.of([5, 5]), number: 5, parent: chain[4].hash)
+        let c = self.core(tree, key: nil)
+        let v1 = SignedVote(phase: .prevote, target: chain[5], round: 1, setId: 0, key: self.keys[1])
+        let v2 = SignedVote(phase: .prevote, target: VoteTarget(hash: Hash32.of([5, 5]), number: 5), round: 1, setId: 0, key: self.keys[1])
+        _ = c.handle(.vote(v1), from: 1, now: 0)
+        let actions = c.handle(.vote(v2), from: 2, now: 0)
+        let evidence = actions.compactMap { a -> Equivocation? in if case .equivocation(let e) = a { return e }; return nil }
+        #expect(evidence.count == 1)
+        #expect(evidence[0].isValid)
+        #expect(Equivocation.verify(evidence[0].encoded, authorities: self.authorities))
+        #expect(!Equivocation.verify(evidence[0].encoded, authorities: []))
+        let again = c.handle(.equivocation(evidence[0]), from: 3, now: 0)
+        #expect(again.isEmpty)
+        var forged = evidence[0]
+        forged.second = v1
+        #expect(!forged.isValid)
+    }
+
+    @Test("messages from garbage bytes never trap the decoder")
+    func fuzzMessages() {
+        var rng = SeededRNG(seed: 4)
+        let (tree, chain) = makeTree(3)
+        let c = self.core(tree, key: 0)
+        let samples: [FinalityMessage] = [
+            .vote(SignedVote(phase: .prevote, target: chain[2], round: 1, setId: 0, key: self.keys[1])),
+            .commit(self.honestCommit(chain[2])), .catchUpRequest(round: 3, setId: 0), .voteRequest(round: 1, setId: 0),
+        ]
+        for _ in 0..<5000 {
+            var b = samples[Int.random(in: 0..<samples.count, using: &rng)].encoded
+            for _ in 0..<Int.random(in: 0...4, using: &rng) { b[Int.random(in: 0..<b.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng) }
+            if Bool.random(using: &rng) { b = rng.bytes(Int.random(in: 0...200, using: &rng)) }
+            if let m = try? FinalityMessage.decode(b) { _ = c.handle(m, from: 1, now: 0) }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import MeshCLI
+import MeshCodec
+import MeshFinality
+import MeshSim
+
+/// `meshsim`: the deterministic network simulator (CONTRACT.md).
+struct MeshSimCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meshsim",
+        abstract: "Run Tensormesh's protocol state machines for many nodes in one process under virtual time.",
+        discussion: "Every run prints its seed and a trace hash; the same arguments reproduce the same hash.",
+        subcommands: [Run.self, Campaign.self])
+}
+
+struct SimOptions: ParsableArguments {
+    @Option(help: "Scenario: finality, twins, gossip, discovery.")
+    var scenario: String
+    @Option(help: "Number of nodes.")
+    var nodes: Int = 16
+    @Option(help: "Validators among the nodes (finality, twins).")
+    var validators: Int?
+    @Option(help: "Byzantine nodes (finality: silent validators; twins: validators with a twin).")
+    var byzantine: Int = 0
+    @Option(help: "Message loss probability.")
+    var loss: Double = 0
+    @Option(help: "One-way link latency in milliseconds.")
+    var latency: Double = 25
+    @Option(help: "Latency jitter in milliseconds.")
+    var jitter: Double = 5
+    @Option(help: "Link bandwidth in Mbit/s (0 = unlimited).")
+    var bandwidth: Double = 0
+    @Option(help: "Duplication probability.")
+    var duplication: Double = 0
+    @Option(help: "A partition: PERCENT/PERCENT@START-END in seconds, e.g. 50/50@10-40 (repeatable).")
+    var partition: [String] = []
+    @Option(help: "Virtual seconds to simulate.")
+    var seconds: Double = 60
+    @Option(help: "Slot duration in milliseconds (finality, twins).")
+    var slotMs: Int = 2000
+    @Option(help: "Twins: seconds until the network stabilises (GST).")
+    var gst: Double = 20
+    @Flag(help: "Plant a bug (count equivocators twice) to show that the checkers catch it.")
+    var plantBug = false
+    @Flag(help: "Give every validator the same stake (default: random stakes in 1...100).")
+    var equalStake = false
+
+    func model() throws -> NetworkModel {
+        var net = NetworkModel()
+        net.latency = UInt64(self.latency * 1e6)
+        net.jitter = UInt64(self.jitter * 1e6)
+        net.loss = self.loss
+        net.duplication = self.duplication
+        net.bandwidth = UInt64(self.bandwidth * 1e6 / 8)
+        for spec in self.partition {
+            guard let p = NetworkModel.Partition(spec: spec) else { throw CommandFailure.usage("bad --partition \"\(spec)\" (expected e.g. 50/50@10-40)") }
+            net.partitions.append(p)
+        }
+        return net
+    }
+
+    func run(seed: UInt64) throws -> SimSummary {
+        let clock = { DispatchTime.now().uptimeNanoseconds }
+        switch self.scenario {
+        case "finality", "twins":
+            var c = FinalityScenarioConfig()
+            c.nodes = self.nodes
+            c.validators = self.validators ?? min(self.nodes, 16)
+            c.byzantine = self.byzantine
+            c.twins = self.scenario == "twins"
+            c.seconds = self.seconds
+            c.slotMs = UInt64(self.slotMs)
+            c.network = try self.model()
+            c.gstSeconds = self.gst
+            if self.plantBug { c.finality.fault = .countEquivocatorsTwice }
+            if self.equalStake { c.stakeRange = 10...10 }
+            return FinalityScenario(config: c, seed: seed).run(clock: clock)
+        default:
+            throw CommandFailure.usage("unknown scenario \"\(self.scenario)\" (finality, twins, gossip, discovery)")
+        }
+    }
+}
+
+extension MeshSimCommand {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run one scenario with one seed.")
+        @OptionGroup var options: SimOptions
+        @Option(help: "The seed.")
+        var seed: UInt64 = 1
+        @Flag(help: "Print the summary as JSON.")
+        var json = false
+
+        func run() async throws {
+            let s = try self.options.run(seed: self.seed)
+            if self.json {
+                StandardOutput.line(s.json().serialized(pretty: true))
+            } else {
+                StandardOutput.line("scenario \(s.scenario), \(s.nodes) nodes, seed \(s.seed), \(s.virtualSeconds) virtual s")
+                StandardOutput.line("trace hash \(s.traceHash)")
+                StandardOutput.line("safety violations \(s.safetyViolations)")
+                for v in s.violations.prefix(5) { StandardOutput.line("  \(v)") }
+                for (k, v) in s.extra { StandardOutput.line("\(k) \(v.serialized())") }
+                if let d = s.delivered { StandardOutput.line("delivered \(d)") }
+                if let p = s.latencyP50Ms, let q = s.latencyP99Ms { StandardOutput.line("latency p50 \(p) ms, p99 \(q) ms") }
+                StandardOutput.line("\(s.events) events in \(String(format: "%.2f", s.wallSeconds)) s (\(Int(s.eventsPerSecond)) events/s)")
+            }
+            if s.safetyViolations > 0 {
+                StandardError.write("replay: meshsim run \(CommandLine.arguments.dropFirst(2).joined(separator: " "))\n")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Campaign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run many seeds; report violations with the command that replays each.")
+        @OptionGroup var options: SimOptions
+        @Option(help: "First seed.")
+        var from: UInt64 = 1
+        @Option(help: "Number of seeds.")
+        var count: UInt64 = 100
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            var failing: [UInt64] = []
+            var hashes = Set<String>()
+            let start = DispatchTime.now().uptimeNanoseconds
+            for seed in self.from..<(self.from + self.count) {
+                let s = try self.options.run(seed: seed)
+                hashes.insert(s.traceHash)
+                if s.safetyViolations > 0 {
+                    failing.append(seed)
+                    StandardError.write("seed \(seed): \(s.violations.first ?? "violation")\n")
+                    StandardError.write("  replay: meshsim run --scenario \(self.options.scenario) --nodes \(self.options.nodes) --byzantine \(self.options.byzantine) --seconds \(self.options.seconds)\(self.options.equalStake ? " --equal-stake" : "")\(self.options.plantBug ? " --plant-bug" : "") --seed \(seed)\n")
+                }
+            }
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if self.json {
+                StandardOutput.line(JSONValue.object([
+                    ("scenario", .string(self.options.scenario)), ("seeds", .int(self.count)),
+                    ("failingSeeds", .array(failing.map { .int($0) })), ("distinctTraceHashes", .int(hashes.count)),
+                    ("wallSeconds", .double(wall)),
+                ]).serialized(pretty: true))
+            } else {
+                StandardOutput.line("\(self.count) seeds, \(failing.count) with safety violations, \(String(format: "%.1f", wall)) s")
+            }
+            if !failing.isEmpty { throw ExitCode(1) }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import MeshCLI
+
+await CommandLineEntry.main(MeshSimCommand.self)
