@@ -23,6 +23,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System C libraries (module maps only).
@@ -49,6 +50,16 @@ let package = Package(
         // The deterministic network simulator (test support, and the meshsim tool).
         .target(name: "MeshSim", dependencies: ["MeshFinality", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // The node: wiring, JSON-RPC, metrics, logs.
+        .target(
+            name: "MeshNode",
+            dependencies: [
+                "MeshNetwork", "MeshSockets", "MeshChannel", "MeshChain", "MeshStore", "MeshFinality", "MeshIncentive",
+                "MeshCrypto", "MeshCodec", .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"),
+            ],
+            swiftSettings: strict),
+
         // Incentive engine (pure).
         .target(name: "MeshIncentive", dependencies: ["MeshCodec"], swiftSettings: strict),
 
@@ -69,7 +80,8 @@ let package = Package(
         .executableTarget(
             name: "tensormesh",
             dependencies: [
-                "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec", "MeshIncentive",
+                "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshNode", "MeshChain", "MeshChannel",
+                "MeshSockets", "MeshNetwork", "MeshFinality", "MeshStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

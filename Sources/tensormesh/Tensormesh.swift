@@ -11,7 +11,7 @@ struct Tensormesh: AsyncParsableCommand {
             Exit codes: 0 success, 1 runtime failure, 2 usage error.
             """,
         version: TensormeshVersion.string,
-        subcommands: [Key.self, Epoch.self])
+        subcommands: [Run.self, Key.self, Genesis.self, Epoch.self])
 }
 
 enum TensormeshVersion {

@@ -1,0 +1,58 @@
+import Foundation
+import MeshChain
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshFinality
+import MeshIncentive
+import MeshNetwork
+import MeshSockets
+import MeshStore
+extension Node {
+    /// The Prometheus text exposition (all names prefixed `tensormesh_`).
+    public func prometheusText() -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+            out += "# HELP tensormesh_\(name) \(help)\n# TYPE tensormesh_\(name) \(type)\n"
+            for (labels, v) in samples {
+                let value = v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+                out += "tensormesh_\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value)\n"
+            }
+        }
+        let best = self.chain.best.number
+        let fin = self.chain.finalized.number
+        metric("peers", "gauge", "Connected peers.", [("", Double(self.peers.count))])
+        metric("block_height", "gauge", "Block height by status.", [("status=\"best\"", Double(best)), ("status=\"finalized\"", Double(fin))])
+        metric("finality_lag_blocks", "gauge", "Best minus finalized height.", [("", Double(best - fin))])
+        let lagSeconds = self.chain.header(self.chain.finalized.hash).map { h in Double(Node.wallClockMillis() - min(Node.wallClockMillis(), h.timestamp)) / 1000 } ?? 0
+        metric("finality_lag_seconds", "gauge", "Age of the finalized block.", [("", lagSeconds)])
+        metric("finality_round", "gauge", "Current finality round.", [("", Double(self.finality.round))])
+        metric("finality_set_id", "gauge", "Current validator set id.", [("", Double(self.finality.setId))])
+        let votes = self.finality.currentRoundVotes
+        metric("finality_votes", "gauge", "Votes seen in the current round.", [("phase=\"prevote\"", Double(votes.prevotes)), ("phase=\"precommit\"", Double(votes.precommits))])
+        metric("finality_signature_verifications_total", "counter", "Vote signatures verified (each at most once).", [("", Double(self.signatures.verifications))])
+        metric("gossip_messages_total", "counter", "Gossip messages received by topic.", self.counters.gossipMessages.sorted { $0.key < $1.key }.map { ("topic=\"\($0.key)\"", Double($0.value)) })
+        metric("gossip_duplicates_total", "counter", "Duplicate gossip messages received by topic.", self.counters.gossipDuplicates.sorted { $0.key < $1.key }.map { ("topic=\"\($0.key)\"", Double($0.value)) })
+        metric("invalid_messages_total", "counter", "Invalid messages from peers by reason.", self.counters.invalidMessages.sorted { $0.key < $1.key }.map { ("reason=\"\($0.key.prefix(40))\"", Double($0.value)) })
+        var inBy: [String: Int] = [:]
+        var outBy: [String: Int] = [:]
+        for p in self.host.peers.values {
+            for (k, v) in p.bytesInByProtocol { inBy[k, default: 0] += v }
+            for (k, v) in p.bytesOutByProtocol { outBy[k, default: 0] += v }
+        }
+        metric("bytes_total", "counter", "Application bytes by direction and message type (open connections).",
+               inBy.sorted { $0.key < $1.key }.map { ("direction=\"in\",protocol=\"\($0.key)\"", Double($0.value)) }
+                   + outBy.sorted { $0.key < $1.key }.map { ("direction=\"out\",protocol=\"\($0.key)\"", Double($0.value)) })
+        metric("handshake_failures_total", "counter", "Failed secure-channel handshakes by reason.",
+               self.host.counters.handshakeFailures.sorted { $0.key < $1.key }.map { ("reason=\"\($0.key)\"", Double($0.value)) })
+        metric("connections_refused_total", "counter", "Connections refused by limits.", [("", Double(self.host.tracker.refused + self.host.counters.refusedByLimits))])
+        metric("mempool_transactions", "gauge", "Transactions in the pool.", [("", Double(self.mempool.count))])
+        metric("epochs_total", "counter", "Subnet epochs run since start.", [("", Double(self.counters.epochsRun))])
+        metric("blocks_produced_total", "counter", "Blocks this node produced.", [("", Double(self.counters.blocksProduced))])
+        metric("blocks_imported_total", "counter", "Blocks imported.", [("", Double(self.chain.importedCount))])
+        metric("blocks_rejected_total", "counter", "Blocks rejected.", [("", Double(self.chain.rejectedCount))])
+        metric("sync_blocks_total", "counter", "Blocks imported through sync.", [("", Double(self.counters.syncedBlocks))])
+        metric("reorgs_total", "counter", "Best-chain reorganisations.", [("", Double(self.counters.reorgs))])
+        return out
+    }
+}

@@ -1,0 +1,776 @@
+import Foundation
+import MeshChain
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshFinality
+import MeshIncentive
+import MeshNetwork
+import MeshSockets
+import MeshStore
+/// One connected peer, as the node tracks it.
+final class PeerState {
+    let peer: SecurePeer
+    let tag: Int
+    var blocksStream: StreamID?
+    var txStream: StreamID?
+    var finalityStream: StreamID?
+    var best: ChainPointer
+    var finalized: ChainPointer
+    var incoming: [StreamID: String] = [:]
+    var requests: [StreamID: (kind: String, sentAt: UInt64)] = [:]
+    var score = 0
+    var syncing = false
+
+    init(peer: SecurePeer, tag: Int, hello: Hello) {
+        self.peer = peer
+        self.tag = tag
+        self.best = ChainPointer(number: hello.best.number, hash: Hash32(hello.best.hash))
+        self.finalized = ChainPointer(number: hello.finalized.number, hash: Hash32(hello.finalized.hash))
+    }
+}
+
+/// Counters the metrics endpoint and the informant read.
+struct NodeCounters {
+    var gossipMessages: [String: Int] = [:]
+    var gossipDuplicates: [String: Int] = [:]
+    var invalidMessages: [String: Int] = [:]
+    var blocksProduced = 0
+    var epochsRun = 0
+    var syncedBlocks = 0
+    var reorgs = 0
+    var bytesIn = 0
+    var bytesOut = 0
+}
+
+/// The node: socket layer, secure peers, chain and store, mempool, sync, block production,
+/// finality and the subnet engine, wired together on one event loop. All methods run on the
+/// loop thread; other threads reach the node through ``EventLoop/submit(_:)``.
+public final class Node: SecurePeerDelegate, @unchecked Sendable {
+    // Safety: every stored property is touched only on `loop` (entry points are called from
+    // loop tasks), except the immutable ones.
+    public let config: NodeConfig
+    public let loop: EventLoop
+    public let log: Log
+    let key: Ed25519.PrivateKey
+    public let identity: NodeIdentity
+    public let store: SQLiteStore
+    public let chain: ChainCore
+    let mempool = Mempool()
+    public private(set) var host: SecureHost!
+    var finality: FinalityCore!
+    let signatures = SignatureCache()
+    var finalityEnv: ChainFinalityEnvironment!
+    var peers: [Int: PeerState] = [:]
+    var peerByObject: [ObjectIdentifier: Int] = [:]
+    var nextTag = 1
+    var seenBlocks = LRUSet<Hash32>(capacity: 4096)
+    var seenTxs = LRUSet<Hash32>(capacity: 16384)
+    var seenFinality = LRUSet<Hash32>(capacity: 16384)
+    var counters = NodeCounters()
+    var lastProducedSlot: UInt64 = 0
+    var finalityTimer: TimerID?
+    var slotTimer: TimerID?
+    var knownAddresses: [AccountID: NodeAddress] = [:]
+    var dialing: [AccountID: UInt64] = [:]
+    var started = false
+    var stopping = false
+    var lastInformant = (bytesIn: 0, bytesOut: 0, at: UInt64(0))
+    /// The address peers can dial us at (listen port).
+    public private(set) var listenAddress: SocketAddress?
+    /// Extra protocols (query routing) handled by plug-ins.
+    var protocolHandlers: [String: any NodeProtocolHandler] = [:]
+
+    /// Opens the store under the base path and the chain. Call on the loop.
+    public init(config: NodeConfig, key: Ed25519.PrivateKey, loop: EventLoop, log: Log) throws {
+        self.config = config
+        self.loop = loop
+        self.log = log
+        self.key = key
+        self.identity = NodeIdentity(signingKey: key)
+        try FileManager.default.createDirectory(atPath: config.basePath, withIntermediateDirectories: true)
+        self.store = try SQLiteStore(path: config.basePath + "/chain.db")
+        self.chain = try ChainCore(spec: config.spec, store: self.store)
+        self.chain.context.verifyEquivocation = { bytes, authorities in Equivocation.verify(bytes, authorities: authorities) }
+        self.finalityEnv = ChainFinalityEnvironment(chain: self.chain)
+        let persisted = try self.store.meta("grandpa.voter").flatMap { try? VoterState.decode($0) }
+        let setInfo = try self.store.meta("grandpa.set").flatMap { try? FinalitySetInfo.decode($0) }
+        let authorities = setInfo?.authorities ?? self.chain.finalizedState.authorities
+        let setId = setInfo?.setId ?? 0
+        var fc = FinalityConfig()
+        fc.gossipDuration = 333_000_000
+        let fin = self.chain.finalized
+        self.finality = FinalityCore(config: fc, key: key, authorities: authorities, setId: setId,
+                                     finalized: VoteTarget(hash: fin.hash, number: fin.number),
+                                     persisted: persisted, now: EventLoop.now(), env: self.finalityEnv, signatures: self.signatures)
+        var limits = ConnectionLimits()
+        limits.maxInbound = config.maxInbound
+        limits.maxOutbound = max(config.targetOutbound * 2, 16)
+        limits.maxTotal = limits.maxInbound + limits.maxOutbound
+        self.host = SecureHost(loop: loop, identity: self.identity, limits: limits) { [unowned self] in self.localHello() }
+        self.host.delegate = self
+        // Pending finality changes from headers above the finalized block.
+        for hash in self.chain.ancestry(of: self.chain.best.hash, downTo: fin.number).reversed() {
+            if let h = self.chain.header(hash) { _ = self.finality.blockImported(hash: hash, number: h.number, digest: h.digest, now: EventLoop.now()) }
+        }
+    }
+
+    public var nodeId: AccountID { self.key.publicKey }
+    public var isValidator: Bool { self.chain.bestState.authorities.contains { $0.id == self.key.publicKey } }
+
+    func localHello() -> Hello {
+        Hello(genesisHash: self.chain.genesisHash.bytes,
+              best: BlockRef(number: self.chain.best.number, hash: self.chain.best.hash.bytes),
+              finalized: BlockRef(number: self.chain.finalized.number, hash: self.chain.finalized.hash.bytes),
+              roles: self.config.roles, listenPort: self.config.port, agent: "tensormesh/0.1.0 (\(self.config.name))")
+    }
+
+    // MARK: Lifecycle
+
+    /// Listens, dials bootnodes and known peers, and starts the timers.
+    public func start() throws {
+        let addr = SocketAddress(numericHost: self.config.listenHost, port: self.config.port)
+            ?? SocketAddress(numericHost: "0.0.0.0", port: self.config.port)!
+        self.listenAddress = try self.host.listen(on: addr)
+        self.started = true
+        for b in self.config.bootnodes where b.nodeId != self.nodeId { self.knownAddresses[b.nodeId] = b }
+        if let cached = try? self.store.meta("peers"), let list = try? PeerCache.decode(cached) {
+            for a in list.addresses where a.nodeId != self.nodeId && self.knownAddresses[a.nodeId] == nil { self.knownAddresses[a.nodeId] = a }
+        }
+        self.log.info("Local node identity", ["nodeId": self.nodeId.hex])
+        self.log.info("Listening", ["address": "\(self.nodeId.hex)@\(self.config.listenHost):\(self.listenAddress!.port)"])
+        self.log.info("Chain", ["name": self.config.spec.name, "genesis": self.chain.genesisHash.hex,
+                                "best": "#\(self.chain.best.number)", "finalized": "#\(self.chain.finalized.number)"])
+        if self.config.validator && !self.isValidator {
+            self.log.warn("--validator given but this key is not in the validator set; producing and voting only when it joins")
+        }
+        self.maintainPeers()
+        self.scheduleSlot()
+        self.process(self.finality.start(now: EventLoop.now()))
+        self.scheduleInformant()
+        self.schedulePeerMaintenance()
+    }
+
+    /// Graceful shutdown: closes peers, snapshots state, closes the store.
+    public func stop() {
+        guard !self.stopping else { return }
+        self.stopping = true
+        if let t = self.slotTimer { self.loop.cancel(t) }
+        if let t = self.finalityTimer { self.loop.cancel(t) }
+        self.savePeerCache()
+        self.host.shutdown()
+        try? self.chain.snapshotFinalized()
+        try? self.store.checkpoint()
+        self.log.info("Shut down", ["best": "#\(self.chain.best.number)", "finalized": "#\(self.chain.finalized.number)"])
+    }
+
+    func savePeerCache() {
+        let list = PeerCache(addresses: Array(self.knownAddresses.values.sorted { $0.nodeId < $1.nodeId }.prefix(256)))
+        try? self.store.putMeta("peers", list.encoded, durable: false)
+    }
+
+    // MARK: Peers
+
+    func schedulePeerMaintenance() {
+        self.loop.schedule(after: 3_000_000_000) { [weak self] in
+            guard let self, !self.stopping else { return }
+            self.maintainPeers()
+            self.checkRequestTimeouts()
+            self.schedulePeerMaintenance()
+        }
+    }
+
+    /// Keeps `targetOutbound` outbound peers: dials known addresses not connected yet, with
+    /// a back-off per address; asks connected peers for more addresses.
+    func maintainPeers() {
+        let now = EventLoop.now()
+        let connected = Set(self.peers.values.compactMap { $0.peer.remoteNodeId })
+        let outbound = self.host.peers.values.filter { !$0.isInbound }.count
+        var budget = self.config.targetOutbound - outbound
+        for (id, addr) in self.knownAddresses.sorted(by: { $0.key < $1.key }) where budget > 0 {
+            if connected.contains(id) { continue }
+            if let t = self.dialing[id], now < t { continue }
+            self.dialing[id] = now + 10_000_000_000
+            self.dial(addr)
+            budget -= 1
+        }
+        if outbound < self.config.targetOutbound {
+            for p in self.peers.values.prefix(4) { self.request(p, protocol: ProtocolName.peers, body: [1]) }
+        }
+    }
+
+    func dial(_ addr: NodeAddress) {
+        guard let sa = SocketAddress(numericHost: addr.host, port: addr.port) ?? (try? SocketAddress.resolve(host: addr.host, port: addr.port).first) else {
+            self.log.debug("cannot resolve peer address", ["address": addr.description])
+            return
+        }
+        do {
+            if let p = try self.host.dial(sa) { p.userInfo["expect"] = addr.nodeId.hex }
+        } catch {
+            self.log.debug("dial failed", ["address": addr.description, "error": "\(error)"])
+        }
+    }
+
+    public func peerReady(_ peer: SecurePeer) {
+        guard let hello = peer.remoteHello, let id = peer.remoteNodeId else { return }
+        if let expected = peer.userInfo["expect"], expected != id.hex {
+            self.log.warn("peer at a bootnode address has another identity; dropping", ["expected": String(expected.prefix(16)), "got": String(id.hex.prefix(16))])
+            peer.close(code: ChannelCode.refused, reason: "unexpected identity")
+            return
+        }
+        if self.peers.values.contains(where: { $0.peer.remoteNodeId == id }) {
+            // One connection per peer: keep the one dialled by the lower node id.
+            peer.close(code: ChannelCode.refused, reason: "already connected")
+            return
+        }
+        let tag = self.nextTag
+        self.nextTag += 1
+        let state = PeerState(peer: peer, tag: tag, hello: hello)
+        self.peers[tag] = state
+        self.peerByObject[ObjectIdentifier(peer)] = tag
+        if !peer.isInbound || hello.listenPort > 0 {
+            let host = peer.socket.remoteAddress.host
+            let port = peer.isInbound ? hello.listenPort : peer.socket.remoteAddress.port
+            self.knownAddresses[id] = NodeAddress(nodeId: id, host: host, port: port)
+        }
+        self.dialing[id] = nil
+        state.blocksStream = try? peer.openStream(ProtocolName.blocks)
+        state.txStream = try? peer.openStream(ProtocolName.transactions)
+        state.finalityStream = try? peer.openStream(ProtocolName.finality)
+        self.log.debug("peer connected", ["peer": id.hex.prefix(16).description, "address": peer.socket.remoteAddress.description,
+                                          "best": "#\(hello.best.number)", "inbound": "\(peer.isInbound)"])
+        self.maybeSync(state)
+        for h in self.protocolHandlers.values { h.peerConnected(state.peer, node: self) }
+    }
+
+    public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
+        guard let tag = self.peerByObject.removeValue(forKey: ObjectIdentifier(peer)) else { return }
+        self.peers[tag] = nil
+        self.log.debug("peer disconnected", ["peer": peer.remoteNodeId?.hex.prefix(16).description ?? "?",
+                                             "reason": error.map { "\($0)" } ?? socket.map { "\($0)" } ?? "?"])
+        for h in self.protocolHandlers.values { h.peerDisconnected(peer, node: self) }
+    }
+
+    public func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) {
+        guard let tag = self.peerByObject[ObjectIdentifier(peer)], let p = self.peers[tag] else { return }
+        p.incoming[stream] = protocolName
+    }
+
+    public func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) {
+        guard let tag = self.peerByObject[ObjectIdentifier(peer)], let p = self.peers[tag] else { return }
+        p.incoming[stream] = nil
+        if p.requests.removeValue(forKey: stream) != nil, reset != nil { p.syncing = false }
+    }
+
+    public func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
+        guard let tag = self.peerByObject[ObjectIdentifier(peer)], let p = self.peers[tag] else {
+            // Plug-in protocols may speak to peers that are not (yet) full chain peers.
+            return
+        }
+        self.counters.bytesIn += message.count
+        if let (kind, _) = p.requests[stream] {
+            p.requests[stream] = nil
+            self.handleResponse(kind, message, from: p, stream: stream)
+            return
+        }
+        guard let proto = p.incoming[stream] ?? peer.channel.protocolName(of: stream) else { return }
+        switch proto {
+        case ProtocolName.blocks: self.handleBlockMessage(message, from: p)
+        case ProtocolName.transactions: self.handleTransactionMessage(message, from: p)
+        case ProtocolName.finality: self.handleFinalityMessage(message, from: p)
+        case ProtocolName.sync: self.serveSync(message, to: p, stream: stream)
+        case ProtocolName.peers: self.servePeers(to: p, stream: stream)
+        case ProtocolName.head: self.serveHead(to: p, stream: stream)
+        default:
+            if let h = self.protocolHandlers[proto] {
+                h.received(message, from: peer, stream: stream, node: self)
+            } else {
+                peer.reset(stream, code: ChannelCode.refused)
+            }
+        }
+    }
+
+    /// Scores a peer down for bad input; drops it past the threshold.
+    func penalize(_ p: PeerState, _ reason: String, by amount: Int = 10) {
+        p.score -= amount
+        self.counters.invalidMessages[reason, default: 0] += 1
+        self.log.debug("peer misbehaved", ["peer": p.peer.description, "reason": reason, "score": "\(p.score)"])
+        if p.score <= -100 {
+            self.log.info("dropping peer for bad behaviour", ["peer": p.peer.description, "reason": reason])
+            if let id = p.peer.remoteNodeId { self.dialing[id] = EventLoop.now() + 600_000_000_000 }
+            p.peer.close(code: ChannelCode.banned, reason: reason)
+        }
+    }
+
+    // MARK: Requests
+
+    func request(_ p: PeerState, protocol name: String, body: [UInt8]) {
+        guard let s = try? p.peer.openStream(name) else { return }
+        p.requests[s] = (name, EventLoop.now())
+        try? p.peer.send(body, on: s, finish: true)
+    }
+
+    func checkRequestTimeouts() {
+        let now = EventLoop.now()
+        for p in self.peers.values {
+            for (s, r) in p.requests where now - r.sentAt > 15_000_000_000 {
+                p.requests[s] = nil
+                p.peer.reset(s)
+                if r.kind == ProtocolName.sync {
+                    p.syncing = false
+                    self.penalize(p, "sync timeout", by: 5)
+                }
+            }
+        }
+    }
+
+    func handleResponse(_ kind: String, _ message: [UInt8], from p: PeerState, stream: StreamID) {
+        switch kind {
+        case ProtocolName.sync:
+            p.syncing = false
+            guard let resp = try? BlocksResponse.decode(message) else {
+                self.penalize(p, "bad sync response", by: 30)
+                return
+            }
+            self.importSynced(resp, from: p)
+        case ProtocolName.peers:
+            guard let list = try? PeerList.decode(message) else {
+                self.penalize(p, "bad peers response")
+                return
+            }
+            for e in list.peers.prefix(64) where e.nodeId != self.nodeId {
+                if let a = NodeAddress("\(e.nodeId.hex)@\(e.address)"), self.knownAddresses[e.nodeId] == nil { self.knownAddresses[e.nodeId] = a }
+            }
+        case ProtocolName.head:
+            break
+        default:
+            if let h = self.protocolHandlers[kind] { h.response(message, from: p.peer, node: self) }
+        }
+    }
+
+    // MARK: Blocks
+
+    func handleBlockMessage(_ message: [UInt8], from p: PeerState) {
+        guard let block = try? Block.decode(message) else {
+            self.penalize(p, "undecodable block", by: 30)
+            return
+        }
+        let hash = block.hash
+        if block.number > p.best.number { p.best = ChainPointer(number: block.number, hash: hash) }
+        if !self.seenBlocks.insert(hash) || self.chain.contains(hash) {
+            self.counters.gossipDuplicates["blocks", default: 0] += 1
+            return
+        }
+        self.counters.gossipMessages["blocks", default: 0] += 1
+        self.importAndRelay(block, from: p)
+    }
+
+    /// Imports a block from a peer; relays it when new and valid; syncs when its parent is
+    /// unknown.
+    func importAndRelay(_ block: Block, from p: PeerState?) {
+        do {
+            let outcome = try self.chain.importBlock(block, now: Node.wallClockMillis())
+            if case .imported(let newBest, let depth) = outcome {
+                if depth > 0 {
+                    self.counters.reorgs += 1
+                    self.log.info("reorganised", ["depth": "\(depth)", "best": "#\(block.number)"])
+                }
+                for tx in block.transactions { self.mempool.remove(tx.hash) }
+                if newBest { self.mempool.prune(state: self.chain.bestState) }
+                self.relayBlock(block, except: p?.tag)
+                self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: EventLoop.now()))
+                self.noteEpochs(block)
+            }
+        } catch BlockError.unknownParent {
+            if let p { self.requestSync(from: p) }
+        } catch {
+            if let p { self.penalize(p, "invalid block: \(error)", by: 50) }
+            self.log.debug("rejected block", ["number": "#\(block.number)", "reason": "\(error)"])
+        }
+    }
+
+    func noteEpochs(_ block: Block) {
+        guard let parent = self.chain.state(at: block.header.parentHash) ?? nil, let state = self.chain.state(at: block.hash) else { return }
+        for (id, s) in state.subnets where s.epochCount > (parent.subnets[id]?.epochCount ?? 0) {
+            self.counters.epochsRun += 1
+            self.log.info("epoch ran", ["netuid": "\(id)", "block": "#\(block.number)", "uids": "\(s.neurons.count)"])
+        }
+    }
+
+    func relayBlock(_ block: Block, except: Int?) {
+        let bytes = block.encoded
+        for p in self.peers.values where p.tag != except {
+            guard let s = p.blocksStream, p.best.number < block.number || p.best.hash != block.hash else { continue }
+            try? p.peer.send(bytes, on: s)
+            self.counters.bytesOut += bytes.count
+        }
+    }
+
+    // MARK: Sync
+
+    /// Whether peers are ahead of us by more than a slot or two.
+    public var isSyncing: Bool {
+        let best = self.chain.best.number
+        return self.peers.values.contains { $0.best.number > best + 2 }
+    }
+
+    func maybeSync(_ p: PeerState) {
+        if p.best.number > self.chain.best.number { self.requestSync(from: p) }
+    }
+
+    func requestSync(from p: PeerState) {
+        guard !p.syncing else { return }
+        p.syncing = true
+        // From just above the finalized block, so forks below our best are covered too.
+        let from = min(self.chain.best.number + 1, self.chain.finalized.number + 1)
+        let start = p.best.number > self.chain.best.number + BlocksRequest.maxCount ? self.chain.best.number + 1 : from
+        self.request(p, protocol: ProtocolName.sync, body: BlocksRequest(from: start, count: BlocksRequest.maxCount).encoded)
+    }
+
+    func serveSync(_ message: [UInt8], to p: PeerState, stream: StreamID) {
+        guard let req = try? BlocksRequest.decode(message) else {
+            self.penalize(p, "bad sync request")
+            p.peer.reset(stream, code: ChannelCode.protocolError)
+            return
+        }
+        var blocks: [Block] = []
+        var justifications: [(UInt64, [UInt8])] = []
+        var size = 0
+        var n = req.from
+        while n < req.from + req.count, let b = self.chain.block(number: n) {
+            blocks.append(b)
+            size += b.encoded.count
+            if let j = try? self.store.justification(n) { justifications.append((n, j)) }
+            n += 1
+            if size > 8 << 20 { break }
+        }
+        try? p.peer.send(BlocksResponse(blocks: blocks, justifications: justifications).encoded, on: stream, finish: true)
+    }
+
+    func importSynced(_ resp: BlocksResponse, from p: PeerState) {
+        var imported = 0
+        for block in resp.blocks {
+            if self.chain.contains(block.hash) { continue }
+            do {
+                try self.chain.importBlock(block, now: Node.wallClockMillis())
+                imported += 1
+                for tx in block.transactions { self.mempool.remove(tx.hash) }
+                self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: EventLoop.now()))
+            } catch {
+                self.penalize(p, "invalid synced block: \(error)", by: 50)
+                break
+            }
+        }
+        self.counters.syncedBlocks += imported
+        self.mempool.prune(state: self.chain.bestState)
+        for (_, j) in resp.justifications {
+            if let c = try? Commit.decode(j) { self.process(self.finality.handle(.commit(c), from: p.tag, now: EventLoop.now())) }
+        }
+        if imported > 0 {
+            let best = self.chain.best.number
+            if p.best.number > best {
+                self.log.info("syncing", ["best": "#\(best)", "target": "#\(p.best.number)", "imported": "\(imported)"])
+                self.requestSync(from: p)
+            }
+        }
+    }
+
+    // MARK: Transactions
+
+    func handleTransactionMessage(_ message: [UInt8], from p: PeerState) {
+        guard let tx = try? Transaction.decode(message) else {
+            self.penalize(p, "undecodable transaction")
+            return
+        }
+        let hash = tx.hash
+        guard self.seenTxs.insert(hash) else {
+            self.counters.gossipDuplicates["transactions", default: 0] += 1
+            return
+        }
+        self.counters.gossipMessages["transactions", default: 0] += 1
+        do {
+            try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
+            self.relayTransaction(message, except: p.tag)
+        } catch MempoolError.invalid(.badSignature) {
+            self.penalize(p, "transaction with a bad signature", by: 20)
+        } catch {}
+    }
+
+    /// Submits a transaction from RPC; returns its hash or the refusal.
+    public func submit(_ tx: Transaction) throws(MempoolError) -> Hash32 {
+        let hash = try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
+        _ = self.seenTxs.insert(hash)
+        self.relayTransaction(tx.encoded, except: nil)
+        return hash
+    }
+
+    func relayTransaction(_ bytes: [UInt8], except: Int?) {
+        for p in self.peers.values where p.tag != except {
+            if let s = p.txStream { try? p.peer.send(bytes, on: s) }
+        }
+    }
+
+    // MARK: Production
+
+    static func wallClockMillis() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+
+    func scheduleSlot() {
+        let slotMs = self.chain.spec.params.slotDurationMs
+        let now = Node.wallClockMillis()
+        let next = (now / slotMs + 1) * slotMs
+        self.slotTimer = self.loop.schedule(after: (next - now) * 1_000_000 + 1_000_000) { [weak self] in
+            guard let self, !self.stopping else { return }
+            self.onSlot()
+            self.scheduleSlot()
+        }
+    }
+
+    func onSlot() {
+        guard self.config.validator else { return }
+        let slotMs = self.chain.spec.params.slotDurationMs
+        let now = Node.wallClockMillis()
+        let slot = now / slotMs
+        // A slot we are late for by more than half its length is skipped, not produced late.
+        guard slot > self.lastProducedSlot, now - slot * slotMs < slotMs / 2 else { return }
+        if self.isSyncing { return }
+        do {
+            let candidates = self.mempool.ready(state: self.chain.bestState, limit: 1000)
+            if let block = try self.chain.produce(slot: slot, timestamp: now, key: self.key, candidates: candidates) {
+                self.lastProducedSlot = slot
+                self.counters.blocksProduced += 1
+                _ = self.seenBlocks.insert(block.hash)
+                for tx in block.transactions { self.mempool.remove(tx.hash) }
+                self.mempool.prune(state: self.chain.bestState)
+                self.log.info("Prepared block", ["number": "#\(block.number)", "hash": block.hash.hex.prefix(18).description,
+                                                 "transactions": "\(block.transactions.count)"])
+                self.relayBlock(block, except: nil)
+                self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: EventLoop.now()))
+                self.noteEpochs(block)
+            }
+        } catch {
+            self.log.error("block production failed", ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Finality
+
+    func handleFinalityMessage(_ message: [UInt8], from p: PeerState) {
+        guard let m = try? FinalityMessage.decode(message) else {
+            self.penalize(p, "undecodable finality message")
+            return
+        }
+        let id = Hash32.of(message)
+        var relay = false
+        switch m {
+        case .vote, .commit, .equivocation:
+            guard self.seenFinality.insert(id) else {
+                self.counters.gossipDuplicates["finality", default: 0] += 1
+                return
+            }
+            relay = true
+        default: break
+        }
+        self.counters.gossipMessages["finality", default: 0] += 1
+        // Fetch blocks that votes and commits refer to but we have not seen.
+        var wanted: [Hash32] = []
+        switch m {
+        case .vote(let v): wanted = [v.target.hash]
+        case .commit(let c): wanted = [c.target.hash]
+        default: break
+        }
+        if wanted.contains(where: { !self.chain.contains($0) }) { self.requestSync(from: p) }
+        let invalidBefore = self.finality.invalidMessages
+        self.process(self.finality.handle(m, from: p.tag, now: EventLoop.now()))
+        if self.finality.invalidMessages > invalidBefore {
+            self.penalize(p, "invalid finality message", by: 20)
+            return
+        }
+        if relay { self.broadcastFinality(message, except: p.tag) }
+    }
+
+    func broadcastFinality(_ bytes: [UInt8], except: Int?) {
+        for p in self.peers.values where p.tag != except {
+            if let s = p.finalityStream { try? p.peer.send(bytes, on: s) }
+        }
+    }
+
+    /// Performs the gadget's actions in order; a persist is durable before anything after it.
+    func process(_ actions: [FinalityAction]) {
+        for a in actions {
+            switch a {
+            case .persist(let state):
+                do { try self.store.putMeta("grandpa.voter", state.encoded, durable: true) } catch {
+                    self.log.error("cannot persist finality vote; not sending it", ["error": "\(error)"])
+                    return
+                }
+            case .broadcast(let m):
+                let bytes = m.encoded
+                _ = self.seenFinality.insert(Hash32.of(bytes))
+                self.broadcastFinality(bytes, except: nil)
+            case .send(let tag, let m):
+                if let p = self.peers[tag], let s = p.finalityStream { try? p.peer.send(m.encoded, on: s) }
+            case .finalize(let target, let commit):
+                do {
+                    try self.chain.finalize(target.hash, justification: commit.encoded)
+                    self.log.debug("finalized", ["number": "#\(target.number)", "round": "\(commit.round)"])
+                } catch {
+                    self.log.warn("finalization not applied", ["target": "#\(target.number)", "error": "\(error)"])
+                }
+            case .equivocation(let e):
+                self.log.warn("finality equivocation detected", ["voter": e.first.voter.hex.prefix(16).description, "round": "\(e.first.round)"])
+                self.reportEquivocation(e)
+            case .authoritySetChanged(let setId, let authorities):
+                try? self.store.putMeta("grandpa.set", FinalitySetInfo(setId: setId, authorities: authorities).encoded, durable: true)
+                self.log.info("validator set changed", ["setId": "\(setId)", "validators": "\(authorities.count)"])
+            }
+        }
+        self.scheduleFinalityTimer()
+    }
+
+    func reportEquivocation(_ e: Equivocation) {
+        guard self.isValidator else { return }
+        let state = self.chain.bestState
+        let tx = Transaction(signer: self.key, nonce: state.nonce(self.key.publicKey), validUntil: state.number + 64,
+                             fee: state.params.baseFee, call: .reportEquivocation(evidence: e.encoded), genesis: self.chain.genesisHash)
+        _ = try? self.submit(tx)
+    }
+
+    func scheduleFinalityTimer() {
+        if let t = self.finalityTimer { self.loop.cancel(t) }
+        let now = EventLoop.now()
+        let at = self.finality.nextDeadline(after: now)
+        self.finalityTimer = self.loop.schedule(after: at - now) { [weak self] in
+            guard let self, !self.stopping else { return }
+            self.finalityTimer = nil
+            self.process(self.finality.tick(now: EventLoop.now()))
+        }
+    }
+
+    // MARK: Serving small requests
+
+    func servePeers(to p: PeerState, stream: StreamID) {
+        let entries = self.peers.values.sorted { $0.tag < $1.tag }.compactMap { q -> PeerEntry? in
+            guard let id = q.peer.remoteNodeId, let hello = q.peer.remoteHello else { return nil }
+            let port = q.peer.isInbound ? hello.listenPort : q.peer.socket.remoteAddress.port
+            return PeerEntry(nodeId: id, address: "\(q.peer.socket.remoteAddress.host):\(port)", bestNumber: q.best.number,
+                             roles: hello.roles.rawValue, inbound: q.peer.isInbound)
+        }
+        try? p.peer.send(PeerList(peers: entries).encoded, on: stream, finish: true)
+    }
+
+    func serveHead(to p: PeerState, stream: StreamID) {
+        let info = HeadInfo(best: self.chain.best, finalized: self.chain.finalized, round: self.finality.round, setId: self.finality.setId)
+        try? p.peer.send(info.encoded, on: stream, finish: true)
+    }
+
+    // MARK: Informant
+
+    func scheduleInformant() {
+        self.loop.schedule(after: UInt64(self.config.informantInterval * 1e9)) { [weak self] in
+            guard let self, !self.stopping else { return }
+            self.informant()
+            self.scheduleInformant()
+        }
+    }
+
+    func informant() {
+        let now = EventLoop.now()
+        var bytesIn = 0
+        var bytesOut = 0
+        for p in self.host.peers.values {
+            bytesIn += p.socket.bytesRead
+            bytesOut += p.socket.bytesWritten
+        }
+        let elapsed = max(1.0, Double(now - self.lastInformant.at) / 1e9)
+        let inRate = Double(max(0, bytesIn - self.lastInformant.bytesIn)) / elapsed / 1024
+        let outRate = Double(max(0, bytesOut - self.lastInformant.bytesOut)) / elapsed / 1024
+        self.lastInformant = (bytesIn, bytesOut, now)
+        let status = self.isSyncing ? "⚙️  Syncing" : "💤 Idle"
+        let best = self.chain.best
+        let fin = self.chain.finalized
+        self.log.info("\(status) (\(self.peers.count) peers), best: #\(best.number) (\(best.hash.hex.prefix(10))…), finalized #\(fin.number) (\(fin.hash.hex.prefix(10))…), ⬇ \(String(format: "%.1f", inRate))kiB/s ⬆ \(String(format: "%.1f", outRate))kiB/s")
+    }
+}
+
+/// Handlers for extra stream protocols (query routing).
+public protocol NodeProtocolHandler: AnyObject {
+    func peerConnected(_ peer: SecurePeer, node: Node)
+    func peerDisconnected(_ peer: SecurePeer, node: Node)
+    func received(_ message: [UInt8], from peer: SecurePeer, stream: StreamID, node: Node)
+    func response(_ message: [UInt8], from peer: SecurePeer, node: Node)
+}
+
+extension Node {
+    /// Registers a handler for a stream protocol.
+    public func register(protocol name: String, handler: any NodeProtocolHandler) { self.protocolHandlers[name] = handler }
+}
+
+/// The finality set the node last enacted (persisted).
+struct FinalitySetInfo: BinaryCodable {
+    var setId: UInt64
+    var authorities: [WeightedAuthority]
+
+    init(setId: UInt64, authorities: [WeightedAuthority]) {
+        self.setId = setId
+        self.authorities = authorities
+    }
+
+    func encode(to w: inout ByteWriter) { w.u64(self.setId); w.list(self.authorities) }
+    init(from r: inout ByteReader) throws(CodecError) {
+        self.setId = try r.u64()
+        self.authorities = try r.list(of: WeightedAuthority.self, limit: 1024, minElementSize: 40)
+    }
+}
+
+/// The peers answer.
+public struct PeerList: BinaryCodable, Sendable {
+    public var peers: [PeerEntry]
+    public init(peers: [PeerEntry]) { self.peers = peers }
+    public func encode(to w: inout ByteWriter) { w.list(self.peers) }
+    public init(from r: inout ByteReader) throws(CodecError) { self.peers = try r.list(of: PeerEntry.self, limit: 1024, minElementSize: 40) }
+}
+
+/// Addresses of peers, persisted across restarts.
+struct PeerCache: BinaryCodable {
+    var addresses: [NodeAddress]
+    init(addresses: [NodeAddress]) { self.addresses = addresses }
+    func encode(to w: inout ByteWriter) { w.list(self.addresses) { w, a in w.string(a.description) } }
+    init(from r: inout ByteReader) throws(CodecError) {
+        self.addresses = try r.list(limit: 4096) { (r: inout ByteReader) throws(CodecError) in
+            let s = try r.string(limit: 200)
+            guard let a = NodeAddress(s) else { throw .invalidValue(field: "peer", reason: s) }
+            return a
+        }
+    }
+}
+
+/// A set that forgets its oldest members past a capacity.
+struct LRUSet<T: Hashable> {
+    var set: Set<T> = []
+    var order: [T] = []
+    var head = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Inserts; returns false if already present.
+    mutating func insert(_ v: T) -> Bool {
+        guard self.set.insert(v).inserted else { return false }
+        self.order.append(v)
+        if self.set.count > self.capacity {
+            self.set.remove(self.order[self.head])
+            self.head += 1
+            if self.head > self.capacity {
+                self.order.removeFirst(self.head)
+                self.head = 0
+            }
+        }
+        return true
+    }
+
+    func contains(_ v: T) -> Bool { self.set.contains(v) }
+}

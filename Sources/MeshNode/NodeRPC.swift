@@ -1,0 +1,254 @@
+import Foundation
+import MeshChain
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshFinality
+import MeshIncentive
+import MeshNetwork
+import MeshSockets
+import MeshStore
+/// A JSON-RPC error object.
+public struct RPCError: Error, Sendable {
+    public var code: Int
+    public var message: String
+    public var data: JSONValue?
+
+    public init(_ code: Int, _ message: String, data: JSONValue? = nil) {
+        self.code = code
+        self.message = message
+        self.data = data
+    }
+
+    public static let parseError = -32700
+    public static let invalidRequest = -32600
+    public static let methodNotFound = -32601
+    public static let invalidParams = -32602
+    public static let internalError = -32603
+    /// The node refused a transaction (the data says why).
+    public static let transactionRefused = -32010
+    public static let notFound = -32011
+
+    static func params(_ m: String) -> RPCError { RPCError(invalidParams, m) }
+}
+
+/// Parameters given by position or by name.
+struct RPCParams {
+    let value: JSONValue
+
+    func at(_ index: Int, _ name: String) -> JSONValue? {
+        if let arr = self.value.array { return index < arr.count ? arr[index] : nil }
+        return self.value[name]
+    }
+
+    func uint(_ index: Int, _ name: String) throws(RPCError) -> UInt64 {
+        guard let v = self.at(index, name) else { throw .params("missing parameter \(name)") }
+        guard let x = v.uint64 else { throw .params("\(name) must be a non-negative integer") }
+        return x
+    }
+
+    func optionalUInt(_ index: Int, _ name: String) throws(RPCError) -> UInt64? {
+        guard let v = self.at(index, name), !v.isNull else { return nil }
+        guard let x = v.uint64 else { throw .params("\(name) must be a non-negative integer") }
+        return x
+    }
+
+    func string(_ index: Int, _ name: String) throws(RPCError) -> String {
+        guard let s = self.at(index, name)?.string else { throw .params("missing or non-string parameter \(name)") }
+        return s
+    }
+
+    func account(_ index: Int, _ name: String) throws(RPCError) -> AccountID {
+        let s = try self.string(index, name)
+        guard let a = AccountID(hex: s.hasPrefix("0x") ? String(s.dropFirst(2)) : s) else { throw .params("\(name) must be 64 hex digits") }
+        return a
+    }
+
+    func bool(_ index: Int, _ name: String) -> Bool { self.at(index, name)?.bool ?? false }
+}
+
+extension Node {
+    /// Answers one JSON-RPC method (CONTRACT.md). Runs on the loop.
+    public func rpc(method: String, params p: JSONValue) throws(RPCError) -> JSONValue {
+        let params = RPCParams(value: p)
+        switch method {
+        case "system_health":
+            return .object([("peers", .int(self.peers.count)), ("isSyncing", .bool(self.isSyncing)),
+                            ("shouldHavePeers", .bool(!self.config.bootnodes.isEmpty || self.chain.bestState.authorities.count > 1))])
+        case "system_peers":
+            return .array(self.peers.values.sorted { $0.tag < $1.tag }.compactMap { q in
+                guard let id = q.peer.remoteNodeId, let hello = q.peer.remoteHello else { return nil }
+                let port = q.peer.isInbound ? hello.listenPort : q.peer.socket.remoteAddress.port
+                return .object([("nodeId", .string(id.hex)), ("address", .string("\(id.hex)@\(q.peer.socket.remoteAddress.host):\(port)")),
+                                ("bestNumber", .int(q.best.number)), ("roles", .array(hello.roles.names.map { .string($0) })),
+                                ("inbound", .bool(q.peer.isInbound)), ("agent", .string(hello.agent)), ("score", .int(q.score))])
+            })
+        case "system_nodeId":
+            return .string(self.nodeId.hex)
+        case "system_name":
+            return .string(self.config.name)
+        case "system_version":
+            return .string("0.1.0")
+        case "system_chain":
+            return .object([("name", .string(self.config.spec.name)), ("id", .string(self.config.spec.id)), ("genesis", .string(self.chain.genesisHash.hex))])
+        case "system_localListenAddresses":
+            return .array([.string("\(self.nodeId.hex)@\(self.config.listenHost):\(self.listenAddress?.port ?? self.config.port)")])
+        case "chain_getHead":
+            return Self.pointer(self.chain.best)
+        case "chain_getFinalizedHead":
+            return Self.pointer(self.chain.finalized)
+        case "chain_getGenesis":
+            return .string(self.chain.genesisHash.hex)
+        case "chain_getBlock":
+            var block: Block?
+            if let n = try params.optionalUInt(0, "number") {
+                block = self.chain.block(number: n)
+            } else if let h = params.at(0, "hash")?.string {
+                guard let hash = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
+                block = self.chain.block(hash)
+            } else if params.at(0, "number") == nil && params.at(0, "hash") == nil {
+                block = self.chain.block(self.chain.best.hash)
+            } else {
+                throw .params("give a block number or a hash")
+            }
+            return block.map { self.blockJSON($0) } ?? .null
+        case "subnet_list":
+            let state = self.chain.bestState
+            return .array(state.subnets.keys.sorted().map { id in Self.subnetJSON(state.subnets[id]!, state: state) })
+        case "subnet_getHyperparameters":
+            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
+            return Self.hyperparameters(s.params)
+        case "subnet_getMetagraph":
+            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            let withMatrices = params.bool(1, "full") || params.bool(1, "weights")
+            guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
+            return Self.metagraph(s, state: self.chain.bestState, full: withMatrices)
+        case "subnet_getBurnCost":
+            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
+            return .int(s.burn)
+        case "subnet_getLockCost":
+            return .int(self.chain.bestState.lockCost(at: self.chain.best.number + 1))
+        case "state_getAccount":
+            let a = try params.account(0, "address")
+            let state = self.chain.bestState
+            let stakes = state.stakes.filter { $0.key.coldkey == a || $0.key.hotkey == a }.sorted { $0.key < $1.key }
+            return .object([("address", .string(a.hex)), ("balance", .int(state.balance(a))), ("nonce", .int(state.nonce(a))),
+                            ("stakes", .array(stakes.map { .object([("coldkey", .string($0.key.coldkey.hex)), ("hotkey", .string($0.key.hotkey.hex)),
+                                                                      ("netuid", .int($0.key.netuid)), ("amount", .int($0.value))]) }))])
+        case "state_getParams":
+            let s = self.chain.bestState
+            return .object([("baseFee", .int(s.params.baseFee)), ("slotDurationMs", .int(s.params.slotDurationMs)),
+                            ("totalIssuance", .int(s.totalIssuance)), ("totalBurned", .int(s.totalBurned)),
+                            ("blockEmission", .int(s.params.emission.blockEmission(totalIssuance: s.totalIssuance))),
+                            ("validators", .array(s.authorities.map { .object([("id", .string($0.id.hex)), ("weight", .int($0.weight))]) }))])
+        case "weights_nextAllowedBlock":
+            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            let hotkey = try params.account(1, "hotkey")
+            return self.chain.bestState.nextWeightsBlock(netuid: netuid, hotkey: hotkey).map { .int($0) } ?? .null
+        case "author_submitTransaction":
+            let hex = try params.string(0, "transaction")
+            guard let bytes = Hex.decode(hex), bytes.count <= Transaction.maxSize else { throw .params("transaction must be hex of at most 64 KiB") }
+            let tx: Transaction
+            do { tx = try Transaction.decode(bytes) } catch { throw .params("undecodable transaction: \(error)") }
+            do { return .string(try self.submit(tx).hex) } catch {
+                throw RPCError(RPCError.transactionRefused, "transaction refused: \(error)", data: .string(error.description))
+            }
+        case "author_pendingTransactions":
+            return .array(self.mempool.all.map { .string($0.hash.hex) })
+        case "finality_getState":
+            let best = self.chain.best
+            let fin = self.chain.finalized
+            let lagSeconds = self.chain.header(fin.hash).map { h in Double(Node.wallClockMillis() - min(Node.wallClockMillis(), h.timestamp)) / 1000 } ?? 0
+            let votes = self.finality.currentRoundVotes
+            return .object([("round", .int(self.finality.round)), ("setId", .int(self.finality.setId)),
+                            ("finalized", Self.pointer(fin)), ("best", Self.pointer(best)),
+                            ("lagBlocks", .int(best.number - fin.number)), ("lagSeconds", .double(lagSeconds)),
+                            ("prevotes", .int(votes.prevotes)), ("precommits", .int(votes.precommits)),
+                            ("voter", .bool(self.finality.isVoter)),
+                            ("authorities", .array(self.finality.authorities.map { .object([("id", .string($0.id.hex)), ("weight", .int($0.weight))]) }))])
+        case "rpc_methods":
+            return .array(Node.methods.map { .string($0) })
+        default:
+            throw RPCError(RPCError.methodNotFound, "method \(method) does not exist; see rpc_methods")
+        }
+    }
+
+    static let methods = [
+        "system_health", "system_peers", "system_nodeId", "system_name", "system_version", "system_chain", "system_localListenAddresses",
+        "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "subnet_list", "subnet_getHyperparameters",
+        "subnet_getMetagraph", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
+        "weights_nextAllowedBlock", "author_submitTransaction", "author_pendingTransactions", "finality_getState", "rpc_methods",
+    ]
+
+    static func pointer(_ p: ChainPointer) -> JSONValue { .object([("number", .int(p.number)), ("hash", .string(p.hash.hex))]) }
+
+    func blockJSON(_ b: Block) -> JSONValue {
+        let h = b.header
+        let receipts: [Hash32: String] = [:]
+        _ = receipts
+        return .object([
+            ("number", .int(h.number)), ("hash", .string(b.hash.hex)), ("parentHash", .string(h.parentHash.hex)),
+            ("slot", .int(h.slot)), ("timestamp", .int(h.timestamp)), ("stateRoot", .string(h.stateRoot.hex)),
+            ("transactionsRoot", .string(h.transactionsRoot.hex)), ("producer", .string(h.producer.hex)),
+            ("digest", .array(h.digest.map { d in
+                switch d {
+                case .scheduledChange(let a, let delay): return .object([("scheduledChange", .int(a.count)), ("delay", .int(delay))])
+                case .forcedChange(let a, let delay): return .object([("forcedChange", .int(a.count)), ("delay", .int(delay))])
+                }
+            })),
+            ("justified", .bool(((try? self.store.justification(h.number)) ?? nil) != nil)),
+            ("transactions", .array(b.transactions.map { tx in
+                .object([("hash", .string(tx.hash.hex)), ("signer", .string(tx.signer.hex)), ("nonce", .int(tx.nonce)),
+                         ("fee", .int(tx.fee)), ("call", .string(tx.call.name))])
+            })),
+        ])
+    }
+
+    static func hyperparameters(_ p: SubnetParams) -> JSONValue {
+        .object(Hyperparameter.allCases.map { ($0.name, .int(p.value($0))) })
+    }
+
+    static func subnetJSON(_ s: Subnet, state: ChainState) -> JSONValue {
+        .object([("netuid", .int(s.netuid)), ("name", .string(s.name)), ("owner", .string(s.owner.hex)),
+                 ("ownerHotkey", .string(s.ownerHotkey.hex)), ("n", .int(s.neurons.count)), ("burn", .int(s.burn)),
+                 ("lastEpochBlock", .int(s.lastEpochBlock)), ("epochs", .int(s.epochCount)),
+                 ("pendingEmission", .int(s.pendingServer + s.pendingValidator)),
+                 ("hyperparameters", hyperparameters(s.params))])
+    }
+
+    /// The metagraph with Bittensor's short names (bittensor.md 1.9).
+    static func metagraph(_ s: Subnet, state: ChainState, full: Bool) -> JSONValue {
+        let stakeBy = state.stakeByHotkey(netuid: s.netuid)
+        let n = s.neurons
+        func u16s(_ f: (Neuron) -> UInt16) -> JSONValue { .array(n.map { .double(Double(f($0)) / 65535) }) }
+        var members: [(String, JSONValue)] = [
+            ("netuid", .int(s.netuid)), ("n", .int(n.count)), ("block", .int(state.number)),
+            ("uids", .array(n.indices.map { .int($0) })),
+            ("hotkeys", .array(n.map { .string($0.hotkey.hex) })),
+            ("coldkeys", .array(n.map { .string($0.coldkey.hex) })),
+            ("S", .array(n.map { .int(stakeBy[$0.hotkey] ?? 0) })),
+            ("C", u16s(\.consensus)), ("I", u16s(\.incentive)), ("D", u16s(\.dividends)),
+            ("E", .array(n.map { .int($0.emission) })), ("Tv", u16s(\.validatorTrust)),
+            ("last_update", .array(n.map { .int($0.lastUpdate) })),
+            ("block_at_registration", .array(n.map { .int($0.registeredAt) })),
+            ("validator_permit", .array(n.map { .bool($0.validatorPermit) })),
+            ("active", .array(n.map { .bool($0.active) })),
+            ("axons", .array(n.map { neuron in
+                guard let a = neuron.axon else { return .null }
+                let host: String
+                if a.ip.count == 4 { host = a.ip.map(String.init).joined(separator: ".") }
+                else if a.ip.count == 16 { host = stride(from: 0, to: 16, by: 2).map { String(format: "%x", Int(a.ip[$0]) << 8 | Int(a.ip[$0 + 1])) }.joined(separator: ":") }
+                else { host = "" }
+                return .object([("ip", .string(host)), ("port", .int(a.port)), ("nodeId", a.nodeId.map { .string($0.hex) } ?? .null),
+                                ("block", .int(a.block)), ("hotkey", .string(neuron.hotkey.hex))])
+            })),
+        ]
+        if full {
+            members.append(("W", .array(n.map { .array($0.weights.map { .array([.int($0.uid), .int($0.value)]) }) })))
+            members.append(("B", .array(n.map { .array($0.bonds.map { .array([.int($0.uid), .int($0.value)]) }) })))
+        }
+        return .object(members)
+    }
+}

@@ -1,0 +1,269 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import MeshChain
+import MeshChannel
+import MeshCLI
+import MeshCodec
+import MeshCrypto
+import MeshIncentive
+import MeshKeystore
+import MeshNode
+import MeshSockets
+import Synchronization
+
+extension Tensormesh {
+    /// `tensormesh run`: runs a node.
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a node: join a mesh, sync, relay blocks, and (with --validator) produce and finalize blocks.",
+            discussion: """
+                Join a network:   tensormesh run --chain Bootstrap/chains/public.json --bootnodes NODEID@HOST:30333
+                Development:      tensormesh run --dev
+                Flags may also come from a JSON config file (--config FILE) with the same names \
+                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, validator, key, name, log); \
+                flags win. SIGINT and SIGTERM shut the node down cleanly.
+                """)
+
+        @Flag(help: "A one-node development chain (generated genesis and key, one subnet).")
+        var dev = false
+        @Option(help: ArgumentHelp("Where the node keeps its database and keys.", valueName: "DIR"))
+        var basePath: String?
+        @Option(help: ArgumentHelp("The chain spec file (or \"dev\").", valueName: "FILE"))
+        var chain: String?
+        @Option(help: "p2p TCP port (default 30333).")
+        var port: UInt16?
+        @Option(help: "Listen address (default 0.0.0.0).")
+        var listenAddr: String?
+        @Option(help: ArgumentHelp("A peer to connect to: NODEID@HOST:PORT (repeatable).", valueName: "ADDR"))
+        var bootnodes: [String] = []
+        @Option(help: "JSON-RPC port (default 9944; 0 disables).")
+        var rpcPort: UInt16?
+        @Option(help: "Prometheus metrics port (default 9615; 0 disables).")
+        var prometheusPort: UInt16?
+        @Flag(help: "Serve JSON-RPC and metrics on all interfaces, not only 127.0.0.1.")
+        var rpcExternal = false
+        @Flag(help: "Produce blocks and vote on finality (the key must be in the validator set).")
+        var validator = false
+        @Option(help: ArgumentHelp("The node's key file (identity and validator key).", valueName: "FILE"))
+        var key: String?
+        @Option(help: ArgumentHelp("Read the key file's password from this environment variable.", valueName: "VAR"))
+        var passwordEnv: String?
+        @Option(help: "A name for this node (logs, RPC).")
+        var name: String?
+        @Option(help: "Log level: error, warn, info, debug, trace.")
+        var log: String?
+        @Option(help: ArgumentHelp("A JSON config file.", valueName: "FILE"))
+        var config: String?
+        @Option(help: "Target outbound peers.")
+        var outPeers: Int = 8
+        @Option(help: "Most inbound peers.")
+        var inPeers: Int = 32
+
+        func validate() throws {
+            if self.dev && self.chain != nil && self.chain != "dev" { throw ValidationError("--dev and --chain FILE cannot be combined") }
+            if let l = self.log, LogLevel(name: l) == nil { throw ValidationError("--log must be one of error, warn, info, debug, trace") }
+            for b in self.bootnodes where NodeAddress(b) == nil {
+                throw ValidationError("--bootnodes \(b): expected NODEID@HOST:PORT with a 64-hex-digit node id")
+            }
+        }
+
+        func run() async throws {
+            let file = try self.config.map { try ConfigFile.load($0) } ?? ConfigFile(values: .object([]))
+            let level = LogLevel(name: self.log ?? file.string("log") ?? "info") ?? .info
+            let log = Log(level: level)
+            let isDev = self.dev || self.chain == "dev" || file.string("chain") == "dev"
+            var basePath = self.basePath ?? file.string("basePath")
+            if basePath == nil {
+                if isDev {
+                    basePath = NSTemporaryDirectory() + "tensormesh-dev-\(getpid())"
+                } else {
+                    basePath = FileManager.default.homeDirectoryForCurrentUser.path + "/.tensormesh/node"
+                }
+            }
+            let base = basePath!
+            try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+            // Keys and chain spec.
+            let spec: ChainSpec
+            let key: Ed25519.PrivateKey
+            if isDev {
+                (spec, key) = try DevChain.prepare(basePath: base)
+            } else {
+                guard let chainPath = self.chain ?? file.string("chain") else {
+                    throw CommandFailure.usage("give --chain FILE (a chain spec, e.g. from `tensormesh genesis new`), or --dev")
+                }
+                spec = try Self.loadSpec(chainPath)
+                if let keyPath = self.key ?? file.string("key") {
+                    key = try Self.loadKey(keyPath, passwordEnv: self.passwordEnv)
+                } else {
+                    key = try Self.networkKey(basePath: base)
+                }
+            }
+            var config = NodeConfig(basePath: base, spec: spec)
+            config.port = self.port ?? file.uint16("port") ?? 30333
+            config.listenHost = self.listenAddr ?? file.string("listenAddr") ?? "0.0.0.0"
+            config.bootnodes = (self.bootnodes + (file.strings("bootnodes") ?? []) + spec.bootnodes).compactMap { NodeAddress($0) }
+            let rpc = self.rpcPort ?? file.uint16("rpcPort") ?? 9944
+            config.rpcPort = rpc == 0 ? nil : rpc
+            let prom = self.prometheusPort ?? file.uint16("prometheusPort") ?? 9615
+            config.prometheusPort = prom == 0 ? nil : prom
+            if self.rpcExternal {
+                config.rpcHost = "0.0.0.0"
+                config.prometheusHost = "0.0.0.0"
+            }
+            config.validator = self.validator || file.bool("validator") || isDev
+            config.name = self.name ?? file.string("name") ?? "tensormesh-\(key.publicKey.hex.prefix(8))"
+            config.logLevel = level
+            config.targetOutbound = self.outPeers
+            config.maxInbound = self.inPeers
+            config.roles = config.validator ? [.validator, .full] : .full
+
+            let loop = try EventLoop(name: "tensormesh.node")
+            let node: Node
+            let finalConfig = config
+            do {
+                node = try await loop.submit { try Node(config: finalConfig, key: key, loop: loop, log: log) }
+                try await loop.submit { try node.start() }
+            } catch let e as SocketError {
+                loop.shutdown()
+                throw CommandFailure("cannot listen on port \(config.port): \(e.reason)")
+            } catch {
+                loop.shutdown()
+                throw CommandFailure("cannot start the node: \(error)")
+            }
+            var tasks: [Task<Void, any Error>] = []
+            if let p = config.rpcPort {
+                tasks.append(try HTTPServices.startRPC(node: node, host: config.rpcHost, port: p))
+                log.info("JSON-RPC on http://\(config.rpcHost):\(p)")
+            }
+            if let p = config.prometheusPort {
+                tasks.append(try HTTPServices.startMetrics(node: node, host: config.prometheusHost, port: p))
+                log.info("Prometheus metrics on http://\(config.prometheusHost):\(p)/metrics")
+            }
+            if isDev { log.info("Development chain; state in \(base)") }
+            let signal = await SignalWaiter.wait(for: [SIGINT, SIGTERM])
+            log.info("Received \(signal == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
+            try? await loop.submit { node.stop() }
+            for t in tasks { t.cancel() }
+            loop.shutdown()
+        }
+
+        static func loadSpec(_ path: String) throws -> ChainSpec {
+            let bytes: [UInt8]
+            do { bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+                throw CommandFailure("cannot read the chain spec \(path): \(error.localizedDescription)")
+            }
+            do { return try ChainSpec.parse(bytes) } catch { throw CommandFailure("bad chain spec \(path): \(error)") }
+        }
+
+        static func loadKey(_ path: String, passwordEnv: String?) throws -> Ed25519.PrivateKey {
+            do {
+                let bytes = try AtomicFile.read(path, limit: KeyFile.maximumFileSize)
+                let pw = try PasswordSource.obtain(environmentVariable: passwordEnv, prompt: "Password for \(path): ", confirm: false)
+                return try KeyFile.open(bytes, password: pw)
+            } catch let e as KeystoreError {
+                throw CommandFailure(e.description)
+            }
+        }
+
+        /// The node's own network key under the base path, created on first start (no password:
+        /// the node must restart unattended; the file is 0600).
+        static func networkKey(basePath: String) throws -> Ed25519.PrivateKey {
+            let dir = basePath + "/network"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let path = dir + "/node.key"
+            let empty = SecureBytes(copying: [UInt8]())
+            if FileManager.default.fileExists(atPath: path) {
+                do throws(KeystoreError) { return try KeyFile.open(try AtomicFile.read(path, limit: KeyFile.maximumFileSize), password: empty) } catch {
+                    throw CommandFailure("\(path): \(error.description)")
+                }
+            }
+            let key = Ed25519.PrivateKey()
+            do { try AtomicFile.write(try KeyFile.seal(key, password: empty), to: path) } catch let e as KeystoreError {
+                throw CommandFailure(e.description)
+            }
+            return key
+        }
+    }
+}
+
+/// Values from `--config FILE`.
+struct ConfigFile {
+    let values: JSONValue
+
+    static func load(_ path: String) throws -> ConfigFile {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read config file \(path)") }
+        do {
+            let v = try JSONValue.parse(Array(data))
+            guard case .object = v else { throw CommandFailure.usage("config file \(path) must hold a JSON object") }
+            return ConfigFile(values: v)
+        } catch let e as JSONError {
+            throw CommandFailure.usage("config file \(path): \(e)")
+        }
+    }
+
+    func string(_ k: String) -> String? { self.values[k]?.string }
+    func uint16(_ k: String) -> UInt16? { self.values[k]?.uint64.flatMap { UInt16(exactly: $0) } }
+    func bool(_ k: String) -> Bool { self.values[k]?.bool ?? false }
+    func strings(_ k: String) -> [String]? { self.values[k]?.array?.compactMap(\.string) }
+}
+
+/// Waits for a Unix signal.
+enum SignalWaiter {
+    static func wait(for signals: [Int32]) async -> Int32 {
+        await withCheckedContinuation { (cont: CheckedContinuation<Int32, Never>) in
+            let once = Mutex(false)
+            let queue = DispatchQueue(label: "tensormesh.signals")
+            var sources: [any DispatchSourceSignal] = []
+            for s in signals {
+                Glibc.signal(s, SIG_IGN)
+                let src = DispatchSource.makeSignalSource(signal: s, queue: queue)
+                src.setEventHandler { @Sendable in
+                    let first = once.withLock { done -> Bool in
+                        if done { return false }
+                        done = true
+                        return true
+                    }
+                    if first { cont.resume(returning: s) }
+                }
+                src.resume()
+                sources.append(src)
+            }
+            SignalSources.keep(sources)
+        }
+    }
+}
+
+/// Keeps signal sources alive for the process lifetime.
+enum SignalSources {
+    nonisolated(unsafe) static var kept: [any DispatchSourceSignal] = []
+    // Safety: written once from the main task before any signal can arrive, never read.
+    static func keep(_ s: [any DispatchSourceSignal]) { kept = s }
+}
+
+/// The `--dev` chain: one validator (a key generated under the base path), one subnet.
+enum DevChain {
+    static func prepare(basePath: String) throws -> (ChainSpec, Ed25519.PrivateKey) {
+        let key = try Tensormesh.Run.networkKey(basePath: basePath)
+        let specPath = basePath + "/dev-spec.json"
+        if let data = FileManager.default.contents(atPath: specPath) {
+            do { return (try ChainSpec.parse(Array(data)), key) } catch { throw CommandFailure("\(specPath): \(error.description)") }
+        }
+        var p = ChainParams()
+        p.slotDurationMs = 1000
+        p.authorityEpochLength = 50
+        p.minLockCost = 10 * Token.tao
+        var spec = ChainSpec(name: "Development", id: "dev", params: p)
+        spec.genesisTimestamp = (UInt64(Date().timeIntervalSince1970 * 1000) / 1000) * 1000
+        spec.sudo = key.publicKey
+        spec.balances = [(key.publicKey, 1_000_000 * Token.tao)]
+        spec.validators = [ChainSpec.Validator(hotkey: key.publicKey, coldkey: key.publicKey, stake: 1000 * Token.tao)]
+        var sp = SubnetParams()
+        _ = sp.set(.tempo, 20)
+        _ = sp.set(.weightsRateLimit, 5)
+        _ = sp.set(.minBurn, Token.tao / 10)
+        spec.subnets = [ChainSpec.SubnetSpec(netuid: 1, name: "dev subnet", owner: key.publicKey, ownerHotkey: key.publicKey, params: sp)]
+        try Data(spec.json().serialized(pretty: true).utf8).write(to: URL(fileURLWithPath: specPath))
+        return (spec, key)
+    }
+}
