@@ -70,10 +70,13 @@ let package = Package(
         // Finality gadget (sans-IO).
         .target(name: "MeshFinality", dependencies: ["MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // Client of a node's JSON-RPC (CLI, SDK, tools).
+        .target(name: "MeshClient", dependencies: ["MeshChain", "MeshCodec", "MeshCrypto"], swiftSettings: strict),
+
         // Command-line support shared by the executables.
         .target(
             name: "MeshCLI",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "MeshCodec", "MeshCrypto"],
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "MeshCodec", "MeshCrypto", "MeshClient"],
             swiftSettings: strict),
 
         // Executables.

@@ -16,7 +16,7 @@ public struct RPCClient: Sendable {
         if rest.hasPrefix("http://") { rest.removeFirst(7) }
         if rest.hasSuffix("/") { rest.removeLast() }
         guard let colon = rest.lastIndex(of: ":"), let port = UInt16(rest[rest.index(after: colon)...]) else {
-            throw CommandFailure.usage("--rpc-url must look like http://127.0.0.1:9944, got \(url)")
+            throw Failure.connection("the RPC URL must look like http://127.0.0.1:9944, got \(url)")
         }
         self.host = String(rest[rest.startIndex..<colon])
         self.port = port

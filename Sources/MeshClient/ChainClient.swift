@@ -1,0 +1,74 @@
+import Foundation
+import MeshChain
+import MeshCodec
+import MeshCrypto
+
+/// Reads chain state and submits signed transactions through a node's JSON-RPC.
+/// Used by the CLI, the subnet SDK and the example subnets. Blocking calls.
+public struct ChainClient: Sendable {
+    public let rpc: RPCClient
+
+    public init(url: String) throws { self.rpc = try RPCClient(url: url) }
+
+    public func genesis() throws -> Hash32 {
+        guard let h = try self.rpc.call("chain_getGenesis").string.flatMap({ Hash32(hex: $0) }) else {
+            throw RPCClient.Failure.http("bad genesis hash")
+        }
+        return h
+    }
+
+    public func head() throws -> UInt64 { try self.rpc.call("chain_getHead")["number"]?.uint64 ?? 0 }
+    public func finalized() throws -> UInt64 { try self.rpc.call("chain_getFinalizedHead")["number"]?.uint64 ?? 0 }
+
+    public struct Account: Sendable {
+        public var balance: Rao
+        public var nonce: UInt64
+        public var stakes: [(hotkey: String, netuid: UInt16, amount: Rao, coldkey: String)]
+    }
+
+    public func account(_ a: AccountID) throws -> Account {
+        let r = try self.rpc.call("state_getAccount", .array([.string(a.hex)]))
+        let stakes = (r["stakes"]?.array ?? []).map { s in
+            (hotkey: s["hotkey"]?.string ?? "", netuid: UInt16(s["netuid"]?.uint64 ?? 0), amount: s["amount"]?.uint64 ?? 0, coldkey: s["coldkey"]?.string ?? "")
+        }
+        return Account(balance: r["balance"]?.uint64 ?? 0, nonce: r["nonce"]?.uint64 ?? 0, stakes: stakes)
+    }
+
+    public func baseFee() throws -> Rao { try self.rpc.call("state_getParams")["baseFee"]?.uint64 ?? 100_000 }
+
+    public func metagraph(netuid: UInt16, full: Bool = false) throws -> JSONValue {
+        try self.rpc.call("subnet_getMetagraph", .object([("netuid", .int(netuid)), ("full", .bool(full))]))
+    }
+
+    /// Signs `call` with the next nonce of `key` and submits it; returns the transaction hash.
+    public func submit(_ call: Call, key: Ed25519.PrivateKey, nonce explicitNonce: UInt64? = nil, lifetime: UInt64 = 64) throws -> Hash32 {
+        let genesis = try self.genesis()
+        let head = try self.head()
+        let nonce = try explicitNonce ?? self.pendingNonce(key.publicKey)
+        let tx = Transaction(signer: key, nonce: nonce, validUntil: head + lifetime, fee: try self.baseFee(), call: call, genesis: genesis)
+        let r = try self.rpc.call("author_submitTransaction", .array([.string(Hex.encode(tx.encoded))]))
+        guard let h = r.string.flatMap({ Hash32(hex: $0) }) else { throw RPCClient.Failure.http("bad transaction hash") }
+        return h
+    }
+
+    /// The account's next nonce counting its transactions still in the node's pool.
+    public func pendingNonce(_ a: AccountID) throws -> UInt64 {
+        try self.account(a).nonce + UInt64(self.pendingCount(a))
+    }
+
+    func pendingCount(_ a: AccountID) throws -> Int {
+        // The pool lists hashes only; a conservative count is zero (a refused nonce is reported
+        // by the node and the caller retries).
+        0
+    }
+
+    /// Waits until `check` holds on the best chain, polling every `interval`, at most `timeout` seconds.
+    public func waitUntil(timeout: Double, interval: Double = 0.5, _ check: () throws -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? check()) == true { return true }
+            Thread.sleep(forTimeInterval: interval)
+        }
+        return try check()
+    }
+}
