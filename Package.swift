@@ -70,6 +70,9 @@ let package = Package(
         // Finality gadget (sans-IO).
         .target(name: "MeshFinality", dependencies: ["MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // Miner query routing: axon (server), dendrite (client), relay.
+        .target(name: "MeshQuery", dependencies: ["MeshNetwork", "MeshChannel", "MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
         // Client of a node's JSON-RPC (CLI, SDK, tools).
         .target(name: "MeshClient", dependencies: ["MeshChain", "MeshCodec", "MeshCrypto"], swiftSettings: strict),
 
@@ -120,6 +123,7 @@ let package = Package(
         .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshFinalityTests", dependencies: ["MeshFinality", "MeshSim", "MeshChain", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]
 )
