@@ -76,6 +76,12 @@ let package = Package(
         // Client of a node's JSON-RPC (CLI, SDK, tools).
         .target(name: "MeshClient", dependencies: ["MeshChain", "MeshCodec", "MeshCrypto"], swiftSettings: strict),
 
+        // The subnet SDK: synapses, miner, validator loop.
+        .target(name: "MeshSubnet", dependencies: ["MeshQuery", "MeshClient", "MeshChain", "MeshSockets", "MeshCrypto"], swiftSettings: strict),
+
+        // The two example markets shipped with the repository (run by the devnet).
+        .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto"], swiftSettings: strict),
+
         // Command-line support shared by the executables.
         .target(
             name: "MeshCLI",
@@ -87,7 +93,14 @@ let package = Package(
             name: "tensormesh",
             dependencies: [
                 "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshNode", "MeshChain", "MeshChannel",
-                "MeshSockets", "MeshNetwork", "MeshFinality", "MeshStore",
+                "MeshSockets", "MeshNetwork", "MeshFinality", "MeshStore", "MeshClient", "MeshQuery",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "tmsubnet",
+            dependencies: [
+                "ExampleSubnets", "MeshSubnet", "MeshQuery", "MeshClient", "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshChain", "MeshSockets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

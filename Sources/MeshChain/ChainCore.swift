@@ -33,6 +33,11 @@ public final class ChainCore {
     /// Blocks imported / rejected, for metrics.
     public private(set) var importedCount = 0
     public private(set) var rejectedCount = 0
+    /// Outcomes of recently imported transactions (any fork), newest kept; for clients that
+    /// wait for inclusion and want the dispatch error.
+    public private(set) var receipts: [Hash32: IncludedReceipt] = [:]
+    var receiptOrder: [Hash32] = []
+    public static let receiptsKept = 20_000
     /// Snapshot the finalized state at most every this many blocks.
     public var snapshotInterval: UInt64 = 64
     var lastSnapshot: UInt64 = 0
@@ -162,9 +167,18 @@ public final class ChainCore {
             throw .unknownParent(block.header.parentHash)
         }
         var state = parent.state
-        do { _ = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: self.context) } catch {
+        let applied: [Receipt]
+        do { applied = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: self.context) } catch {
             self.rejectedCount += 1
             throw error
+        }
+        for r in applied {
+            if self.receipts[r.hash] == nil { self.receiptOrder.append(r.hash) }
+            self.receipts[r.hash] = IncludedReceipt(block: hash, number: block.number, error: r.error)
+        }
+        if self.receiptOrder.count > Self.receiptsKept {
+            for h in self.receiptOrder.prefix(self.receiptOrder.count - Self.receiptsKept) { self.receipts[h] = nil }
+            self.receiptOrder.removeFirst(self.receiptOrder.count - Self.receiptsKept)
         }
         self.entries[hash] = Entry(header: block.header, state: state, children: [])
         self.entries[block.header.parentHash]!.children.append(hash)
@@ -295,4 +309,11 @@ public enum ChainStoreError: Error, CustomStringConvertible {
         case .finalityConflict(let h): return "\(h) conflicts with the finalized chain"
         }
     }
+}
+
+/// Where a transaction was included and whether its call succeeded.
+public struct IncludedReceipt: Sendable, Equatable {
+    public var block: Hash32
+    public var number: UInt64
+    public var error: DispatchError?
 }

@@ -9,6 +9,8 @@ public enum MempoolError: Error, Equatable, Sendable, CustomStringConvertible {
     case replacementUnderpriced
     case full
     case accountLimit
+    /// The call would fail if included in the next block (checked for the next nonce only).
+    case wouldFail(DispatchError)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum MempoolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .replacementUnderpriced: return "a transaction with this nonce is pending; a replacement must pay 10% more"
         case .full: return "the transaction pool is full and this fee is too low to evict anything"
         case .accountLimit: return "too many pending transactions from this account"
+        case .wouldFail(let e): return e.description
         }
     }
 }
@@ -29,6 +32,8 @@ public final class Mempool {
         public var maxTransactions = 8192
         public var maxPerAccount = 64
         public var maxNonceGap: UInt64 = 64
+        /// Refuse a next-nonce transaction whose call would fail on the current best state.
+        public var dryRun = true
         public init() {}
     }
 
@@ -69,6 +74,15 @@ public final class Mempool {
         if size > Transaction.maxSize { throw .invalid(.tooLarge(size)) }
         if !self.verified.contains(hash) {
             guard tx.verifySignature(genesis: context.genesis) else { throw .invalid(.badSignature) }
+        }
+        if tx.nonce == expected && self.config.dryRun {
+            // Refuse calls that would fail now, with the chain's reason (the fee would be
+            // wasted otherwise); later nonces depend on earlier ones and are not checked.
+            var trial = state
+            trial.number = next
+            var ctx = context
+            ctx.checkSignatures = false
+            if let r = try? trial.apply(tx, at: next, producer: tx.signer, context: ctx), let e = r.error { throw .wouldFail(e) }
         }
         var account = self.byAccount[tx.signer] ?? [:]
         if let existing = account[tx.nonce], let old = self.byHash[existing] {

@@ -51,15 +51,45 @@ public struct ChainClient: Sendable {
         return h
     }
 
-    /// The account's next nonce counting its transactions still in the node's pool.
-    public func pendingNonce(_ a: AccountID) throws -> UInt64 {
-        try self.account(a).nonce + UInt64(self.pendingCount(a))
+    /// The account's next nonce on the best chain. (Callers that queue several transactions
+    /// pass explicit nonces.)
+    public func pendingNonce(_ a: AccountID) throws -> UInt64 { try self.account(a).nonce }
+
+    /// What became of a submitted transaction.
+    public enum Outcome: Sendable, Equatable {
+        case included(block: UInt64, finalized: Bool)
+        /// Included, but the call was refused (the fee was paid): the chain's code and message.
+        case failed(block: UInt64, code: String, message: String)
+        case pending
+        case unknown
     }
 
-    func pendingCount(_ a: AccountID) throws -> Int {
-        // The pool lists hashes only; a conservative count is zero (a refused nonce is reported
-        // by the node and the caller retries).
-        0
+    public func status(_ hash: Hash32) throws -> Outcome {
+        let r = try self.rpc.call("author_transactionStatus", .array([.string(hash.hex)]))
+        switch r["status"]?.string {
+        case "included":
+            let block = r["block"]?.uint64 ?? 0
+            if r["success"]?.bool == false {
+                return .failed(block: block, code: r["error"]?.string ?? "Error", message: r["message"]?.string ?? "")
+            }
+            return .included(block: block, finalized: r["finalized"]?.bool ?? false)
+        case "pending", "forked": return .pending
+        default: return .unknown
+        }
+    }
+
+    /// Submits and waits until the transaction is in a block (or `timeout` seconds pass).
+    public func submitAndWait(_ call: Call, key: Ed25519.PrivateKey, timeout: Double = 30) throws -> Outcome {
+        let hash = try self.submit(call, key: key)
+        var outcome = Outcome.pending
+        _ = try self.waitUntil(timeout: timeout, interval: 0.25) {
+            outcome = try self.status(hash)
+            switch outcome {
+            case .included, .failed: return true
+            case .pending, .unknown: return false
+            }
+        }
+        return outcome
     }
 
     /// Waits until `check` holds on the best chain, polling every `interval`, at most `timeout` seconds.

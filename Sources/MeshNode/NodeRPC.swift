@@ -155,6 +155,18 @@ extension Node {
             do { return .string(try self.submit(tx).hex) } catch {
                 throw RPCError(RPCError.transactionRefused, "transaction refused: \(error)", data: .string(error.description))
             }
+        case "author_transactionStatus":
+            let h = try params.string(0, "hash")
+            guard let hash = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
+            if let r = self.chain.receipts[hash] {
+                let canonical = self.chain.block(number: r.number)?.hash == r.block
+                return .object([("status", .string(canonical ? "included" : "forked")), ("block", .int(r.number)),
+                                ("blockHash", .string(r.block.hex)), ("finalized", .bool(canonical && r.number <= self.chain.finalized.number)),
+                                ("success", .bool(r.error == nil)), ("error", r.error.map { .string($0.code) } ?? .null),
+                                ("message", r.error.map { .string($0.description) } ?? .null)])
+            }
+            if self.mempool.contains(hash) { return .object([("status", .string("pending"))]) }
+            return .object([("status", .string("unknown"))])
         case "author_pendingTransactions":
             return .array(self.mempool.all.map { .string($0.hash.hex) })
         case "finality_getState":
@@ -179,7 +191,7 @@ extension Node {
         "system_health", "system_peers", "system_nodeId", "system_name", "system_version", "system_chain", "system_localListenAddresses",
         "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "subnet_list", "subnet_getHyperparameters",
         "subnet_getMetagraph", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
-        "weights_nextAllowedBlock", "author_submitTransaction", "author_pendingTransactions", "finality_getState", "rpc_methods",
+        "weights_nextAllowedBlock", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
     ]
 
     static func pointer(_ p: ChainPointer) -> JSONValue { .object([("number", .int(p.number)), ("hash", .string(p.hash.hex))]) }

@@ -39,6 +39,10 @@ extension Tensormesh.Genesis {
         var slotMs: UInt64 = 2000
         @Option(help: "Example subnets to create at genesis (owned by the sudo key).")
         var subnets: Int = 0
+        @Option(help: ArgumentHelp("Names of the genesis subnets, in netuid order (repeatable).", valueName: "NAME"))
+        var subnetName: [String] = []
+        @Option(help: "Subnet weights rate limit in blocks.")
+        var weightsRateLimit: UInt64 = 5
         @Option(help: "Subnet tempo in blocks.")
         var tempo: UInt64 = 30
         @Option(help: ArgumentHelp("Fund an account: PUBKEY:TAO (repeatable).", valueName: "PUBKEY:TAO"))
@@ -100,11 +104,11 @@ extension Tensormesh.Genesis {
             for i in 0..<self.subnets {
                 var sp = SubnetParams()
                 _ = sp.set(.tempo, self.tempo)
-                _ = sp.set(.weightsRateLimit, 5)
+                _ = sp.set(.weightsRateLimit, self.weightsRateLimit)
                 _ = sp.set(.immunityPeriod, 100)
                 _ = sp.set(.minBurn, Token.tao / 10)
                 _ = sp.set(.maxAllowedValidators, 16)
-                spec.subnets.append(ChainSpec.SubnetSpec(netuid: UInt16(i + 1), name: "subnet \(i + 1)", owner: sudo.publicKey,
+                spec.subnets.append(ChainSpec.SubnetSpec(netuid: UInt16(i + 1), name: i < self.subnetName.count ? self.subnetName[i] : "subnet \(i + 1)", owner: sudo.publicKey,
                                                          ownerHotkey: sudo.publicKey, params: sp))
             }
             let specPath = self.out + "/chain-spec.json"

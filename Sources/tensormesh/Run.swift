@@ -9,6 +9,7 @@ import MeshCrypto
 import MeshIncentive
 import MeshKeystore
 import MeshNode
+import MeshQuery
 import MeshSockets
 import Synchronization
 
@@ -59,6 +60,8 @@ extension Tensormesh {
         var outPeers: Int = 8
         @Option(help: "Most inbound peers.")
         var inPeers: Int = 32
+        @Option(help: ArgumentHelp("Also relay subnet queries on this port, for miners that cannot accept connections (0: off).", valueName: "N"))
+        var queryRelayPort: UInt16 = 0
 
         func validate() throws {
             if self.dev && self.chain != nil && self.chain != "dev" { throw ValidationError("--dev and --chain FILE cannot be combined") }
@@ -140,10 +143,25 @@ extension Tensormesh {
                 tasks.append(try HTTPServices.startMetrics(node: node, host: config.prometheusHost, port: p))
                 log.info("Prometheus metrics on http://\(config.prometheusHost):\(p)/metrics")
             }
+            var relay: (QueryRelay, EventLoop)?
+            if self.queryRelayPort != 0 {
+                let relayLoop = try EventLoop(name: "tensormesh.relay")
+                let r = QueryRelay(identity: key, genesisHash: try await loop.submit { node.chain.genesisHash.bytes }, loop: relayLoop)
+                guard let addr = SocketAddress(numericHost: config.listenHost, port: self.queryRelayPort) else {
+                    throw CommandFailure.usage("--listen-addr must be an IP address for the query relay")
+                }
+                let bound = try await r.start(listen: addr)
+                relay = (r, relayLoop)
+                log.info("Query relay on \(key.publicKey.hex)@\(config.listenHost):\(bound.port)")
+            }
             if isDev { log.info("Development chain; state in \(base)") }
             let signal = await SignalWaiter.wait(for: [SIGINT, SIGTERM])
             log.info("Received \(signal == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
             try? await loop.submit { node.stop() }
+            if let (r, l) = relay {
+                r.stop()
+                l.shutdown()
+            }
             for t in tasks { t.cancel() }
             loop.shutdown()
         }

@@ -8,10 +8,11 @@ struct Tensormesh: AsyncParsableCommand {
         discussion: """
             Run a node with `tensormesh run`, or a one-node development chain with `tensormesh run --dev`.
             Keys: `tensormesh key generate --out FILE`, `tensormesh key inspect FILE`.
+            Wallets and chain (btcli-like, through a node's RPC): `wallet`, `subnets`, `stake`, `weights`, `transfer`.
             Exit codes: 0 success, 1 runtime failure, 2 usage error.
             """,
         version: TensormeshVersion.string,
-        subcommands: [Run.self, Key.self, Genesis.self, Epoch.self])
+        subcommands: [Run.self, Key.self, Genesis.self, WalletCommand.self, Subnets.self, StakeCommand.self, Weights.self, Transfer.self, Epoch.self])
 }
 
 enum TensormeshVersion {

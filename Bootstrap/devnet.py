@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Bootstrap/devnet: a private Tensormesh network on loopback (see Bootstrap/devnet)."""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PASSWORD_ENV = "TM_DEVNET_PASSWORD"
+PASSWORD = "devnet-password-not-secret"
+
+
+def log(msg):
+    print(f"devnet: {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg, code=1):
+    log(msg)
+    sys.exit(code)
+
+
+def default_dir():
+    return os.environ.get("TENSORMESH_DEVNET_DIR", os.path.join(ROOT, ".devnet"))
+
+
+def manifest_path(d):
+    return os.path.join(d, "devnet.json")
+
+
+def load_manifest(d):
+    try:
+        with open(manifest_path(d)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # A zombie is not alive.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def rpc(port, method, params=None, timeout=2.0):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        reply = json.load(r)
+    if "error" in reply:
+        raise RuntimeError(reply["error"].get("message", "error"))
+    return reply["result"]
+
+
+def port_free(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def run(args, env=None, capture=True):
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    r = subprocess.run(args, env=e, capture_output=capture, text=True)
+    if r.returncode != 0:
+        die(f"{' '.join(args[:4])} … failed ({r.returncode}): {(r.stderr or '').strip()[-2000:]}")
+    return r.stdout
+
+
+def build(config):
+    log(f"building tensormesh and tmsubnet ({config}; the first build takes a few minutes)")
+    r = subprocess.run(["swift", "build", "-c", config, "--product", "tensormesh"], cwd=ROOT)
+    if r.returncode != 0:
+        die("build failed")
+    r = subprocess.run(["swift", "build", "-c", config, "--product", "tmsubnet"], cwd=ROOT)
+    if r.returncode != 0:
+        die("build failed")
+    out = subprocess.run(["swift", "build", "-c", config, "--show-bin-path"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return out
+
+
+def start(d, name, args, env):
+    logs = os.path.join(d, "logs")
+    os.makedirs(logs, exist_ok=True)
+    out = open(os.path.join(logs, f"{name}.log"), "ab")
+    e = dict(os.environ)
+    e.update(env)
+    p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=e, start_new_session=True, cwd=d)
+    return p.pid
+
+
+def cmd_up(a):
+    d = os.path.abspath(a.dir)
+    m = load_manifest(d)
+    if m and any(alive(n.get("pid")) for n in m["nodes"]):
+        die(f"a devnet is already running under {d}; `Bootstrap/devnet down` first", 1)
+    if os.path.exists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    base = a.base_port
+    validators = 4
+    p2p = [base + i for i in range(validators + 1)]
+    rpcp = [a.rpc_port + i for i in range(validators + 1)]
+    prom = [a.prometheus_port + i for i in range(validators + 1)]
+    axon = [a.axon_port + i for i in range(8)]
+    for p in p2p + rpcp + prom + axon + [base + 111]:
+        if not port_free(p):
+            die(f"port {p} is in use; pick other ports with --base-port/--rpc-port/--prometheus-port/--axon-port")
+
+    binp = build("debug" if a.debug else "release")
+    tm = os.path.join(binp, "tensormesh")
+    sn = os.path.join(binp, "tmsubnet")
+    env = {PASSWORD_ENV: PASSWORD, "TENSORMESH_WALLETS": os.path.join(d, "wallets")}
+
+    # Wallets: one coldkey per subnet process, so their transactions never race on a nonce.
+    processes = [
+        ("predict-validator", 1, "subnet-validator", ["predict", "validator"]),
+        ("predict-miner-1", 1, "miner", ["predict", "miner"]),
+        ("predict-miner-2", 1, "miner", ["predict", "miner"]),
+        ("predict-miner-lazy", 1, "miner", ["predict", "miner", "--lazy"]),
+        ("storage-validator", 2, "subnet-validator", ["storage", "validator"]),
+        ("storage-miner-1", 2, "miner", ["storage", "miner"]),
+        ("storage-miner-2-relayed", 2, "miner", ["storage", "miner"]),
+        ("storage-miner-lazy", 2, "miner", ["storage", "miner", "--lazy"]),
+    ]
+    log("creating wallets")
+    wallets = {}
+    for name, _, _, _ in processes:
+        out = run([tm, "wallet", "create", "--wallet", name, "--hotkey", "default", "--password-env", PASSWORD_ENV, "--json"], env)
+        wallets[name] = json.loads(out)
+
+    log("writing the genesis and validator keys")
+    spec_dir = os.path.join(d, "spec")
+    endow = []
+    for w in wallets.values():
+        endow += ["--endow", f"{w['coldkey']}:1000"]
+    out = run([tm, "genesis", "new", "--validators", str(validators), "--out", spec_dir, "--password-env", PASSWORD_ENV,
+               "--name", "Tensormesh Devnet", "--id", "tensormesh-devnet", "--slot-ms", str(a.slot_ms), "--subnets", "2",
+               "--subnet-name", "predict", "--subnet-name", "storage", "--tempo", str(a.tempo), "--weights-rate-limit", "5",
+               "--host", "127.0.0.1", "--base-port", str(base), "--json"] + endow, env)
+    genesis = json.loads(out)
+    spec = genesis["chainSpec"]
+    nodes = []
+    for i in range(validators):
+        key = os.path.join(spec_dir, f"validator-{i}.key")
+        node_id = genesis["validators"][i].split("@")[0]
+        pid = start(d, f"validator-{i}", [tm, "run", "--chain", spec, "--key", key, "--password-env", PASSWORD_ENV, "--validator",
+                                          "--base-path", os.path.join(d, f"validator-{i}"), "--port", str(p2p[i]),
+                                          "--listen-addr", "127.0.0.1", "--rpc-port", str(rpcp[i]),
+                                          "--prometheus-port", str(prom[i]), "--name", f"validator-{i}"], env)
+        nodes.append({"name": f"validator-{i}", "nodeId": node_id, "address": f"{node_id}@127.0.0.1:{p2p[i]}",
+                      "rpcPort": rpcp[i], "prometheusPort": prom[i], "role": "validator", "pid": pid, "netuid": None, "hotkey": None})
+    full_key = os.path.join(d, "full.key")
+    relay_port = base + 111  # the full node also relays queries to miners behind NAT
+    full_id = json.loads(run([tm, "key", "generate", "--out", full_key, "--password-env", PASSWORD_ENV, "--json"], env))["nodeId"]
+    pid = start(d, "full-0", [tm, "run", "--chain", spec, "--key", full_key, "--password-env", PASSWORD_ENV,
+                              "--base-path", os.path.join(d, "full-0"), "--port", str(p2p[4]), "--listen-addr", "127.0.0.1",
+                              "--rpc-port", str(rpcp[4]), "--prometheus-port", str(prom[4]), "--name", "full-0",
+                              "--query-relay-port", str(relay_port)], env)
+    nodes.append({"name": "full-0", "nodeId": full_id, "address": f"{full_id}@127.0.0.1:{p2p[4]}", "rpcPort": rpcp[4],
+                  "prometheusPort": prom[4], "role": "full", "pid": pid, "netuid": None, "hotkey": None})
+
+    log("waiting for the first blocks")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if rpc(rpcp[4], "chain_getHead")["number"] >= 2:
+                break
+        except Exception:
+            pass
+        time.sleep(0.5)
+    else:
+        die(f"no blocks after 120 s; see {d}/logs")
+
+    relay = f"{full_id}@127.0.0.1:{relay_port}"
+
+    for idx, (name, netuid, role, sub) in enumerate(processes):
+        rpc_port = rpcp[idx % len(rpcp)]
+        args = [sn] + sub + ["--rpc-url", f"http://127.0.0.1:{rpc_port}", "--netuid", str(netuid), "--wallet", name,
+                             "--hotkey", "default", "--password-env", PASSWORD_ENV, "--name", name]
+        if role == "miner":
+            args += ["--port", str(axon[idx]), "--listen", "127.0.0.1"]
+            if "relayed" in name:
+                args += ["--relay", relay]
+            if sub[0] == "storage":
+                args += ["--data-dir", os.path.join(d, name, "chunks"), "--budget-mib", "64"]
+        else:
+            args += ["--stake", "100", "--step-seconds", "3", "--timeout", "2"]
+        pid = start(d, name, args, env)
+        nodes.append({"name": name, "nodeId": None, "address": None, "rpcPort": None, "prometheusPort": None, "role": role,
+                      "pid": pid, "netuid": netuid, "hotkey": wallets[name]["hotkeyPublic"], "axonPort": axon[idx] if role == "miner" else None})
+
+    manifest = {"dir": d, "chainSpec": spec, "genesis": genesis["genesis"], "started": int(time.time()), "nodes": nodes,
+                "passwordEnv": PASSWORD_ENV, "wallets": os.path.join(d, "wallets")}
+    with open(manifest_path(d), "w") as f:
+        json.dump(manifest, f, indent=2)
+
+    print(f"""
+Tensormesh devnet is up (state and logs in {d}).
+
+  JSON-RPC       http://127.0.0.1:{rpcp[0]} … {rpcp[4]}   (validators 0-3, full node)
+  Prometheus     http://127.0.0.1:{prom[0]}/metrics … {prom[4]}
+  Bootnode       {nodes[0]['address']}
+  Subnets        1 predict (intelligence market), 2 storage (storage market), tempo {a.tempo} blocks of {a.slot_ms} ms
+
+  Bootstrap/devnet status          live table (add --json for machine output)
+  .build/{ 'debug' if a.debug else 'release'}/tensormesh subnets metagraph --netuid 1 --rpc-url http://127.0.0.1:{rpcp[4]}
+  Bootstrap/devnet down            stop everything and remove {d}
+
+Subnet processes register, publish axons, stake and start scoring within a minute;
+incentive shows after the next epochs. Wallet password for the CLI: export {PASSWORD_ENV}={PASSWORD}
+and TENSORMESH_WALLETS={os.path.join(d, 'wallets')}.
+""")
+
+
+def gather(m):
+    nodes = []
+    for n in m["nodes"]:
+        x = dict(n)
+        x["running"] = alive(n.get("pid"))
+        if n.get("rpcPort") and x["running"]:
+            try:
+                x["best"] = rpc(n["rpcPort"], "chain_getHead")["number"]
+                x["finalized"] = rpc(n["rpcPort"], "chain_getFinalizedHead")["number"]
+                x["peers"] = rpc(n["rpcPort"], "system_health")["peers"]
+            except Exception as e:
+                x["error"] = str(e)
+        nodes.append(x)
+    subnets = []
+    rpc_ports = [n["rpcPort"] for n in m["nodes"] if n.get("rpcPort") and alive(n.get("pid"))]
+    if rpc_ports:
+        port = rpc_ports[-1]
+        try:
+            for s in rpc(port, "subnet_list"):
+                if s["netuid"] == 0:
+                    continue
+                mg = rpc(port, "subnet_getMetagraph", {"netuid": s["netuid"]})
+                names = {n["hotkey"]: n["name"] for n in m["nodes"] if n.get("hotkey")}
+                neurons = []
+                for uid in mg["uids"]:
+                    hk = mg["hotkeys"][uid]
+                    neurons.append({"uid": uid, "name": names.get(hk, "owner" if uid == 0 else "?"), "hotkey": hk,
+                                    "stake": mg["S"][uid], "incentive": mg["I"][uid], "dividends": mg["D"][uid],
+                                    "emission": mg["E"][uid], "trust": mg["Tv"][uid], "permit": mg["validator_permit"][uid]})
+                subnets.append({"netuid": s["netuid"], "name": s["name"], "n": s["n"], "epochs": s["epochs"], "neurons": neurons})
+        except Exception as e:
+            subnets.append({"error": str(e)})
+    return nodes, subnets
+
+
+def cmd_status(a):
+    d = os.path.abspath(a.dir)
+    m = load_manifest(d)
+    if not m:
+        if a.json:
+            print(json.dumps({"nodes": [], "subnets": [], "running": False}))
+            return
+        die(f"no devnet under {d}; start one with `Bootstrap/devnet up`")
+    nodes, subnets = gather(m)
+    if a.json:
+        keys = ["name", "nodeId", "address", "rpcPort", "prometheusPort", "role", "pid", "netuid", "hotkey"]
+        out = {"dir": d, "chainSpec": m["chainSpec"], "genesis": m["genesis"],
+               "nodes": [dict({k: n.get(k) for k in keys}, running=n["running"], best=n.get("best"), finalized=n.get("finalized"),
+                              peers=n.get("peers")) for n in nodes],
+               "subnets": subnets}
+        print(json.dumps(out, indent=2))
+        return
+    print(f"{'NAME':26} {'ROLE':17} {'PID':>7} {'STATE':8} {'BEST':>6} {'FINAL':>6} {'PEERS':>5}  RPC")
+    for n in nodes:
+        state = "running" if n["running"] else "stopped"
+        print(f"{n['name']:26} {n['role']:17} {n['pid']:>7} {state:8} {str(n.get('best', '')):>6} {str(n.get('finalized', '')):>6} "
+              f"{str(n.get('peers', '')):>5}  {('127.0.0.1:' + str(n['rpcPort'])) if n.get('rpcPort') else ''}")
+    for s in subnets:
+        if "error" in s:
+            print(f"\nsubnets: {s['error']}")
+            continue
+        print(f"\nsubnet {s['netuid']} ({s['name']}): {s['n']} neurons, {s['epochs']} epochs")
+        print(f"  {'UID':>3} {'NAME':26} {'STAKE':>14} {'INCENTIVE':>9} {'DIVIDENDS':>9} {'EMISSION':>14}")
+        for x in s["neurons"]:
+            print(f"  {x['uid']:>3} {x['name']:26} {x['stake'] / 1e9:>10.3f} TAO {x['incentive']:>9.4f} {x['dividends']:>9.4f} "
+                  f"{x['emission'] / 1e9:>10.4f} TAO")
+
+
+def cmd_down(a):
+    d = os.path.abspath(a.dir)
+    m = load_manifest(d)
+    pids = [n["pid"] for n in (m or {}).get("nodes", []) if alive(n.get("pid"))]
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.time() + 15
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    if os.path.exists(d):
+        shutil.rmtree(d)
+    log(f"stopped {len(pids)} processes and removed {d}")
+
+
+def main():
+    p = argparse.ArgumentParser(prog="Bootstrap/devnet", description="A private Tensormesh network on loopback.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build and start the network")
+    up.add_argument("--dir", default=default_dir(), help="where all state lives (default .devnet)")
+    up.add_argument("--debug", action="store_true", help="use a debug build (faster to build, slower to run)")
+    up.add_argument("--base-port", type=int, default=30333, help="p2p port of validator 0 (N+1 ports)")
+    up.add_argument("--rpc-port", type=int, default=9944)
+    up.add_argument("--prometheus-port", type=int, default=9615)
+    up.add_argument("--axon-port", type=int, default=8091)
+    up.add_argument("--slot-ms", type=int, default=1000)
+    up.add_argument("--tempo", type=int, default=40)
+    st = sub.add_parser("status", help="show the network")
+    st.add_argument("--dir", default=default_dir())
+    st.add_argument("--json", action="store_true")
+    dn = sub.add_parser("down", help="stop the network and remove its folder")
+    dn.add_argument("--dir", default=default_dir())
+    a = p.parse_args()
+    {"up": cmd_up, "status": cmd_status, "down": cmd_down}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

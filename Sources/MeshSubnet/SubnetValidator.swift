@@ -1,0 +1,175 @@
+import Foundation
+import MeshChain
+import MeshClient
+import MeshCrypto
+import MeshQuery
+import MeshSockets
+
+/// A subnet validator: each step it samples miners, queries them through a dendrite, scores
+/// the answers, keeps a moving average per miner, and sets (or commits and later reveals)
+/// weights whenever the chain's rate limit allows.
+///
+///     let v = try await SubnetValidator(context, stake: 100 * Token.tao)
+///     try await v.run { step in Twice(x: step) } score: { request, results in
+///         results.map { $0.response?.y == request.x * 2 ? 1 : 0 }
+///     }
+public final class SubnetValidator: @unchecked Sendable {
+    // Safety: the mutable state (book, pending commit, cached metagraph) is touched only by
+    // the task running `run`/`step`, one step at a time.
+    public let context: SubnetContext
+    public let dendrite: Dendrite
+    let loop: EventLoop
+    public var sampleSize: Int
+    /// Per-query deadline, seconds.
+    public var timeout: Double
+    public private(set) var book: ScoreBook
+    public private(set) var metagraph: Metagraph?
+    public private(set) var weightsSet = 0
+    var pendingReveal: (uids: [UInt16], values: [UInt16], salt: [UInt8], epoch: UInt64)?
+    let stake: Rao
+
+    public init(_ context: SubnetContext, stake: Rao = 0, sampleSize: Int = 32, timeout: Double = 6, alpha: Double = 0.1) async throws {
+        self.context = context
+        self.sampleSize = sampleSize
+        self.timeout = timeout
+        self.book = ScoreBook(alpha: alpha)
+        self.stake = stake
+        try await context.waitForChain()
+        let genesis = try await context.genesis()
+        self.loop = try EventLoop(name: "tensormesh.validator")
+        self.dendrite = Dendrite(hotkey: context.hotkey, genesisHash: genesis, loop: self.loop)
+    }
+
+    /// The miners worth querying: neurons other than us with a reachable axon.
+    public func miners() -> [Metagraph.Neuron] {
+        (self.metagraph?.neurons ?? []).filter { $0.hotkey != self.context.hotkey.publicKey && $0.axon?.nodeId != nil && ($0.axon?.port ?? 0) != 0 }
+    }
+
+    /// Queries `uids` (default: a random sample) with one synapse and one deadline.
+    public func query<S: Synapse>(_ synapse: S, uids: [UInt16]? = nil) async -> [SynapseResult<S.Response>] {
+        let all = self.miners()
+        let chosen: [Metagraph.Neuron]
+        if let uids {
+            let set = Set(uids)
+            chosen = all.filter { set.contains($0.uid) }
+        } else {
+            chosen = Array(all.shuffled().prefix(self.sampleSize)).sorted { $0.uid < $1.uid }
+        }
+        guard let body = try? SynapseCoding.encode(synapse) else { return [] }
+        var endpoints: [AxonEndpoint] = []
+        var targets: [Metagraph.Neuron] = []
+        for n in chosen {
+            guard let a = n.axon, let id = a.nodeId, let addr = SocketAddress(numericHost: a.host, port: a.port) else { continue }
+            endpoints.append(AxonEndpoint(hotkey: n.hotkey, nodeId: id, address: addr))
+            targets.append(n)
+        }
+        let results = await self.dendrite.query(endpoints, netuid: self.context.netuid, synapse: S.name, body: body, timeout: self.timeout)
+        return zip(targets, results).map { n, r in
+            var response: S.Response?
+            var failure = r.failure
+            var status = r.status
+            if r.isSuccess {
+                do { response = try SynapseCoding.decode(S.Response.self, r.body) } catch {
+                    failure = .badResponse("undecodable \(S.name) response")
+                    status = .badResponse
+                }
+            }
+            return SynapseResult(uid: n.uid, response: response, status: status, failure: failure, latencyMs: r.latencyMs)
+        }
+    }
+
+    /// Registers, stakes, then runs `step` every `stepSeconds` until cancelled. `step` returns
+    /// scores in [0, 1] for the uids it judged (it may judge earlier queries, e.g. once ground
+    /// truth is known); the validator folds them into its moving averages and sets weights.
+    public func run(stepSeconds: Double = 5, _ step: @escaping @Sendable (Int, SubnetValidator) async throws -> [UInt16: Double]) async throws {
+        try await self.context.ensureRegistered()
+        if self.stake > 0 { try await self.context.ensureStake(self.stake) }
+        try await self.context.ensureHotkeyFees()
+        var n = 0
+        while !Task.isCancelled {
+            let started = Date()
+            do {
+                try await self.refreshMetagraph()
+                let scores = try await step(n, self)
+                self.fold(scores)
+                if n % 10 == 0 {
+                    let shown = self.book.scores.sorted { $0.key < $1.key }.map { "\($0.key):\(String(format: "%.3f", $0.value))" }.joined(separator: " ")
+                    self.context.log("step \(n): \(self.miners().count) miners, \(scores.count) scored this step; moving averages \(shown)")
+                }
+                try await self.maybeSetWeights()
+            } catch {
+                self.context.log("step \(n) failed: \(error)")
+            }
+            n += 1
+            let wait = stepSeconds - Date().timeIntervalSince(started)
+            if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+        }
+        self.dendrite.close()
+        self.loop.shutdown()
+    }
+
+    /// The simple form: one synapse per step to a sample of miners, each answer scored.
+    public func run<S: Synapse>(stepSeconds: Double = 5, request: @escaping @Sendable (Int) -> S,
+                                score: @escaping @Sendable (S, [SynapseResult<S.Response>]) -> [Double]) async throws {
+        try await self.run(stepSeconds: stepSeconds) { step, v in
+            let req = request(step)
+            let results = await v.query(req)
+            let s = score(req, results)
+            var out: [UInt16: Double] = [:]
+            for (r, x) in zip(results, s) { out[r.uid] = x }
+            return out
+        }
+    }
+
+    public func refreshMetagraph() async throws {
+        let mg = try await self.context.metagraph()
+        self.metagraph = mg
+        self.book.prune(n: mg.neurons.count, hotkeys: mg.neurons.map(\.hotkey.bytes))
+    }
+
+    func fold(_ scores: [UInt16: Double]) {
+        guard let mg = self.metagraph else { return }
+        for (uid, s) in scores where Int(uid) < mg.neurons.count {
+            self.book.update(uid: uid, hotkey: mg.neurons[Int(uid)].hotkey.bytes, score: s)
+        }
+    }
+
+    /// Sets weights when the rate limit allows (commit-reveal when the subnet requires it).
+    public func maybeSetWeights() async throws {
+        guard let mg = self.metagraph, let me = mg.uid(of: self.context.hotkey.publicKey) else { return }
+        let netuid = self.context.netuid
+        let hot = self.context.hotkey.publicKey
+        let (next, head, subnet) = try await self.context.rpc { c in
+            (try c.nextWeightsBlock(netuid: netuid, hotkey: hot), try c.head(), try c.subnet(netuid: netuid))
+        }
+        guard let subnet else { return }
+        let hp = subnet.hyperparameters
+        let version = hp["weights_version_key"] ?? 0
+        // A pending reveal goes first, once its epoch has passed.
+        if let p = self.pendingReveal {
+            if subnet.epochs > p.epoch {
+                self.pendingReveal = nil
+                try await self.context.submit(.revealWeights(netuid: netuid, uids: p.uids, values: p.values, salt: p.salt, versionKey: version), signer: self.context.hotkey)
+                self.weightsSet += 1
+                self.context.log("revealed weights for \(p.uids.count) miners")
+            }
+            return
+        }
+        guard let next, head >= next else { return }
+        let (uids, values) = self.book.weights(n: mg.neurons.count, maxWeightsLimit: hp["max_weights_limit"] ?? 65535,
+                                              minAllowedWeights: Int(hp["min_allowed_weights"] ?? 1), exclude: me)
+        guard !uids.isEmpty else { return }
+        if (hp["commit_reveal_enabled"] ?? 0) != 0 {
+            let salt = (0..<8).map { _ in UInt8.random(in: 0...255) }
+            let hash = ChainState.commitHash(hotkey: hot, netuid: netuid, uids: uids, values: values, salt: salt, versionKey: version)
+            try await self.context.submit(.commitWeights(netuid: netuid, commitHash: hash), signer: self.context.hotkey)
+            self.pendingReveal = (uids, values, salt, subnet.epochs)
+            self.context.log("committed weights for \(uids.count) miners")
+        } else {
+            try await self.context.submit(.setWeights(netuid: netuid, uids: uids, values: values, versionKey: version), signer: self.context.hotkey)
+            self.weightsSet += 1
+            let shown = zip(uids, values).map { "\($0):\($1)" }.joined(separator: " ")
+            self.context.log("set weights \(shown)")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import MeshChain
+import MeshCLI
+import MeshClient
+import MeshCodec
+import MeshCrypto
+import MeshKeystore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--rpc-url`: the node the btcli-like commands talk to.
+struct RPCOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The node's JSON-RPC endpoint.", valueName: "URL"))
+    var rpcURL: String = "http://127.0.0.1:9944"
+
+    func client() throws -> ChainClient {
+        do { return try ChainClient(url: self.rpcURL) } catch { throw ValidationError("--rpc-url: \(error)") }
+    }
+}
+
+/// Which wallet (and hotkey) signs.
+struct WalletOptions: ParsableArguments {
+    @Option(help: "Wallet name.")
+    var wallet: String = "default"
+    @Option(help: "Hotkey name within the wallet.")
+    var hotkey: String = "default"
+    @Option(help: ArgumentHelp("Directory of wallets (default $TENSORMESH_WALLETS or ~/.tensormesh/wallets).", valueName: "DIR"))
+    var walletPath: String?
+    @Option(help: ArgumentHelp("Read the wallet password from this environment variable (else a prompt).", valueName: "VAR"))
+    var passwordEnv: String?
+
+    var handle: Wallet { Wallet(name: self.wallet, root: self.walletPath) }
+
+    func password() throws -> SecureBytes {
+        try PasswordSource.obtain(environmentVariable: self.passwordEnv, prompt: "Password for wallet \(self.wallet): ", confirm: false)
+    }
+
+    func coldkey() throws -> Ed25519.PrivateKey {
+        do { return try self.handle.coldkey(password: try self.password()) } catch let e as KeystoreError {
+            throw CommandFailure("wallet \(self.wallet): \(e.description)")
+        }
+    }
+
+    func hotkeyKey() throws -> Ed25519.PrivateKey {
+        do { return try self.handle.hotkey(self.hotkey, password: try self.password()) } catch let e as KeystoreError {
+            throw CommandFailure("hotkey \(self.wallet)/\(self.hotkey): \(e.description)")
+        }
+    }
+
+    func coldkeyPublic() throws -> Ed25519.PublicKey {
+        do { return try self.handle.coldkeyPublic() } catch let e as KeystoreError { throw CommandFailure("wallet \(self.wallet): \(e.description)") }
+    }
+
+    func hotkeyPublic() throws -> Ed25519.PublicKey {
+        do { return try self.handle.hotkeyPublic(self.hotkey) } catch let e as KeystoreError {
+            throw CommandFailure("hotkey \(self.wallet)/\(self.hotkey): \(e.description)")
+        }
+    }
+}
+
+/// `--yes` and `--json` for commands that submit transactions.
+struct SubmitOptions: ParsableArguments {
+    @Flag(help: "Do not ask for confirmation.")
+    var yes = false
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+    @Option(help: "Seconds to wait for inclusion.")
+    var wait: Double = 60
+}
+
+enum Submit {
+    /// Confirms (on a terminal, unless --yes), submits, waits, and reports the outcome.
+    static func run(_ call: Call, signer: Ed25519.PrivateKey, summary: String, rpc: RPCOptions, options: SubmitOptions) throws {
+        if !options.yes && isatty(0) == 1 && !options.json {
+            StandardError.write("\(summary)\nProceed? [y/N] ")
+            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else { throw CommandFailure("cancelled") }
+        }
+        let client = try rpc.client()
+        let hash: Hash32
+        do { hash = try client.submit(call, key: signer) } catch let e as RPCClient.Failure { throw CommandFailure("\(call.name) refused: \(e)") }
+        var outcome = ChainClient.Outcome.pending
+        _ = try client.waitUntil(timeout: options.wait, interval: 0.25) {
+            outcome = try client.status(hash)
+            if case .included = outcome { return true }
+            if case .failed = outcome { return true }
+            return false
+        }
+        let object: JSONValue
+        switch outcome {
+        case .included(let block, _):
+            object = .object([("transaction", .string(hash.hex)), ("call", .string(call.name)), ("status", "included"), ("block", .int(block))])
+            if !options.json { StandardOutput.line("\(summary): included in block #\(block) (transaction \(hash.hex))") }
+        case .failed(let block, let code, let message):
+            if options.json {
+                StandardOutput.line(JSONValue.object([("transaction", .string(hash.hex)), ("call", .string(call.name)), ("status", "failed"),
+                                                      ("block", .int(block)), ("error", .string(code)), ("message", .string(message))]).serialized(pretty: true))
+            }
+            throw CommandFailure("\(call.name) failed in block #\(block): \(message)")
+        case .pending, .unknown:
+            throw CommandFailure("transaction \(hash.hex) not included within \(Int(options.wait)) s (still \(outcome == .pending ? "pending" : "unknown"))")
+        }
+        if options.json { StandardOutput.line(object.serialized(pretty: true)) }
+    }
+
+    static func amount(_ text: String, _ flag: String) throws -> Rao {
+        guard let r = Token.parse(text) else { throw ValidationError("\(flag) \(text) is not an amount of TAO (e.g. 1.5)") }
+        return r
+    }
+
+    static func account(_ text: String, _ flag: String) throws -> AccountID {
+        let t = text.hasPrefix("0x") ? String(text.dropFirst(2)) : text
+        guard let a = AccountID(hex: t) else { throw ValidationError("\(flag) must be a 64-hex-digit public key") }
+        return a
+    }
+}
+
+/// A fixed-width text table.
+enum Table {
+    static func render(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}

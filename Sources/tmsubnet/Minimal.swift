@@ -1,0 +1,43 @@
+// A complete subnet in one file: validators send a number, miners double it.
+import ArgumentParser
+import MeshSubnet
+
+struct Twice: Synapse {
+    static let name = "double"
+    var x: Int
+    struct Response: Codable, Sendable { var y: Int }
+}
+
+struct Minimal: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The smallest subnet: miners double numbers, validators check them.",
+        subcommands: [MinimalMiner.self, MinimalValidator.self])
+}
+
+struct MinimalMiner: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "miner")
+    @OptionGroup var subnet: SubnetOptions
+    @OptionGroup var miner: MinerOptions
+
+    func run() async throws {
+        let m = try await Miner(try self.subnet.context(role: "double-miner"), port: self.miner.port)
+        let lazy = self.miner.lazy
+        m.serve(Twice.self) { request, _ in .init(y: lazy ? 0 : request.x * 2) }
+        try await runUntilSignalled { try await m.run() }
+    }
+}
+
+struct MinimalValidator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validator")
+    @OptionGroup var subnet: SubnetOptions
+    @OptionGroup var options: ValidatorOptions
+
+    func run() async throws {
+        let v = try await SubnetValidator(try self.subnet.context(role: "double-validator"), stake: try self.options.stakeRao())
+        try await runUntilSignalled {
+            try await v.run(request: { step in Twice(x: step) }, score: { request, results in
+                results.map { $0.response?.y == request.x * 2 ? 1 : 0 }
+            })
+        }
+    }
+}
