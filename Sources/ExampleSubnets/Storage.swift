@@ -66,7 +66,10 @@ public enum Storage {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let files = FileManager.default.enumerator(atPath: directory)
             while let f = files?.nextObject() as? String {
-                if let size = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + f))?[.size] as? Int { self.used += size }
+                if let attrs = try? FileManager.default.attributesOfItem(atPath: directory + "/" + f),
+                   attrs[.type] as? FileAttributeType == .typeRegular, let size = attrs[.size] as? Int {
+                    self.used += size
+                }
             }
         }
 

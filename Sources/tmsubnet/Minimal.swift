@@ -35,7 +35,7 @@ struct MinimalValidator: AsyncParsableCommand {
     func run() async throws {
         let v = try await SubnetValidator(try self.subnet.context(role: "double-validator"), stake: try self.options.stakeRao())
         try await runUntilSignalled {
-            try await v.run(request: { step in Twice(x: step) }, score: { request, results in
+            try await v.run(stepSeconds: self.options.stepSeconds, request: { step in Twice(x: step) }, score: { request, results in
                 results.map { $0.response?.y == request.x * 2 ? 1 : 0 }
             })
         }

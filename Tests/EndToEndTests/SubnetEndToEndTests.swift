@@ -1,0 +1,99 @@
+import Foundation
+import MeshClient
+import MeshCodec
+import MeshCrypto
+import MeshTestSupport
+import Testing
+
+/// A one-validator chain with a fast tempo, the minimal subnet's validator, an honest and a
+/// lazy miner, all as separate processes as a user runs them; the btcli-like commands drive
+/// and inspect it.
+@Suite("Subnet end to end (processes)", .serialized)
+struct SubnetEndToEndTests {
+    let dir = TestPaths.temporaryDirectory()
+    var env: [String: String] { ["TM_PW": "pw", "TENSORMESH_WALLETS": self.dir + "/wallets"] }
+
+    func tm(_ args: [String]) throws -> ProcessResult {
+        try ProcessRunner.run("tensormesh", args + (args.contains("--password-env") || !args.contains("--wallet") ? [] : ["--password-env", "TM_PW"]),
+                              environment: self.env)
+    }
+
+    func json(_ r: ProcessResult) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+    }
+
+    @Test("honest miners out-earn a lazy one; wallet, subnets, stake and transfer commands work against a live node")
+    func market() async throws {
+        var coldkeys: [String: String] = [:]
+        var hotkeys: [String: String] = [:]
+        for w in ["val", "honest", "lazy", "spare"] {
+            let r = try self.tm(["wallet", "create", "--wallet", w, "--hotkey", "default", "--password-env", "TM_PW", "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            coldkeys[w] = self.json(r)["coldkey"] as? String
+            hotkeys[w] = self.json(r)["hotkeyPublic"] as? String
+        }
+        let p2p = freePort(), rpcPort = freePort()
+        var genesisArgs = ["genesis", "new", "--validators", "1", "--out", self.dir + "/spec", "--password-env", "TM_PW", "--slot-ms", "500",
+                           "--subnets", "1", "--tempo", "8", "--weights-rate-limit", "2", "--base-port", String(p2p), "--json"]
+        for w in ["val", "honest", "lazy"] { genesisArgs += ["--endow", "\(coldkeys[w]!):100"] }
+        let g = try self.tm(genesisArgs)
+        #expect(g.status == 0, "\(g.stderr)")
+        let node = try BackgroundProcess("tensormesh", ["run", "--chain", self.dir + "/spec/chain-spec.json", "--key", self.dir + "/spec/validator-0.key",
+                                                        "--password-env", "TM_PW", "--validator", "--base-path", self.dir + "/node", "--port", String(p2p),
+                                                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpcPort), "--prometheus-port", "0"],
+                                         environment: self.env, log: self.dir + "/node.log")
+        defer { node.stop() }
+        let url = "http://127.0.0.1:\(rpcPort)"
+        let chain = try ChainClient(url: url)
+        #expect(try chain.waitUntil(timeout: 60) { try chain.head() >= 2 }, "node did not start: \(node.output.suffix(2000))")
+
+        let common = ["--rpc-url", url, "--netuid", "1", "--hotkey", "default", "--password-env", "TM_PW"]
+        var processes: [BackgroundProcess] = []
+        defer { processes.forEach { $0.stop() } }
+        processes.append(try BackgroundProcess("tmsubnet", ["minimal", "miner", "--wallet", "honest", "--port", "0"] + common,
+                                               environment: self.env, log: self.dir + "/honest.log"))
+        processes.append(try BackgroundProcess("tmsubnet", ["minimal", "miner", "--wallet", "lazy", "--port", "0", "--lazy"] + common,
+                                               environment: self.env, log: self.dir + "/lazy.log"))
+        processes.append(try BackgroundProcess("tmsubnet", ["minimal", "validator", "--wallet", "val", "--stake", "20", "--step-seconds", "1"] + common,
+                                               environment: self.env, log: self.dir + "/validator.log"))
+
+        // Wait until both miners have earned something and the honest one more.
+        var incentive: [String: Double] = [:]
+        let earned = try chain.waitUntil(timeout: 150, interval: 1) {
+            let mg = try chain.metagraphInfo(netuid: 1)
+            incentive = [:]
+            for n in mg.neurons {
+                if n.hotkey.hex == hotkeys["honest"] { incentive["honest"] = n.incentive }
+                if n.hotkey.hex == hotkeys["lazy"] { incentive["lazy"] = n.incentive }
+            }
+            return (incentive["honest"] ?? 0) > 0.5 && incentive["lazy"] != nil
+        }
+        #expect(earned, """
+            incentive \(incentive)
+            validator: \(processes[2].output.suffix(1500))
+            honest: \(processes[0].output.suffix(800))
+            """)
+        #expect((incentive["honest"] ?? 0) > (incentive["lazy"] ?? 1))
+
+        // The btcli-like commands against the live node.
+        let list = try self.tm(["subnets", "list", "--rpc-url", url, "--json"])
+        #expect(list.status == 0)
+        #expect(list.stdout.contains("\"netuid\": 1"))
+        let mg = try self.tm(["subnets", "metagraph", "--netuid", "1", "--rpc-url", url])
+        #expect(mg.status == 0 && mg.stdout.contains(String(hotkeys["honest"]!.prefix(12))), "\(mg.stdout)\(mg.stderr)")
+        let stakes = try self.tm(["stake", "list", "--wallet", "val", "--rpc-url", url, "--json"])
+        #expect(stakes.stdout.contains(hotkeys["val"]!), "\(stakes.stdout)\(stakes.stderr)")
+        let t = try self.tm(["transfer", "--dest", coldkeys["spare"]!, "--amount", "1.5", "--wallet", "val", "--rpc-url", url, "--yes", "--json"])
+        #expect(t.status == 0, "\(t.stdout)\(t.stderr)")
+        let bal = try self.tm(["wallet", "balance", "--wallet", "spare", "--rpc-url", url, "--json"])
+        #expect(self.json(bal)["free"] as? Int == 1_500_000_000, "\(bal.stdout)")
+        // A refused call says why, with exit code 1: unstaking more than is staked.
+        let over = try self.tm(["stake", "remove", "--netuid", "1", "--amount", "5000", "--wallet", "val", "--rpc-url", url, "--yes"])
+        #expect(over.status == 1)
+        #expect(over.stderr.contains("NotEnoughStakeToWithdraw"), "\(over.stderr)")
+        // Bad amounts are usage errors.
+        let bad = try self.tm(["transfer", "--dest", coldkeys["spare"]!, "--amount", "lots", "--wallet", "val", "--rpc-url", url])
+        #expect(bad.status == 2)
+        #expect(node.isRunning)
+    }
+}
