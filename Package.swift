@@ -120,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "meshbench",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork", "MeshQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshbench",

@@ -52,6 +52,10 @@ public struct AxonStats: Sendable, Equatable {
     public var maxInFlight = 0
     public var queued = 0
     public var relayConnected = false
+    /// Time spent refusing requests on their header (decode, checks, answer), in total.
+    public var refusalNanos: UInt64 = 0
+    /// Connections closed for sending too much junk.
+    public var junkDisconnects = 0
 }
 
 /// The miner's server: accepts secure channels (its node identity is its hotkey), screens
@@ -72,6 +76,9 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     var relayPeer: SecurePeer?
     var relayRetry: TimerID?
     var stopped = false
+    /// Per-connection junk budget, and node ids refused until a time (Unix ms).
+    var junk: [ObjectIdentifier: TokenBucket] = [:]
+    var banned: [Ed25519.PublicKey: UInt64] = [:]
 
     struct StreamKey: Hashable {
         let peer: ObjectIdentifier
@@ -206,6 +213,13 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     // MARK: SecurePeerDelegate
 
     public func peerReady(_ peer: SecurePeer) {
+        if let id = peer.remoteNodeId, let until = self.banned[id] {
+            if until > Self.wallMillis() {
+                peer.close(code: ChannelCode.banned, reason: "too much junk; retry later")
+                return
+            }
+            self.banned[id] = nil
+        }
         guard peer.userInfo["relay"] != nil, let (_, expected) = self.relayAddress else { return }
         guard peer.remoteNodeId == expected else {
             peer.close(code: ChannelCode.refused, reason: "unexpected relay identity")
@@ -232,14 +246,18 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
         guard let q = self.inbound[key] else { return }  // answered already: drop the rest
         switch q.phase {
         case .header:
+            let started = EventLoop.now()
+            defer { if self.inbound[key] == nil { self.stats.refusalNanos &+= EventLoop.now() - started } }
             guard message.count <= QueryRequestHeader.maxEncodedSize, let h = try? QueryRequestHeader.decode(message) else {
                 self.refuse(key, q, .badRequest, "malformed request header", signed: false)
+                self.chargeJunk(peer)
                 return
             }
             q.header = h
-            switch self.policy.screen(h, now: Self.wallMillis()) {
+            switch self.policy.screen(h, now: Self.wallMillis(), channel: peer === self.relayPeer ? .relayed : .direct(peer.remoteNodeId)) {
             case .refuse(let status, let reason, let verified):
                 self.refuse(key, q, status, reason, signed: verified)
+                if [400, 401, 403, 404, 413].contains(status.rawValue) { self.chargeJunk(peer) }
             case .admit(let priority):
                 q.caller = self.policy.directory[h.caller]
                 if h.bodyLength == 0 {
@@ -278,11 +296,30 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
 
     public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
         let id = ObjectIdentifier(peer)
+        self.junk[id] = nil
         for (key, q) in self.inbound where key.peer == id { self.drop(key, q) }
         if peer === self.relayPeer {
             self.relayPeer = nil
             self.scheduleRelayRetry()
         }
+    }
+
+    /// Counts a refused junk request against its connection; over budget, the connection is
+    /// closed and its node id refused for a while (a new identity costs a new handshake).
+    func chargeJunk(_ peer: SecurePeer) {
+        let l = self.policy.limits
+        let now = Self.wallMillis()
+        let id = ObjectIdentifier(peer)
+        var bucket = self.junk[id] ?? TokenBucket(tokens: l.junkBurst, updatedMs: now)
+        let ok = bucket.take(now: now, rate: l.junkPerSecond, burst: l.junkBurst)
+        self.junk[id] = bucket
+        guard !ok, peer !== self.relayPeer else { return }
+        self.stats.junkDisconnects += 1
+        if let node = peer.remoteNodeId {
+            if self.banned.count > 100_000 { self.banned = self.banned.filter { $0.value > now } }
+            self.banned[node] = now + l.junkBanSeconds * 1000
+        }
+        peer.close(code: ChannelCode.banned, reason: "too many refused requests")
     }
 
     // MARK: Scheduling

@@ -32,16 +32,27 @@ public struct AxonLimits: Sendable {
     public var maxQueued: Int = 4096
     /// Nonces remembered per caller (replay protection within the deadline horizon).
     public var maxNoncesPerCaller: Int = 65_536
+    /// Junk (malformed, forged, blacklisted, unroutable) a connection may send: sustained per
+    /// second and burst. Beyond it the connection is closed and its node id refused for
+    /// ``junkBanSeconds``.
+    public var junkPerSecond: Double = 20
+    public var junkBurst: Double = 100
+    public var junkBanSeconds: UInt64 = 60
 
     public init() {}
 }
 
 /// A caller's token bucket (time is an input: milliseconds on any monotonic clock).
-struct TokenBucket {
-    var tokens: Double
-    var updatedMs: UInt64
+public struct TokenBucket: Sendable {
+    public var tokens: Double
+    public var updatedMs: UInt64
 
-    mutating func take(now: UInt64, rate: Double, burst: Double) -> Bool {
+    public init(tokens: Double, updatedMs: UInt64) {
+        self.tokens = tokens
+        self.updatedMs = updatedMs
+    }
+
+    public mutating func take(now: UInt64, rate: Double, burst: Double) -> Bool {
         let elapsed = Double(now &- min(now, self.updatedMs)) / 1000
         self.tokens = min(burst, self.tokens + elapsed * rate)
         self.updatedMs = max(self.updatedMs, now)
@@ -129,8 +140,20 @@ public struct AxonPolicy {
         case refuse(QueryStatus, String, verified: Bool)
     }
 
-    /// Screens a header at wall-clock time `now` (Unix ms).
-    public mutating func screen(_ h: QueryRequestHeader, now: UInt64) -> Decision {
+    /// How a request reached the axon.
+    public enum Channel: Equatable, Sendable {
+        /// On a secure channel whose handshake proved this identity.
+        case direct(Ed25519.PublicKey?)
+        /// Through the relay the miner is connected to: only the signature proves the caller.
+        case relayed
+    }
+
+    /// Screens a header at wall-clock time `now` (Unix ms). On a direct channel the caller must
+    /// be the channel's own identity: the handshake bound the channel to the caller's key and
+    /// the AEAD protects every byte, so the header's signature (kept for the record) is not
+    /// verified again, and a header naming anyone else is refused without a signature check.
+    /// Relayed requests are verified by their signature.
+    public mutating func screen(_ h: QueryRequestHeader, now: UInt64, channel: Channel = .relayed) -> Decision {
         // Structural checks: cheapest first.
         guard self.served.contains(h.target) else { return .refuse(.notFound, "hotkey \(h.target.hex.prefix(16))… is not served here", verified: false) }
         guard h.netuid == self.netuid else { return .refuse(.notFound, "this axon serves subnet \(self.netuid), not \(h.netuid)", verified: false) }
@@ -146,7 +169,12 @@ public struct AxonPolicy {
         let info = self.directory[h.caller]
         if let reason = self.blacklist(h, info) { return .refuse(.forbidden, reason, verified: false) }
         // Verify.
-        guard h.hasValidSignature else { return .refuse(.unauthorized, "bad signature", verified: false) }
+        switch channel {
+        case .direct(let peer):
+            guard h.caller == peer else { return .refuse(.unauthorized, "the caller is not this channel's identity", verified: false) }
+        case .relayed:
+            guard h.hasValidSignature else { return .refuse(.unauthorized, "bad signature", verified: false) }
+        }
         guard self.nonces.insert(caller: h.caller, nonce: h.nonce, deadline: h.deadline + self.limits.clockSkewMs, now: now,
                                  limit: self.limits.maxNoncesPerCaller) else {
             return .refuse(.unauthorized, "nonce \(h.nonce) already used", verified: true)

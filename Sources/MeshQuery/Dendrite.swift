@@ -309,7 +309,10 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
                 return
             }
             if t.status == .ok {
-                guard t.isSigned(by: call.endpoint.hotkey) else {
+                // On a direct channel the handshake proved the miner's hotkey and the AEAD
+                // protects the trailer; through a relay the signature is what proves it.
+                let direct = peer.remoteNodeId == call.endpoint.hotkey && t.responder == call.endpoint.hotkey && t.signature != nil
+                guard direct || t.isSigned(by: call.endpoint.hotkey) else {
                     self.complete(id, status: .badResponse, failure: .badResponse("answer not signed by \(call.endpoint.hotkey.hex.prefix(16))…"))
                     return
                 }

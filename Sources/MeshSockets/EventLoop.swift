@@ -63,7 +63,8 @@ public final class EventLoop: @unchecked Sendable {
             Posix.close(e)
             throw SocketError("eventfd", errno: Glibc.errno)
         }
-        guard csys_epoll_add(e, w, CSYS_EPOLLIN, 0) == 0 else {
+        // The wake-up fd's event carries its own fd with generation 0 (sockets start at 1).
+        guard csys_epoll_add(e, w, CSYS_EPOLLIN, UInt64(UInt32(bitPattern: w))) == 0 else {
             Posix.close(e)
             Posix.close(w)
             throw SocketError("epoll_ctl(eventfd)", errno: Glibc.errno)
@@ -95,6 +96,17 @@ public final class EventLoop: @unchecked Sendable {
 
     func assertInLoop(_ function: StaticString = #function) {
         assert(self.inLoop, "\(function) called off the event loop")
+    }
+
+    /// CPU time the loop's thread has used, in nanoseconds (for metrics and for tests that
+    /// check an idle loop really sleeps).
+    public func threadCPUNanos() -> UInt64? {
+        guard let t = self.loopThread.withLock({ $0 }) else { return nil }
+        var clock = clockid_t()
+        guard pthread_getcpuclockid(t, &clock) == 0 else { return nil }
+        var ts = timespec()
+        guard clock_gettime(clock, &ts) == 0 else { return nil }
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
     /// Runs `task` on the loop thread (soon, in order).

@@ -111,16 +111,16 @@ struct QueryLoopbackTests {
         defer { rig.shutdown() }
         for i in 0..<20 {
             let body = Array("hello \(i)".utf8)
-            let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: body, timeout: 5)
+            let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: body, timeout: 30)
             #expect(r.isSuccess, "\(r.failure.map { "\($0)" } ?? "")")
             #expect(r.body == body.reversed())
         }
         #expect(await rig.dendrite.connectionCount() == 1)
         // A large body (compressed on the wire) and an empty one.
         let big = [UInt8](repeating: 5, count: 900_000)
-        let rb = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: big, timeout: 5)
+        let rb = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: big, timeout: 30)
         #expect(rb.isSuccess && rb.body == big)
-        let re = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [], timeout: 5)
+        let re = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [], timeout: 30)
         #expect(re.isSuccess && re.body.isEmpty)
         let stats = await rig.axon.statistics()
         #expect(stats.byStatus[200] == 22)
@@ -134,28 +134,29 @@ struct QueryLoopbackTests {
         defer { rig.shutdown() }
         let d = rig.dendrite
         let e = rig.endpoint!
-        #expect(await d.call(e, netuid: 1, synapse: "unknown", body: [1], timeout: 5).status == .notFound)
-        #expect(await d.call(e, netuid: 1, synapse: "echo", body: [UInt8](repeating: 0, count: 1001), timeout: 5).status == .payloadTooLarge)
-        let fail = await d.call(e, netuid: 1, synapse: "fail", body: [1], timeout: 5)
+        #expect(await d.call(e, netuid: 1, synapse: "unknown", body: [1], timeout: 30).status == .notFound)
+        #expect(await d.call(e, netuid: 1, synapse: "echo", body: [UInt8](repeating: 0, count: 1001), timeout: 30).status == .payloadTooLarge)
+        let fail = await d.call(e, netuid: 1, synapse: "fail", body: [1], timeout: 30)
         #expect(fail.status == .badRequest)
         #expect(fail.failure == .refused(.badRequest, "cannot parse that"))
-        #expect(await d.call(e, netuid: 1, synapse: "crash", body: [1], timeout: 5).status == .internalError)
+        #expect(await d.call(e, netuid: 1, synapse: "crash", body: [1], timeout: 30).status == .internalError)
         let slow = await d.call(e, netuid: 1, synapse: "slow", body: [250], timeout: 0.1)
         #expect(slow.status == .timeout)
         // The miner also gave up (its own deadline timer), so its slot is free again.
         #expect(await waitFor { await rig.axon.statistics().inFlight == 0 })
-        let ok = await d.call(e, netuid: 1, synapse: "slow", body: [5], timeout: 5)
+        let ok = await d.call(e, netuid: 1, synapse: "slow", body: [5], timeout: 30)
         #expect(ok.isSuccess)
         // A stranger's dendrite: refused before any body is read.
         let strangerLoop = try EventLoop(name: "test.stranger")
         defer { strangerLoop.shutdown() }
         let stranger = Dendrite(hotkey: Ed25519.PrivateKey(), genesisHash: genesis, loop: strangerLoop)
         defer { stranger.close() }
-        let r = await stranger.call(e, netuid: 1, synapse: "echo", body: [UInt8](repeating: 1, count: 500), timeout: 5)
+        let r = await stranger.call(e, netuid: 1, synapse: "echo", body: [UInt8](repeating: 1, count: 500), timeout: 30)
         #expect(r.status == .forbidden)
         let stats = await rig.axon.statistics()
         #expect(stats.refusedBeforeBody >= 3)  // 404, 413, 403
-        #expect(stats.byStatus[408] == 1)
+        // The slow call ended by the miner's 408 or by the caller's reset, whichever came first.
+        #expect((stats.byStatus[408] ?? 0) <= 1)
     }
 
     @Test("streaming answers arrive chunk by chunk and verify as a whole")
@@ -163,12 +164,12 @@ struct QueryLoopbackTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let chunks = Mutex<[Int]>([])
-        let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "stream", body: [7], timeout: 5) { c in
+        let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "stream", body: [7], timeout: 30) { c in
             chunks.withLock { $0.append(c.count) }
         }
         #expect(r.isSuccess)
         #expect(chunks.withLock { $0 } == [Int](repeating: 1000, count: 7))
-        let whole = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "stream", body: [4], timeout: 5)
+        let whole = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "stream", body: [4], timeout: 30)
         #expect(whole.body == (0..<4).flatMap { [UInt8](repeating: UInt8($0), count: 1000) })
     }
 
@@ -185,13 +186,13 @@ struct QueryLoopbackTests {
             rig.endpoint!,
         ]
         let started = Date()
-        let results = await rig.dendrite.query(targets, netuid: 1, synapse: "echo", body: [1, 2, 3], timeout: 2)
+        let results = await rig.dendrite.query(targets, netuid: 1, synapse: "echo", body: [1, 2, 3], timeout: 10)
         #expect(results.count == 4)
         #expect(results[0].isSuccess && results[0].body == [3, 2, 1])
         #expect(results[1].status == .unavailable)
         #expect(results[2].status == .unavailable)
         #expect(results[3].isSuccess)
-        #expect(Date().timeIntervalSince(started) < 2.5)
+        #expect(Date().timeIntervalSince(started) < 12)
         // Slow miners cut at the deadline, fast ones answered.
         let mixed = await withTaskGroup(of: [QueryResult].self) { g in
             g.addTask { await rig.dendrite.query([rig.endpoint, rig.endpoint], netuid: 1, synapse: "slow", body: [250], timeout: 0.1) }
@@ -220,16 +221,18 @@ struct QueryLoopbackTests {
     func badInput() async throws {
         let rig = try await Rig()
         defer { rig.shutdown() }
-        let raw = try await RawClient.connect(rig.clientLoop, to: rig.endpoint.address)
+        let raw = try await RawClient.connect(rig.clientLoop, to: rig.endpoint.address, key: rig.validatorKey)
+        let other = Ed25519.PrivateKey()
+        rig.axon.updateDirectory([rig.validatorKey.publicKey: CallerInfo(uid: 1, stake: 500, validatorPermit: true),
+                                  other.publicKey: CallerInfo(uid: 2, stake: 500, validatorPermit: true)])
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         func header(_ body: [UInt8], nonce: UInt64, deadline: UInt64? = nil) -> QueryRequestHeader {
             QueryRequestHeader(netuid: 1, synapse: "echo", caller: rig.validatorKey, target: rig.minerKey.publicKey,
                                nonce: nonce, deadline: deadline ?? now + 5000, body: body)
         }
-        // 1 garbage header; 2 forged signature; 3 valid; 4 replay of 3; 5 expired; 6 body not matching its hash;
-        // 7 body longer than declared; 8 stream ended before the body.
-        var forged = header([1], nonce: 2)
-        forged.signature = Ed25519.PrivateKey().sign(forged.signingBytes)
+        // 1 garbage header; 2 impersonation (another registered hotkey on our channel); 3 valid; 4 replay of 3;
+        // 5 expired; 6 body not matching its hash; 7 body longer than declared; 8 stream ended before the body.
+        let forged = QueryRequestHeader(netuid: 1, synapse: "echo", caller: other, target: rig.minerKey.publicKey, nonce: 2, deadline: now + 5000, body: [1])
         let valid = header([1, 2], nonce: 3)
         try await raw.send([[0xde, 0xad, 0xbe, 0xef]])
         try await raw.send([forged.encoded, [1]])
@@ -246,11 +249,11 @@ struct QueryLoopbackTests {
         // Unverified refusals are unsigned; the verified ones are signed by the miner.
         for t in raw.trailers {
             if t.status == .ok { #expect(t.isSigned(by: rig.minerKey.publicKey)) }
-            if t.message.contains("malformed") || t.message == "bad signature" { #expect(t.signature == nil) }
+            if t.message.contains("malformed") || t.message.contains("channel's identity") { #expect(t.signature == nil) }
         }
         #expect(!raw.closed.withLock { $0 })
         // Still serving.
-        let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [4, 5], timeout: 5)
+        let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [4, 5], timeout: 30)
         #expect(r.isSuccess)
     }
 
@@ -262,7 +265,7 @@ struct QueryLoopbackTests {
         let other = Ed25519.PrivateKey()
         try await rig.axonLoop.submit { _ = rig.axon.policy.served.insert(other.publicKey) }
         let e = AxonEndpoint(hotkey: other.publicKey, nodeId: rig.minerKey.publicKey, address: rig.endpoint.address)
-        let r = await rig.dendrite.call(e, netuid: 1, synapse: "echo", body: [1], timeout: 5)
+        let r = await rig.dendrite.call(e, netuid: 1, synapse: "echo", body: [1], timeout: 30)
         #expect(r.status == .badResponse)
         if case .badResponse = r.failure {} else { Issue.record("expected a bad-response failure, got \(String(describing: r.failure))") }
     }
@@ -301,17 +304,25 @@ struct QueryLoopbackTests {
         #expect(await waitFor { await relay.connectedMinersSync() == [rig.minerKey.publicKey] })
         let viaRelay = AxonEndpoint(hotkey: rig.minerKey.publicKey, nodeId: relayKey.publicKey, address: relayAddr)
         for i in 0..<5 {
-            let r = await rig.dendrite.call(viaRelay, netuid: 1, synapse: "echo", body: [UInt8(i), 1], timeout: 5)
+            let r = await rig.dendrite.call(viaRelay, netuid: 1, synapse: "echo", body: [UInt8(i), 1], timeout: 30)
             #expect(r.isSuccess && r.body == [1, UInt8(i)])
         }
-        let big = await rig.dendrite.call(viaRelay, netuid: 1, synapse: "echo", body: [UInt8](repeating: 8, count: 200_000), timeout: 5)
+        let big = await rig.dendrite.call(viaRelay, netuid: 1, synapse: "echo", body: [UInt8](repeating: 8, count: 200_000), timeout: 30)
         #expect(big.isSuccess && big.body.count == 200_000)
         // Unknown target at the relay: 404, unsigned.
         let nobody = Ed25519.PrivateKey()
         let r = await rig.dendrite.call(AxonEndpoint(hotkey: nobody.publicKey, nodeId: relayKey.publicKey, address: relayAddr),
-                                        netuid: 1, synapse: "echo", body: [1], timeout: 5)
+                                        netuid: 1, synapse: "echo", body: [1], timeout: 30)
         #expect(r.status == .notFound)
         #expect((await rig.axon.statistics()).relayConnected)
+        // Through the relay only the signature proves the caller: a forged one is refused by the miner.
+        let raw = try await RawClient.connect(rig.clientLoop, to: relayAddr)
+        var forged = QueryRequestHeader(netuid: 1, synapse: "echo", caller: rig.validatorKey, target: rig.minerKey.publicKey,
+                                        nonce: 77, deadline: UInt64(Date().timeIntervalSince1970 * 1000) + 5000, body: [1])
+        forged.signature = Ed25519.PrivateKey().sign(forged.signingBytes)
+        try await raw.send([forged.encoded, [1]])
+        #expect(await waitFor { raw.trailers.count == 1 })
+        #expect(raw.trailers.first?.status == .unauthorized)
     }
 }
 

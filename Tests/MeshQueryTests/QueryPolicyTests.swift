@@ -115,6 +115,19 @@ struct QueryPolicyTests {
         #expect(p.screen(self.header(nonce: 100), now: self.now) == .admit(priority: 0.5))
     }
 
+    @Test("direct channels: the caller must be the channel's identity, whose handshake stands in for the signature")
+    func directChannel() {
+        var p = self.policy()
+        var h = self.header(nonce: 1)
+        h.signature = Ed25519.PrivateKey().sign(h.signingBytes)  // not checked on the caller's own channel
+        #expect(p.screen(h, now: self.now, channel: .direct(self.validator.publicKey)) == .admit(priority: 1000))
+        if case .refuse(let s, _, let verified) = p.screen(self.header(nonce: 2), now: self.now, channel: .direct(Ed25519.PrivateKey().publicKey)) {
+            #expect(s == .unauthorized)
+            #expect(!verified)
+        } else { Issue.record("a header naming someone else was admitted") }
+        if case .refuse(let s, _, _) = p.screen(h, now: self.now, channel: .relayed) { #expect(s == .unauthorized) } else { Issue.record("admitted") }
+    }
+
     @Test("rate limit: a burst then the sustained rate, time as input")
     func rateLimit() {
         var p = self.policy()
