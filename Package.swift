@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "tensormesh", targets: ["tensormesh"]),
         .executable(name: "meshprobe", targets: ["meshprobe"]),
+        .executable(name: "tmsubnet", targets: ["tmsubnet"]),
         .executable(name: "meshbench", targets: ["meshbench"]),
         .executable(name: "meshsim", targets: ["meshsim"]),
         .library(name: "MeshCrypto", targets: ["MeshCrypto"]),
@@ -70,6 +71,9 @@ let package = Package(
         // Finality gadget (sans-IO).
         .target(name: "MeshFinality", dependencies: ["MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
+        // Encrypted peer discovery: sans-IO core (records, packets, Kademlia table, lookups) and its UDP driver.
+        .target(name: "MeshDiscovery", dependencies: ["MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
         // Miner query routing: axon (server), dendrite (client), relay.
         .target(name: "MeshQuery", dependencies: ["MeshNetwork", "MeshChannel", "MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
@@ -107,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "meshprobe",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshNode", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshDiscovery", "MeshChain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshprobe",
@@ -136,6 +140,7 @@ let package = Package(
         .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshFinalityTests", dependencies: ["MeshFinality", "MeshSim", "MeshChain", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "SubnetTests", dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),

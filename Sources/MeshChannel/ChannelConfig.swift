@@ -21,5 +21,9 @@ public struct ChannelConfig: Sendable {
     /// Bytes buffered from the socket before frames are processed (bounds a slowloris).
     public var maxInboundBuffer: Int = 2 * 65_537
 
+    /// Accept a peer on any genesis (diagnostic probes learn the genesis from the hello; nodes
+    /// never set this).
+    public var acceptAnyGenesis = false
+
     public init() {}
 }

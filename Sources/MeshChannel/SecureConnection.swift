@@ -291,7 +291,7 @@ public final class SecureConnection {
                 self.close(code: ChannelCode.incompatibleVersion, reason: "protocol version \(hello.version) not supported")
                 throw .incompatibleVersion(hello.version)
             }
-            guard hello.genesisHash == self.localHello.genesisHash else {
+            guard hello.genesisHash == self.localHello.genesisHash || self.config.acceptAnyGenesis else {
                 self.close(code: ChannelCode.genesisMismatch, reason: "genesis \(Hex.encode(self.localHello.genesisHash)) expected")
                 throw .genesisMismatch(ours: Hex.encode(self.localHello.genesisHash), theirs: Hex.encode(hello.genesisHash))
             }

@@ -656,8 +656,11 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         let entries = self.peers.values.sorted { $0.tag < $1.tag }.compactMap { q -> PeerEntry? in
             guard let id = q.peer.remoteNodeId, let hello = q.peer.remoteHello else { return nil }
             let port = q.peer.isInbound ? hello.listenPort : q.peer.socket.remoteAddress.port
+            let names = Set(q.peer.bytesInByProtocol.keys).union(q.peer.bytesOutByProtocol.keys).sorted()
+            let traffic = names.prefix(64).map { PeerEntry.Traffic(protocolName: $0, bytesIn: UInt64(q.peer.bytesInByProtocol[$0] ?? 0),
+                                                                   bytesOut: UInt64(q.peer.bytesOutByProtocol[$0] ?? 0)) }
             return PeerEntry(nodeId: id, address: "\(q.peer.socket.remoteAddress.host):\(port)", bestNumber: q.best.number,
-                             roles: hello.roles.rawValue, inbound: q.peer.isInbound)
+                             roles: hello.roles.rawValue, inbound: q.peer.isInbound, traffic: traffic)
         }
         try? p.peer.send(PeerList(peers: entries).encoded, on: stream, finish: true)
     }

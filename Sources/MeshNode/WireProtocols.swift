@@ -80,17 +80,32 @@ public struct PeerEntry: Equatable, Sendable, BinaryCodable {
     public var bestNumber: UInt64
     public var roles: UInt8
     public var inbound: Bool
+    /// Application bytes exchanged with this peer, per stream protocol: (protocol, in, out).
+    public var traffic: [Traffic]
 
-    public init(nodeId: AccountID, address: String, bestNumber: UInt64, roles: UInt8, inbound: Bool) {
+    public struct Traffic: Equatable, Sendable {
+        public var protocolName: String
+        public var bytesIn: UInt64
+        public var bytesOut: UInt64
+        public init(protocolName: String, bytesIn: UInt64, bytesOut: UInt64) {
+            self.protocolName = protocolName
+            self.bytesIn = bytesIn
+            self.bytesOut = bytesOut
+        }
+    }
+
+    public init(nodeId: AccountID, address: String, bestNumber: UInt64, roles: UInt8, inbound: Bool, traffic: [Traffic] = []) {
         self.nodeId = nodeId
         self.address = address
         self.bestNumber = bestNumber
         self.roles = roles
         self.inbound = inbound
+        self.traffic = traffic
     }
 
     public func encode(to w: inout ByteWriter) {
         self.nodeId.encode(to: &w); w.string(self.address); w.u64(self.bestNumber); w.u8(self.roles); w.bool(self.inbound)
+        w.list(self.traffic) { w, t in w.string(t.protocolName); w.u64(t.bytesIn); w.u64(t.bytesOut) }
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
@@ -99,6 +114,9 @@ public struct PeerEntry: Equatable, Sendable, BinaryCodable {
         self.bestNumber = try r.u64()
         self.roles = try r.u8()
         self.inbound = try r.bool()
+        self.traffic = try r.list(field: "traffic", limit: 64, minElementSize: 17) { (r: inout ByteReader) throws(CodecError) in
+            Traffic(protocolName: try r.string(field: "protocol", limit: 64), bytesIn: try r.u64(), bytesOut: try r.u64())
+        }
     }
 }
 
