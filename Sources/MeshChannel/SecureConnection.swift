@@ -473,8 +473,10 @@ public final class SecureConnection {
             var w = ByteWriter()
             w.u16(code)
             w.string(String(reason.utf8.prefix(256)) ?? "")
-            // The close frame goes out ahead of queued data.
-            self.controlFrames.insert(Self.frame(.close, 0, w.bytes), at: 0)
+            // The close frame goes out ahead of queued data, but after our hello if that is still
+            // queued (so the peer learns who we are and why we closed).
+            let at = self.controlFrames.first?.first == FrameKind.hello.rawValue ? 1 : 0
+            self.controlFrames.insert(Self.frame(.close, 0, w.bytes), at: at)
             self.readyStreams.removeAll()
             self.closeAfterFlush = true
         }

@@ -156,6 +156,8 @@ public final class DiscoveryCore {
     var verifying: Set<Ed25519.PublicKey> = []
     var nextRevalidate: UInt64 = 0
     var nextRefresh: UInt64 = 0
+    var bootnodes: [PeerKey] = []
+    var nextBootstrap: UInt64 = .max
     var revalidateCursor = 0
     public private(set) var outbox: [OutgoingPacket] = []
     public private(set) var events: [DiscoveryEvent] = []
@@ -187,9 +189,13 @@ public final class DiscoveryCore {
 
     // MARK: Commands
 
-    /// Adds a bootnode: known id and endpoint, verified by pinging it.
+    /// Adds a bootnode: known id and endpoint, verified by pinging it. Bootnodes are pinged
+    /// again every few seconds while the table is empty (they may start after us).
     public func addBootnode(id: Ed25519.PublicKey, endpoint: Endpoint, now: UInt64) {
+        guard id != self.id else { return }
+        self.bootnodes.append(PeerKey(id: id, endpoint: endpoint))
         _ = self.ping(id: id, endpoint: endpoint, now: now)
+        self.nextBootstrap = now + 5_000_000_000
     }
 
     /// Pings a node; the answer arrives as `.pong`.
@@ -229,6 +235,13 @@ public final class DiscoveryCore {
         for (k, c) in self.challenges where now - c.sentAt > self.config.handshakeTimeout {
             self.challenges[k] = nil
             for m in self.awaiting.removeValue(forKey: k) ?? [] { self.send(m, to: k, now: now) }
+        }
+        if now >= self.nextBootstrap {
+            self.nextBootstrap = now + 5_000_000_000
+            if self.table.count == 0 {
+                for b in self.bootnodes { _ = self.ping(id: b.id, endpoint: b.endpoint, now: now) }
+                if !self.bootnodes.isEmpty { self.nextRefresh = now + 1_000_000_000 }
+            }
         }
         if now >= self.nextRevalidate {
             self.nextRevalidate = now + self.config.revalidateInterval

@@ -231,12 +231,9 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
     public func connection(_ connection: TCPConnection, didRead bytes: [UInt8]) {
         var failure: ChannelError?
         do { try self.channel.receive(bytes, now: EventLoop.now()) } catch { failure = error }
-        self.dispatchEvents()
+        self.dispatchEvents(failure: failure)
         self.flush()
-        if let failure {
-            self.socket.closeAfterFlush()
-            self.finish(error: failure, socket: nil)
-        }
+        if let failure { self.finish(error: failure, socket: nil) }
     }
 
     public func connectionDidDrain(_ connection: TCPConnection) {
@@ -247,7 +244,8 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
         self.finish(error: self.channel.closeReason, socket: reason)
     }
 
-    private func dispatchEvents() {
+    /// Delivers the channel's events; a close caused by `failure` reports that failure.
+    private func dispatchEvents(failure: ChannelError? = nil) {
         for event in self.channel.takeEvents() {
             switch event {
             case .established:
@@ -274,8 +272,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
                 self.delegate?.peer(self, pong: payload)
             case .closed(let error):
                 self.flush()
-                self.socket.closeAfterFlush()
-                self.finish(error: error, socket: nil)
+                self.finish(error: error ?? failure, socket: nil)  // closes the socket after the flush
             }
         }
     }

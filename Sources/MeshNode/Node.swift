@@ -3,6 +3,7 @@ import MeshChain
 import MeshChannel
 import MeshCodec
 import MeshCrypto
+import MeshDiscovery
 import MeshFinality
 import MeshIncentive
 import MeshNetwork
@@ -35,6 +36,7 @@ struct NodeCounters {
     var gossipMessages: [String: Int] = [:]
     var gossipDuplicates: [String: Int] = [:]
     var invalidMessages: [String: Int] = [:]
+    var discovered = 0
     var blocksProduced = 0
     var epochsRun = 0
     var syncedBlocks = 0
@@ -72,6 +74,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var finalityTimer: TimerID?
     var slotTimer: TimerID?
     var knownAddresses: [AccountID: NodeAddress] = [:]
+    /// Encrypted discovery on the p2p port (UDP).
+    public internal(set) var discovery: DiscoveryService?
+    var observedAddresses: [[UInt8]: Int] = [:]
     var dialing: [AccountID: UInt64] = [:]
     var started = false
     var stopping = false
@@ -144,6 +149,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         if self.config.validator && !self.isValidator {
             self.log.warn("--validator given but this key is not in the validator set; producing and voting only when it joins")
         }
+        try self.startDiscovery()
         self.maintainPeers()
         self.scheduleSlot()
         self.process(self.finality.start(now: EventLoop.now()))
@@ -158,6 +164,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         if let t = self.slotTimer { self.loop.cancel(t) }
         if let t = self.finalityTimer { self.loop.cancel(t) }
         self.savePeerCache()
+        self.discovery?.stop()
         self.host.shutdown()
         try? self.chain.snapshotFinalized()
         try? self.store.checkpoint()
@@ -186,13 +193,10 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         let now = EventLoop.now()
         let connected = Set(self.peers.values.compactMap { $0.peer.remoteNodeId })
         let outbound = self.host.peers.values.filter { !$0.isInbound }.count
-        var budget = self.config.targetOutbound - outbound
-        for (id, addr) in self.knownAddresses.sorted(by: { $0.key < $1.key }) where budget > 0 {
-            if connected.contains(id) { continue }
-            if let t = self.dialing[id], now < t { continue }
-            self.dialing[id] = now + 10_000_000_000
+        let budget = self.config.targetOutbound - outbound
+        for addr in self.dialCandidates(connected: connected, now: now, budget: budget) {
+            self.dialing[addr.nodeId] = now + 10_000_000_000
             self.dial(addr)
-            budget -= 1
         }
         if outbound < self.config.targetOutbound {
             for p in self.peers.values.prefix(4) { self.request(p, protocol: ProtocolName.peers, body: [1]) }
@@ -695,7 +699,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         let status = self.isSyncing ? "⚙️  Syncing" : "💤 Idle"
         let best = self.chain.best
         let fin = self.chain.finalized
-        self.log.info("\(status) (\(self.peers.count) peers), best: #\(best.number) (\(best.hash.hex.prefix(10))…), finalized #\(fin.number) (\(fin.hash.hex.prefix(10))…), ⬇ \(String(format: "%.1f", inRate))kiB/s ⬆ \(String(format: "%.1f", outRate))kiB/s")
+        let found = self.discovery.map { ", \($0.core.table.count) discovered" } ?? ""
+        self.log.info("\(status) (\(self.peers.count) peers\(found)), best: #\(best.number) (\(best.hash.hex.prefix(10))…), finalized #\(fin.number) (\(fin.hash.hex.prefix(10))…), ⬇ \(String(format: "%.1f", inRate))kiB/s ⬆ \(String(format: "%.1f", outRate))kiB/s")
     }
 }
 

@@ -21,6 +21,8 @@ public struct NodeConfig: Sendable {
     public var targetOutbound = 8
     public var maxInbound = 32
     public var roles: NodeRoles = .full
+    /// Run encrypted discovery on the p2p port (UDP).
+    public var discovery = true
     /// Seconds between informant lines.
     public var informantInterval: Double = 5
     /// Base fee used for the node's own transactions (equivocation reports).

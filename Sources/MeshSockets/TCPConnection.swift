@@ -44,6 +44,11 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
     private var readingPaused = false
     private var aboveHighWatermark = false
     private var closeWhenFlushed = false
+    /// Half-closed: our side is done writing; we read and discard until the peer closes (or
+    /// a short timeout), so that closing with unread input does not reset the connection and
+    /// destroy the last bytes we sent (e.g. a close frame with its reason).
+    private var lingering = false
+    private var lingerTimer: TimerID?
     private var connectTimer: TimerID?
     /// Called when the connection closes, after the delegate (for limit bookkeeping).
     public var onClose: ((TCPConnection) -> Void)?
@@ -171,7 +176,7 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         self.headOffset = 0
         self.setWriteInterest(false)
         if self.closeWhenFlushed {
-            self.close(.local)
+            self.linger()
             return
         }
         if self.aboveHighWatermark && self.queuedBytes <= self.lowWatermark {
@@ -298,6 +303,7 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
             case .processed(let n):
                 total += n
                 self.bytesRead += n
+                if self.lingering { continue }  // discarded: we are closing
                 let bytes = Array(self.loop.readBuffer[0..<n])
                 self.delegate?.connection(self, didRead: bytes)
                 if n < self.loop.readBuffer.count { return }
@@ -310,12 +316,26 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
     /// Closes after the queued bytes have been written (bounded by the hard limit).
     public func closeAfterFlush() {
         guard self.state != .closed else { return }
-        if self.queuedBytes == 0 || self.state == .connecting {
+        if self.state == .connecting {
             self.close(.local)
+        } else if self.queuedBytes == 0 {
+            self.linger()
         } else {
             self.closeWhenFlushed = true
             self.pauseReading()
         }
+    }
+
+    private func linger() {
+        guard self.state == .open, !self.lingering else { return }
+        self.lingering = true
+        _ = Glibc.shutdown(self.fd, Int32(SHUT_WR))
+        let d = self.delegate
+        self.delegate = nil  // the owner is done with this connection
+        d?.connectionDidClose(self, reason: .local)
+        self.readingPaused = false
+        self.setWriteInterest(false)
+        self.lingerTimer = self.loop.schedule(after: 2_000_000_000) { [weak self] in self?.close(.local) }
     }
 
     /// Closes now; queued bytes are dropped. Idempotent.
@@ -323,6 +343,7 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         guard self.state != .closed else { return }
         self.state = .closed
         if let t = self.connectTimer { self.loop.cancel(t) }
+        if let t = self.lingerTimer { self.loop.cancel(t) }
         self.loop.deregister(fd: self.fd)
         Posix.close(self.fd)
         self.fd = -1

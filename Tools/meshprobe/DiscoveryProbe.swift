@@ -24,7 +24,8 @@ final class DiscoveryProbe: @unchecked Sendable {
         config.refreshInterval = .max / 2
         config.requestsPerSecond = 1000
         config.requestBurst = 1000
-        let record = NodeRecord(key: key, seq: 1, ip: [], tcpPort: 0, udpPort: 0, roles: 16, genesis: config.genesis)
+        // Sequence 0: the record is never sent, so nodes of any chain accept our handshakes.
+        let record = NodeRecord(key: key, seq: 0, ip: [], tcpPort: 0, udpPort: 0, roles: 16, genesis: config.genesis)
         let core = DiscoveryCore(key: key, record: record, config: config, random: { SecureRandom.bytes($0) })
         self.service = DiscoveryService(loop: loop, core: core)
         let events = self.box

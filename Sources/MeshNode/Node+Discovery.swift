@@ -1,0 +1,97 @@
+import Foundation
+import MeshChain
+import MeshChannel
+import MeshCrypto
+import MeshDiscovery
+import MeshNetwork
+import MeshSockets
+
+extension Node {
+    /// Starts encrypted discovery on the p2p port (UDP): the node's signed record, the
+    /// bootnodes pinged, discovered nodes fed to the peer manager.
+    func startDiscovery() throws {
+        guard self.config.discovery else { return }
+        let port = self.listenAddress?.port ?? self.config.port
+        var dc = DiscoveryConfig(genesis: self.chain.genesisHash.bytes)
+        dc.refreshInterval = 20_000_000_000
+        let ip = Self.advertisedIP(self.config.listenHost)
+        let key = self.key
+        let roles = self.config.roles.rawValue
+        let genesis = self.chain.genesisHash.bytes
+        let record = NodeRecord(key: key, seq: UInt64(Node.wallClockMillis() / 1000), ip: ip, tcpPort: port, udpPort: port, roles: roles, genesis: genesis)
+        let core = DiscoveryCore(key: key, record: record, config: dc, random: { SecureRandom.bytes($0) })
+        let service = DiscoveryService(loop: self.loop, core: core)
+        let bindHost = self.config.listenHost
+        let bind = SocketAddress(numericHost: bindHost, port: port) ?? SocketAddress(numericHost: "0.0.0.0", port: port)!
+        try service.start(on: bind)
+        service.onEvent = { [unowned self] e in self.discoveryEvent(e) }
+        self.discovery = service
+        for b in self.config.bootnodes where b.nodeId != self.nodeId {
+            guard let sa = SocketAddress(numericHost: b.host, port: b.port) ?? (try? SocketAddress.resolve(host: b.host, port: b.port).first) else { continue }
+            service.addBootnode(id: b.nodeId, endpoint: Endpoint(sa))
+        }
+        // Fill the table early rather than at the first refresh.
+        self.loop.schedule(after: 1_000_000_000) { [weak self] in
+            guard let self, let d = self.discovery else { return }
+            d.lookup(target: self.nodeId)
+        }
+        self.log.info("Discovery on UDP", ["port": "\(port)", "record": "seq \(record.seq)\(ip.isEmpty ? " (address learned from peers)" : "")"])
+    }
+
+    /// The IP to publish: the listen address unless it is a wildcard (then learned from pongs).
+    static func advertisedIP(_ host: String) -> [UInt8] {
+        guard let a = SocketAddress(numericHost: host, port: 1), a.ip != [0, 0, 0, 0], a.ip != [UInt8](repeating: 0, count: 16) else { return [] }
+        return a.ip
+    }
+
+    func discoveryEvent(_ e: DiscoveryEvent) {
+        switch e {
+        case .nodeAdded(let r):
+            guard r.genesis == self.chain.genesisHash.bytes, let tcp = r.tcpEndpoint, r.tcpPort != 0 else { return }
+            let host = tcp.description.split(separator: ":").dropLast().joined(separator: ":").trimmingCharacters(in: ["[", "]"])
+            if self.knownAddresses[r.nodeId] == nil {
+                self.knownAddresses[r.nodeId] = NodeAddress(nodeId: r.nodeId, host: host, port: r.tcpPort)
+                self.counters.discovered += 1
+            }
+        case .pong(_, _, let observed, _):
+            // Learn our public address from what peers see (two agreeing observations).
+            guard let d = self.discovery, d.core.record.ip.isEmpty else { return }
+            self.observedAddresses[observed.ip, default: 0] += 1
+            if self.observedAddresses[observed.ip]! >= 2 {
+                let key = self.key
+                let old = d.core.record
+                d.core.updateRecord { seq in
+                    NodeRecord(key: key, seq: seq, ip: observed.ip, tcpPort: old.tcpPort, udpPort: old.udpPort, roles: old.roles, genesis: old.genesis)
+                }
+                self.log.info("Public address learned from peers", ["ip": Endpoint(ip: observed.ip, port: old.tcpPort).description])
+            }
+        case .nodeRemoved, .nodesAnswered, .requestFailed, .lookupFinished:
+            break
+        }
+    }
+
+    /// Picks addresses to dial: random order, and for eclipse resistance at most one outbound
+    /// peer per /24 (IPv4) or /48 until every other candidate is used.
+    func dialCandidates(connected: Set<AccountID>, now: UInt64, budget: Int) -> [NodeAddress] {
+        var usedNets = Set(self.host.peers.values.filter { !$0.isInbound }.map { Endpoint($0.socket.remoteAddress).subnet })
+        var pool = self.knownAddresses.values.filter { a in
+            !connected.contains(a.nodeId) && a.nodeId != self.nodeId && (self.dialing[a.nodeId].map { now >= $0 } ?? true)
+        }
+        pool.shuffle()
+        var picked: [NodeAddress] = []
+        var later: [NodeAddress] = []
+        for a in pool {
+            guard picked.count < budget else { break }
+            let net = SocketAddress(numericHost: a.host, port: a.port).map { Endpoint($0).subnet }
+            let local = SocketAddress(numericHost: a.host, port: a.port).map { Endpoint($0).isLocal } ?? false
+            if let net, !local, usedNets.contains(net) {
+                later.append(a)
+                continue
+            }
+            if let net { usedNets.insert(net) }
+            picked.append(a)
+        }
+        for a in later where picked.count < budget { picked.append(a) }
+        return picked
+    }
+}

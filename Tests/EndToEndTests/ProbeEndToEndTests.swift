@@ -1,0 +1,58 @@
+import Foundation
+import MeshClient
+import MeshCodec
+import MeshCrypto
+import MeshTestSupport
+import Testing
+
+/// Three node processes (a validator and two full nodes that know only the validator):
+/// they find each other through discovery, and meshprobe sees and draws all of them.
+@Suite("Nodes and meshprobe (processes)", .serialized)
+struct ProbeEndToEndTests {
+    @Test("discovery connects full nodes through one bootnode; meshprobe ping, handshake, head, peers and crawl")
+    func probe() async throws {
+        let dir = TestPaths.temporaryDirectory()
+        let env = ["TM_PW": "pw"]
+        let ports = (0..<3).map { _ in freePort() }
+        let rpc = (0..<3).map { _ in freePort() }
+        let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", "1", "--out", dir + "/spec", "--password-env", "TM_PW",
+                                                     "--slot-ms", "500", "--base-port", String(ports[0]), "--json"], environment: env)
+        #expect(g.status == 0, "\(g.stderr)")
+        let boot = ((try JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as? [String: Any])?["validators"] as? [String])?.first ?? ""
+        var nodes: [BackgroundProcess] = []
+        defer { nodes.forEach { $0.stop() } }
+        for i in 0..<3 {
+            var args = ["run", "--chain", dir + "/spec/chain-spec.json", "--base-path", dir + "/n\(i)", "--port", String(ports[i]),
+                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpc[i]), "--prometheus-port", "0", "--name", "n\(i)"]
+            if i == 0 { args += ["--key", dir + "/spec/validator-0.key", "--password-env", "TM_PW", "--validator"] }
+            nodes.append(try BackgroundProcess("tensormesh", args, environment: env, log: dir + "/n\(i).log"))
+        }
+        // The two full nodes learn of each other only through discovery.
+        let c1 = try ChainClient(url: "http://127.0.0.1:\(rpc[1])")
+        let connected = try c1.waitUntil(timeout: 60) { (try c1.rpc.call("system_health")["peers"]?.uint64 ?? 0) >= 2 }
+        #expect(connected, "full node 1 has fewer than 2 peers: \(nodes[1].output.suffix(1500))")
+        let c0 = try ChainClient(url: "http://127.0.0.1:\(rpc[0])")
+        #expect(try c0.waitUntil(timeout: 30) { try c0.finalized() >= 3 })
+
+        let ping = try ProcessRunner.run("meshprobe", ["ping", boot, "--json"])
+        #expect(ping.status == 0, "\(ping.stderr)")
+        #expect(ping.stdout.contains("\"rttMs\"") && ping.stdout.contains(String(boot.prefix(64))), "\(ping.stdout)")
+        let hs = try ProcessRunner.run("meshprobe", ["handshake", boot, "--json"])
+        #expect(hs.status == 0 && hs.stdout.contains("noiseHandshakeMs") && hs.stdout.contains("genesis"), "\(hs.stdout)\(hs.stderr)")
+        let head = try ProcessRunner.run("meshprobe", ["head", boot])
+        #expect(head.status == 0 && head.stdout.contains("finalized"), "\(head.stdout)\(head.stderr)")
+        let peers = try ProcessRunner.run("meshprobe", ["peers", boot, "--json"])
+        #expect(peers.status == 0 && peers.stdout.contains("/tm/blocks/1"), "\(peers.stdout)\(peers.stderr)")
+        let crawl = try ProcessRunner.run("meshprobe", ["crawl", "--bootnodes", boot, "--json", "--dot", dir + "/mesh.dot"])
+        #expect(crawl.status == 0, "\(crawl.stderr)")
+        let found = ((try? JSONSerialization.jsonObject(with: Data(crawl.stdout.utf8))) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
+        #expect(found.count == 3 && found.allSatisfy { $0["reachable"] as? Bool == true }, "\(crawl.stdout) \(crawl.stderr)")
+        let dot = (try? String(contentsOfFile: dir + "/mesh.dot", encoding: .utf8)) ?? ""
+        #expect(dot.contains("digraph") && dot.components(separatedBy: "->").count - 1 >= 4, "\(dot)")
+        // A wrong node id at the address is an error with exit code 1; a bad address a usage error.
+        let wrong = try ProcessRunner.run("meshprobe", ["handshake", String(repeating: "ab", count: 32) + "@127.0.0.1:\(ports[0])"])
+        #expect(wrong.status == 1 && wrong.stderr.contains("is node"), "\(wrong.stderr)")
+        let bad = try ProcessRunner.run("meshprobe", ["ping", "nonsense"])
+        #expect(bad.status == 2)
+    }
+}
