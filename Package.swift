@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "MeshNetwork", dependencies: ["MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // The deterministic network simulator (test support, and the meshsim tool).
-        .target(name: "MeshSim", dependencies: ["MeshFinality", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        .target(name: "MeshSim", dependencies: ["MeshFinality", "MeshDiscovery", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // The node: wiring, JSON-RPC, metrics, logs.
         .target(
@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshFinalityTests", dependencies: ["MeshFinality", "MeshSim", "MeshChain", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
-        .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshSim", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "SubnetTests", dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),

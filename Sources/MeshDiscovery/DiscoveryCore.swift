@@ -4,7 +4,7 @@ import MeshCrypto
 /// Tunables of discovery. Times are nanoseconds.
 public struct DiscoveryConfig: Sendable {
     public var k = 16
-    public var alpha = 3
+    public var alpha = 8
     public var requestTimeout: UInt64 = 500_000_000
     public var handshakeTimeout: UInt64 = 1_000_000_000
     /// A random table entry is pinged this often; two missed answers remove it.
@@ -67,6 +67,7 @@ public struct DiscoveryCounters: Sendable, Equatable {
     /// (the amplification check).
     public var unverifiedBytesOut = 0
     public var unverifiedBytesIn = 0
+    public var requestsTimedOut = 0
 }
 
 /// Encrypted peer discovery, sans-IO: packets, timers and "now" in; packets and events out.
@@ -143,6 +144,8 @@ public final class DiscoveryCore {
     var contacts: [PeerKey: Contact] = [:]
     /// Messages waiting for a handshake the peer owes us.
     var awaiting: [PeerKey: [DiscoveryMessage]] = [:]
+    /// Packets from a peer that arrived before its handshake did.
+    var early: [PeerKey: [(iv: [UInt8], header: PacketHeader, headerBytes: [UInt8], body: [UInt8])]] = [:]
     var challenges: [PeerKey: Challenge] = [:]
     var requests: [UInt64: Request] = [:]
     var lookups: [UInt64: Lookup] = [:]
@@ -234,6 +237,7 @@ public final class DiscoveryCore {
         for (k, c) in self.contacts where now - c.sentAt > self.config.handshakeTimeout { self.contacts[k] = nil }
         for (k, c) in self.challenges where now - c.sentAt > self.config.handshakeTimeout {
             self.challenges[k] = nil
+            self.early[k] = nil
             for m in self.awaiting.removeValue(forKey: k) ?? [] { self.send(m, to: k, now: now) }
         }
         if now >= self.nextBootstrap {
@@ -350,6 +354,13 @@ public final class DiscoveryCore {
                 self.handle(m, from: peer, now: now)
                 return
             }
+        }
+        // A challenge to this peer is outstanding: this packet overtook its handshake (or was
+        // sent just after it). Keep it to decrypt once the session exists, rather than issuing
+        // a second challenge that would invalidate the first.
+        if let c = self.challenges[peer], now - c.sentAt < self.config.handshakeTimeout {
+            if self.early[peer, default: []].count < 4 { self.early[peer, default: []].append((iv, header, headerBytes, body)) }
+            return
         }
         // Both sides reaching out at once: the smaller id hand-shakes, the larger answers.
         if self.contacts[peer] != nil && self.sessions[peer] == nil && self.id < src { return self.drop("crossed contact") }
@@ -469,6 +480,10 @@ public final class DiscoveryCore {
         var pending = self.awaiting.removeValue(forKey: peer) ?? []
         if let c = self.contacts.removeValue(forKey: peer) { pending += c.queued }
         for q in pending { self.send(q, to: peer, now: now) }
+        // Packets that overtook the handshake can be read now.
+        for e in self.early.removeValue(forKey: peer) ?? [] {
+            self.receiveMessage(iv: e.iv, header: e.header, headerBytes: e.headerBytes, body: e.body, from: from, size: 0, now: now)
+        }
         if case .ping(0, _) = m { return }  // the filler of a handshake with nothing queued
         self.handle(m, from: peer, now: now)
     }
@@ -508,7 +523,9 @@ public final class DiscoveryCore {
             r.packets += 1
             r.total = max(1, min(Int(total), 8))
             for rec in records {
-                guard rec.hasValidSignature, rec.genesis == self.config.genesis || self.config.acceptAnyGenesis else {
+                // A record we already hold, byte for byte, was verified when it arrived.
+                let known = self.known[rec.nodeId].map { $0.seq == rec.seq && $0.signature == rec.signature && $0 == rec } ?? false
+                guard known || rec.hasValidSignature, rec.genesis == self.config.genesis || self.config.acceptAnyGenesis else {
                     self.drop("bad record")
                     continue
                 }
@@ -567,6 +584,7 @@ public final class DiscoveryCore {
 
     func fail(_ rid: UInt64, now: UInt64) {
         guard let r = self.requests.removeValue(forKey: rid) else { return }
+        self.counters.requestsTimedOut += 1
         if case .revalidate = r.kind {
             let was = self.table.entry(r.to.id) != nil
             self.table.failed(r.to.id)
@@ -603,6 +621,8 @@ public final class DiscoveryCore {
         let k = self.config.k
         let sorted = l.candidates.keys.sorted { Distance.closer($0, $1, to: l.target) }
         let top = sorted.prefix(k)
+        // The log distance of the k-th candidate bounds the neighbourhood still to search.
+        let horizon = top.count == k ? Distance.log2(top.last!, l.target) : 256
         for id in top where l.inFlight < self.config.alpha && !l.asked.contains(id) {
             guard let c = l.candidates[id] else { continue }
             l.asked.insert(id)
@@ -611,7 +631,11 @@ public final class DiscoveryCore {
             let d = Distance.log2(id, l.target)
             // Bucket d holds the nodes closer to the target than this one; the next few buckets
             // hold the rest of the target's neighbourhood when this node is already close.
-            let distances = [d, d + 1, d + 2, d + 3, d - 1].filter { $0 >= 1 && $0 <= 256 }.map { UInt16($0) }
+            var ds = [d]
+            var x = d + 1
+            while ds.count < 5 && x <= max(horizon, d + 1) { ds.append(x); x += 1 }
+            ds.append(d - 1)
+            let distances = ds.filter { $0 >= 1 && $0 <= 256 }.map { UInt16($0) }
             _ = self.request(.lookup(l.id, generation: c.generation), to: PeerKey(id: id, endpoint: c.endpoint), now: now) {
                 .findNode(requestId: $0, distances: distances)
             }

@@ -76,6 +76,12 @@ struct SimOptions: ParsableArguments {
             if self.plantBug { c.finality.fault = .countEquivocatorsTwice }
             if self.equalStake { c.stakeRange = 10...10 }
             return FinalityScenario(config: c, seed: seed).run(clock: clock)
+        case "discovery":
+            var c = DiscoveryScenarioConfig()
+            c.nodes = self.nodes
+            c.seconds = max(self.seconds, 50)
+            c.network = try self.model()
+            return DiscoveryScenario(config: c, seed: seed).run(clock: clock)
         default:
             throw CommandFailure.usage("unknown scenario \"\(self.scenario)\" (finality, twins, gossip, discovery)")
         }
