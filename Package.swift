@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "MeshNetwork", dependencies: ["MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // The deterministic network simulator (test support, and the meshsim tool).
-        .target(name: "MeshSim", dependencies: ["MeshFinality", "MeshDiscovery", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        .target(name: "MeshSim", dependencies: ["MeshFinality", "MeshDiscovery", "MeshGossip", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // The node: wiring, JSON-RPC, metrics, logs.
         .target(
@@ -73,6 +73,9 @@ let package = Package(
 
         // Encrypted peer discovery: sans-IO core (records, packets, Kademlia table, lookups) and its UDP driver.
         .target(name: "MeshDiscovery", dependencies: ["MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
+        // Gossip (gossipsub-style pub/sub with IDONTWANT preambles), sans-IO.
+        .target(name: "MeshGossip", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // Miner query routing: axon (server), dendrite (client), relay.
         .target(name: "MeshQuery", dependencies: ["MeshNetwork", "MeshChannel", "MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
@@ -141,6 +144,7 @@ let package = Package(
         .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshFinalityTests", dependencies: ["MeshFinality", "MeshSim", "MeshChain", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshSim", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshGossipTests", dependencies: ["MeshGossip", "MeshSim", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "SubnetTests", dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),

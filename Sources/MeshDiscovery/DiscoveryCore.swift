@@ -84,9 +84,13 @@ public final class DiscoveryCore {
     let staticKey: X25519.PrivateKey
     let random: (Int) -> [UInt8]
 
-    struct PeerKey: Hashable {
+    struct PeerKey: Hashable, Comparable {
         let id: Ed25519.PublicKey
         let endpoint: Endpoint
+
+        static func < (a: PeerKey, b: PeerKey) -> Bool {
+            a.id != b.id ? a.id < b.id : (a.endpoint.ip.lexicographicallyPrecedes(b.endpoint.ip) || (a.endpoint.ip == b.endpoint.ip && a.endpoint.port < b.endpoint.port))
+        }
     }
 
     struct Session {
@@ -231,11 +235,12 @@ public final class DiscoveryCore {
 
     /// Timers: request timeouts, revalidation and refresh. Call at least every 100 ms.
     public func tick(now: UInt64) {
-        for (rid, r) in self.requests where now - r.sentAt > self.config.requestTimeout + (self.sessions[r.to] == nil ? self.config.handshakeTimeout : 0) {
+        // (Sorted: dictionary order varies between processes, and the simulator must replay.)
+        for (rid, r) in self.requests.sorted(by: { $0.key < $1.key }) where now - r.sentAt > self.config.requestTimeout + (self.sessions[r.to] == nil ? self.config.handshakeTimeout : 0) {
             self.fail(rid, now: now)
         }
         for (k, c) in self.contacts where now - c.sentAt > self.config.handshakeTimeout { self.contacts[k] = nil }
-        for (k, c) in self.challenges where now - c.sentAt > self.config.handshakeTimeout {
+        for (k, c) in self.challenges.sorted(by: { $0.key < $1.key }) where now - c.sentAt > self.config.handshakeTimeout {
             self.challenges[k] = nil
             self.early[k] = nil
             for m in self.awaiting.removeValue(forKey: k) ?? [] { self.send(m, to: k, now: now) }

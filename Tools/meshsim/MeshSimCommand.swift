@@ -76,6 +76,15 @@ struct SimOptions: ParsableArguments {
             if self.plantBug { c.finality.fault = .countEquivocatorsTwice }
             if self.equalStake { c.stakeRange = 10...10 }
             return FinalityScenario(config: c, seed: seed).run(clock: clock)
+        case "gossip":
+            var c = GossipScenarioConfig()
+            c.nodes = self.nodes
+            c.byzantine = self.byzantine
+            c.seconds = max(self.seconds, 30)
+            var net = try self.model()
+            if self.bandwidth == 0 { net.bandwidth = 20_000_000 / 8 }
+            c.network = net
+            return GossipScenario(config: c, seed: seed).run(clock: clock)
         case "discovery":
             var c = DiscoveryScenarioConfig()
             c.nodes = self.nodes

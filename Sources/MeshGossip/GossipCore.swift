@@ -1,0 +1,453 @@
+/// Tunables of gossip (gossipsub v1.1/1.2 names). Times are nanoseconds.
+public struct GossipConfig: Sendable {
+    public var d = 8
+    public var dLow = 6
+    public var dHigh = 12
+    /// Peers (outside the mesh) that get IHAVE at each heartbeat.
+    public var dLazy = 6
+    /// Outbound peers kept in each mesh (eclipse resistance).
+    public var dOut = 2
+    public var heartbeat: UInt64 = 1_000_000_000
+    /// Heartbeats a message stays in the cache for IWANT; the last `historyGossip` are announced.
+    public var historyLength = 5
+    public var historyGossip = 3
+    public var seenTTL: UInt64 = 120_000_000_000
+    /// Messages at least this large are announced (preamble) and trigger IDONTWANT.
+    public var idontwantThreshold = 1024
+    /// Publish our own messages to every subscribed peer, not only the mesh.
+    public var floodPublish = true
+    /// Relayed messages at least `idontwantThreshold` bytes are announced to every subscribed
+    /// peer and sent only to the first that asks (one copy per node); smaller ones are pushed
+    /// to the mesh.
+    public var lazyLargeMessages = true
+    /// How long to wait for a requested large message before asking the next announcer.
+    public var largeRequestTimeout: UInt64 = 2_000_000_000
+    /// An IWANT must be answered within this time or counts as a broken promise.
+    public var iwantTimeout: UInt64 = 3_000_000_000
+    public var pruneBackoff: UInt64 = 60_000_000_000
+    // Scores: below 0 a peer is pruned and not grafted; below `gossipThreshold` no IHAVE is
+    // exchanged; below `graylistThreshold` its frames are ignored; at `banThreshold` it is
+    // disconnected.
+    public var gossipThreshold = -10.0
+    public var graylistThreshold = -80.0
+    public var banThreshold = -100.0
+    public var invalidPenalty = -20.0
+    public var brokenPromisePenalty = -5.0
+    public var firstDeliveryReward = 1.0
+    public var firstDeliveryCap = 20.0
+    /// Each heartbeat, scores move this fraction of the way back to 0.
+    public var decay = 0.05
+    public init() {}
+}
+
+/// What the application says about a message before it is forwarded.
+public enum ValidationResult: Sendable, Equatable {
+    case accept
+    /// Invalid: dropped, and the sender is penalised.
+    case reject
+    /// Not forwarded, no penalty (e.g. already known to the application).
+    case ignore
+}
+
+/// What the core asks its driver to do.
+public enum GossipOutput<Peer: Hashable & Sendable>: Sendable {
+    case send(Peer, GossipFrame)
+    /// Stop sending this message to this peer if it is still queued or in flight.
+    case cancel(Peer, MessageID)
+    /// A new valid message for the application.
+    case deliver(GossipMessage, from: Peer?)
+    /// The peer's score fell to the ban threshold.
+    case disconnect(Peer, reason: String)
+}
+
+/// Counters for metrics and tests.
+public struct GossipCounters: Sendable, Equatable {
+    public var received = 0
+    public var duplicates = 0
+    public var delivered = 0
+    public var invalid = 0
+    public var forwarded = 0
+    public var ihaveSent = 0
+    public var iwantSent = 0
+    public var idontwantSent = 0
+    public var cancelled = 0
+    public var brokenPromises = 0
+    public var byTopic: [String: (messages: Int, duplicates: Int)] = [:]
+
+    public static func == (a: GossipCounters, b: GossipCounters) -> Bool {
+        a.received == b.received && a.duplicates == b.duplicates && a.delivered == b.delivered && a.invalid == b.invalid
+    }
+}
+
+/// Gossipsub-style pub/sub, sans-IO: frames, peers, heartbeats and "now" in; frames to send,
+/// messages to deliver and penalties out. Generic over the driver's peer handle. Randomness
+/// (mesh selection) comes from `random`, so the simulator replays runs from a seed.
+public final class GossipCore<Peer: Hashable & Sendable> {
+    public let config: GossipConfig
+    public var validate: (GossipMessage, Peer?) -> ValidationResult = { _, _ in .accept }
+    public private(set) var counters = GossipCounters()
+    let random: (UInt64) -> UInt64
+
+    struct PeerState {
+        var outbound: Bool
+        var topics: Set<String> = []
+        var score = 0.0
+        var firstDeliveries = 0.0
+        /// Message ids this peer said it does not want (until the time given).
+        var dontWant: [MessageID: UInt64] = [:]
+        var backoff: [String: UInt64] = [:]
+    }
+
+    public private(set) var subscriptions: Set<String> = []
+    var peers: [Peer: PeerState] = [:]
+    var peerOrder: [Peer] = []
+    public private(set) var mesh: [String: Set<Peer>] = [:]
+    /// Seen message ids (delivered, invalid, or ignored) and when to forget them.
+    var seen: [MessageID: UInt64] = [:]
+    /// Message cache for IWANT: windows of ids, newest first, and the messages.
+    var windows: [[(MessageID, String)]] = [[]]
+    var cache: [MessageID: GossipMessage] = [:]
+    /// Large messages being received: who announced them first.
+    var incoming: [MessageID: Peer] = [:]
+    /// IWANTs we sent: id → (peer, deadline). At most one outstanding per message.
+    var promises: [MessageID: (peer: Peer, deadline: UInt64)] = [:]
+    /// Peers that announced a large message we have not got yet (fallbacks, in order).
+    var announcers: [MessageID: [Peer]] = [:]
+    var outputs: [GossipOutput<Peer>] = []
+
+    public init(config: GossipConfig = GossipConfig(), random: @escaping (UInt64) -> UInt64) {
+        self.config = config
+        self.random = random
+    }
+
+    /// Takes what the core produced since the last call.
+    public func drain() -> [GossipOutput<Peer>] {
+        defer { self.outputs.removeAll(keepingCapacity: true) }
+        return self.outputs
+    }
+
+    public func score(of p: Peer) -> Double? { self.peers[p]?.score }
+    public func meshPeers(_ topic: String) -> Set<Peer> { self.mesh[topic] ?? [] }
+
+    /// The mesh of a topic in connection order (deterministic: Set order varies per process).
+    func orderedMesh(_ topic: String) -> [Peer] {
+        guard let m = self.mesh[topic], !m.isEmpty else { return [] }
+        return self.peerOrder.filter { m.contains($0) }
+    }
+
+    // MARK: Peers and topics
+
+    public func addPeer(_ p: Peer, outbound: Bool) {
+        guard self.peers[p] == nil else { return }
+        self.peers[p] = PeerState(outbound: outbound)
+        self.peerOrder.append(p)
+        if !self.subscriptions.isEmpty { self.outputs.append(.send(p, .subscribe(self.subscriptions.sorted()))) }
+    }
+
+    public func removePeer(_ p: Peer) {
+        guard self.peers.removeValue(forKey: p) != nil else { return }
+        self.peerOrder.removeAll { $0 == p }
+        for t in self.mesh.keys { self.mesh[t]?.remove(p) }
+        for (id, pr) in self.promises.sorted(by: { $0.key < $1.key }) where pr.peer == p {
+            self.promises[id] = nil
+            self.requestNext(id, now: 0)
+        }
+        for id in self.announcers.keys { self.announcers[id]?.removeAll { $0 == p } }
+        for (id, from) in self.incoming where from == p { self.incoming[id] = nil }
+    }
+
+    public func subscribe(_ topic: String, now: UInt64) {
+        guard self.subscriptions.insert(topic).inserted else { return }
+        for p in self.peerOrder { self.outputs.append(.send(p, .subscribe([topic]))) }
+        self.mesh[topic] = []
+        self.fillMesh(topic, now: now)
+    }
+
+    // MARK: Publishing
+
+    /// Publishes our own message: to every subscribed peer (flood publish) or to the mesh.
+    @discardableResult
+    public func publish(topic: String, data: [UInt8], now: UInt64) -> MessageID {
+        let m = GossipMessage(topic: topic, data: data)
+        guard self.seen[m.id] == nil else { return m.id }
+        self.remember(m, now: now)
+        let targets: [Peer]
+        if self.config.floodPublish {
+            targets = self.peerOrder.filter { self.peers[$0]!.topics.contains(topic) && self.peers[$0]!.score >= self.config.gossipThreshold }
+        } else {
+            targets = Array(self.mesh[topic] ?? [])
+        }
+        for p in targets { self.push(m, to: p) }
+        return m.id
+    }
+
+    func push(_ m: GossipMessage, to p: Peer) {
+        if m.data.count >= self.config.idontwantThreshold {
+            self.outputs.append(.send(p, .preamble(m.topic, m.id, size: UInt32(m.data.count))))
+        }
+        self.outputs.append(.send(p, .message(m)))
+    }
+
+    func remember(_ m: GossipMessage, now: UInt64) {
+        self.seen[m.id] = now + self.config.seenTTL
+        self.cache[m.id] = m
+        self.windows[0].append((m.id, m.topic))
+    }
+
+    // MARK: Receiving
+
+    /// Handles one frame from a peer.
+    public func receive(_ f: GossipFrame, from p: Peer, now: UInt64) {
+        guard var st = self.peers[p] else { return }
+        if st.score < self.config.graylistThreshold { return }
+        switch f {
+        case .subscribe(let topics):
+            st.topics.formUnion(topics)
+            self.peers[p] = st
+        case .unsubscribe(let topics):
+            st.topics.subtract(topics)
+            self.peers[p] = st
+            for t in topics { self.mesh[t]?.remove(p) }
+        case .graft(let t):
+            let backedOff = (st.backoff[t] ?? 0) > now
+            if !self.subscriptions.contains(t) || st.score < 0 || backedOff || (self.mesh[t]?.count ?? 0) >= self.config.dHigh {
+                self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
+            } else {
+                self.mesh[t, default: []].insert(p)
+            }
+        case .prune(let t, let backoff):
+            self.mesh[t]?.remove(p)
+            st.backoff[t] = now + UInt64(backoff) * 1_000_000_000
+            self.peers[p] = st
+        case .ihave(let t, let ids):
+            guard self.subscriptions.contains(t), st.score >= self.config.gossipThreshold else { return }
+            let want = ids.prefix(GossipFrame.maxIDs).filter { self.seen[$0] == nil && self.promises[$0] == nil && self.incoming[$0] == nil }
+            guard !want.isEmpty else { return }
+            for id in want { self.promises[id] = (p, now + self.config.iwantTimeout) }
+            self.counters.iwantSent += 1
+            self.outputs.append(.send(p, .iwant(Array(want))))
+        case .iwant(let ids):
+            guard st.score >= self.config.gossipThreshold else { return }
+            for id in ids.prefix(GossipFrame.maxIDs) { if let m = self.cache[id] { self.push(m, to: p) } }
+        case .idontwant(let ids):
+            let until = now + self.config.seenTTL / 4
+            for id in ids.prefix(GossipFrame.maxIDs) {
+                st.dontWant[id] = until
+                self.outputs.append(.cancel(p, id))
+            }
+            if st.dontWant.count > 10_000 { st.dontWant = st.dontWant.filter { $0.value > now } }
+            self.peers[p] = st
+        case .preamble(let t, let id, let size):
+            guard self.subscriptions.contains(t), Int(size) >= self.config.idontwantThreshold else { return }
+            if self.promises[id]?.peer == p {
+                self.incoming[id] = p  // the body we asked for
+                return
+            }
+            if self.seen[id] != nil || self.incoming[id] != nil {
+                // Already have it (or it is on its way from someone else): tell this peer to stop.
+                self.outputs.append(.send(p, .idontwant([id])))
+                self.counters.idontwantSent += 1
+                return
+            }
+            self.incoming[id] = p
+            // Tell the rest of the mesh not to send it to us.
+            for q in self.orderedMesh(t) where q != p {
+                self.outputs.append(.send(q, .idontwant([id])))
+                self.counters.idontwantSent += 1
+            }
+        case .message(let m):
+            self.receiveMessage(m, from: p, now: now)
+        case .announce(let t, let id, _):
+            guard self.subscriptions.contains(t), st.score >= self.config.gossipThreshold, self.seen[id] == nil else { return }
+            if self.promises[id] != nil || self.incoming[id] != nil {
+                if (self.announcers[id]?.count ?? 0) < 8 { self.announcers[id, default: []].append(p) }
+                return
+            }
+            self.announcers[id] = []
+            self.promises[id] = (p, now + self.config.largeRequestTimeout)
+            self.counters.iwantSent += 1
+            self.outputs.append(.send(p, .iwant([id])))
+        }
+    }
+
+    /// Asks the next announcer of a large message whose request failed.
+    func requestNext(_ id: MessageID, now: UInt64) {
+        guard self.seen[id] == nil, var list = self.announcers[id], !list.isEmpty else {
+            self.announcers[id] = nil
+            return
+        }
+        let p = list.removeFirst()
+        self.announcers[id] = list
+        self.promises[id] = (p, now + self.config.largeRequestTimeout)
+        self.counters.iwantSent += 1
+        self.outputs.append(.send(p, .iwant([id])))
+    }
+
+    func receiveMessage(_ m: GossipMessage, from p: Peer, now: UInt64) {
+        self.counters.received += 1
+        self.promises[m.id] = nil
+        self.incoming[m.id] = nil
+        self.announcers[m.id] = nil
+        var topic = self.counters.byTopic[m.topic] ?? (0, 0)
+        if self.seen[m.id] != nil {
+            self.counters.duplicates += 1
+            topic.duplicates += 1
+            self.counters.byTopic[m.topic] = topic
+            return
+        }
+        topic.messages += 1
+        self.counters.byTopic[m.topic] = topic
+        guard self.subscriptions.contains(m.topic) else {
+            self.seen[m.id] = now + self.config.seenTTL
+            return
+        }
+        switch self.validate(m, p) {
+        case .reject:
+            self.seen[m.id] = now + self.config.seenTTL
+            self.counters.invalid += 1
+            self.penalize(p, self.config.invalidPenalty, "invalid message on \(m.topic)")
+            return
+        case .ignore:
+            self.seen[m.id] = now + self.config.seenTTL
+            return
+        case .accept:
+            break
+        }
+        self.remember(m, now: now)
+        self.counters.delivered += 1
+        if var st = self.peers[p], st.firstDeliveries < self.config.firstDeliveryCap {
+            st.firstDeliveries += 1
+            st.score += self.config.firstDeliveryReward
+            self.peers[p] = st
+        }
+        self.outputs.append(.deliver(m, from: p))
+        if self.config.lazyLargeMessages && m.data.count >= self.config.idontwantThreshold {
+            // Announce to every subscribed peer; each asks one announcer for the body.
+            for q in self.peerOrder where q != p {
+                guard let st = self.peers[q], st.topics.contains(m.topic), st.score >= self.config.gossipThreshold else { continue }
+                if let until = st.dontWant[m.id], until > now { continue }
+                self.counters.forwarded += 1
+                self.outputs.append(.send(q, .announce(m.topic, m.id, size: UInt32(m.data.count))))
+            }
+            return
+        }
+        // Forward to the mesh, except the sender and those who said they do not want it.
+        for q in self.orderedMesh(m.topic) where q != p {
+            if let until = self.peers[q]?.dontWant[m.id], until > now { continue }
+            self.counters.forwarded += 1
+            self.push(m, to: q)
+        }
+    }
+
+    func penalize(_ p: Peer, _ amount: Double, _ reason: String) {
+        guard var st = self.peers[p] else { return }
+        st.score += amount
+        self.peers[p] = st
+        if st.score < 0 { for t in self.mesh.keys.sorted() where self.mesh[t]!.contains(p) {
+            self.mesh[t]!.remove(p)
+            self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
+        } }
+        if st.score <= self.config.banThreshold { self.outputs.append(.disconnect(p, reason: reason)) }
+    }
+
+    // MARK: Heartbeat
+
+    /// Mesh maintenance, gossip emission, promise checks, cache shifting and score decay.
+    public func heartbeat(now: UInt64) {
+        self.checkPromises(now: now)
+        for t in self.subscriptions.sorted() {
+            // Drop peers with negative scores, then fill or trim.
+            for p in (self.mesh[t] ?? []).sorted(by: { self.order(of: $0) < self.order(of: $1) }) where (self.peers[p]?.score ?? -1) < 0 || self.peers[p] == nil {
+                self.mesh[t]?.remove(p)
+                if self.peers[p] != nil { self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000)))) }
+            }
+            let n = self.mesh[t]?.count ?? 0
+            if n < self.config.dLow { self.fillMesh(t, now: now) }
+            if n > self.config.dHigh { self.trimMesh(t) }
+            self.emitGossip(t)
+        }
+        // Shift the message cache.
+        self.windows.insert([], at: 0)
+        if self.windows.count > self.config.historyLength {
+            for (id, _) in self.windows.removeLast() { self.cache[id] = nil }
+        }
+        if self.seen.count > 1000 { self.seen = self.seen.filter { $0.value > now } }
+        for p in self.peerOrder {
+            guard var st = self.peers[p] else { continue }
+            st.score -= st.score * self.config.decay
+            st.firstDeliveries -= st.firstDeliveries * self.config.decay
+            self.peers[p] = st
+        }
+    }
+
+    /// Broken promises: penalise, and for large messages ask the next announcer. The driver
+    /// may call this more often than the heartbeat.
+    public func checkPromises(now: UInt64) {
+        for (id, pr) in self.promises.sorted(by: { $0.key < $1.key }) where pr.deadline <= now {
+            self.promises[id] = nil
+            self.incoming[id] = nil
+            if self.seen[id] == nil {
+                self.counters.brokenPromises += 1
+                self.penalize(pr.peer, self.config.brokenPromisePenalty, "IWANT not answered")
+                self.requestNext(id, now: now)
+            }
+        }
+    }
+
+    func candidates(_ t: String, now: UInt64) -> [Peer] {
+        self.peerOrder.filter { p in
+            guard let st = self.peers[p] else { return false }
+            return st.topics.contains(t) && st.score >= 0 && (st.backoff[t] ?? 0) <= now && !(self.mesh[t]?.contains(p) ?? false)
+        }
+    }
+
+    func order(of p: Peer) -> Int { self.peerOrder.firstIndex(of: p) ?? Int.max }
+
+    func shuffled(_ a: [Peer]) -> [Peer] {
+        var a = a
+        if a.count > 1 {
+            for i in stride(from: a.count - 1, to: 0, by: -1) {
+                let j = Int(self.random(UInt64(i + 1)))
+                a.swapAt(i, j)
+            }
+        }
+        return a
+    }
+
+    func fillMesh(_ t: String, now: UInt64) {
+        let have = self.mesh[t]?.count ?? 0
+        guard have < self.config.d else { return }
+        for p in self.shuffled(self.candidates(t, now: now)).prefix(self.config.d - have) {
+            self.mesh[t, default: []].insert(p)
+            self.outputs.append(.send(p, .graft(t)))
+        }
+    }
+
+    func trimMesh(_ t: String) {
+        guard let members = self.mesh[t] else { return }
+        // Keep the best-scoring, with at least dOut outbound peers.
+        let ordered = self.shuffled(self.peerOrder.filter { members.contains($0) })
+            .sorted { (self.peers[$0]?.score ?? 0) > (self.peers[$1]?.score ?? 0) }
+        var keep: [Peer] = []
+        for p in ordered where self.peers[p]?.outbound == true && keep.count < self.config.dOut { keep.append(p) }
+        for p in ordered where !keep.contains(p) && keep.count < self.config.d { keep.append(p) }
+        for p in ordered where !keep.contains(p) {
+            self.mesh[t]?.remove(p)
+            self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
+        }
+    }
+
+    func emitGossip(_ t: String) {
+        let ids = self.windows.prefix(self.config.historyGossip).flatMap { $0 }.filter { $0.1 == t }.map(\.0)
+        guard !ids.isEmpty else { return }
+        let members = self.mesh[t] ?? []
+        let targets = self.peerOrder.filter { p in
+            guard let st = self.peers[p] else { return false }
+            return st.topics.contains(t) && !members.contains(p) && st.score >= self.config.gossipThreshold
+        }
+        for p in self.shuffled(targets).prefix(self.config.dLazy) {
+            self.counters.ihaveSent += 1
+            self.outputs.append(.send(p, .ihave(t, Array(ids.suffix(GossipFrame.maxIDs)))))
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import MeshCodec
+import MeshCrypto
+
+/// A message id: the first 20 bytes of SHA-256(topic ‖ 0x00 ‖ data), so the same content on
+/// the same topic is one message whoever publishes it.
+public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let bytes: [UInt8]
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+    public init(topic: String, data: [UInt8]) {
+        self.bytes = Array(SHA256.hash(parts: [Array(topic.utf8), [0], data]).prefix(20))
+    }
+    public static func < (a: MessageID, b: MessageID) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+    public var description: String { Hex.encode(self.bytes.prefix(6)) }
+}
+
+/// A published message.
+public struct GossipMessage: Equatable, Sendable {
+    public var topic: String
+    public var data: [UInt8]
+    public var id: MessageID
+
+    public init(topic: String, data: [UInt8]) {
+        self.topic = topic
+        self.data = data
+        self.id = MessageID(topic: topic, data: data)
+    }
+}
+
+/// The control and data frames of the gossip protocol (`/tm/gossip/1`; docs/gossip.md).
+public enum GossipFrame: Equatable, Sendable {
+    case subscribe([String])
+    case unsubscribe([String])
+    case graft(String)
+    case prune(String, backoffSeconds: UInt16)
+    case ihave(String, [MessageID])
+    case iwant([MessageID])
+    case idontwant([MessageID])
+    /// Announces a large message about to follow (its id and size), so that receivers can tell
+    /// their other mesh peers IDONTWANT before the body has arrived.
+    case preamble(String, MessageID, size: UInt32)
+    case message(GossipMessage)
+    /// Lazy push of a large message: "I have it"; the receiver asks one announcer (IWANT).
+    case announce(String, MessageID, size: UInt32)
+
+    public static let maxTopic = 64
+    public static let maxIDs = 512
+    public static let maxMessage = 4 << 20
+
+    /// Bytes on the wire (for the simulator's bandwidth model).
+    public var wireSize: Int {
+        switch self {
+        case .message(let m): return 8 + m.topic.utf8.count + m.data.count
+        case .ihave(_, let ids), .iwant(let ids), .idontwant(let ids): return 8 + 20 * ids.count
+        default: return 40
+        }
+    }
+
+    public var encoded: [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        func ids(_ l: [MessageID]) { w.list(l) { w, i in w.raw(i.bytes) } }
+        switch self {
+        case .subscribe(let t): w.u8(1); w.list(t) { w, s in w.string(s) }
+        case .unsubscribe(let t): w.u8(2); w.list(t) { w, s in w.string(s) }
+        case .graft(let t): w.u8(3); w.string(t)
+        case .prune(let t, let b): w.u8(4); w.string(t); w.u16(b)
+        case .ihave(let t, let l): w.u8(5); w.string(t); ids(l)
+        case .iwant(let l): w.u8(6); ids(l)
+        case .idontwant(let l): w.u8(7); ids(l)
+        case .preamble(let t, let id, let size): w.u8(8); w.string(t); w.raw(id.bytes); w.u32(size)
+        case .message(let m): w.u8(9); w.string(m.topic); w.bytes(m.data)
+        case .announce(let t, let id, let size): w.u8(10); w.string(t); w.raw(id.bytes); w.u32(size)
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(CodecError) -> GossipFrame {
+        var r = ByteReader(bytes)
+        func ids() throws(CodecError) -> [MessageID] {
+            try r.list(field: "ids", limit: maxIDs, minElementSize: 20) { (r: inout ByteReader) throws(CodecError) in MessageID(bytes: try r.raw(20)) }
+        }
+        func topics() throws(CodecError) -> [String] {
+            try r.list(field: "topics", limit: 64, minElementSize: 1) { (r: inout ByteReader) throws(CodecError) in try r.string(field: "topic", limit: maxTopic) }
+        }
+        let f: GossipFrame
+        switch try r.u8() {
+        case 1: f = .subscribe(try topics())
+        case 2: f = .unsubscribe(try topics())
+        case 3: f = .graft(try r.string(field: "topic", limit: maxTopic))
+        case 4: f = .prune(try r.string(field: "topic", limit: maxTopic), backoffSeconds: try r.u16())
+        case 5: f = .ihave(try r.string(field: "topic", limit: maxTopic), try ids())
+        case 6: f = .iwant(try ids())
+        case 7: f = .idontwant(try ids())
+        case 8: f = .preamble(try r.string(field: "topic", limit: maxTopic), MessageID(bytes: try r.raw(20)), size: try r.u32())
+        case 9: f = .message(GossipMessage(topic: try r.string(field: "topic", limit: maxTopic), data: try r.bytes(field: "data", limit: maxMessage)))
+        case 10: f = .announce(try r.string(field: "topic", limit: maxTopic), MessageID(bytes: try r.raw(20)), size: try r.u32())
+        case let t: throw .invalidValue(field: "gossip frame", reason: "type \(t)")
+        }
+        try r.finish()
+        return f
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import MeshCodec
+@testable import MeshGossip
+import MeshSim
+import MeshTestSupport
+import Testing
+
+/// Gossip cores wired directly (no latency): frames are delivered in order until quiet.
+final class Hub {
+    var cores: [GossipCore<Int>] = []
+    var delivered: [[MessageID]] = []
+    var sent: [(from: Int, to: Int, frame: GossipFrame)] = []
+    var disconnected: [(Int, Int)] = []
+    var now: UInt64 = 1_000_000_000
+    var rng = SeededRNG(seed: 9)
+
+    init(_ n: Int, config: GossipConfig = GossipConfig(), edges: [(Int, Int)]? = nil) {
+        for _ in 0..<n {
+            var r = self.rng.fork()
+            let c = GossipCore<Int>(config: config, random: { b in r.next() % max(1, b) })
+            c.validate = { m, _ in m.data.first == 0xFF ? .reject : .accept }
+            self.cores.append(c)
+            self.delivered.append([])
+        }
+        let e = edges ?? (0..<n).flatMap { i in ((i + 1)..<n).map { (i, $0) } }
+        for (a, b) in e {
+            self.cores[a].addPeer(b, outbound: true)
+            self.cores[b].addPeer(a, outbound: false)
+        }
+        for (i, c) in self.cores.enumerated() {
+            c.subscribe("t", now: self.now)
+            _ = i
+        }
+        self.pump()
+    }
+
+    func pump() {
+        var rounds = 0
+        while rounds < 10_000 {
+            rounds += 1
+            var any = false
+            for i in self.cores.indices {
+                for o in self.cores[i].drain() {
+                    any = true
+                    switch o {
+                    case .send(let to, let f):
+                        self.sent.append((i, to, f))
+                        // Through the codec, as on the wire.
+                        let decoded = try! GossipFrame.decode(f.encoded)
+                        self.cores[to].receive(decoded, from: i, now: self.now)
+                    case .deliver(let m, _): self.delivered[i].append(m.id)
+                    case .cancel: break
+                    case .disconnect(let p, _):
+                        self.disconnected.append((i, p))
+                        self.cores[i].removePeer(p)
+                        self.cores[p].removePeer(i)
+                    }
+                }
+            }
+            if !any { return }
+        }
+    }
+
+    func heartbeat(_ times: Int = 1) {
+        for _ in 0..<times {
+            self.now += 1_000_000_000
+            for c in self.cores { c.heartbeat(now: self.now) }
+            self.pump()
+        }
+    }
+}
+
+extension SeededRNG {
+    mutating func fork() -> SeededRNG { SeededRNG(seed: self.next()) }
+}
+
+@Suite("Gossip core (sans-IO)")
+struct GossipCoreTests {
+    @Test("frames round-trip through the codec; garbage never traps")
+    func frames() throws {
+        let id = MessageID(topic: "t", data: [1, 2])
+        let frames: [GossipFrame] = [.subscribe(["a", "b"]), .unsubscribe(["a"]), .graft("t"), .prune("t", backoffSeconds: 60),
+                                     .ihave("t", [id]), .iwant([id]), .idontwant([id]), .preamble("t", id, size: 5000),
+                                     .message(GossipMessage(topic: "t", data: [9, 9])), .announce("t", id, size: 4096)]
+        for f in frames { #expect(try GossipFrame.decode(f.encoded) == f) }
+        var rng = SeededRNG(seed: 1)
+        for _ in 0..<5000 {
+            var b = frames[Int(rng.next() % UInt64(frames.count))].encoded
+            if !b.isEmpty { b[Int(rng.next() % UInt64(b.count))] ^= UInt8(rng.next() & 0xff) }
+            _ = try? GossipFrame.decode(b)
+            _ = try? GossipFrame.decode(rng.bytes(Int(rng.next() % 100)))
+        }
+        #expect(GossipMessage(topic: "t", data: [1]).id == GossipMessage(topic: "t", data: [1]).id)
+        #expect(GossipMessage(topic: "t", data: [1]).id != GossipMessage(topic: "u", data: [1]).id)
+    }
+
+    @Test("meshes form within D_lo…D_hi; every node gets each message once; small messages are pushed, large ones announced and pulled")
+    func delivery() {
+        let hub = Hub(30)
+        hub.heartbeat(3)
+        for c in hub.cores {
+            let m = c.meshPeers("t").count
+            #expect(m >= c.config.dLow && m <= c.config.dHigh, "mesh of \(m)")
+        }
+        let small = hub.cores[0].publish(topic: "t", data: [1] + [UInt8](repeating: 7, count: 200), now: hub.now)
+        hub.pump()
+        let large = hub.cores[5].publish(topic: "t", data: [2] + [UInt8](repeating: 7, count: 50_000), now: hub.now)
+        hub.pump()
+        for i in hub.cores.indices where i != 0 { #expect(hub.delivered[i].filter { $0 == small }.count == 1) }
+        for i in hub.cores.indices where i != 5 { #expect(hub.delivered[i].filter { $0 == large }.count == 1) }
+        // Each node received the large body exactly once (announce → one IWANT → one body).
+        let bodies = hub.sent.filter { if case .message(let m) = $0.frame { return m.id == large } else { return false } }
+        #expect(bodies.count == 29, "\(bodies.count) bodies sent for 29 receivers")
+        #expect(hub.cores.allSatisfy { $0.counters.invalid == 0 })
+    }
+
+    @Test("IHAVE/IWANT repairs a node outside every mesh, with one outstanding IWANT per message")
+    func lazyRepair() {
+        var config = GossipConfig()
+        config.floodPublish = false
+        config.lazyLargeMessages = false
+        // 0-1-2 line plus 3 connected to 2 only; 3 is kept out of 2's mesh by pruning it.
+        let hub = Hub(4, config: config, edges: [(0, 1), (1, 2), (2, 3)])
+        hub.cores[2].receive(.prune("t", backoffSeconds: 60), from: 3, now: hub.now)
+        hub.cores[3].receive(.prune("t", backoffSeconds: 60), from: 2, now: hub.now)
+        hub.heartbeat()  // meshes form: 0-1, 1-2; 2-3 stays out (backoff)
+        #expect(!hub.cores[2].meshPeers("t").contains(3) && hub.cores[2].meshPeers("t").contains(1))
+        let id = hub.cores[0].publish(topic: "t", data: [3, 3, 3], now: hub.now)
+        hub.pump()
+        #expect(!hub.delivered[3].contains(id))
+        hub.heartbeat()
+        #expect(hub.delivered[3].contains(id), "delivered by IHAVE/IWANT at the heartbeat")
+        let iwants = hub.sent.filter { if case .iwant(let ids) = $0.frame { return $0.from == 3 && ids.contains(id) } else { return false } }
+        #expect(iwants.count == 1)
+    }
+
+    @Test("a peer that asked for a large message but never sends it is penalised and the next announcer is asked")
+    func brokenPromise() {
+        let core = GossipCore<Int>(random: { _ in 0 })
+        core.subscribe("t", now: 0)
+        core.addPeer(1, outbound: true)
+        core.addPeer(2, outbound: true)
+        for p in [1, 2] { core.receive(.subscribe(["t"]), from: p, now: 0) }
+        _ = core.drain()
+        let m = GossipMessage(topic: "t", data: [UInt8](repeating: 4, count: 5000))
+        core.receive(.announce("t", m.id, size: 5000), from: 1, now: 0)
+        core.receive(.announce("t", m.id, size: 5000), from: 2, now: 0)
+        let first = core.drain()
+        #expect(first.count == 1, "one IWANT only")
+        core.checkPromises(now: 3_000_000_000)
+        let next = core.drain().compactMap { o -> Int? in if case .send(let p, .iwant) = o { return p } else { return nil } }
+        #expect(next == [2])
+        #expect((core.score(of: 1) ?? 0) < 0)
+        core.receive(.preamble("t", m.id, size: 5000), from: 2, now: 3_000_000_001)
+        core.receive(.message(m), from: 2, now: 3_000_000_002)
+        #expect(core.counters.delivered == 1)
+    }
+
+    @Test("invalid messages: the sender is scored down, pruned from the mesh, then disconnected; honest traffic flows")
+    func scoring() {
+        let hub = Hub(10)
+        hub.heartbeat(2)
+        for k in 0..<20 {
+            _ = hub.cores[9].publish(topic: "t", data: [0xFF, UInt8(k)], now: hub.now)
+            hub.pump()
+        }
+        #expect(hub.disconnected.contains { $0.1 == 9 }, "the junk publisher was disconnected")
+        #expect(hub.cores[0..<9].allSatisfy { !$0.meshPeers("t").contains(9) })
+        let id = hub.cores[0].publish(topic: "t", data: [1, 2, 3], now: hub.now)
+        hub.pump()
+        for i in 1..<9 { #expect(hub.delivered[i].contains(id)) }
+        #expect(hub.disconnected.allSatisfy { $0.0 == 9 || $0.1 == 9 }, "no honest peer was dropped")
+    }
+
+    @Test("IDONTWANT: a node receiving a pushed large message tells its mesh at once; they cancel their copies")
+    func idontwant() {
+        let core = GossipCore<Int>(random: { _ in 0 })
+        core.subscribe("t", now: 0)
+        for p in 1...3 {
+            core.addPeer(p, outbound: true)
+            core.receive(.subscribe(["t"]), from: p, now: 0)
+            core.receive(.graft("t"), from: p, now: 0)
+        }
+        _ = core.drain()
+        let m = GossipMessage(topic: "t", data: [UInt8](repeating: 1, count: 4096))
+        core.receive(.preamble("t", m.id, size: 4096), from: 1, now: 1)
+        let out = core.drain()
+        let told = out.compactMap { o -> Int? in if case .send(let p, .idontwant([m.id])) = o { return p } else { return nil } }
+        #expect(Set(told) == [2, 3])
+        // A second pusher is told to stop; its IDONTWANT from us cancels what we queue for it.
+        core.receive(.preamble("t", m.id, size: 4096), from: 2, now: 2)
+        #expect(core.drain().contains { if case .send(2, .idontwant) = $0 { return true } else { return false } })
+        core.receive(.idontwant([m.id]), from: 3, now: 3)
+        #expect(core.drain().contains { if case .cancel(3, m.id) = $0 { return true } else { return false } })
+    }
+
+    @Test("the gossip scenario: delivery to every honest node, one copy per node for 1 KiB+, junk publishers banned, exact replay")
+    func simulation() {
+        var c = GossipScenarioConfig()
+        c.nodes = 40
+        c.dials = 8
+        c.largeMessages = 3
+        c.largeSize = 256 * 1024
+        c.smallMessages = 10
+        c.byzantine = 3
+        c.seconds = 15
+        let s = GossipScenario(config: c, seed: 5).run(clock: { DispatchTime.now().uptimeNanoseconds })
+        func v(_ k: String) -> Double { s.extra.first { $0.0 == k }?.1.double ?? -1 }
+        #expect(s.delivered == 1.0, "seed 5")
+        #expect(v("copiesPerNodeLarge") <= 1.5 && v("copiesPerNodeSmall") <= 1.5, "\(s.extra)")
+        #expect(v("byzantineDisconnected") == 3 && v("honestDisconnected") == 0, "\(s.extra)")
+        let again = GossipScenario(config: c, seed: 5).run(clock: { DispatchTime.now().uptimeNanoseconds })
+        #expect(again.traceHash == s.traceHash)
+    }
+}
