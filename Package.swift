@@ -54,7 +54,7 @@ let package = Package(
         // The node: wiring, JSON-RPC, metrics, logs.
         .target(
             name: "MeshNode",
-            dependencies: ["MeshDiscovery",
+            dependencies: ["MeshDiscovery", "MeshGossip",
                 "MeshNetwork", "MeshSockets", "MeshChannel", "MeshChain", "MeshStore", "MeshFinality", "MeshIncentive",
                 "MeshCrypto", "MeshCodec", .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),

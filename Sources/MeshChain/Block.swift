@@ -148,7 +148,7 @@ public struct Block: Equatable, Sendable, BinaryCodable {
 
     public init(from r: inout ByteReader) throws(CodecError) {
         self.header = try BlockHeader(from: &r)
-        self.transactions = try r.list(of: Transaction.self, field: "transactions", limit: Block.maxTransactions, minElementSize: 140)
+        self.transactions = try r.list(of: Transaction.self, field: "transactions", limit: Block.maxTransactions, minElementSize: Transaction.minEncodedSize)
     }
 
     public var hash: Hash32 { self.header.hash }

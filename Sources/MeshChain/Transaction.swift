@@ -226,6 +226,9 @@ extension Call: BinaryCodable {
 public struct Transaction: Equatable, Sendable, BinaryCodable {
     /// Largest encoded transaction accepted.
     public static let maxSize = 64 * 1024
+    /// A lower bound on any encoded transaction (version, signer, nonce, lifetime, fee, the
+    /// smallest call, signature), used to bound list lengths before allocating.
+    public static let minEncodedSize = 1 + 32 + 24 + 2 + 64
 
     public var signer: AccountID
     public var nonce: UInt64

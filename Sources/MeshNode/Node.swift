@@ -5,6 +5,7 @@ import MeshCodec
 import MeshCrypto
 import MeshDiscovery
 import MeshFinality
+import MeshGossip
 import MeshIncentive
 import MeshNetwork
 import MeshSockets
@@ -16,6 +17,8 @@ final class PeerState {
     var blocksStream: StreamID?
     var txStream: StreamID?
     var finalityStream: StreamID?
+    /// Our stream for gossip frames to this peer (theirs to us arrive on their own stream).
+    var gossipStream: StreamID?
     var best: ChainPointer
     var finalized: ChainPointer
     var incoming: [StreamID: String] = [:]
@@ -67,6 +70,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var peerByObject: [ObjectIdentifier: Int] = [:]
     var nextTag = 1
     var seenBlocks = LRUSet<Hash32>(capacity: 4096)
+    /// Gossip for blocks, transactions and finality votes (peers by tag).
+    let gossip = GossipCore<Int>(random: { bound in UInt64.random(in: 0..<max(1, bound)) })
     var seenTxs = LRUSet<Hash32>(capacity: 16384)
     var seenFinality = LRUSet<Hash32>(capacity: 16384)
     var counters = NodeCounters()
@@ -150,6 +155,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             self.log.warn("--validator given but this key is not in the validator set; producing and voting only when it joins")
         }
         try self.startDiscovery()
+        self.startGossip()
         self.maintainPeers()
         self.scheduleSlot()
         self.process(self.finality.start(now: EventLoop.now()))
@@ -243,6 +249,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         state.finalityStream = try? peer.openStream(ProtocolName.finality)
         self.log.debug("peer connected", ["peer": id.hex.prefix(16).description, "address": peer.socket.remoteAddress.description,
                                           "best": "#\(hello.best.number)", "inbound": "\(peer.isInbound)"])
+        self.gossip.addPeer(tag, outbound: !peer.isInbound)
+        self.flushGossip()
         self.maybeSync(state)
         for h in self.protocolHandlers.values { h.peerConnected(state.peer, node: self) }
     }
@@ -250,6 +258,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
         guard let tag = self.peerByObject.removeValue(forKey: ObjectIdentifier(peer)) else { return }
         self.peers[tag] = nil
+        self.gossip.removePeer(tag)
         self.log.debug("peer disconnected", ["peer": peer.remoteNodeId?.hex.prefix(16).description ?? "?",
                                              "reason": error.map { "\($0)" } ?? socket.map { "\($0)" } ?? "?"])
         for h in self.protocolHandlers.values { h.peerDisconnected(peer, node: self) }
@@ -285,6 +294,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         case ProtocolName.sync: self.serveSync(message, to: p, stream: stream)
         case ProtocolName.peers: self.servePeers(to: p, stream: stream)
         case ProtocolName.head: self.serveHead(to: p, stream: stream)
+        case ProtocolName.gossip: self.handleGossipFrame(message, from: p)
         default:
             if let h = self.protocolHandlers[proto] {
                 h.received(message, from: peer, stream: stream, node: self)
@@ -369,9 +379,15 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         self.importAndRelay(block, from: p)
     }
 
-    /// Imports a block from a peer; relays it when new and valid; syncs when its parent is
+    /// Imports a block from a peer (outside gossip: sync answers); syncs when its parent is
     /// unknown.
     func importAndRelay(_ block: Block, from p: PeerState?) {
+        _ = self.importBlock(block, from: p)
+    }
+
+    /// Imports a block; the gossip verdict: accept when imported, ignore when its parent is
+    /// unknown (a sync is started), reject when invalid.
+    func importBlock(_ block: Block, from p: PeerState?) -> ValidationResult {
         do {
             let outcome = try self.chain.importBlock(block, now: Node.wallClockMillis())
             if case .imported(let newBest, let depth) = outcome {
@@ -381,15 +397,18 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 }
                 for tx in block.transactions { self.mempool.remove(tx.hash) }
                 if newBest { self.mempool.prune(state: self.chain.bestState) }
-                self.relayBlock(block, except: p?.tag)
                 self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: EventLoop.now()))
                 self.noteEpochs(block)
+                return .accept
             }
+            return .ignore
         } catch BlockError.unknownParent {
             if let p { self.requestSync(from: p) }
+            return .ignore
         } catch {
             if let p { self.penalize(p, "invalid block: \(error)", by: 50) }
             self.log.debug("rejected block", ["number": "#\(block.number)", "reason": "\(error)"])
+            return .reject
         }
     }
 
@@ -401,13 +420,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
     }
 
+    /// Announces a block we produced (gossip, flood publish).
     func relayBlock(_ block: Block, except: Int?) {
-        let bytes = block.encoded
-        for p in self.peers.values where p.tag != except {
-            guard let s = p.blocksStream, p.best.number < block.number || p.best.hash != block.hash else { continue }
-            try? p.peer.send(bytes, on: s)
-            self.counters.bytesOut += bytes.count
-        }
+        self.publish(GossipTopic.blocks, block.encoded)
     }
 
     // MARK: Sync
@@ -494,7 +509,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         self.counters.gossipMessages["transactions", default: 0] += 1
         do {
             try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
-            self.relayTransaction(message, except: p.tag)
+            _ = p  // accepted into the pool; gossip carries transactions onward
         } catch MempoolError.invalid(.badSignature) {
             self.penalize(p, "transaction with a bad signature", by: 20)
         } catch {}
@@ -504,14 +519,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     public func submit(_ tx: Transaction) throws(MempoolError) -> Hash32 {
         let hash = try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
         _ = self.seenTxs.insert(hash)
-        self.relayTransaction(tx.encoded, except: nil)
+        self.publish(GossipTopic.transactions, tx.encoded)
         return hash
-    }
-
-    func relayTransaction(_ bytes: [UInt8], except: Int?) {
-        for p in self.peers.values where p.tag != except {
-            if let s = p.txStream { try? p.peer.send(bytes, on: s) }
-        }
     }
 
     // MARK: Production
@@ -597,9 +606,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     }
 
     func broadcastFinality(_ bytes: [UInt8], except: Int?) {
-        for p in self.peers.values where p.tag != except {
-            if let s = p.finalityStream { try? p.peer.send(bytes, on: s) }
-        }
+        self.publish(GossipTopic.finality, bytes)
     }
 
     /// Performs the gadget's actions in order; a persist is durable before anything after it.

@@ -22,6 +22,8 @@ public enum ProtocolName {
     public static let peers = "/tm/peers/1"
     /// Request/response: the peer's head (for meshprobe).
     public static let head = "/tm/head/1"
+    /// Gossip frames (docs/gossip.md): blocks, transactions and finality votes.
+    public static let gossip = "/tm/gossip/1"
     /// Validator-to-miner queries.
     public static let query = "/tm/query/1"
 }

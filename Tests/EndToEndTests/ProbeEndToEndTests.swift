@@ -42,7 +42,7 @@ struct ProbeEndToEndTests {
         let head = try ProcessRunner.run("meshprobe", ["head", boot])
         #expect(head.status == 0 && head.stdout.contains("finalized"), "\(head.stdout)\(head.stderr)")
         let peers = try ProcessRunner.run("meshprobe", ["peers", boot, "--json"])
-        #expect(peers.status == 0 && peers.stdout.contains("/tm/blocks/1"), "\(peers.stdout)\(peers.stderr)")
+        #expect(peers.status == 0 && peers.stdout.contains("/tm/gossip/1"), "\(peers.stdout)\(peers.stderr)")
         let crawl = try ProcessRunner.run("meshprobe", ["crawl", "--bootnodes", boot, "--json", "--dot", dir + "/mesh.dot"])
         #expect(crawl.status == 0, "\(crawl.stderr)")
         let found = ((try? JSONSerialization.jsonObject(with: Data(crawl.stdout.utf8))) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []

@@ -322,3 +322,29 @@ struct MempoolTests {
         #expect(!pool.contains(replace.hash))
     }
 }
+
+@Suite("Chain codec bounds")
+struct ChainCodecBoundsTests {
+    @Test("the smallest transaction of every call kind fits the decoder's size bound; blocks of them round-trip")
+    func smallestTransactions() throws {
+        let k = Ed25519.PrivateKey()
+        let a = k.publicKey
+        let calls: [Call] = [
+            .transfer(to: a, amount: 0), .createSubnet(ownerHotkey: a, maxLockCost: 0), .register(netuid: 0, hotkey: a, maxBurn: 0),
+            .addStake(hotkey: a, netuid: 0, amount: 0), .removeStake(hotkey: a, netuid: 0, amount: 0),
+            .setWeights(netuid: 0, uids: [], values: [], versionKey: 0), .setWeights(netuid: 2, uids: [2], values: [65535], versionKey: 0),
+            .commitWeights(netuid: 0, commitHash: .zero), .revealWeights(netuid: 0, uids: [], values: [], salt: [], versionKey: 0),
+            .serveAxon(netuid: 0, ip: [], port: 0, nodeId: nil), .setHyperparameter(netuid: 0, parameter: .tempo, value: 0),
+            .sudoSetBalance(account: a, amount: 0), .sudoForceValidators(validators: [], delay: 0), .reportEquivocation(evidence: []),
+        ]
+        let genesis = Hash32.of([1])
+        let txs = calls.map { Transaction(signer: k, nonce: 0, validUntil: 0, fee: 0, call: $0, genesis: genesis) }
+        for t in txs { #expect(t.encoded.count >= Transaction.minEncodedSize, "\(t.call.name): \(t.encoded.count) bytes") }
+        for t in txs {
+            let header = BlockHeader(parentHash: .zero, number: 1, slot: 1, timestamp: 1, stateRoot: .zero,
+                                     transactionsRoot: Block.transactionsRoot([t]), producer: a)
+            let b = Block(header: header, transactions: [t])
+            #expect(try Block.decode(b.encoded) == b, "\(t.call.name)")
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import MeshChain
+import MeshChannel
+import MeshCodec
+import MeshFinality
+import MeshGossip
+import MeshNetwork
+import MeshSockets
+
+/// Gossip topics of the node.
+public enum GossipTopic {
+    public static let blocks = "blocks"
+    public static let transactions = "tx"
+    public static let finality = "finality"
+    public static let all = [blocks, transactions, finality]
+}
+
+extension Node {
+    /// Subscribes to the topics, installs validation (a message is forwarded only once the
+    /// chain, the pool or the finality gadget accepted it) and starts the heartbeat.
+    func startGossip() {
+        self.gossip.validate = { [unowned self] m, from in self.validateGossip(m, from: from) }
+        for t in GossipTopic.all { self.gossip.subscribe(t, now: EventLoop.now()) }
+        self.flushGossip()
+        self.scheduleGossipHeartbeat()
+    }
+
+    func scheduleGossipHeartbeat() {
+        self.loop.schedule(after: self.gossip.config.heartbeat) { [weak self] in
+            guard let self, !self.stopping else { return }
+            self.gossip.heartbeat(now: EventLoop.now())
+            self.flushGossip()
+            self.scheduleGossipHeartbeat()
+        }
+    }
+
+    /// Sends what gossip produced; delivers nothing else (validation did the work).
+    func flushGossip() {
+        for o in self.gossip.drain() {
+            switch o {
+            case .send(let tag, let frame):
+                guard let p = self.peers[tag] else { continue }
+                if p.gossipStream == nil { p.gossipStream = try? p.peer.openStream(ProtocolName.gossip) }
+                guard let s = p.gossipStream else { continue }
+                let bytes = frame.encoded
+                // Blocks compress well; the channel's LZ4 applies from 1 KiB.
+                try? p.peer.send(bytes, on: s)
+                self.counters.bytesOut += bytes.count
+            case .cancel:
+                break  // frames already handed to the channel go out; IDONTWANT stops later ones
+            case .deliver:
+                break
+            case .disconnect(let tag, let reason):
+                if let p = self.peers[tag] { self.penalize(p, "gossip: \(reason)", by: 100) }
+            }
+        }
+        for (topic, c) in self.gossip.counters.byTopic {
+            self.counters.gossipMessages[topic] = c.messages
+            self.counters.gossipDuplicates[topic] = c.duplicates
+        }
+    }
+
+    func handleGossipFrame(_ bytes: [UInt8], from p: PeerState) {
+        guard let f = try? GossipFrame.decode(bytes) else {
+            self.penalize(p, "undecodable gossip frame", by: 20)
+            return
+        }
+        self.gossip.receive(f, from: p.tag, now: EventLoop.now())
+        self.flushGossip()
+    }
+
+    /// Validation before forwarding (gossipsub's validator): accept what the chain, the pool
+    /// or the gadget took in, reject what is invalid (the sender is scored down), ignore the rest.
+    func validateGossip(_ m: GossipMessage, from tag: Int?) -> ValidationResult {
+        let p = tag.flatMap { self.peers[$0] }
+        switch m.topic {
+        case GossipTopic.blocks:
+            let block: Block
+            do { block = try Block.decode(m.data) } catch {
+                self.counters.invalidMessages["undecodable block", default: 0] += 1
+                self.log.warn("undecodable block from a peer", ["peer": p?.peer.description ?? "?", "error": "\(error)"])
+                return .reject
+            }
+            if let p, block.number > p.best.number { p.best = ChainPointer(number: block.number, hash: block.hash) }
+            if self.chain.contains(block.hash) { return .ignore }
+            return self.importBlock(block, from: p)
+        case GossipTopic.transactions:
+            guard let tx = try? Transaction.decode(m.data) else {
+                self.counters.invalidMessages["undecodable transaction", default: 0] += 1
+                return .reject
+            }
+            do {
+                _ = try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
+                return .accept
+            } catch MempoolError.invalid(.badSignature) {
+                return .reject
+            } catch {
+                return .ignore
+            }
+        case GossipTopic.finality:
+            guard let fm = try? FinalityMessage.decode(m.data) else { return .reject }
+            switch fm {
+            case .vote, .commit, .equivocation: break
+            default: return .reject  // requests travel directly, never by gossip
+            }
+            var wanted: [Hash32] = []
+            switch fm {
+            case .vote(let v): wanted = [v.target.hash]
+            case .commit(let c): wanted = [c.target.hash]
+            default: break
+            }
+            if let p, wanted.contains(where: { !self.chain.contains($0) }) { self.requestSync(from: p) }
+            let invalidBefore = self.finality.invalidMessages
+            self.process(self.finality.handle(fm, from: tag ?? -1, now: EventLoop.now()))
+            return self.finality.invalidMessages > invalidBefore ? .reject : .accept
+        default:
+            return .reject
+        }
+    }
+
+    /// Publishes a message of ours (flood publish to every subscribed peer).
+    func publish(_ topic: String, _ bytes: [UInt8]) {
+        self.gossip.publish(topic: topic, data: bytes, now: EventLoop.now())
+        self.flushGossip()
+    }
+}
