@@ -70,6 +70,16 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var peerByObject: [ObjectIdentifier: Int] = [:]
     var nextTag = 1
     var seenBlocks = LRUSet<Hash32>(capacity: 4096)
+    /// When recent blocks were imported here (wall-clock ms), for propagation measurements.
+    var importedAt: [Hash32: UInt64] = [:]
+    var importedOrder: [Hash32] = []
+
+    func noteImported(_ hash: Hash32) {
+        guard self.importedAt[hash] == nil else { return }
+        self.importedAt[hash] = Node.wallClockMillis()
+        self.importedOrder.append(hash)
+        if self.importedOrder.count > 4096 { self.importedAt[self.importedOrder.removeFirst()] = nil }
+    }
     /// Gossip for blocks, transactions and finality votes (peers by tag).
     let gossip = GossipCore<Int>(random: { bound in UInt64.random(in: 0..<max(1, bound)) })
     var seenTxs = LRUSet<Hash32>(capacity: 16384)
@@ -395,6 +405,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                     self.counters.reorgs += 1
                     self.log.info("reorganised", ["depth": "\(depth)", "best": "#\(block.number)"])
                 }
+                self.noteImported(block.hash)
                 for tx in block.transactions { self.mempool.remove(tx.hash) }
                 if newBest { self.mempool.prune(state: self.chain.bestState) }
                 self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: EventLoop.now()))
@@ -555,6 +566,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             if let block = try self.chain.produce(slot: slot, timestamp: now, key: self.key, candidates: candidates) {
                 self.lastProducedSlot = slot
                 self.counters.blocksProduced += 1
+                self.noteImported(block.hash)
                 _ = self.seenBlocks.insert(block.hash)
                 for tx in block.transactions { self.mempool.remove(tx.hash) }
                 self.mempool.prune(state: self.chain.bestState)

@@ -6,6 +6,8 @@ import MeshCrypto
 import MeshFinality
 import MeshIncentive
 import MeshNetwork
+import MeshGossip
+import MeshDiscovery
 import MeshSockets
 import MeshStore
 /// A JSON-RPC error object.
@@ -180,6 +182,17 @@ extension Node {
                             ("prevotes", .int(votes.prevotes)), ("precommits", .int(votes.precommits)),
                             ("voter", .bool(self.finality.isVoter)),
                             ("authorities", .array(self.finality.authorities.map { .object([("id", .string($0.id.hex)), ("weight", .int($0.weight))]) }))])
+        case "system_networkState":
+            var bytesIn = 0, bytesOut = 0
+            for p in self.host.peers.values {
+                bytesIn += p.socket.bytesRead
+                bytesOut += p.socket.bytesWritten
+            }
+            let g = self.gossip.counters
+            return .object([("peers", .int(self.peers.count)), ("discovered", .int(self.discovery?.core.table.count ?? 0)),
+                            ("bytesIn", .int(bytesIn)), ("bytesOut", .int(bytesOut)),
+                            ("gossip", .object([("received", .int(g.received)), ("duplicates", .int(g.duplicates)),
+                                                ("delivered", .int(g.delivered)), ("invalid", .int(g.invalid))]))])
         case "rpc_methods":
             return .array(Node.methods.map { .string($0) })
         default:
@@ -191,7 +204,7 @@ extension Node {
         "system_health", "system_peers", "system_nodeId", "system_name", "system_version", "system_chain", "system_localListenAddresses",
         "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "subnet_list", "subnet_getHyperparameters",
         "subnet_getMetagraph", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
-        "weights_nextAllowedBlock", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
+        "weights_nextAllowedBlock", "system_networkState", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
     ]
 
     static func pointer(_ p: ChainPointer) -> JSONValue { .object([("number", .int(p.number)), ("hash", .string(p.hash.hex))]) }
@@ -211,6 +224,7 @@ extension Node {
                 }
             })),
             ("justified", .bool(((try? self.store.justification(h.number)) ?? nil) != nil)),
+            ("importedAtMs", self.importedAt[b.hash].map { .int($0) } ?? .null),
             ("transactions", .array(b.transactions.map { tx in
                 .object([("hash", .string(tx.hash.hex)), ("signer", .string(tx.signer.hex)), ("nonce", .int(tx.nonce)),
                          ("fee", .int(tx.fee)), ("call", .string(tx.call.name))])
