@@ -37,6 +37,9 @@ public struct GossipConfig: Sendable {
     public var firstDeliveryCap = 20.0
     /// Each heartbeat, scores move this fraction of the way back to 0.
     public var decay = 0.05
+    /// Messages awaiting a deferred verdict, at most, and for how long.
+    public var maxPending = 256
+    public var pendingTimeout: UInt64 = 5_000_000_000
     public init() {}
 }
 
@@ -47,6 +50,10 @@ public enum ValidationResult: Sendable, Equatable {
     case reject
     /// Not forwarded, no penalty (e.g. already known to the application).
     case ignore
+    /// The application needs more data first (a compact block missing transactions); it
+    /// gives the verdict later with ``GossipCore/validated(_:_:now:)``. Meanwhile the message
+    /// counts as seen and is not forwarded; without a verdict it expires as ignored.
+    case pending
 }
 
 /// What the core asks its driver to do.
@@ -113,6 +120,8 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     var promises: [MessageID: (peer: Peer, deadline: UInt64)] = [:]
     /// Peers that announced a large message we have not got yet (fallbacks, in order).
     var announcers: [MessageID: [Peer]] = [:]
+    /// Messages whose validation was deferred: the message, its sender, the expiry.
+    var pending: [MessageID: (message: GossipMessage, from: Peer, deadline: UInt64)] = [:]
     var outputs: [GossipOutput<Peer>] = []
 
     public init(config: GossipConfig = GossipConfig(), random: @escaping (UInt64) -> UInt64) {
@@ -310,9 +319,40 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         case .ignore:
             self.seen[m.id] = now + self.config.seenTTL
             return
+        case .pending:
+            self.seen[m.id] = now + self.config.seenTTL
+            if self.pending.count < self.config.maxPending {
+                self.pending[m.id] = (m, p, now + self.config.pendingTimeout)
+            }
+            return
         case .accept:
             break
         }
+        self.accepted(m, from: p, now: now)
+    }
+
+    /// The application's late verdict on a message it answered `.pending` for. Returns false
+    /// when the message is unknown (never pending, already decided, or expired).
+    @discardableResult
+    public func validated(_ id: MessageID, _ result: ValidationResult, now: UInt64) -> Bool {
+        guard let (m, p, _) = self.pending.removeValue(forKey: id) else { return false }
+        switch result {
+        case .accept:
+            self.accepted(m, from: p, now: now)
+        case .reject:
+            self.counters.invalid += 1
+            self.penalize(p, self.config.invalidPenalty, "invalid message on \(m.topic)")
+        case .ignore, .pending:
+            break
+        }
+        return true
+    }
+
+    /// Messages awaiting a verdict.
+    public var pendingCount: Int { self.pending.count }
+
+    /// A valid new message: cache it, deliver it, forward it.
+    func accepted(_ m: GossipMessage, from p: Peer, now: UInt64) {
         self.remember(m, now: now)
         self.counters.delivered += 1
         if var st = self.peers[p], st.firstDeliveries < self.config.firstDeliveryCap {
@@ -355,6 +395,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     /// Mesh maintenance, gossip emission, promise checks, cache shifting and score decay.
     public func heartbeat(now: UInt64) {
         self.checkPromises(now: now)
+        for (id, e) in self.pending where e.deadline <= now { self.pending[id] = nil }
         for t in self.subscriptions.sorted() {
             // Drop peers with negative scores, then fill or trim.
             for p in (self.mesh[t] ?? []).sorted(by: { self.order(of: $0) < self.order(of: $1) }) where (self.peers[p]?.score ?? -1) < 0 || self.peers[p] == nil {

@@ -52,6 +52,10 @@ extension Node {
         metric("blocks_imported_total", "counter", "Blocks imported.", [("", Double(self.chain.importedCount))])
         metric("blocks_rejected_total", "counter", "Blocks rejected.", [("", Double(self.chain.rejectedCount))])
         metric("sync_blocks_total", "counter", "Blocks imported through sync.", [("", Double(self.counters.syncedBlocks))])
+        metric("compact_blocks_total", "counter", "Compact blocks by how the body was rebuilt.",
+               [("outcome=\"pool\"", Double(self.counters.compactFromPool)), ("outcome=\"fetched\"", Double(self.counters.compactFetched)),
+                ("outcome=\"fallback\"", Double(self.counters.compactFallbacks))])
+        metric("compact_transactions_fetched_total", "counter", "Transactions fetched to complete compact blocks.", [("", Double(self.counters.compactTransactionsFetched))])
         metric("reorgs_total", "counter", "Best-chain reorganisations.", [("", Double(self.counters.reorgs))])
         return out
     }

@@ -19,7 +19,9 @@ extension Node {
     /// chain, the pool or the finality gadget accepted it) and starts the heartbeat.
     func startGossip() {
         self.gossip.validate = { [unowned self] m, from in self.validateGossip(m, from: from) }
-        for t in GossipTopic.all { self.gossip.subscribe(t, now: EventLoop.now()) }
+        for t in GossipTopic.all where !(self.config.blocksOnly && t == GossipTopic.transactions) {
+            self.gossip.subscribe(t, now: EventLoop.now())
+        }
         self.flushGossip()
         self.scheduleGossipHeartbeat()
     }
@@ -28,6 +30,7 @@ extension Node {
         self.loop.schedule(after: self.gossip.config.heartbeat) { [weak self] in
             guard let self, !self.stopping else { return }
             self.gossip.heartbeat(now: EventLoop.now())
+            self.expireCompactFetches()
             self.flushGossip()
             self.scheduleGossipHeartbeat()
         }
@@ -74,15 +77,7 @@ extension Node {
         let p = tag.flatMap { self.peers[$0] }
         switch m.topic {
         case GossipTopic.blocks:
-            let block: Block
-            do { block = try Block.decode(m.data) } catch {
-                self.counters.invalidMessages["undecodable block", default: 0] += 1
-                self.log.warn("undecodable block from a peer", ["peer": p?.peer.description ?? "?", "error": "\(error)"])
-                return .reject
-            }
-            if let p, block.number > p.best.number { p.best = ChainPointer(number: block.number, hash: block.hash) }
-            if self.chain.contains(block.hash) { return .ignore }
-            return self.importBlock(block, from: p)
+            return self.validateCompactBlock(m, from: p)
         case GossipTopic.transactions:
             guard let tx = try? Transaction.decode(m.data) else {
                 self.counters.invalidMessages["undecodable transaction", default: 0] += 1

@@ -44,6 +44,12 @@ struct NodeCounters {
     var epochsRun = 0
     var syncedBlocks = 0
     var reorgs = 0
+    /// Compact blocks rebuilt from the pool alone, with fetched transactions, or abandoned
+    /// for a full-block sync.
+    var compactFromPool = 0
+    var compactFetched = 0
+    var compactFallbacks = 0
+    var compactTransactionsFetched = 0
     var bytesIn = 0
     var bytesOut = 0
 }
@@ -83,6 +89,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     /// Gossip for blocks, transactions and finality votes (peers by tag).
     let gossip = GossipCore<Int>(random: { bound in UInt64.random(in: 0..<max(1, bound)) })
     var seenTxs = LRUSet<Hash32>(capacity: 16384)
+    /// Compact blocks waiting for missing transactions, by block hash.
+    var compactPending: [Hash32: CompactPending] = [:]
     var seenFinality = LRUSet<Hash32>(capacity: 16384)
     var counters = NodeCounters()
     var lastProducedSlot: UInt64 = 0
@@ -305,6 +313,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         case ProtocolName.peers: self.servePeers(to: p, stream: stream)
         case ProtocolName.head: self.serveHead(to: p, stream: stream)
         case ProtocolName.gossip: self.handleGossipFrame(message, from: p)
+        case ProtocolName.blockTransactions: self.serveBlockTransactions(message, to: p, stream: stream)
         default:
             if let h = self.protocolHandlers[proto] {
                 h.received(message, from: peer, stream: stream, node: self)
@@ -367,6 +376,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             }
         case ProtocolName.head:
             break
+        case ProtocolName.blockTransactions:
+            self.receiveBlockTransactions(message, from: p)
         default:
             if let h = self.protocolHandlers[kind] { h.response(message, from: p.peer, node: self) }
         }
@@ -433,7 +444,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
 
     /// Announces a block we produced (gossip, flood publish).
     func relayBlock(_ block: Block, except: Int?) {
-        self.publish(GossipTopic.blocks, block.encoded)
+        self.publish(GossipTopic.blocks, CompactBlock(block).encoded)
     }
 
     // MARK: Sync

@@ -21,6 +21,9 @@ public struct NodeConfig: Sendable {
     public var targetOutbound = 8
     public var maxInbound = 32
     public var roles: NodeRoles = .full
+    /// Relay blocks (and finality) only: do not subscribe to transaction gossip. Compact
+    /// blocks are completed by fetching their transactions from the announcing peer.
+    public var blocksOnly = false
     /// Run encrypted discovery on the p2p port (UDP).
     public var discovery = true
     /// Seconds between informant lines.

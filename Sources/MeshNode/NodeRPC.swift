@@ -192,7 +192,10 @@ extension Node {
             return .object([("peers", .int(self.peers.count)), ("discovered", .int(self.discovery?.core.table.count ?? 0)),
                             ("bytesIn", .int(bytesIn)), ("bytesOut", .int(bytesOut)),
                             ("gossip", .object([("received", .int(g.received)), ("duplicates", .int(g.duplicates)),
-                                                ("delivered", .int(g.delivered)), ("invalid", .int(g.invalid))]))])
+                                                ("delivered", .int(g.delivered)), ("invalid", .int(g.invalid))])),
+                            ("compactBlocks", .object([("fromPool", .int(self.counters.compactFromPool)), ("fetched", .int(self.counters.compactFetched)),
+                                                       ("fallbacks", .int(self.counters.compactFallbacks)),
+                                                       ("transactionsFetched", .int(self.counters.compactTransactionsFetched))]))])
         case "rpc_methods":
             return .array(Node.methods.map { .string($0) })
         default:

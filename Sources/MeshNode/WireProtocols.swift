@@ -24,6 +24,8 @@ public enum ProtocolName {
     public static let head = "/tm/head/1"
     /// Gossip frames (docs/gossip.md): blocks, transactions and finality votes.
     public static let gossip = "/tm/gossip/1"
+    /// Request/response: transactions of a block by position (compact block relay).
+    public static let blockTransactions = "/tm/blocktxs/1"
     /// Validator-to-miner queries.
     public static let query = "/tm/query/1"
 }

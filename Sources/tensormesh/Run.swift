@@ -22,7 +22,7 @@ extension Tensormesh {
                 Join a network:   tensormesh run --chain Bootstrap/chains/public.json --bootnodes NODEID@HOST:30333
                 Development:      tensormesh run --dev
                 Flags may also come from a JSON config file (--config FILE) with the same names \
-                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, validator, key, name, log); \
+                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, validator, key, name, log, blocksOnly); \
                 flags win. SIGINT and SIGTERM shut the node down cleanly.
                 """)
 
@@ -60,6 +60,8 @@ extension Tensormesh {
         var outPeers: Int = 8
         @Option(help: "Most inbound peers.")
         var inPeers: Int = 32
+        @Flag(help: "Relay blocks and finality only, not transactions (less bandwidth; block bodies are completed from peers).")
+        var blocksOnly = false
         @Option(help: ArgumentHelp("Also relay subnet queries on this port, for miners that cannot accept connections (0: off).", valueName: "N"))
         var queryRelayPort: UInt16 = 0
 
@@ -120,6 +122,7 @@ extension Tensormesh {
             config.targetOutbound = self.outPeers
             config.maxInbound = self.inPeers
             config.roles = config.validator ? [.validator, .full] : .full
+            config.blocksOnly = self.blocksOnly || file.bool("blocksOnly")
 
             let loop = try EventLoop(name: "tensormesh.node")
             let node: Node

@@ -1,7 +1,9 @@
 import Foundation
+import MeshChain
 import MeshClient
 import MeshCodec
 import MeshCrypto
+import MeshKeystore
 import MeshTestSupport
 import Testing
 
@@ -54,5 +56,59 @@ struct ProbeEndToEndTests {
         #expect(wrong.status == 1 && wrong.stderr.contains("is node"), "\(wrong.stderr)")
         let bad = try ProcessRunner.run("meshprobe", ["ping", "nonsense"])
         #expect(bad.status == 2)
+    }
+
+    @Test("compact block relay: a full node rebuilds blocks from its pool, a blocks-only node fetches the transactions; all agree")
+    func compactBlocks() async throws {
+        let dir = TestPaths.temporaryDirectory()
+        let env = ["TM_PW": "pw"]
+        let ports = (0..<3).map { _ in freePort() }
+        let rpc = (0..<3).map { _ in freePort() }
+        let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", "1", "--out", dir + "/spec", "--password-env", "TM_PW",
+                                                     "--slot-ms", "500", "--base-port", String(ports[0])], environment: env)
+        #expect(g.status == 0, "\(g.stderr)")
+        var nodes: [BackgroundProcess] = []
+        defer { nodes.forEach { $0.stop() } }
+        for i in 0..<3 {
+            var args = ["run", "--chain", dir + "/spec/chain-spec.json", "--base-path", dir + "/n\(i)", "--port", String(ports[i]),
+                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpc[i]), "--prometheus-port", "0", "--name", "n\(i)"]
+            if i == 0 { args += ["--key", dir + "/spec/validator-0.key", "--password-env", "TM_PW", "--validator"] }
+            if i == 2 { args += ["--blocks-only"] }
+            nodes.append(try BackgroundProcess("tensormesh", args, environment: env, log: dir + "/n\(i).log"))
+        }
+        let clients = try rpc.map { try ChainClient(url: "http://127.0.0.1:\($0)") }
+        for c in clients {
+            let ok = try c.waitUntil(timeout: 60) { (try c.rpc.call("system_health")["peers"]?.uint64 ?? 0) >= 2 }
+            #expect(ok, "a node has fewer than 2 peers")
+        }
+        // Transfers submitted to the full node travel by transaction gossip to the producer.
+        let sudo = try KeyFile.open(try AtomicFile.read(dir + "/spec/sudo.key", limit: KeyFile.maximumFileSize),
+                                    password: SecureBytes(copying: Array("pw".utf8)))
+        let nonce = try clients[1].pendingNonce(sudo.publicKey)
+        var hashes: [Hash32] = []
+        for i in 0..<20 {
+            hashes.append(try clients[1].submit(.transfer(to: Ed25519.PrivateKey().publicKey, amount: Token.tao), key: sudo, nonce: nonce + UInt64(i)))
+        }
+        let included = try clients[0].waitUntil(timeout: 30) {
+            try hashes.allSatisfy { if case .included = try clients[0].status($0) { return true } else { return false } }
+        }
+        #expect(included, "transfers not included: \(nodes[0].output.suffix(1500))")
+        // Every node reaches the same block at the producer's head.
+        let head = try clients[0].head()
+        let hash0 = try clients[0].rpc.call("chain_getBlock", .object([("number", .int(head))]))["hash"]?.string
+        for c in clients.dropFirst() {
+            let same = try c.waitUntil(timeout: 20) {
+                try c.rpc.call("chain_getBlock", .object([("number", .int(head))]))["hash"]?.string == hash0
+            }
+            #expect(same, "a node did not import block #\(head)")
+        }
+        let full = try clients[1].rpc.call("system_networkState")["compactBlocks"]
+        let lean = try clients[2].rpc.call("system_networkState")["compactBlocks"]
+        #expect((full?["fromPool"]?.uint64 ?? 0) >= 1, "the full node rebuilt no block from its pool: \(String(describing: full))")
+        #expect((full?["fallbacks"]?.uint64 ?? 1) == 0 && (lean?["fallbacks"]?.uint64 ?? 1) == 0)
+        #expect((lean?["fetched"]?.uint64 ?? 0) >= 1 && (lean?["transactionsFetched"]?.uint64 ?? 0) >= 20,
+                "the blocks-only node fetched too little: \(String(describing: lean))")
+        let pending = try clients[2].rpc.call("author_pendingTransactions").array?.count ?? -1
+        #expect(pending == 0, "a blocks-only node keeps no gossiped transactions")
     }
 }

@@ -212,4 +212,37 @@ struct GossipCoreTests {
         let again = GossipScenario(config: c, seed: 5).run(clock: { DispatchTime.now().uptimeNanoseconds })
         #expect(again.traceHash == s.traceHash)
     }
+
+    @Test("deferred validation: nothing is forwarded until the verdict; accept forwards, reject scores down, silence expires")
+    func deferred() throws {
+        let hub = Hub(4, edges: [(0, 1), (1, 2), (1, 3)])
+        hub.heartbeat(2)
+        // Node 1 defers messages starting with 0xAA (a compact block missing transactions).
+        hub.cores[1].validate = { m, _ in m.data.first == 0xAA ? .pending : .accept }
+        let id = hub.cores[0].publish(topic: "t", data: [0xAA, 1], now: hub.now)
+        hub.pump()
+        #expect(hub.cores[1].pendingCount == 1)
+        #expect(!hub.delivered[2].contains(id) && !hub.delivered[3].contains(id), "held until the verdict")
+        // A second copy while pending is a duplicate, not a second validation.
+        hub.cores[1].receive(.message(GossipMessage(topic: "t", data: [0xAA, 1])), from: 0, now: hub.now)
+        #expect(hub.cores[1].pendingCount == 1)
+        #expect(hub.cores[1].validated(id, .accept, now: hub.now))
+        hub.pump()
+        #expect(hub.delivered[1].contains(id) && hub.delivered[2].contains(id) && hub.delivered[3].contains(id))
+        #expect(!hub.cores[1].validated(id, .accept, now: hub.now), "a verdict counts once")
+        // Reject: the sender is scored down and nothing travels on.
+        let before = hub.cores[1].score(of: 0) ?? 0
+        let bad = hub.cores[0].publish(topic: "t", data: [0xAA, 2], now: hub.now)
+        hub.pump()
+        hub.cores[1].validated(bad, .reject, now: hub.now)
+        hub.pump()
+        #expect((hub.cores[1].score(of: 0) ?? 0) < before)
+        #expect(!hub.delivered[2].contains(bad))
+        // No verdict: expires at a heartbeat after the timeout; the table stays bounded.
+        for k in 0..<300 { _ = hub.cores[0].publish(topic: "t", data: [0xAA, 3, UInt8(k & 0xFF), UInt8(k >> 8)], now: hub.now) }
+        hub.pump()
+        #expect(hub.cores[1].pendingCount == GossipConfig().maxPending)
+        hub.heartbeat(6)
+        #expect(hub.cores[1].pendingCount == 0)
+    }
 }
