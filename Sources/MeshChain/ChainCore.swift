@@ -154,7 +154,8 @@ public final class ChainCore {
     /// Checks and imports a block whose parent is known. `now` is wall-clock ms (nil skips the
     /// future-timestamp check, for re-imports).
     @discardableResult
-    public func importBlock(_ block: Block, now: UInt64?) throws(BlockError) -> ImportOutcome {
+    /// `preverified`: transactions whose signatures the caller checked already (the pool's).
+    public func importBlock(_ block: Block, now: UInt64?, preverified: Set<Hash32> = []) throws(BlockError) -> ImportOutcome {
         let hash = block.hash
         if self.entries[hash] != nil { return .alreadyKnown }
         if block.number <= self.finalized.number {
@@ -168,7 +169,9 @@ public final class ChainCore {
         }
         var state = parent.state
         let applied: [Receipt]
-        do { applied = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: self.context) } catch {
+        var context = self.context
+        context.preverified = preverified
+        do { applied = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: context) } catch {
             self.rejectedCount += 1
             throw error
         }

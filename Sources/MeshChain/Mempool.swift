@@ -110,6 +110,9 @@ public final class Mempool {
         return hash
     }
 
+    /// Which of `hashes` have verified signatures here (for block import).
+    public func verifiedAmong(_ hashes: some Sequence<Hash32>) -> Set<Hash32> { Set(hashes.filter { self.verified.contains($0) }) }
+
     /// Marks a signature as verified (e.g. by a block import) so the pool skips it.
     public func noteVerified(_ hash: Hash32) { self.verified.insert(hash) }
 

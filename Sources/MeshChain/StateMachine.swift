@@ -17,6 +17,9 @@ public struct ExecutionContext: Sendable {
     /// Whether to check transaction signatures (off only for trusted re-imports of blocks that
     /// were verified before, e.g. a node's own exported chain).
     public var checkSignatures: Bool
+    /// Transactions (by hash, which covers the signature) whose signatures were verified
+    /// already, e.g. on entry to the pool: not verified again at block import.
+    public var preverified: Set<Hash32> = []
 
     public init(genesis: Hash32, checkSignatures: Bool = true,
                 verifyEquivocation: @escaping @Sendable ([UInt8], [WeightedAuthority]) -> Bool = { _, _ in false }) {
@@ -39,7 +42,7 @@ extension ChainState {
         if tx.nonce < expected { throw .staleNonce(expected: expected, got: tx.nonce) }
         if tx.nonce > expected { throw .futureNonce(expected: expected, got: tx.nonce) }
         if self.balance(tx.signer) < tx.fee { throw .cannotPayFee(balance: self.balance(tx.signer), fee: tx.fee) }
-        if context.checkSignatures && !tx.verifySignature(genesis: context.genesis) { throw .badSignature }
+        if context.checkSignatures && !(context.preverified.contains(tx.hash) || tx.verifySignature(genesis: context.genesis)) { throw .badSignature }
     }
 
     /// Applies a transaction: charges the fee to `producer`, uses the nonce, then runs the

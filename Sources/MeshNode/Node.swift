@@ -410,7 +410,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     /// unknown (a sync is started), reject when invalid.
     func importBlock(_ block: Block, from p: PeerState?) -> ValidationResult {
         do {
-            let outcome = try self.chain.importBlock(block, now: Node.wallClockMillis())
+            let outcome = try self.chain.importBlock(block, now: Node.wallClockMillis(),
+                                                     preverified: self.mempool.verifiedAmong(block.transactions.lazy.map(\.hash)))
             if case .imported(let newBest, let depth) = outcome {
                 if depth > 0 {
                     self.counters.reorgs += 1

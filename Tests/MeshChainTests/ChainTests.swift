@@ -80,6 +80,14 @@ struct ChainTests {
         withForged.header.transactionsRoot = Block.transactionsRoot([forged])
         withForged.header.sign(with: producerKey)
         reject(withForged) { if case .invalidTransaction(0, .badSignature) = $0 { return true }; return false }
+        // A pool's "already verified" set names transactions by a hash that covers the
+        // signature: the honest twin being verified does not let the forged one through.
+        var honest = forged
+        honest.signature = a.accounts[0].sign(honest.signingPayload(genesis: a.context.genesis))
+        #expect(honest.hash != forged.hash)
+        #expect(throws: BlockError.invalidTransaction(index: 0, .badSignature)) {
+            try a.core.importBlock(withForged, now: ts, preverified: [honest.hash])
+        }
         #expect(a.core.best.number == 0)
         #expect(a.core.block(good.hash) == nil)
         // The good block still imports.
