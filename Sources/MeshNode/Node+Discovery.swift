@@ -27,7 +27,10 @@ extension Node {
         service.onEvent = { [unowned self] e in self.discoveryEvent(e) }
         self.discovery = service
         for b in self.config.bootnodes where b.nodeId != self.nodeId {
-            guard let sa = SocketAddress(numericHost: b.host, port: b.port) ?? (try? SocketAddress.resolve(host: b.host, port: b.port).first) else { continue }
+            guard let sa = SocketAddress(numericHost: b.host, port: b.port) ?? (try? SocketAddress.resolve(host: b.host, port: b.port).first) else {
+                self.log.warn("cannot resolve bootnode; discovery will not use it", ["bootnode": b.description])
+                continue
+            }
             service.addBootnode(id: b.nodeId, endpoint: Endpoint(sa))
         }
         // Fill the table early rather than at the first refresh.

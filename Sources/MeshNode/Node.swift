@@ -14,8 +14,6 @@ import MeshStore
 final class PeerState {
     let peer: SecurePeer
     let tag: Int
-    var blocksStream: StreamID?
-    var txStream: StreamID?
     var finalityStream: StreamID?
     /// Our stream for gossip frames to this peer (theirs to us arrive on their own stream).
     var gossipStream: StreamID?
@@ -75,7 +73,6 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var peers: [Int: PeerState] = [:]
     var peerByObject: [ObjectIdentifier: Int] = [:]
     var nextTag = 1
-    var seenBlocks = LRUSet<Hash32>(capacity: 4096)
     /// When recent blocks were imported here (wall-clock ms), for propagation measurements.
     var importedAt: [Hash32: UInt64] = [:]
     var importedOrder: [Hash32] = []
@@ -88,7 +85,6 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     }
     /// Gossip for blocks, transactions and finality votes (peers by tag).
     let gossip = GossipCore<Int>(random: { bound in UInt64.random(in: 0..<max(1, bound)) })
-    var seenTxs = LRUSet<Hash32>(capacity: 16384)
     /// Compact blocks waiting for missing transactions, by block hash.
     var compactPending: [Hash32: CompactPending] = [:]
     var seenFinality = LRUSet<Hash32>(capacity: 16384)
@@ -262,8 +258,6 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             self.knownAddresses[id] = NodeAddress(nodeId: id, host: host, port: port)
         }
         self.dialing[id] = nil
-        state.blocksStream = try? peer.openStream(ProtocolName.blocks)
-        state.txStream = try? peer.openStream(ProtocolName.transactions)
         state.finalityStream = try? peer.openStream(ProtocolName.finality)
         self.log.debug("peer connected", ["peer": id.hex.prefix(16).description, "address": peer.socket.remoteAddress.description,
                                           "best": "#\(hello.best.number)", "inbound": "\(peer.isInbound)"])
@@ -306,8 +300,6 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
         guard let proto = p.incoming[stream] ?? peer.channel.protocolName(of: stream) else { return }
         switch proto {
-        case ProtocolName.blocks: self.handleBlockMessage(message, from: p)
-        case ProtocolName.transactions: self.handleTransactionMessage(message, from: p)
         case ProtocolName.finality: self.handleFinalityMessage(message, from: p)
         case ProtocolName.sync: self.serveSync(message, to: p, stream: stream)
         case ProtocolName.peers: self.servePeers(to: p, stream: stream)
@@ -384,27 +376,6 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     }
 
     // MARK: Blocks
-
-    func handleBlockMessage(_ message: [UInt8], from p: PeerState) {
-        guard let block = try? Block.decode(message) else {
-            self.penalize(p, "undecodable block", by: 30)
-            return
-        }
-        let hash = block.hash
-        if block.number > p.best.number { p.best = ChainPointer(number: block.number, hash: hash) }
-        if !self.seenBlocks.insert(hash) || self.chain.contains(hash) {
-            self.counters.gossipDuplicates["blocks", default: 0] += 1
-            return
-        }
-        self.counters.gossipMessages["blocks", default: 0] += 1
-        self.importAndRelay(block, from: p)
-    }
-
-    /// Imports a block from a peer (outside gossip: sync answers); syncs when its parent is
-    /// unknown.
-    func importAndRelay(_ block: Block, from p: PeerState?) {
-        _ = self.importBlock(block, from: p)
-    }
 
     /// Imports a block; the gossip verdict: accept when imported, ignore when its parent is
     /// unknown (a sync is started), reject when invalid.
@@ -519,29 +490,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
 
     // MARK: Transactions
 
-    func handleTransactionMessage(_ message: [UInt8], from p: PeerState) {
-        guard let tx = try? Transaction.decode(message) else {
-            self.penalize(p, "undecodable transaction")
-            return
-        }
-        let hash = tx.hash
-        guard self.seenTxs.insert(hash) else {
-            self.counters.gossipDuplicates["transactions", default: 0] += 1
-            return
-        }
-        self.counters.gossipMessages["transactions", default: 0] += 1
-        do {
-            try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
-            _ = p  // accepted into the pool; gossip carries transactions onward
-        } catch MempoolError.invalid(.badSignature) {
-            self.penalize(p, "transaction with a bad signature", by: 20)
-        } catch {}
-    }
-
     /// Submits a transaction from RPC; returns its hash or the refusal.
     public func submit(_ tx: Transaction) throws(MempoolError) -> Hash32 {
         let hash = try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
-        _ = self.seenTxs.insert(hash)
         self.publish(GossipTopic.transactions, tx.encoded)
         return hash
     }
@@ -579,7 +530,6 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 self.lastProducedSlot = slot
                 self.counters.blocksProduced += 1
                 self.noteImported(block.hash)
-                _ = self.seenBlocks.insert(block.hash)
                 for tx in block.transactions { self.mempool.remove(tx.hash) }
                 self.mempool.prune(state: self.chain.bestState)
                 self.log.info("Prepared block", ["number": "#\(block.number)", "hash": block.hash.hex.prefix(18).description,

@@ -10,11 +10,8 @@ import MeshSockets
 import MeshStore
 /// Stream protocol names spoken over the secure channel (docs/node-protocols.md).
 public enum ProtocolName {
-    /// Long-lived, one per direction: block announcements (full blocks, LZ4 over 1 KiB).
-    public static let blocks = "/tm/blocks/1"
-    /// Long-lived: transactions.
-    public static let transactions = "/tm/tx/1"
-    /// Long-lived: finality votes, commits, catch-up.
+    /// Long-lived: finality messages sent to one peer (catch-up, vote requests and their
+    /// answers); votes and commits for everyone travel by gossip.
     public static let finality = "/tm/grandpa/1"
     /// Request/response: block ranges and justifications.
     public static let sync = "/tm/sync/1"

@@ -111,4 +111,28 @@ struct ProbeEndToEndTests {
         let pending = try clients[2].rpc.call("author_pendingTransactions").array?.count ?? -1
         #expect(pending == 0, "a blocks-only node keeps no gossiped transactions")
     }
+
+    @Test("the public network's chain spec in Bootstrap loads; its genesis is the one the README gives; bootnodes.txt matches it")
+    func publicSpec() async throws {
+        let root = TestPaths.repositoryRoot
+        let readme = try String(contentsOfFile: root + "/README.md", encoding: .utf8)
+        let spec = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/Bootstrap/chains/public.json"))) as? [String: Any]
+        let specBoot = spec?["bootnodes"] as? [String] ?? []
+        let listed = try String(contentsOfFile: root + "/Bootstrap/bootnodes.txt", encoding: .utf8)
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        #expect(!specBoot.isEmpty && listed == specBoot, "Bootstrap/bootnodes.txt and the spec's bootnodes differ")
+        let dir = TestPaths.temporaryDirectory()
+        let rpc = freePort()
+        let node = try BackgroundProcess("tensormesh", ["run", "--chain", root + "/Bootstrap/chains/public.json", "--base-path", dir,
+                                                        "--port", String(freePort()), "--rpc-port", String(rpc), "--prometheus-port", "0"],
+                                         log: dir + "/node.log")
+        defer { node.stop() }
+        let c = try ChainClient(url: "http://127.0.0.1:\(rpc)")
+        var genesis = ""
+        _ = try c.waitUntil(timeout: 20) {
+            genesis = (try? c.rpc.call("chain_getGenesis"))?.string ?? ""
+            return !genesis.isEmpty
+        }
+        #expect(genesis.count == 66 && readme.contains(genesis), "genesis \(genesis) is not the README's: \(node.output.suffix(800))")
+    }
 }
