@@ -52,8 +52,17 @@ extension Node {
         case .nodeAdded(let r):
             guard r.genesis == self.chain.genesisHash.bytes, let tcp = r.tcpEndpoint, r.tcpPort != 0 else { return }
             let host = tcp.description.split(separator: ":").dropLast().joined(separator: ":").trimmingCharacters(in: ["[", "]"])
-            if self.knownAddresses[r.nodeId] == nil {
-                self.knownAddresses[r.nodeId] = NodeAddress(nodeId: r.nodeId, host: host, port: r.tcpPort)
+            // A verified record signed by the node itself is the authority on its address: it
+            // replaces a stale one from a bootnode list, a peer exchange or the peer cache.
+            let addr = NodeAddress(nodeId: r.nodeId, host: host, port: r.tcpPort)
+            if let old = self.knownAddresses[r.nodeId] {
+                if old != addr {
+                    self.knownAddresses[r.nodeId] = addr
+                    self.dialing[r.nodeId] = nil
+                    self.log.debug("peer address updated from its record", ["node": r.nodeId.hex.prefix(16).description, "address": "\(host):\(r.tcpPort)"])
+                }
+            } else {
+                self.knownAddresses[r.nodeId] = addr
                 self.counters.discovered += 1
             }
         case .pong(_, _, let observed, _):

@@ -97,19 +97,30 @@ extension Node {
             case .vote, .commit, .equivocation: break
             default: return .reject  // requests travel directly, never by gossip
             }
-            var wanted: [Hash32] = []
-            switch fm {
-            case .vote(let v): wanted = [v.target.hash]
-            case .commit(let c): wanted = [c.target.hash]
-            default: break
-            }
-            if let p, wanted.contains(where: { !self.chain.contains($0) }) { self.requestSync(from: p) }
+            self.fetchVoteTargets(fm, from: p)
             let invalidBefore = self.finality.invalidMessages
             self.process(self.finality.handle(fm, from: tag ?? -1, now: EventLoop.now()))
             return self.finality.invalidMessages > invalidBefore ? .reject : .accept
         default:
             return .reject
         }
+    }
+
+    /// Votes and commits may point at blocks we lack: ahead of our best (sync), or on a fork
+    /// that range sync does not follow (fetched by hash). The gadget counts them once imported.
+    func fetchVoteTargets(_ m: FinalityMessage, from p: PeerState?) {
+        let target: VoteTarget
+        var voter: AccountID?
+        switch m {
+        case .vote(let v):
+            target = v.target
+            voter = v.voter
+        case .commit(let c): target = c.target
+        default: return
+        }
+        guard !self.chain.contains(target.hash), target.number > self.chain.finalized.number else { return }
+        if let p, target.number > self.chain.best.number { self.requestSync(from: p) }
+        self.fetchBlock(target.hash, voter: voter, from: p)
     }
 
     /// Publishes a message of ours (flood publish to every subscribed peer).

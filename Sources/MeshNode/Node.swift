@@ -87,6 +87,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     let gossip = GossipCore<Int>(random: { bound in UInt64.random(in: 0..<max(1, bound)) })
     /// Compact blocks waiting for missing transactions, by block hash.
     var compactPending: [Hash32: CompactPending] = [:]
+    /// Blocks being fetched by hash, and when the fetch may be retried.
+    var blockFetches: [Hash32: UInt64] = [:]
     var seenFinality = LRUSet<Hash32>(capacity: 16384)
     var counters = NodeCounters()
     var lastProducedSlot: UInt64 = 0
@@ -306,6 +308,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         case ProtocolName.head: self.serveHead(to: p, stream: stream)
         case ProtocolName.gossip: self.handleGossipFrame(message, from: p)
         case ProtocolName.blockTransactions: self.serveBlockTransactions(message, to: p, stream: stream)
+        case ProtocolName.ancestry: self.serveAncestry(message, to: p, stream: stream)
         default:
             if let h = self.protocolHandlers[proto] {
                 h.received(message, from: peer, stream: stream, node: self)
@@ -370,6 +373,12 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             break
         case ProtocolName.blockTransactions:
             self.receiveBlockTransactions(message, from: p)
+        case ProtocolName.ancestry:
+            guard let resp = try? BlocksResponse.decode(message) else {
+                self.penalize(p, "bad ancestry response", by: 30)
+                return
+            }
+            self.importAncestry(resp, from: p)
         default:
             if let h = self.protocolHandlers[kind] { h.response(message, from: p.peer, node: self) }
         }
@@ -488,6 +497,66 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
     }
 
+    /// Fetches a block we lack by hash (and the ancestors we lack), e.g. the fork block a
+    /// finality vote points at: range sync only follows the peer's canonical chain. Asks the
+    /// voter's own node when connected (it holds its votes' targets), and the sender.
+    func fetchBlock(_ hash: Hash32, voter: AccountID?, from p: PeerState?) {
+        let now = EventLoop.now()
+        if self.chain.contains(hash) { return }
+        if let t = self.blockFetches[hash], now < t { return }
+        self.blockFetches[hash] = now + 5_000_000_000
+        if self.blockFetches.count > 1024 { self.blockFetches = self.blockFetches.filter { $0.value > now } }
+        var asked = Set<Int>()
+        let owner = voter.flatMap { v in self.peers.values.first { $0.peer.remoteNodeId == v } }
+        for q in [owner, p].compactMap({ $0 }) where asked.insert(q.tag).inserted {
+            self.log.debug("fetching block by hash", ["hash": hash.hex.prefix(18).description, "peer": q.peer.description])
+            self.request(q, protocol: ProtocolName.ancestry, body: AncestryRequest(hash: hash, count: 32).encoded)
+        }
+    }
+
+    func serveAncestry(_ message: [UInt8], to p: PeerState, stream: StreamID) {
+        guard let req = try? AncestryRequest.decode(message) else {
+            self.penalize(p, "bad ancestry request")
+            p.peer.reset(stream, code: ChannelCode.protocolError)
+            return
+        }
+        var blocks: [Block] = []
+        var cursor = req.hash
+        var size = 0
+        while blocks.count < Int(req.count), size < 8 << 20, let b = self.chain.block(cursor) {
+            blocks.append(b)
+            size += b.encoded.count
+            if b.number <= self.chain.finalized.number { break }
+            cursor = b.header.parentHash
+        }
+        guard !blocks.isEmpty else {
+            p.peer.reset(stream, code: ChannelCode.refused)
+            return
+        }
+        try? p.peer.send(BlocksResponse(blocks: blocks.reversed(), justifications: []).encoded, on: stream, finish: true)
+    }
+
+    /// Imports a block and its ancestors (oldest first); asks for more ancestry when the
+    /// oldest's parent is still unknown.
+    func importAncestry(_ resp: BlocksResponse, from p: PeerState) {
+        // Blocks we hold already (the common ancestor, typically) are skipped.
+        let missing = resp.blocks.drop { self.chain.contains($0.hash) }
+        guard let first = missing.first else { return }
+        self.log.debug("blocks by hash received", ["count": "\(missing.count)", "from": "#\(first.number)",
+                                                   "parentKnown": "\(self.chain.contains(first.header.parentHash))"])
+        if !self.chain.contains(first.header.parentHash) {
+            if first.number > self.chain.finalized.number + 1 {
+                self.blockFetches[first.header.parentHash] = nil
+                self.fetchBlock(first.header.parentHash, voter: nil, from: p)
+            }
+            return
+        }
+        for block in missing where !self.chain.contains(block.hash) {
+            guard self.chain.contains(block.header.parentHash) else { break }
+            if self.importBlock(block, from: p) == .reject { break }
+        }
+    }
+
     // MARK: Transactions
 
     /// Submits a transaction from RPC; returns its hash or the refusal.
@@ -563,13 +632,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
         self.counters.gossipMessages["finality", default: 0] += 1
         // Fetch blocks that votes and commits refer to but we have not seen.
-        var wanted: [Hash32] = []
-        switch m {
-        case .vote(let v): wanted = [v.target.hash]
-        case .commit(let c): wanted = [c.target.hash]
-        default: break
-        }
-        if wanted.contains(where: { !self.chain.contains($0) }) { self.requestSync(from: p) }
+        self.fetchVoteTargets(m, from: p)
         let invalidBefore = self.finality.invalidMessages
         self.process(self.finality.handle(m, from: p.tag, now: EventLoop.now()))
         if self.finality.invalidMessages > invalidBefore {
@@ -594,8 +657,17 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 }
             case .broadcast(let m):
                 let bytes = m.encoded
-                _ = self.seenFinality.insert(Hash32.of(bytes))
-                self.broadcastFinality(bytes, except: nil)
+                switch m {
+                case .vote, .commit, .equivocation:
+                    _ = self.seenFinality.insert(Hash32.of(bytes))
+                    self.broadcastFinality(bytes, except: nil)
+                case .voteRequest, .catchUpRequest, .catchUp:
+                    // Requests go to each peer directly: gossip would deduplicate a repeated
+                    // request, and its validation accepts only votes, commits and evidence.
+                    for p in self.peers.values {
+                        if let s = p.finalityStream { try? p.peer.send(bytes, on: s) }
+                    }
+                }
             case .send(let tag, let m):
                 if let p = self.peers[tag], let s = p.finalityStream { try? p.peer.send(m.encoded, on: s) }
             case .finalize(let target, let commit):

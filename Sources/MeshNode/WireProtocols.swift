@@ -21,6 +21,9 @@ public enum ProtocolName {
     public static let head = "/tm/head/1"
     /// Gossip frames (docs/gossip.md): blocks, transactions and finality votes.
     public static let gossip = "/tm/gossip/1"
+    /// Request/response: a block by hash with its ancestors (blocks off the canonical chain,
+    /// e.g. forks that finality votes point at).
+    public static let ancestry = "/tm/ancestry/1"
     /// Request/response: transactions of a block by position (compact block relay).
     public static let blockTransactions = "/tm/blocktxs/1"
     /// Validator-to-miner queries.
@@ -44,6 +47,25 @@ public struct BlocksRequest: Equatable, Sendable, BinaryCodable {
         self.from = try r.u64()
         self.count = try r.u64()
         guard self.count >= 1 && self.count <= BlocksRequest.maxCount else { throw .invalidValue(field: "count", reason: "1...128") }
+    }
+}
+
+/// A request for a block by hash and up to `count` of its ancestors (`/tm/ancestry/1`).
+public struct AncestryRequest: Equatable, Sendable, BinaryCodable {
+    public static let maxCount: UInt16 = 128
+    public var hash: Hash32
+    public var count: UInt16
+
+    public init(hash: Hash32, count: UInt16) {
+        self.hash = hash
+        self.count = count
+    }
+
+    public func encode(to w: inout ByteWriter) { self.hash.encode(to: &w); w.u16(self.count) }
+    public init(from r: inout ByteReader) throws(CodecError) {
+        self.hash = try Hash32(from: &r)
+        self.count = try r.u16()
+        guard self.count >= 1 && self.count <= AncestryRequest.maxCount else { throw .invalidValue(field: "count", reason: "1...128") }
     }
 }
 

@@ -39,7 +39,20 @@ public final class BackgroundProcess: @unchecked Sendable {
         self.process.waitUntilExit()
     }
 
-    deinit { self.stop(grace: 2) }
+    /// Sends a signal (SIGSTOP to freeze, SIGCONT to resume).
+    public func signal(_ sig: Int32) { if self.process.isRunning { kill(self.process.processIdentifier, sig) } }
+
+    /// kill -9: no chance to clean up; waits until the process is gone.
+    public func kill9() {
+        guard self.process.isRunning else { return }
+        kill(self.process.processIdentifier, SIGKILL)
+        self.process.waitUntilExit()
+    }
+
+    deinit {
+        self.signal(SIGCONT)
+        self.stop(grace: 2)
+    }
 }
 
 /// A TCP port nothing listens on right now (bind to port 0, read it back, close).
