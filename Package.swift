@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "meshbench",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork", "MeshQuery", "MeshClient", "MeshChain", "MeshKeystore",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork", "MeshQuery", "MeshClient", "MeshChain", "MeshKeystore", "MeshStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshbench",

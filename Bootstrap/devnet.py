@@ -57,9 +57,9 @@ def alive(pid):
         return True
 
 
-def rpc(port, method, params=None, timeout=2.0):
+def rpc(port, method, params=None, timeout=2.0, host="127.0.0.1"):
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(f"http://{host}:{port}/", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         reply = json.load(r)
     if "error" in reply:
@@ -88,6 +88,50 @@ def run(args, env=None, capture=True):
     if r.returncode != 0:
         die(f"{' '.join(args[:4])} … failed ({r.returncode}): {(r.stderr or '').strip()[-2000:]}")
     return r.stdout
+
+
+BRIDGE = "tmbr0"
+
+
+def sh(*args):
+    r = subprocess.run(list(args), capture_output=True, text=True)
+    if r.returncode != 0:
+        die(f"{' '.join(args)} failed: {r.stderr.strip()}")
+
+
+def netns_create(names, prefix):
+    """One network namespace per process, each with a veth to a bridge in the root namespace:
+    every process gets its own address (prefix.10, prefix.11, ...), like separate hosts."""
+    if os.geteuid() != 0:
+        die("--netns needs root (it creates network namespaces and a bridge)")
+    if shutil.which("ip") is None:
+        die("--netns needs the `ip` tool (apt-get install iproute2)")
+    existing = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
+    if existing:
+        die(f"bridge {BRIDGE} exists already: is another netns devnet up? (`Bootstrap/devnet down`)")
+    sh("ip", "link", "add", BRIDGE, "type", "bridge")
+    sh("ip", "addr", "add", f"{prefix}.1/24", "dev", BRIDGE)
+    sh("ip", "link", "set", BRIDGE, "up")
+    hosts = {}
+    for k, name in enumerate(names):
+        ns = f"tm-{name}"
+        ip = f"{prefix}.{10 + k}"
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", f"tmv{k}", "type", "veth", "peer", "name", f"tmp{k}")
+        sh("ip", "link", "set", f"tmp{k}", "netns", ns)
+        sh("ip", "link", "set", f"tmv{k}", "master", BRIDGE, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", f"tmp{k}")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", f"tmp{k}", "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", f"{prefix}.1")
+        hosts[name] = (ns, ip)
+    return hosts
+
+
+def netns_delete(names):
+    for ns in names:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
 
 
 def build(config):
@@ -122,13 +166,22 @@ def cmd_up(a):
     os.makedirs(d)
     base = a.base_port
     validators = 4
-    p2p = [base + i for i in range(validators + 1)]
-    rpcp = [a.rpc_port + i for i in range(validators + 1)]
-    prom = [a.prometheus_port + i for i in range(validators + 1)]
-    axon = [a.axon_port + i for i in range(8)]
-    for p in p2p + rpcp + prom + axon + [base + 111]:
-        if not port_free(p):
-            die(f"port {p} is in use; pick other ports with --base-port/--rpc-port/--prometheus-port/--axon-port")
+    node_names = [f"validator-{i}" for i in range(validators)] + ["full-0"]
+    netns = a.netns
+    if netns:
+        # Separate addresses: every process uses the default ports on its own address.
+        p2p = [base] * (validators + 1)
+        rpcp = [a.rpc_port] * (validators + 1)
+        prom = [a.prometheus_port] * (validators + 1)
+        axon = [a.axon_port] * 8
+    else:
+        p2p = [base + i for i in range(validators + 1)]
+        rpcp = [a.rpc_port + i for i in range(validators + 1)]
+        prom = [a.prometheus_port + i for i in range(validators + 1)]
+        axon = [a.axon_port + i for i in range(8)]
+        for p in p2p + rpcp + prom + axon + [base + 111]:
+            if not port_free(p):
+                die(f"port {p} is in use; pick other ports with --base-port/--rpc-port/--prometheus-port/--axon-port")
 
     binp = build("debug" if a.debug else "release")
     tm = os.path.join(binp, "tensormesh")
@@ -146,6 +199,19 @@ def cmd_up(a):
         ("storage-miner-2-relayed", 2, "miner", ["storage", "miner"]),
         ("storage-miner-lazy", 2, "miner", ["storage", "miner", "--lazy"]),
     ]
+    hosts = {}
+    if netns:
+        log(f"creating network namespaces and bridge {BRIDGE} ({a.netns_prefix}.0/24)")
+        hosts = netns_create(node_names + [p[0] for p in processes], a.netns_prefix)
+
+    def host(name):
+        return hosts[name][1] if netns else "127.0.0.1"
+
+    def wrap(name, args):
+        return ["ip", "netns", "exec", hosts[name][0]] + args if netns else args
+
+    rpc_flags = ["--rpc-external"] if netns else []
+
     log("creating wallets")
     wallets = {}
     for name, _, _, _ in processes:
@@ -163,31 +229,40 @@ def cmd_up(a):
                "--host", "127.0.0.1", "--base-port", str(base), "--json"] + endow, env)
     genesis = json.loads(out)
     spec = genesis["chainSpec"]
+    if netns:
+        # Bootnodes at each validator's own address (not part of the genesis hash).
+        with open(spec) as f:
+            cs = json.load(f)
+        ids = [v.split("@")[0] for v in genesis["validators"]]
+        cs["bootnodes"] = [f"{ids[i]}@{host(f'validator-{i}')}:{base}" for i in range(validators)]
+        with open(spec, "w") as f:
+            json.dump(cs, f, indent=2)
     nodes = []
     for i in range(validators):
         key = os.path.join(spec_dir, f"validator-{i}.key")
         node_id = genesis["validators"][i].split("@")[0]
-        pid = start(d, f"validator-{i}", [tm, "run", "--chain", spec, "--key", key, "--password-env", PASSWORD_ENV, "--validator",
-                                          "--base-path", os.path.join(d, f"validator-{i}"), "--port", str(p2p[i]),
-                                          "--listen-addr", "127.0.0.1", "--rpc-port", str(rpcp[i]),
-                                          "--prometheus-port", str(prom[i]), "--name", f"validator-{i}"], env)
-        nodes.append({"name": f"validator-{i}", "nodeId": node_id, "address": f"{node_id}@127.0.0.1:{p2p[i]}",
+        name = f"validator-{i}"
+        pid = start(d, name, wrap(name, [tm, "run", "--chain", spec, "--key", key, "--password-env", PASSWORD_ENV, "--validator",
+                                         "--base-path", os.path.join(d, name), "--port", str(p2p[i]),
+                                         "--listen-addr", host(name), "--rpc-port", str(rpcp[i]),
+                                         "--prometheus-port", str(prom[i]), "--name", name] + rpc_flags), env)
+        nodes.append({"name": name, "nodeId": node_id, "address": f"{node_id}@{host(name)}:{p2p[i]}", "host": host(name),
                       "rpcPort": rpcp[i], "prometheusPort": prom[i], "role": "validator", "pid": pid, "netuid": None, "hotkey": None})
     full_key = os.path.join(d, "full.key")
     relay_port = base + 111  # the full node also relays queries to miners behind NAT
     full_id = json.loads(run([tm, "key", "generate", "--out", full_key, "--password-env", PASSWORD_ENV, "--json"], env))["nodeId"]
-    pid = start(d, "full-0", [tm, "run", "--chain", spec, "--key", full_key, "--password-env", PASSWORD_ENV,
-                              "--base-path", os.path.join(d, "full-0"), "--port", str(p2p[4]), "--listen-addr", "127.0.0.1",
-                              "--rpc-port", str(rpcp[4]), "--prometheus-port", str(prom[4]), "--name", "full-0",
-                              "--query-relay-port", str(relay_port)], env)
-    nodes.append({"name": "full-0", "nodeId": full_id, "address": f"{full_id}@127.0.0.1:{p2p[4]}", "rpcPort": rpcp[4],
-                  "prometheusPort": prom[4], "role": "full", "pid": pid, "netuid": None, "hotkey": None})
+    pid = start(d, "full-0", wrap("full-0", [tm, "run", "--chain", spec, "--key", full_key, "--password-env", PASSWORD_ENV,
+                                             "--base-path", os.path.join(d, "full-0"), "--port", str(p2p[4]), "--listen-addr", host("full-0"),
+                                             "--rpc-port", str(rpcp[4]), "--prometheus-port", str(prom[4]), "--name", "full-0",
+                                             "--query-relay-port", str(relay_port)] + rpc_flags), env)
+    nodes.append({"name": "full-0", "nodeId": full_id, "address": f"{full_id}@{host('full-0')}:{p2p[4]}", "host": host("full-0"),
+                  "rpcPort": rpcp[4], "prometheusPort": prom[4], "role": "full", "pid": pid, "netuid": None, "hotkey": None})
 
     log("waiting for the first blocks")
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            if rpc(rpcp[4], "chain_getHead")["number"] >= 2:
+            if rpc(rpcp[4], "chain_getHead", host=host("full-0"))["number"] >= 2:
                 break
         except Exception:
             pass
@@ -195,39 +270,41 @@ def cmd_up(a):
     else:
         die(f"no blocks after 120 s; see {d}/logs")
 
-    relay = f"{full_id}@127.0.0.1:{relay_port}"
+    relay = f"{full_id}@{host('full-0')}:{relay_port}"
 
     for idx, (name, netuid, role, sub) in enumerate(processes):
         rpc_port = rpcp[idx % len(rpcp)]
-        args = [sn] + sub + ["--rpc-url", f"http://127.0.0.1:{rpc_port}", "--netuid", str(netuid), "--wallet", name,
+        rpc_host = host(node_names[idx % len(node_names)])
+        args = [sn] + sub + ["--rpc-url", f"http://{rpc_host}:{rpc_port}", "--netuid", str(netuid), "--wallet", name,
                              "--hotkey", "default", "--password-env", PASSWORD_ENV, "--name", name]
         if role == "miner":
-            args += ["--port", str(axon[idx]), "--listen", "127.0.0.1"]
+            args += ["--port", str(axon[idx]), "--listen", host(name)]
             if "relayed" in name:
                 args += ["--relay", relay]
             if sub[0] == "storage":
                 args += ["--data-dir", os.path.join(d, name, "chunks"), "--budget-mib", "64"]
         else:
             args += ["--stake", "100", "--step-seconds", "3", "--timeout", "2"]
-        pid = start(d, name, args, env)
-        nodes.append({"name": name, "nodeId": None, "address": None, "rpcPort": None, "prometheusPort": None, "role": role,
+        pid = start(d, name, wrap(name, args), env)
+        nodes.append({"name": name, "nodeId": None, "address": None, "host": host(name), "rpcPort": None, "prometheusPort": None, "role": role,
                       "pid": pid, "netuid": netuid, "hotkey": wallets[name]["hotkeyPublic"], "axonPort": axon[idx] if role == "miner" else None})
 
     manifest = {"dir": d, "chainSpec": spec, "genesis": genesis["genesis"], "started": int(time.time()), "nodes": nodes,
-                "passwordEnv": PASSWORD_ENV, "wallets": os.path.join(d, "wallets")}
+                "passwordEnv": PASSWORD_ENV, "wallets": os.path.join(d, "wallets"),
+                "netns": [v[0] for v in hosts.values()]}
     with open(manifest_path(d), "w") as f:
         json.dump(manifest, f, indent=2)
 
     print(f"""
-Tensormesh devnet is up (state and logs in {d}).
+Tensormesh devnet is up (state and logs in {d}{', one network namespace per process' if netns else ''}).
 
-  JSON-RPC       http://127.0.0.1:{rpcp[0]} … {rpcp[4]}   (validators 0-3, full node)
-  Prometheus     http://127.0.0.1:{prom[0]}/metrics … {prom[4]}
+  JSON-RPC       http://{host('validator-0')}:{rpcp[0]} … http://{host('full-0')}:{rpcp[4]}   (validators 0-3, full node)
+  Prometheus     http://{host('validator-0')}:{prom[0]}/metrics … http://{host('full-0')}:{prom[4]}/metrics
   Bootnode       {nodes[0]['address']}
   Subnets        1 predict (intelligence market), 2 storage (storage market), tempo {a.tempo} blocks of {a.slot_ms} ms
 
   Bootstrap/devnet status          live table (add --json for machine output)
-  .build/{ 'debug' if a.debug else 'release'}/tensormesh subnets metagraph --netuid 1 --rpc-url http://127.0.0.1:{rpcp[4]}
+  .build/{ 'debug' if a.debug else 'release'}/tensormesh subnets metagraph --netuid 1 --rpc-url http://{host('full-0')}:{rpcp[4]}
   Bootstrap/devnet down            stop everything and remove {d}
 
 Subnet processes register, publish axons, stake and start scoring within a minute;
@@ -241,23 +318,24 @@ def gather(m):
     for n in m["nodes"]:
         x = dict(n)
         x["running"] = alive(n.get("pid"))
+        h = n.get("host", "127.0.0.1")
         if n.get("rpcPort") and x["running"]:
             try:
-                x["best"] = rpc(n["rpcPort"], "chain_getHead")["number"]
-                x["finalized"] = rpc(n["rpcPort"], "chain_getFinalizedHead")["number"]
-                x["peers"] = rpc(n["rpcPort"], "system_health")["peers"]
+                x["best"] = rpc(n["rpcPort"], "chain_getHead", host=h)["number"]
+                x["finalized"] = rpc(n["rpcPort"], "chain_getFinalizedHead", host=h)["number"]
+                x["peers"] = rpc(n["rpcPort"], "system_health", host=h)["peers"]
             except Exception as e:
                 x["error"] = str(e)
         nodes.append(x)
     subnets = []
-    rpc_ports = [n["rpcPort"] for n in m["nodes"] if n.get("rpcPort") and alive(n.get("pid"))]
-    if rpc_ports:
-        port = rpc_ports[-1]
+    rpc_nodes = [n for n in m["nodes"] if n.get("rpcPort") and alive(n.get("pid"))]
+    if rpc_nodes:
+        port, h = rpc_nodes[-1]["rpcPort"], rpc_nodes[-1].get("host", "127.0.0.1")
         try:
-            for s in rpc(port, "subnet_list"):
+            for s in rpc(port, "subnet_list", host=h):
                 if s["netuid"] == 0:
                     continue
-                mg = rpc(port, "subnet_getMetagraph", {"netuid": s["netuid"]})
+                mg = rpc(port, "subnet_getMetagraph", {"netuid": s["netuid"]}, host=h)
                 names = {n["hotkey"]: n["name"] for n in m["nodes"] if n.get("hotkey")}
                 neurons = []
                 for uid in mg["uids"]:
@@ -281,7 +359,7 @@ def cmd_status(a):
         die(f"no devnet under {d}; start one with `Bootstrap/devnet up`")
     nodes, subnets = gather(m)
     if a.json:
-        keys = ["name", "nodeId", "address", "rpcPort", "prometheusPort", "role", "pid", "netuid", "hotkey"]
+        keys = ["name", "nodeId", "address", "host", "rpcPort", "prometheusPort", "role", "pid", "netuid", "hotkey"]
         out = {"dir": d, "chainSpec": m["chainSpec"], "genesis": m["genesis"],
                "nodes": [dict({k: n.get(k) for k in keys}, running=n["running"], best=n.get("best"), finalized=n.get("finalized"),
                               peers=n.get("peers")) for n in nodes],
@@ -292,7 +370,7 @@ def cmd_status(a):
     for n in nodes:
         state = "running" if n["running"] else "stopped"
         print(f"{n['name']:26} {n['role']:17} {n['pid']:>7} {state:8} {str(n.get('best', '')):>6} {str(n.get('finalized', '')):>6} "
-              f"{str(n.get('peers', '')):>5}  {('127.0.0.1:' + str(n['rpcPort'])) if n.get('rpcPort') else ''}")
+              f"{str(n.get('peers', '')):>5}  {(n.get('host', '127.0.0.1') + ':' + str(n['rpcPort'])) if n.get('rpcPort') else ''}")
     for s in subnets:
         if "error" in s:
             print(f"\nsubnets: {s['error']}")
@@ -322,6 +400,8 @@ def cmd_down(a):
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
+    if (m or {}).get("netns"):
+        netns_delete(m["netns"])
     if os.path.exists(d):
         shutil.rmtree(d)
     log(f"stopped {len(pids)} processes and removed {d}")
@@ -339,6 +419,9 @@ def main():
     up.add_argument("--axon-port", type=int, default=8091)
     up.add_argument("--slot-ms", type=int, default=1000)
     up.add_argument("--tempo", type=int, default=40)
+    up.add_argument("--netns", action="store_true",
+                    help="run every process in its own Linux network namespace with its own address (root; see --netns-prefix)")
+    up.add_argument("--netns-prefix", default="10.77.0", help="the /24 for --netns (default 10.77.0)")
     st = sub.add_parser("status", help="show the network")
     st.add_argument("--dir", default=default_dir())
     st.add_argument("--json", action="store_true")
