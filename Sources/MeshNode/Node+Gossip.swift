@@ -22,6 +22,7 @@ extension Node {
         for t in GossipTopic.all where !(self.config.blocksOnly && t == GossipTopic.transactions) {
             self.gossip.subscribe(t, now: EventLoop.now())
         }
+        for n in Set(self.config.subnetTopics).sorted() { self.gossip.subscribe(SubnetGossipMessage.topic(n), now: EventLoop.now()) }
         self.flushGossip()
         self.scheduleGossipHeartbeat()
     }
@@ -102,8 +103,34 @@ extension Node {
             self.process(self.finality.handle(fm, from: tag ?? -1, now: EventLoop.now()))
             return self.finality.invalidMessages > invalidBefore ? .reject : .accept
         default:
-            return .reject
+            guard m.topic.hasPrefix("subnet/"), let netuid = UInt16(m.topic.dropFirst("subnet/".count)) else { return .reject }
+            guard let message = try? SubnetGossipMessage.decode(m.data) else { return .reject }
+            switch message.check(state: self.chain.bestState, genesis: self.chain.genesisHash, topic: netuid, nowMs: Node.wallClockMillis()) {
+            case nil:
+                self.keepSubnetMessage(message)
+                return .accept
+            case .stale, .notRegistered, .unknownSubnet:
+                return .ignore  // clocks and registrations differ a little between nodes
+            case .wrongTopic, .badSignature:
+                return .reject
+            }
         }
+    }
+
+    func keepSubnetMessage(_ m: SubnetGossipMessage) {
+        var list = self.subnetMessages[m.netuid] ?? []
+        list.append(m)
+        if list.count > 256 { list.removeFirst(list.count - 256) }
+        self.subnetMessages[m.netuid] = list
+    }
+
+    /// Publishes a signed subnet message after the same checks a relay applies.
+    public func publishSubnetMessage(_ m: SubnetGossipMessage) throws(SubnetGossipMessage.Refusal) {
+        if let refusal = m.check(state: self.chain.bestState, genesis: self.chain.genesisHash, topic: m.netuid, nowMs: Node.wallClockMillis()) {
+            throw refusal
+        }
+        self.keepSubnetMessage(m)
+        self.publish(SubnetGossipMessage.topic(m.netuid), m.encoded)
     }
 
     /// Votes and commits may point at blocks we lack: ahead of our best (sync), or on a fork

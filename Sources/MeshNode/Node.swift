@@ -87,6 +87,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     let gossip = GossipCore<Int>(random: { bound in UInt64.random(in: 0..<max(1, bound)) })
     /// Compact blocks waiting for missing transactions, by block hash.
     var compactPending: [Hash32: CompactPending] = [:]
+    /// Recent messages per subnet topic (newest last, at most 256 each), for `subnet_getMessages`.
+    var subnetMessages: [UInt16: [SubnetGossipMessage]] = [:]
     /// Blocks being fetched by hash, and when the fetch may be retried.
     var blockFetches: [Hash32: UInt64] = [:]
     var seenFinality = LRUSet<Hash32>(capacity: 16384)

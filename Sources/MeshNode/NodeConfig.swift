@@ -24,6 +24,8 @@ public struct NodeConfig: Sendable {
     /// Relay blocks (and finality) only: do not subscribe to transaction gossip. Compact
     /// blocks are completed by fetching their transactions from the announcing peer.
     public var blocksOnly = false
+    /// Subnets whose gossip topics (`subnet/<netuid>`) this node joins and relays.
+    public var subnetTopics: [UInt16] = []
     /// Run encrypted discovery on the p2p port (UDP).
     public var discovery = true
     /// Seconds between informant lines.

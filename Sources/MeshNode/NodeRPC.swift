@@ -126,6 +126,23 @@ extension Node {
             let withMatrices = params.bool(1, "full") || params.bool(1, "weights")
             guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
             return Self.metagraph(s, state: self.chain.bestState, full: withMatrices)
+        case "subnet_publishMessage":
+            let hex = try params.string(0, "message")
+            guard let bytes = Hex.decode(hex), bytes.count <= SubnetGossipMessage.maxPayload + 256 else {
+                throw .params("message must be hex of a signed subnet message (payload at most 64 KiB)")
+            }
+            let m: SubnetGossipMessage
+            do { m = try SubnetGossipMessage.decode(bytes) } catch { throw .params("undecodable subnet message: \(error)") }
+            do { try self.publishSubnetMessage(m) } catch {
+                throw RPCError(RPCError.transactionRefused, "subnet message refused: \(error)", data: .string("\(error)"))
+            }
+            return .object([("topic", .string(SubnetGossipMessage.topic(m.netuid))), ("subscribed", .bool(self.config.subnetTopics.contains(m.netuid)))])
+        case "subnet_getMessages":
+            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            return .array((self.subnetMessages[netuid] ?? []).map { m in
+                .object([("netuid", .int(m.netuid)), ("hotkey", .string(m.hotkey.hex)), ("timestamp", .int(m.timestamp)),
+                         ("payload", .string(Hex.encode(m.payload)))])
+            })
         case "subnet_getBurnCost":
             let netuid = UInt16(clamping: try params.uint(0, "netuid"))
             guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
@@ -206,7 +223,7 @@ extension Node {
     static let methods = [
         "system_health", "system_peers", "system_nodeId", "system_name", "system_version", "system_chain", "system_localListenAddresses",
         "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "subnet_list", "subnet_getHyperparameters",
-        "subnet_getMetagraph", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
+        "subnet_getMetagraph", "subnet_publishMessage", "subnet_getMessages", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
         "weights_nextAllowedBlock", "system_networkState", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
     ]
 

@@ -60,6 +60,8 @@ extension Tensormesh {
         var outPeers: Int = 8
         @Option(help: "Most inbound peers.")
         var inPeers: Int = 32
+        @Option(help: ArgumentHelp("Join and relay this subnet's gossip topic subnet/N (repeatable).", valueName: "NETUID"))
+        var subnetTopic: [UInt16] = []
         @Flag(help: "Relay blocks and finality only, not transactions (less bandwidth; block bodies are completed from peers).")
         var blocksOnly = false
         @Option(help: ArgumentHelp("Also relay subnet queries on this port, for miners that cannot accept connections (0: off).", valueName: "N"))
@@ -123,6 +125,7 @@ extension Tensormesh {
             config.maxInbound = self.inPeers
             config.roles = config.validator ? [.validator, .full] : .full
             config.blocksOnly = self.blocksOnly || file.bool("blocksOnly")
+            config.subnetTopics = self.subnetTopic
 
             let loop = try EventLoop(name: "tensormesh.node")
             let node: Node

@@ -135,4 +135,46 @@ struct ProbeEndToEndTests {
         }
         #expect(genesis.count == 66 && readme.contains(genesis), "genesis \(genesis) is not the README's: \(node.output.suffix(800))")
     }
+
+    @Test("subnet topics: a message signed by a registered hotkey reaches the nodes on subnet/1; an unregistered signer is refused")
+    func subnetTopics() async throws {
+        let dir = TestPaths.temporaryDirectory()
+        let env = ["TM_PW": "pw"]
+        let ports = (0..<3).map { _ in freePort() }
+        let rpc = (0..<3).map { _ in freePort() }
+        let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", "1", "--out", dir + "/spec", "--password-env", "TM_PW",
+                                                     "--slot-ms", "500", "--subnets", "1", "--base-port", String(ports[0])], environment: env)
+        #expect(g.status == 0, "\(g.stderr)")
+        var nodes: [BackgroundProcess] = []
+        defer { nodes.forEach { $0.stop() } }
+        for i in 0..<3 {
+            var args = ["run", "--chain", dir + "/spec/chain-spec.json", "--base-path", dir + "/n\(i)", "--port", String(ports[i]),
+                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpc[i]), "--prometheus-port", "0", "--name", "n\(i)"]
+            if i == 0 { args += ["--key", dir + "/spec/validator-0.key", "--password-env", "TM_PW", "--validator"] }
+            if i > 0 { args += ["--subnet-topic", "1"] }
+            nodes.append(try BackgroundProcess("tensormesh", args, environment: env, log: dir + "/n\(i).log"))
+        }
+        let clients = try rpc.map { try ChainClient(url: "http://127.0.0.1:\($0)") }
+        for c in clients.dropFirst() {
+            #expect(try c.waitUntil(timeout: 60) { (try c.rpc.call("system_health")["peers"]?.uint64 ?? 0) >= 2 })
+        }
+        try await Task.sleep(nanoseconds: 1_500_000_000)  // a gossip heartbeat forms the topic's mesh
+        // The genesis subnet's owner hotkey is the sudo key (uid 0).
+        let sudo = try KeyFile.open(try AtomicFile.read(dir + "/spec/sudo.key", limit: KeyFile.maximumFileSize),
+                                    password: SecureBytes(copying: Array("pw".utf8)))
+        let genesis = try clients[1].genesis()
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let m = SubnetGossipMessage(netuid: 1, key: sudo, timestamp: now, payload: Array("weights soon".utf8), genesis: genesis)
+        _ = try clients[1].rpc.call("subnet_publishMessage", .array([.string(Hex.encode(m.encoded))]))
+        let got = try clients[2].waitUntil(timeout: 10) {
+            (try clients[2].rpc.call("subnet_getMessages", .object([("netuid", .int(1))])).array ?? []).contains {
+                $0["payload"]?.string == Hex.encode(Array("weights soon".utf8)) && $0["hotkey"]?.string == sudo.publicKey.hex
+            }
+        }
+        #expect(got, "node 2 did not receive the subnet message")
+        #expect((try clients[0].rpc.call("subnet_getMessages", .object([("netuid", .int(1))])).array ?? []).isEmpty,
+                "a node not on the topic keeps nothing")
+        let stranger = SubnetGossipMessage(netuid: 1, key: Ed25519.PrivateKey(), timestamp: now, payload: [1], genesis: genesis)
+        #expect(throws: (any Error).self) { try clients[1].rpc.call("subnet_publishMessage", .array([.string(Hex.encode(stranger.encoded))])) }
+    }
 }
