@@ -445,10 +445,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     func requestSync(from p: PeerState) {
         guard !p.syncing else { return }
         p.syncing = true
-        // From just above the finalized block, so forks below our best are covered too.
-        let from = min(self.chain.best.number + 1, self.chain.finalized.number + 1)
-        let start = p.best.number > self.chain.best.number + BlocksRequest.maxCount ? self.chain.best.number + 1 : from
-        self.request(p, protocol: ProtocolName.sync, body: BlocksRequest(from: start, count: BlocksRequest.maxCount).encoded)
+        // From just above our best. When the peer's chain forks below it, the first block does
+        // not attach (unknown parent) and the fork is fetched back by hash (importSynced).
+        self.request(p, protocol: ProtocolName.sync, body: BlocksRequest(from: self.chain.best.number + 1, count: BlocksRequest.maxCount).encoded)
     }
 
     func serveSync(_ message: [UInt8], to p: PeerState, stream: StreamID) {
@@ -480,6 +479,10 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 imported += 1
                 for tx in block.transactions { self.mempool.remove(tx.hash) }
                 self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: EventLoop.now()))
+            } catch BlockError.unknownParent(let parent) {
+                // The peer's chain forks below our best: fetch its branch back by hash.
+                self.fetchBlock(parent, voter: nil, from: p)
+                break
             } catch {
                 self.penalize(p, "invalid synced block: \(error)", by: 50)
                 break
@@ -557,6 +560,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             guard self.chain.contains(block.header.parentHash) else { break }
             if self.importBlock(block, from: p) == .reject { break }
         }
+        self.maybeSync(p)
     }
 
     // MARK: Transactions

@@ -6,5 +6,5 @@ struct MeshBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshbench",
         abstract: "Benchmarks for Tensormesh (run a release build: swift build -c release).",
-        subcommands: [Primitives.self, Epoch.self, Channel.self, ChannelServer.self, Query.self, QueryServer.self, Relay.self, ChainImport.self])
+        subcommands: [Primitives.self, Epoch.self, Channel.self, ChannelServer.self, Query.self, QueryServer.self, Relay.self, ChainImport.self, Sync.self])
 }
