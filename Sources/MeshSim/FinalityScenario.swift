@@ -17,6 +17,15 @@ public struct FinalityScenarioConfig: Sendable {
     public var silentValidators = 0
     public var silentFrom: Double = 0
     public var silentUntil: Double = .infinity
+    /// Crashed validators restart at `silentUntil`: a new gadget from what their disk kept
+    /// (the vote state each vote was persisted with before it was sent; everything else —
+    /// votes received, round timers — is lost). The block tree survives (it is in the store).
+    public var restartAfterCrash = false
+    /// A planted fault: restarted validators lost their vote state too (a disk that dropped
+    /// the synced writes), to show that the conflicting-vote checker catches what follows.
+    public var restartLosesVotes = false
+    /// Each node's clock is off by a uniform amount in ±clockSkewMs (its timers run on it).
+    public var clockSkewMs: UInt64 = 0
     public var seconds: Double = 60
     public var slotMs: UInt64 = 2000
     public var network = NetworkModel()
@@ -116,6 +125,10 @@ public final class FinalityScenario {
         var tickAt: UInt64 = .max
         var sentCount: UInt64 = 0
         var persisted: VoterState?
+        var key: Ed25519.PrivateKey?
+        /// Clock offset (ns) of this node.
+        var skew: Int64 = 0
+        var restarts = 0
 
         init(index: Int, validator: Int?, instance: Int, honest: Bool, silent: Bool, tree: SimBlockTree, core: FinalityCore) {
             self.index = index
@@ -179,7 +192,13 @@ public final class FinalityScenario {
             let key = validator.map { self.keys[$0] }
             let core = FinalityCore(config: self.config.finality, key: key, authorities: self.authorities, setId: 0,
                                     finalized: tree.genesis, persisted: nil, now: 0, env: tree, signatures: self.signatures)
-            self.nodes.append(Node(index: index, validator: validator, instance: instance, honest: honest, silent: silent, tree: tree, core: core))
+            let node = Node(index: index, validator: validator, instance: instance, honest: honest, silent: silent, tree: tree, core: core)
+            node.key = key
+            if self.config.clockSkewMs > 0 {
+                let span = self.config.clockSkewMs * 2_000_000
+                node.skew = Int64(rng.next() % (span + 1)) - Int64(span / 2)
+            }
+            self.nodes.append(node)
             index += 1
         }
         for i in 0..<v {
@@ -198,6 +217,31 @@ public final class FinalityScenario {
     }
 
     var crashed: Set<Int> = []
+
+    /// The node's own clock (skewed), as its gadget sees time.
+    func now(_ node: Node) -> UInt64 { UInt64(max(0, Int64(self.sim.now) + node.skew)) }
+
+    /// A time on the node's clock, on the simulator's.
+    func global(_ node: Node, _ t: UInt64) -> UInt64 {
+        if t == .max { return .max }
+        return UInt64(max(Int64(self.sim.now), Int64(t) - node.skew))
+    }
+
+    /// Crashed validators come back with only what their disk kept.
+    func restartCrashed() {
+        for i in self.crashed.sorted() {
+            let node = self.nodes[i]
+            guard !node.silent else { continue }
+            node.restarts += 1
+            node.core = FinalityCore(config: self.config.finality, key: node.key, authorities: self.authorities,
+                                     setId: node.persisted?.setId ?? 0, finalized: node.finalized,
+                                     persisted: self.config.restartLosesVotes ? nil : node.persisted,
+                                     now: self.now(node), env: node.tree, signatures: self.signatures)
+            node.tickAt = .max
+            self.sim.trace(250, UInt64(i), node.persisted?.round ?? 0, 0)
+            self.process(node, node.core.start(now: self.now(node)))
+        }
+    }
 
     func isOffline(_ i: Int) -> Bool {
         guard self.crashed.contains(i) else { return false }
@@ -278,7 +322,7 @@ public final class FinalityScenario {
             for h in wanted where !node.tree.contains(h) && self.shouldRequest(node, h) {
                 self.send(.blockRequest(h), from: to, to: from)
             }
-            self.process(node, node.core.handle(fm, from: from, now: self.sim.now))
+            self.process(node, node.core.handle(fm, from: from, now: self.now(node)))
         }
     }
 
@@ -300,7 +344,7 @@ public final class FinalityScenario {
         while let (h, n, p) = queue.popLast() {
             guard node.tree.add(hash: h, number: n, parent: p) else { continue }
             node.requested[h] = nil
-            self.process(node, node.core.blockImported(hash: h, number: n, digest: [], now: self.sim.now))
+            self.process(node, node.core.blockImported(hash: h, number: n, digest: [], now: self.now(node)))
             for (ch, cn) in node.orphans.removeValue(forKey: h) ?? [] { queue.append((ch, cn, h)) }
         }
     }
@@ -327,14 +371,14 @@ public final class FinalityScenario {
     }
 
     func scheduleTick(_ node: Node) {
-        let at = node.core.nextDeadline(after: self.sim.now)
+        let at = self.global(node, node.core.nextDeadline(after: self.now(node)))
         guard at < node.tickAt || node.tickAt <= self.sim.now else { return }
         node.tickAt = at
         self.sim.schedule(at: at) { [unowned self, unowned node] in
             guard node.tickAt == at else { return }
             node.tickAt = .max
             if !node.silent && !self.isOffline(node.index) {
-                self.process(node, node.core.tick(now: self.sim.now))
+                self.process(node, node.core.tick(now: self.now(node)))
             } else if !node.silent {
                 self.scheduleTick(node)
             }
@@ -413,7 +457,10 @@ public final class FinalityScenario {
             slot += 1
         }
         for node in self.nodes where !node.silent {
-            self.sim.schedule(at: 0) { [unowned self, unowned node] in self.process(node, node.core.start(now: self.sim.now)) }
+            self.sim.schedule(at: 0) { [unowned self, unowned node] in self.process(node, node.core.start(now: self.now(node))) }
+        }
+        if self.config.restartAfterCrash && self.config.silentUntil.isFinite && !self.crashed.isEmpty {
+            self.sim.schedule(at: UInt64(self.config.silentUntil * 1e9)) { [unowned self] in self.restartCrashed() }
         }
         self.repartitionTwins()
         self.sim.run(until: end)

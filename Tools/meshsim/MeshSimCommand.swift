@@ -41,6 +41,12 @@ struct SimOptions: ParsableArguments {
     var slotMs: Int = 2000
     @Option(help: "Twins: seconds until the network stabilises (GST).")
     var gst: Double = 20
+    @Option(help: ArgumentHelp("Finality: honest validators that crash at START and come back at END seconds: N@START-END.", valueName: "N@START-END"))
+    var crash: String?
+    @Flag(help: "Finality: crashed validators restart from their disk (persisted vote state only) instead of resuming.")
+    var restart = false
+    @Option(help: "Each node's clock is off by up to ±MS milliseconds (finality, twins).")
+    var clockSkew: Int = 0
     @Flag(help: "Plant a bug (count equivocators twice) to show that the checkers catch it.")
     var plantBug = false
     @Flag(help: "Give every validator the same stake (default: random stakes in 1...100).")
@@ -74,6 +80,18 @@ struct SimOptions: ParsableArguments {
             c.network = try self.model()
             c.gstSeconds = self.gst
             if self.plantBug { c.finality.fault = .countEquivocatorsTwice }
+            if let crash = self.crash {
+                let parts = crash.split(separator: "@")
+                let window = parts.count == 2 ? parts[1].split(separator: "-") : []
+                guard parts.count == 2, let n = Int(parts[0]), window.count == 2, let a = Double(window[0]), let b = Double(window[1]), a < b else {
+                    throw CommandFailure.usage("bad --crash \"\(crash)\" (expected N@START-END, e.g. 2@10-30)")
+                }
+                c.silentValidators = n
+                c.silentFrom = a
+                c.silentUntil = b
+            }
+            c.restartAfterCrash = self.restart
+            c.clockSkewMs = UInt64(max(0, self.clockSkew))
             if self.equalStake { c.stakeRange = 10...10 }
             return FinalityScenario(config: c, seed: seed).run(clock: clock)
         case "gossip":
