@@ -26,6 +26,10 @@ public struct FinalityScenarioConfig: Sendable {
     public var restartLosesVotes = false
     /// Each node's clock is off by a uniform amount in ±clockSkewMs (its timers run on it).
     public var clockSkewMs: UInt64 = 0
+    /// What Byzantine validators of the finality scenario do: stay silent (withhold), or
+    /// vote and also replay observed messages later and send mutated copies of them.
+    public enum ByzantineMode: String, Sendable { case silent, replay }
+    public var byzantineMode = ByzantineMode.silent
     public var seconds: Double = 60
     public var slotMs: UInt64 = 2000
     public var network = NetworkModel()
@@ -207,7 +211,7 @@ public final class FinalityScenario {
                 add(validator: i, instance: 0, honest: false, silent: false)
                 add(validator: i, instance: 1, honest: false, silent: false)
             } else {
-                add(validator: i, instance: 0, honest: !byz, silent: byz)
+                add(validator: i, instance: 0, honest: !byz, silent: byz && self.config.byzantineMode == .silent)
             }
         }
         for _ in v..<self.config.nodes { add(validator: nil, instance: 0, honest: true, silent: false) }
@@ -293,6 +297,18 @@ public final class FinalityScenario {
         }
     }
 
+    /// A Byzantine node replays what it observed, later, and sends bit-flipped copies (which
+    /// decode but no longer verify, or name other blocks and rounds).
+    func attack(with m: FinalityMessage, from i: Int) {
+        guard self.sim.rng.chance(0.2) else { return }
+        let delay = self.sim.rng.next() % 10_000_000_000
+        self.sim.schedule(after: delay) { [unowned self] in self.broadcast(.finality(m), from: i) }
+        var bytes = m.encoded
+        guard !bytes.isEmpty else { return }
+        bytes[Int(self.sim.rng.next() % UInt64(bytes.count))] ^= UInt8(1 + self.sim.rng.next() % 255)
+        if let mutated = try? FinalityMessage.decode(bytes) { self.broadcast(.finality(mutated), from: i) }
+    }
+
     func broadcast(_ m: Message, from: Int) {
         for j in self.nodes.indices where j != from { self.send(m, from: from, to: j) }
     }
@@ -311,6 +327,7 @@ public final class FinalityScenario {
         case .blockRequest(let hash):
             if let h = node.tree.header(hash) { self.send(.block(hash: hash, number: h.number, parent: h.parent), from: to, to: from) }
         case .finality(let fm):
+            if !node.honest && self.config.byzantineMode == .replay { self.attack(with: fm, from: to) }
             // Fetch blocks that votes and commits refer to but we have not seen (sync).
             var wanted: [Hash32] = []
             switch fm {
@@ -484,6 +501,7 @@ public final class FinalityScenario {
             ("finalityLagP99Ms", self.lags.isEmpty ? .null : .double(pct[1])),
             ("messages", .int(self.messagesSent)), ("dropped", .int(self.messagesDropped)),
             ("equivocationsDetected", .int(self.equivocations)),
+            ("invalidMessages", .int(self.nodes.filter(\.honest).map { $0.core.invalidMessages }.reduce(0, +))),
             ("signatureVerifications", .int(self.signatures.verifications)),
             ("rounds", .int(self.nodes.filter(\.honest).map(\.core.round).max() ?? 0)),
         ]

@@ -218,3 +218,26 @@ struct FinalityRestartSimulationTests {
         }
     }
 }
+
+@Suite("Finality in simulation: replaying and mutating validators", .serialized)
+struct FinalityReplaySimulationTests {
+    @Test("Byzantine validators below a third replay observed votes later and send mutated copies: safe and live; the mutations are refused")
+    func replayAndMutation() {
+        var refused = 0
+        for seed in UInt64(1)...30 {
+            let s = finalityRun(seed) {
+                $0.nodes = 7
+                $0.validators = 7
+                $0.byzantine = 2
+                $0.byzantineMode = .replay
+                $0.seconds = 30
+                $0.slotMs = 1000
+            }
+            let replay = "meshsim run --scenario finality --nodes 7 --validators 7 --byzantine 2 --byzantine-mode replay --seconds 30 --slot-ms 1000 --seed \(seed)"
+            #expect(s.safetyViolations == 0, "seed \(seed): \(s.violations.prefix(3)); replay: \(replay)")
+            #expect(int(s, "finalizedMin") >= 20, "seed \(seed): finalized only #\(int(s, "finalizedMin")); replay: \(replay)")
+            refused += int(s, "invalidMessages")
+        }
+        #expect(refused > 0, "no mutated message was ever refused: the attack did not run")
+    }
+}

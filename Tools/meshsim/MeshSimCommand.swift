@@ -45,6 +45,8 @@ struct SimOptions: ParsableArguments {
     var crash: String?
     @Flag(help: "Finality: crashed validators restart from their disk (persisted vote state only) instead of resuming.")
     var restart = false
+    @Option(help: "Finality: what Byzantine validators do: silent (withhold everything) or replay (vote, replay observed messages later, send mutated copies).")
+    var byzantineMode: String = "silent"
     @Option(help: "Each node's clock is off by up to ±MS milliseconds (finality, twins).")
     var clockSkew: Int = 0
     @Flag(help: "Plant a bug (count equivocators twice) to show that the checkers catch it.")
@@ -91,6 +93,10 @@ struct SimOptions: ParsableArguments {
                 c.silentUntil = b
             }
             c.restartAfterCrash = self.restart
+            guard let mode = FinalityScenarioConfig.ByzantineMode(rawValue: self.byzantineMode) else {
+                throw CommandFailure.usage("--byzantine-mode must be silent or replay")
+            }
+            c.byzantineMode = mode
             c.clockSkewMs = UInt64(max(0, self.clockSkew))
             if self.equalStake { c.stakeRange = 10...10 }
             return FinalityScenario(config: c, seed: seed).run(clock: clock)
