@@ -79,3 +79,23 @@ struct CompactBlockTests {
         #expect(try BlockTransactionsResponse.decode(resp.encoded) == resp)
     }
 }
+
+@Suite("Parallel signature verification at import")
+struct ParallelVerificationTests {
+    @Test("a large block with one forged signature is refused at that index; an honest one imports")
+    func forgedInLargeBlock() throws {
+        let a = try DevChain(accounts: 8)
+        let txs = (0..<24).map { i in a.tx(a.accounts[i % 8], .transfer(to: a.owner.publicKey, amount: 1 + UInt64(i)), nonce: UInt64(i / 8)) }
+        let (good, ts) = a.nextBlock(txs: txs)
+        #expect(good.transactions.count == 24)
+        var forged = good
+        var bad = forged.transactions[13]
+        bad.signature = a.accounts[0].sign([7])
+        forged.transactions[13] = bad
+        forged.header.transactionsRoot = Block.transactionsRoot(forged.transactions)
+        forged.header.sign(with: a.key(for: good.header.producer)!)
+        #expect(throws: BlockError.invalidTransaction(index: 13, .badSignature)) { try a.core.importBlock(forged, now: ts) }
+        try a.core.importBlock(good, now: ts)
+        #expect(a.core.best.hash == good.hash)
+    }
+}
