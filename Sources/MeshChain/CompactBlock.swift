@@ -64,16 +64,27 @@ public struct CompactBlock: Equatable, Sendable, BinaryCodable {
     /// Fills the body from `candidates` (typically the mempool) and returns what is still missing.
     /// Two candidates with the same short id leave that position missing rather than guessing.
     public func reconstruct(from candidates: some Sequence<Transaction>) -> (body: [Transaction?], result: Reconstruction) {
+        self.reconstruct(fromHashed: candidates.lazy.map { (hash: $0.hash, tx: $0) })
+    }
+
+    /// The same, from transactions whose hashes the caller holds already (the pool's entries).
+    public func reconstruct(fromHashed candidates: some Sequence<(hash: Hash32, tx: Transaction)>) -> (body: [Transaction?], result: Reconstruction) {
         let hash = self.hash
         var wanted: [UInt64: Int] = [:]
         wanted.reserveCapacity(self.shortIDs.count)
         for (i, id) in self.shortIDs.enumerated() where wanted[id] == nil { wanted[id] = i }
         var byID: [UInt64: Transaction] = [:]
         var ambiguous: Set<UInt64> = []
-        for tx in candidates {
-            let id = CompactBlock.shortID(tx.hash, block: hash)
+        var byIDHash: [UInt64: Hash32] = [:]
+        for (txHash, tx) in candidates {
+            let id = CompactBlock.shortID(txHash, block: hash)
             guard wanted[id] != nil else { continue }
-            if let other = byID[id], other.hash != tx.hash { ambiguous.insert(id) } else { byID[id] = tx }
+            if let other = byIDHash[id], other != txHash {
+                ambiguous.insert(id)
+            } else {
+                byID[id] = tx
+                byIDHash[id] = txHash
+            }
         }
         let body: [Transaction?] = self.shortIDs.map { ambiguous.contains($0) ? nil : byID[$0] }
         return (body, self.complete(body))

@@ -43,7 +43,7 @@ extension Node {
             if let p { self.requestSync(from: p) }
             return .ignore
         }
-        let (body, result) = compact.reconstruct(from: self.mempool.pending)
+        let (body, result) = compact.reconstruct(fromHashed: self.mempool.pending)
         switch result {
         case .complete(let block):
             self.counters.compactFromPool += 1

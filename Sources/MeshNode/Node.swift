@@ -392,15 +392,15 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     /// unknown (a sync is started), reject when invalid.
     func importBlock(_ block: Block, from p: PeerState?) -> ValidationResult {
         do {
-            let outcome = try self.chain.importBlock(block, now: Node.wallClockMillis(),
-                                                     preverified: self.mempool.verifiedAmong(block.transactions.lazy.map(\.hash)))
+            let hashes = block.transactions.map(\.hash)
+            let outcome = try self.chain.importBlock(block, now: Node.wallClockMillis(), preverified: self.mempool.verifiedAmong(hashes))
             if case .imported(let newBest, let depth) = outcome {
                 if depth > 0 {
                     self.counters.reorgs += 1
                     self.log.info("reorganised", ["depth": "\(depth)", "best": "#\(block.number)"])
                 }
                 self.noteImported(block.hash)
-                for tx in block.transactions { self.mempool.remove(tx.hash) }
+                for h in hashes { self.mempool.remove(h) }
                 if newBest { self.mempool.prune(state: self.chain.bestState) }
                 self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: EventLoop.now()))
                 self.noteEpochs(block)

@@ -7,47 +7,6 @@ import Testing
 /// Node processes killed with SIGKILL at random points, and validators frozen with SIGSTOP.
 @Suite("Crashes and frozen validators (processes)", .serialized)
 struct CrashEndToEndTests {
-    struct Net {
-        let dir: String
-        let env = ["TM_PW": "pw"]
-        let ports: [UInt16]
-        let rpc: [UInt16]
-
-        init(nodes: Int, validators: Int, slotMs: Int, specBasePort: UInt16? = nil) throws {
-            self.dir = TestPaths.temporaryDirectory()
-            self.ports = (0..<nodes).map { _ in freePort() }
-            self.rpc = (0..<nodes).map { _ in freePort() }
-            let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", String(validators), "--out", self.dir + "/spec",
-                                                         "--password-env", "TM_PW", "--slot-ms", String(slotMs), "--json",
-                                                         "--base-port", String(specBasePort ?? self.ports[0])], environment: self.env)
-            guard g.status == 0 else { throw ProcessFailure("genesis new failed: \(g.stderr)") }
-            let out = (try? JSONSerialization.jsonObject(with: Data(g.stdout.utf8))) as? [String: Any]
-            self.validatorIDs = (out?["validators"] as? [String] ?? []).map { String($0.prefix(64)) }
-        }
-
-        /// Node ids of the genesis validators (validator i runs as node i).
-        var validatorIDs: [String] = []
-
-        func address(_ i: Int) -> String { "\(self.validatorIDs[i])@127.0.0.1:\(self.ports[i])" }
-
-        /// Node `i` (a validator when `validator`), bootstrapped from node 0.
-        func start(_ i: Int, validator: Bool, run: Int = 0, bootnodes: [String] = []) throws -> BackgroundProcess {
-            var args = ["run", "--chain", self.dir + "/spec/chain-spec.json", "--base-path", self.dir + "/n\(i)", "--port", String(self.ports[i]),
-                        "--listen-addr", "127.0.0.1", "--rpc-port", String(self.rpc[i]), "--prometheus-port", "0", "--name", "n\(i)",
-                        "--log", "debug"]
-            for b in bootnodes { args += ["--bootnodes", b] }
-            if validator { args += ["--key", self.dir + "/spec/validator-\(i).key", "--password-env", "TM_PW", "--validator"] }
-            return try BackgroundProcess("tensormesh", args, environment: self.env, log: self.dir + "/n\(i)-\(run).log")
-        }
-
-        func client(_ i: Int) throws -> ChainClient { try ChainClient(url: "http://127.0.0.1:\(self.rpc[i])") }
-    }
-
-    struct ProcessFailure: Error, CustomStringConvertible {
-        let description: String
-        init(_ d: String) { self.description = d }
-    }
-
     static func blockHash(_ c: ChainClient, _ n: UInt64) -> String? {
         (try? c.rpc.call("chain_getBlock", .object([("number", .int(n))])))?["hash"]?.string
     }
@@ -56,7 +15,7 @@ struct CrashEndToEndTests {
     func killNine() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["TM_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         var rng = SeededRNG(seed: seed)
-        let net = try Net(nodes: 2, validators: 1, slotMs: 200)
+        let net = try LocalNet(nodes: 2, validators: 1, slotMs: 200)
         var procs = [try net.start(0, validator: true), try net.start(1, validator: false)]
         defer { procs.forEach { $0.stop() } }
         let clients = try (0..<2).map { try net.client($0) }
@@ -93,7 +52,7 @@ struct CrashEndToEndTests {
 
     @Test("four validator processes: finality continues with one frozen, stops with two frozen while blocks continue, catches up on resume")
     func frozenValidators() async throws {
-        let net = try Net(nodes: 4, validators: 4, slotMs: 500)
+        let net = try LocalNet(nodes: 4, validators: 4, slotMs: 500)
         let procs = try (0..<4).map { try net.start($0, validator: true) }
         defer { procs.forEach { $0.stop() } }
         let c = try (0..<4).map { try net.client($0) }
@@ -128,7 +87,7 @@ struct CrashEndToEndTests {
     func forksConverge() async throws {
         // Validators 1-3 start first, pointed at validator 0, which is not up yet (and the
         // spec's bootnodes point nowhere): each builds its own fork and votes on it alone.
-        let net = try Net(nodes: 4, validators: 4, slotMs: 150, specBasePort: 9)
+        let net = try LocalNet(nodes: 4, validators: 4, slotMs: 150, specBasePort: 9)
         var procs: [BackgroundProcess?] = [nil]
         defer { procs.forEach { $0?.stop() } }
         for i in 1..<4 { procs.append(try net.start(i, validator: true, bootnodes: [net.address(0)])) }

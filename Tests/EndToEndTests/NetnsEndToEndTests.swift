@@ -28,7 +28,7 @@ struct NetnsEndToEndTests {
 
         func sh(_ args: [String]) throws {
             let r = try ProcessRunner.run(self.ip, args)
-            if r.status != 0 { throw CrashEndToEndTests.ProcessFailure("ip \(args.joined(separator: " ")): \(r.stderr)") }
+            if r.status != 0 { throw ProcessFailure("ip \(args.joined(separator: " ")): \(r.stderr)") }
         }
 
         func setUp() throws {

@@ -60,30 +60,16 @@ struct ProbeEndToEndTests {
 
     @Test("compact block relay: a full node rebuilds blocks from its pool, a blocks-only node fetches the transactions; all agree")
     func compactBlocks() async throws {
-        let dir = TestPaths.temporaryDirectory()
-        let env = ["TM_PW": "pw"]
-        let ports = (0..<3).map { _ in freePort() }
-        let rpc = (0..<3).map { _ in freePort() }
-        let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", "1", "--out", dir + "/spec", "--password-env", "TM_PW",
-                                                     "--slot-ms", "500", "--base-port", String(ports[0])], environment: env)
-        #expect(g.status == 0, "\(g.stderr)")
-        var nodes: [BackgroundProcess] = []
+        let net = try LocalNet(nodes: 3, validators: 1, slotMs: 500)
+        let nodes = try (0..<3).map { i in try net.start(i, validator: i == 0, extra: i == 2 ? ["--blocks-only"] : []) }
         defer { nodes.forEach { $0.stop() } }
-        for i in 0..<3 {
-            var args = ["run", "--chain", dir + "/spec/chain-spec.json", "--base-path", dir + "/n\(i)", "--port", String(ports[i]),
-                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpc[i]), "--prometheus-port", "0", "--name", "n\(i)"]
-            if i == 0 { args += ["--key", dir + "/spec/validator-0.key", "--password-env", "TM_PW", "--validator"] }
-            if i == 2 { args += ["--blocks-only"] }
-            nodes.append(try BackgroundProcess("tensormesh", args, environment: env, log: dir + "/n\(i).log"))
-        }
-        let clients = try rpc.map { try ChainClient(url: "http://127.0.0.1:\($0)") }
+        let clients = try (0..<3).map { try net.client($0) }
         for c in clients {
             let ok = try c.waitUntil(timeout: 60) { (try c.rpc.call("system_health")["peers"]?.uint64 ?? 0) >= 2 }
             #expect(ok, "a node has fewer than 2 peers")
         }
         // Transfers submitted to the full node travel by transaction gossip to the producer.
-        let sudo = try KeyFile.open(try AtomicFile.read(dir + "/spec/sudo.key", limit: KeyFile.maximumFileSize),
-                                    password: SecureBytes(copying: Array("pw".utf8)))
+        let sudo = try net.sudoKey()
         let nonce = try clients[1].pendingNonce(sudo.publicKey)
         var hashes: [Hash32] = []
         for i in 0..<20 {
@@ -138,30 +124,16 @@ struct ProbeEndToEndTests {
 
     @Test("subnet topics: a message signed by a registered hotkey reaches the nodes on subnet/1; an unregistered signer is refused")
     func subnetTopics() async throws {
-        let dir = TestPaths.temporaryDirectory()
-        let env = ["TM_PW": "pw"]
-        let ports = (0..<3).map { _ in freePort() }
-        let rpc = (0..<3).map { _ in freePort() }
-        let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", "1", "--out", dir + "/spec", "--password-env", "TM_PW",
-                                                     "--slot-ms", "500", "--subnets", "1", "--base-port", String(ports[0])], environment: env)
-        #expect(g.status == 0, "\(g.stderr)")
-        var nodes: [BackgroundProcess] = []
+        let net = try LocalNet(nodes: 3, validators: 1, slotMs: 500, genesisArgs: ["--subnets", "1"])
+        let nodes = try (0..<3).map { i in try net.start(i, validator: i == 0, extra: i > 0 ? ["--subnet-topic", "1"] : []) }
         defer { nodes.forEach { $0.stop() } }
-        for i in 0..<3 {
-            var args = ["run", "--chain", dir + "/spec/chain-spec.json", "--base-path", dir + "/n\(i)", "--port", String(ports[i]),
-                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpc[i]), "--prometheus-port", "0", "--name", "n\(i)"]
-            if i == 0 { args += ["--key", dir + "/spec/validator-0.key", "--password-env", "TM_PW", "--validator"] }
-            if i > 0 { args += ["--subnet-topic", "1"] }
-            nodes.append(try BackgroundProcess("tensormesh", args, environment: env, log: dir + "/n\(i).log"))
-        }
-        let clients = try rpc.map { try ChainClient(url: "http://127.0.0.1:\($0)") }
+        let clients = try (0..<3).map { try net.client($0) }
         for c in clients.dropFirst() {
             #expect(try c.waitUntil(timeout: 60) { (try c.rpc.call("system_health")["peers"]?.uint64 ?? 0) >= 2 })
         }
         try await Task.sleep(nanoseconds: 1_500_000_000)  // a gossip heartbeat forms the topic's mesh
         // The genesis subnet's owner hotkey is the sudo key (uid 0).
-        let sudo = try KeyFile.open(try AtomicFile.read(dir + "/spec/sudo.key", limit: KeyFile.maximumFileSize),
-                                    password: SecureBytes(copying: Array("pw".utf8)))
+        let sudo = try net.sudoKey()
         let genesis = try clients[1].genesis()
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         let m = SubnetGossipMessage(netuid: 1, key: sudo, timestamp: now, payload: Array("weights soon".utf8), genesis: genesis)
