@@ -154,27 +154,6 @@ public final class ChainCore {
 
     /// Checks and imports a block whose parent is known. `now` is wall-clock ms (nil skips the
     /// future-timestamp check, for re-imports).
-    /// Verifies the signatures of a block's transactions on all cores (each is an independent
-    /// Ed25519 check) and returns the hashes of those that verify. Invalid ones are left out and
-    /// fail, with their index, in the sequential execution that follows. Small blocks are left to
-    /// that sequential path.
-    static func verifyInParallel(_ txs: [Transaction], skipping known: Set<Hash32>, genesis: Hash32) -> Set<Hash32> {
-        guard txs.count >= 16 else { return [] }
-        let hashes = txs.map(\.hash)
-        let todo = hashes.indices.filter { !known.contains(hashes[$0]) }
-        guard todo.count >= 16 else { return [] }
-        let results = VerificationResults(count: todo.count)
-        let chunks = min(ProcessInfo.processInfo.activeProcessorCount * 2, todo.count)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            var i = c
-            while i < todo.count {
-                if txs[todo[i]].verifySignature(genesis: genesis) { results.mark(i) }
-                i += chunks
-            }
-        }
-        return Set(results.marked.map { hashes[todo[$0]] })
-    }
-
     /// `preverified`: transactions whose signatures the caller checked already (the pool's).
     @discardableResult
     public func importBlock(_ block: Block, now: UInt64?, preverified: Set<Hash32> = []) throws(BlockError) -> ImportOutcome {
@@ -193,9 +172,6 @@ public final class ChainCore {
         let applied: [Receipt]
         var context = self.context
         context.preverified = preverified
-        if context.checkSignatures {
-            context.preverified.formUnion(Self.verifyInParallel(block.transactions, skipping: preverified, genesis: context.genesis))
-        }
         do { applied = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: context) } catch {
             self.rejectedCount += 1
             throw error
@@ -344,21 +320,4 @@ public struct IncludedReceipt: Sendable, Equatable {
     public var block: Hash32
     public var number: UInt64
     public var error: DispatchError?
-}
-
-/// Flags set from several threads (each index by one thread only), read after they all finish.
-final class VerificationResults: @unchecked Sendable {
-    // Safety: concurrentPerform gives each index to exactly one iteration, and the flags are
-    // read only after concurrentPerform returns (which orders the writes before the reads).
-    private let flags: UnsafeMutableBufferPointer<Bool>
-
-    init(count: Int) {
-        self.flags = .allocate(capacity: count)
-        self.flags.initialize(repeating: false)
-    }
-
-    deinit { self.flags.deallocate() }
-
-    func mark(_ i: Int) { self.flags[i] = true }
-    var marked: [Int] { self.flags.indices.filter { self.flags[$0] } }
 }

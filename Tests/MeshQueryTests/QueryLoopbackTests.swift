@@ -225,6 +225,10 @@ struct QueryLoopbackTests {
         let other = Ed25519.PrivateKey()
         rig.axon.updateDirectory([rig.validatorKey.publicKey: CallerInfo(uid: 1, stake: 500, validatorPermit: true),
                                   other.publicKey: CallerInfo(uid: 2, stake: 500, validatorPermit: true)])
+        // The update is applied on the axon's loop; a round trip through that loop orders it before
+        // the requests below (otherwise a busy machine may screen the impersonation with the old
+        // directory and refuse it as unregistered, 403, instead of 401).
+        _ = await rig.axon.statistics()
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         func header(_ body: [UInt8], nonce: UInt64, deadline: UInt64? = nil) -> QueryRequestHeader {
             QueryRequestHeader(netuid: 1, synapse: "echo", caller: rig.validatorKey, target: rig.minerKey.publicKey,
