@@ -152,17 +152,7 @@ extension ChainState {
     /// must satisfy. `now` (ms) bounds how far in the future a timestamp may be.
     public mutating func applyBlock(_ block: Block, parentSlot: UInt64, now: UInt64?, context: ExecutionContext) throws(BlockError) -> [Receipt] {
         let h = block.header
-        guard h.number == self.number + 1 else { throw .badNumber(expected: self.number + 1, got: h.number) }
-        guard h.slot > parentSlot || h.number == 0 else { throw .slotNotIncreasing(parent: parentSlot, got: h.slot) }
-        guard h.timestamp / self.params.slotDurationMs == h.slot else { throw .timestampSlotMismatch }
-        if let now, h.timestamp > now + 2 * self.params.slotDurationMs { throw .timestampInFuture(h.timestamp) }
-        // The producer must own the slot in the set in force at this block.
-        var trial = self
-        trial.beginBlock(number: h.number, timestamp: h.timestamp)
-        guard let author = trial.slotAuthor(h.slot), author == h.producer else {
-            throw .wrongProducer(slot: h.slot, expected: trial.slotAuthor(h.slot)?.hex ?? "nobody", got: h.producer.hex)
-        }
-        if context.checkSignatures && !h.hasValidSignature { throw .badProducerSignature }
+        var trial = try self.checkHeader(h, parentSlot: parentSlot, now: now, checkSignature: context.checkSignatures)
         guard Block.transactionsRoot(block.transactions) == h.transactionsRoot else { throw .transactionsRootMismatch }
         var receipts: [Receipt] = []
         receipts.reserveCapacity(block.transactions.count)
@@ -181,6 +171,25 @@ extension ChainState {
 
     /// Builds a block on this state as `producer` for `slot`: includes the candidate
     /// transactions that apply (skipping invalid ones), runs the hooks, fills the roots and signs.
+    /// The checks a header passes before its body is looked at: number, slot, timestamp, the
+    /// slot's author and (when `checkSignature`) the producer's signature. Returns this state
+    /// with the block begun. Cheap (one signature at most), so gossip runs it before it
+    /// spends anything on a block.
+    public func checkHeader(_ h: BlockHeader, parentSlot: UInt64, now: UInt64?, checkSignature: Bool) throws(BlockError) -> ChainState {
+        guard self.number < UInt64.max, h.number == self.number + 1 else { throw .badNumber(expected: self.number &+ 1, got: h.number) }
+        guard h.slot > parentSlot || h.number == 0 else { throw .slotNotIncreasing(parent: parentSlot, got: h.slot) }
+        guard h.timestamp / self.params.slotDurationMs == h.slot else { throw .timestampSlotMismatch }
+        if let now, h.timestamp > now.addingSaturated(self.params.slotDurationMs.multipliedSaturated(by: 2)) { throw .timestampInFuture(h.timestamp) }
+        // The producer must own the slot in the set in force at this block.
+        var trial = self
+        trial.beginBlock(number: h.number, timestamp: h.timestamp)
+        guard let author = trial.slotAuthor(h.slot), author == h.producer else {
+            throw .wrongProducer(slot: h.slot, expected: trial.slotAuthor(h.slot)?.hex ?? "nobody", got: h.producer.hex)
+        }
+        if checkSignature && !h.hasValidSignature { throw .badProducerSignature }
+        return trial
+    }
+
     public func buildBlock(parentHash: Hash32, slot: UInt64, timestamp: UInt64, candidates: [Transaction],
                            producer: Ed25519.PrivateKey, context: ExecutionContext, maxTransactions: Int = 1000) -> (Block, ChainState, [Receipt]) {
         var next = self

@@ -176,6 +176,19 @@ public final class ChainCore {
             self.rejectedCount += 1
             throw error
         }
+        // Durable first: the in-memory tree changes only once the block is on disk. A store
+        // failure is ours, never the peer's (`.storeFailure`).
+        let tip = ChainPointer(number: block.number, hash: hash)
+        let becomesBest = block.number > self.best.number
+        var depth = 0
+        do {
+            try self.store.transaction {
+                try self.store.putBlock(block)
+                if becomesBest { depth = try self.writeCanonical(to: tip) }
+            }
+        } catch {
+            throw .storeFailure("\(error)")
+        }
         for r in applied {
             if self.receipts[r.hash] == nil { self.receiptOrder.append(r.hash) }
             self.receipts[r.hash] = IncludedReceipt(block: hash, number: block.number, error: r.error)
@@ -187,23 +200,20 @@ public final class ChainCore {
         self.entries[hash] = Entry(header: block.header, state: state, children: [])
         self.entries[block.header.parentHash]!.children.append(hash)
         self.importedCount += 1
-        var outcome = ImportOutcome.imported(newBest: false, reorgDepth: 0)
-        do {
-            try self.store.transaction {
-                try self.store.putBlock(block)
-                if block.number > self.best.number {
-                    let depth = try self.moveBest(to: ChainPointer(number: block.number, hash: hash))
-                    outcome = .imported(newBest: true, reorgDepth: depth)
-                }
-            }
-        } catch {
-            throw .malformed("store: \(error)")
-        }
-        return outcome
+        if becomesBest { self.best = tip }
+        return .imported(newBest: becomesBest, reorgDepth: depth)
     }
 
-    /// Points the best chain at `tip`, rewriting the canonical index; returns the reorg depth.
-    func moveBest(to tip: ChainPointer) throws -> Int {
+    /// Checks a header whose parent we hold, before its body is fetched or rebuilt: the slot's
+    /// author signed it, and number, slot and timestamp follow the parent.
+    public func verifyHeader(_ header: BlockHeader, now: UInt64?) throws(BlockError) {
+        guard let parent = self.entries[header.parentHash] else { throw .unknownParent(header.parentHash) }
+        _ = try parent.state.checkHeader(header, parentSlot: parent.header.slot, now: now, checkSignature: true)
+    }
+
+    /// Rewrites the canonical index to end at `tip` (inside the caller's store transaction);
+    /// returns the reorg depth. The caller moves `best` once the transaction committed.
+    func writeCanonical(to tip: ChainPointer) throws -> Int {
         let old = self.best
         // Walk back from the new tip until the canonical chain is met.
         var path: [Hash32] = []
@@ -221,7 +231,6 @@ public final class ChainCore {
         let forkPoint = number
         path.reverse()
         try self.store.setCanonical(fromNumber: forkPoint + 1, hashes: path, tip: tip.number)
-        self.best = tip
         return old.number > forkPoint ? Int(old.number - forkPoint) : 0
     }
 
@@ -240,20 +249,18 @@ public final class ChainCore {
         guard self.isDescendant(hash, of: self.finalized.hash) else { throw ChainStoreError.finalityConflict(hash.hex) }
         let ref = ChainPointer(number: number, hash: hash)
         // If the finalized block is not on the best chain, the best chain follows it.
-        if !self.isDescendant(self.best.hash, of: hash) {
-            let tip = self.longestLeaf(under: hash)
-            try self.store.transaction { _ = try self.moveBest(to: tip) }
-        }
-        self.finalized = ref
-        if persist {
-            try self.store.transaction {
+        let newTip: ChainPointer? = self.isDescendant(self.best.hash, of: hash) ? nil : self.longestLeaf(under: hash)
+        let snapshot = persist && number >= self.lastSnapshot + self.snapshotInterval
+        try self.store.transaction {
+            if let tip = newTip { _ = try self.writeCanonical(to: tip) }
+            if persist {
                 try self.store.setFinalized(ref, justification: justification)
-                if number >= self.lastSnapshot + self.snapshotInterval {
-                    try self.store.putState(ref, state: entry.state.encoded)
-                    self.lastSnapshot = number
-                }
+                if snapshot { try self.store.putState(ref, state: entry.state.encoded) }
             }
         }
+        if let tip = newTip { self.best = tip }
+        if snapshot { self.lastSnapshot = number }
+        self.finalized = ref
         // Prune everything not descending from the new finalized block.
         var keep: Set<Hash32> = [hash]
         var frontier = [hash]

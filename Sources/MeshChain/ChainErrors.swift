@@ -66,6 +66,12 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
     case malformed(String)
     case conflictsWithFinalized
     case alreadyKnown
+    /// Our own store failed while writing the block: a local error, never the sender's fault.
+    case storeFailure(String)
+
+    /// Whether the error says nothing about the block (a local failure), so its sender must
+    /// not be blamed.
+    public var isLocal: Bool { if case .storeFailure = self { return true } else { return false } }
 
     public var description: String {
         switch self {
@@ -84,6 +90,7 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformed(let s): return "malformed block: \(s)"
         case .conflictsWithFinalized: return "block conflicts with the finalized chain"
         case .alreadyKnown: return "block already known"
+        case .storeFailure(let s): return "local store failure: \(s)"
         }
     }
 }

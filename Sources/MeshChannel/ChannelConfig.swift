@@ -21,6 +21,16 @@ public struct ChannelConfig: Sendable {
     /// Bytes buffered from the socket before frames are processed (bounds a slowloris).
     public var maxInboundBuffer: Int = 2 * 65_537
 
+    /// PINGs a peer may send per second (after a burst of `pingBurst`) and have answered;
+    /// more are dropped unanswered, and past `maxDroppedPings` dropped ones the peer is closed.
+    public var pingsPerSecond: Double = 10
+    public var pingBurst = 32
+    public var maxDroppedPings = 1024
+    /// Control-frame bytes owed to a peer above which its connection stops reading, and the
+    /// hard limit at which it is closed.
+    public var controlHighWatermark = 64 << 10
+    public var maxControlBytes = 1 << 20
+
     /// Accept a peer on any genesis (diagnostic probes learn the genesis from the hello; nodes
     /// never set this).
     public var acceptAnyGenesis = false

@@ -65,7 +65,12 @@ public final class SecureConnection {
 
     // Outbound: handshake bytes ready to write, then control frames and stream data to encrypt.
     var handshakeOut: [UInt8] = []
-    var controlFrames: [[UInt8]] = []
+    var controlFrames = ControlQueue()
+    /// PINGs the peer may still send before we stop answering (a token bucket refilled at
+    /// `config.pingsPerSecond`), and PINGs dropped past it.
+    var pingTokens: Double
+    var pingRefilledAt: UInt64
+    public private(set) var pingsDropped = 0
     var events: [ChannelEvent] = []
 
     var streams: [StreamID: StreamState] = [:]
@@ -124,6 +129,8 @@ public final class SecureConnection {
         self.localHello = hello
         self.startedAt = now
         self.nextStreamID = role == .initiator ? 1 : 2
+        self.pingTokens = Double(config.pingBurst)
+        self.pingRefilledAt = now
         let hs = try! NoiseHandshake(
             protocolName: "Noise_XX_25519_ChaChaPoly_SHA256", initiator: role == .initiator, prologue: config.prologue,
             staticKey: identity.noiseStatic, ephemeral: ephemeral)
@@ -162,7 +169,7 @@ public final class SecureConnection {
         }
         self.inbound.append(contentsOf: bytes)
         do {
-            try self.processInbound()
+            try self.processInbound(now: now)
         } catch {
             self.fail(error)
             throw error
@@ -175,6 +182,11 @@ public final class SecureConnection {
             self.inbound.removeFirst(self.inboundStart)
             self.inboundStart = 0
         }
+        if self.controlFrames.bytes > self.config.maxControlBytes {
+            let e = ChannelError.bufferLimit("control frames owed to a peer that does not read")
+            self.fail(e)
+            throw e
+        }
         if self.inbound.count - self.inboundStart > self.config.maxInboundBuffer {
             let e = ChannelError.bufferLimit("inbound buffer")
             self.fail(e)
@@ -182,7 +194,7 @@ public final class SecureConnection {
         }
     }
 
-    func processInbound() throws(ChannelError) {
+    func processInbound(now: UInt64) throws(ChannelError) {
         while !self.isClosed {
             let available = self.inbound.count - self.inboundStart
             guard available >= 2 else { return }
@@ -198,7 +210,7 @@ public final class SecureConnection {
                 guard length >= 16 else { throw .decryptFailed }
                 try self.receiveCipher!.open(&self.inbound, ciphertext: start..<(start + length))
                 self.messagesReceived += 1
-                try self.handlePlaintext(start..<(start + length - 16))
+                try self.handlePlaintext(start..<(start + length - 16), now: now)
             case .closed:
                 return
             }
@@ -245,7 +257,7 @@ public final class SecureConnection {
         self.queueControl(.hello, stream: 0, body: self.localHello.encoded)
     }
 
-    func handlePlaintext(_ range: Range<Int>) throws(ChannelError) {
+    func handlePlaintext(_ range: Range<Int>, now: UInt64) throws(ChannelError) {
         var offset = range.lowerBound
         let end = range.upperBound
         while offset < end {
@@ -258,7 +270,7 @@ public final class SecureConnection {
             let bodyRange = offset..<(offset + Int(length))
             offset += Int(length)
             guard let kind = FrameKind(rawValue: kindByte) else { continue }  // unknown frames are skipped
-            try self.handleFrame(kind, stream: stream, body: bodyRange)
+            try self.handleFrame(kind, stream: stream, body: bodyRange, now: now)
             if self.isClosed { return }
         }
     }
@@ -278,7 +290,7 @@ public final class SecureConnection {
         }
     }
 
-    func handleFrame(_ kind: FrameKind, stream: UInt64, body: Range<Int>) throws(ChannelError) {
+    func handleFrame(_ kind: FrameKind, stream: UInt64, body: Range<Int>, now: UInt64) throws(ChannelError) {
         if self.remoteHello == nil && kind != .hello && kind != .close {
             throw .protocolViolation("first frame is not a hello")
         }
@@ -335,6 +347,12 @@ public final class SecureConnection {
             self.finish(.remoteClosed(code: code, reason: reason))
         case .ping:
             guard body.count <= 64 else { throw .protocolViolation("ping too large") }
+            guard self.takePingToken(now: now) else {
+                // Past the budget PINGs are not answered; a peer that keeps flooding is dropped.
+                self.pingsDropped += 1
+                if self.pingsDropped > self.config.maxDroppedPings { throw .protocolViolation("ping flood") }
+                return
+            }
             self.queueControl(.pong, stream: 0, body: Array(self.inbound[body]))
         case .pong:
             self.events.append(.pong(Array(self.inbound[body])))
@@ -420,6 +438,9 @@ public final class SecureConnection {
         self.queueControl(.open, stream: id, body: name)
         return id
     }
+
+    /// Streams open now (either side's).
+    public var streamCount: Int { self.streams.count }
 
     /// The protocol a stream was opened for.
     public func protocolName(of stream: StreamID) -> String? { self.streams[stream]?.protocolName }
@@ -616,6 +637,20 @@ public final class SecureConnection {
 
     func queueControl(_ kind: FrameKind, stream: UInt64, body: [UInt8]) {
         self.controlFrames.append(Self.frame(kind, stream, body))
+    }
+
+    /// Bytes of control frames (PONG, WINDOW, RESET…) we owe the peer and have not encrypted
+    /// yet. The driver stops reading from a peer while this is above its watermark: what a
+    /// peer makes us answer counts against its connection.
+    public var controlBacklogBytes: Int { self.controlFrames.bytes }
+
+    func takePingToken(now: UInt64) -> Bool {
+        let elapsed = now >= self.pingRefilledAt ? Double(now - self.pingRefilledAt) / 1e9 : 0
+        self.pingRefilledAt = max(self.pingRefilledAt, now)
+        self.pingTokens = min(Double(self.config.pingBurst), self.pingTokens + elapsed * self.config.pingsPerSecond)
+        guard self.pingTokens >= 1 else { return false }
+        self.pingTokens -= 1
+        return true
     }
 
     static func frame(_ kind: FrameKind, _ stream: UInt64, _ body: [UInt8]) -> [UInt8] {

@@ -79,7 +79,10 @@ public struct GossipCounters: Sendable, Equatable {
     public var idontwantSent = 0
     public var cancelled = 0
     public var brokenPromises = 0
+    /// Per subscribed topic (a bounded set: topics we chose to join).
     public var byTopic: [String: (messages: Int, duplicates: Int)] = [:]
+    /// Messages on topics we do not subscribe to (dropped, counted together).
+    public var unsubscribed = 0
 
     public static func == (a: GossipCounters, b: GossipCounters) -> Bool {
         a.received == b.received && a.duplicates == b.duplicates && a.delivered == b.delivered && a.invalid == b.invalid
@@ -294,6 +297,11 @@ public final class GossipCore<Peer: Hashable & Sendable> {
 
     func receiveMessage(_ m: GossipMessage, from p: Peer, now: UInt64) {
         self.counters.received += 1
+        guard self.subscriptions.contains(m.topic) else {
+            // Nothing to validate, remember or forward: dropped, and counted in one bucket.
+            self.counters.unsubscribed += 1
+            return
+        }
         self.promises[m.id] = nil
         self.incoming[m.id] = nil
         self.announcers[m.id] = nil
@@ -306,10 +314,6 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         }
         topic.messages += 1
         self.counters.byTopic[m.topic] = topic
-        guard self.subscriptions.contains(m.topic) else {
-            self.seen[m.id] = now + self.config.seenTTL
-            return
-        }
         switch self.validate(m, p) {
         case .reject:
             self.seen[m.id] = now + self.config.seenTTL

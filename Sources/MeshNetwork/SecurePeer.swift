@@ -134,7 +134,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
             }
             throw error
         }
-        let p = self.streamProtocols[stream] ?? "?"
+        let p = Self.counterKey(self.streamProtocols[stream] ?? "?", in: self.bytesOutByProtocol)
         self.bytesOutByProtocol[p, default: 0] += message.count
         self.messagesOutByProtocol[p, default: 0] += 1
         self.scheduleFlush()
@@ -192,6 +192,10 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
             if bytes.isEmpty { break }
             self.socket.write(bytes)
         }
+        if self.readingPaused && self.channel.controlBacklogBytes <= self.channel.config.controlHighWatermark / 2 {
+            self.readingPaused = false
+            self.socket.resumeReading()
+        }
         let stalled = !self.socket.isWritable
         if stalled && self.stallTimer == nil {
             let written = self.socket.bytesWritten
@@ -233,8 +237,17 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
         do { try self.channel.receive(bytes, now: EventLoop.now()) } catch { failure = error }
         self.dispatchEvents(failure: failure)
         self.flush()
-        if let failure { self.finish(error: failure, socket: nil) }
+        if let failure {
+            self.finish(error: failure, socket: nil)
+        } else if self.channel.controlBacklogBytes > self.channel.config.controlHighWatermark {
+            // The peer makes us owe it more than it reads (PONGs, WINDOWs): stop reading until
+            // the socket drains; its sends then wait in its own kernel buffers.
+            self.socket.pauseReading()
+            self.readingPaused = true
+        }
     }
+
+    private var readingPaused = false
 
     public func connectionDidDrain(_ connection: TCPConnection) {
         self.flush()
@@ -246,6 +259,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
 
     /// Delivers the channel's events; a close caused by `failure` reports that failure.
     private func dispatchEvents(failure: ChannelError? = nil) {
+        defer { self.pruneStreamProtocols() }
         for event in self.channel.takeEvents() {
             switch event {
             case .established:
@@ -259,7 +273,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
                 self.streamProtocols[s] = name
                 self.delegate?.peer(self, openedStream: s, protocolName: name)
             case .message(let s, let m):
-                let p = self.streamProtocols[s] ?? "?"
+                let p = Self.counterKey(self.streamProtocols[s] ?? "?", in: self.bytesInByProtocol)
                 self.bytesInByProtocol[p, default: 0] += m.count
                 self.messagesInByProtocol[p, default: 0] += 1
                 self.delegate?.peer(self, received: m, on: s)
@@ -275,6 +289,21 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
                 self.finish(error: error ?? failure, socket: nil)  // closes the socket after the flush
             }
         }
+    }
+
+    /// Distinct protocol names counted per connection; the peer chooses stream names, so
+    /// past this many the rest count as "other".
+    static let maxCountedProtocols = 32
+
+    static func counterKey(_ name: String, in counters: [String: Int]) -> String {
+        counters[name] != nil || counters.count < maxCountedProtocols ? name : "other"
+    }
+
+    /// Forgets protocol names of streams the channel no longer has (amortised: the table is
+    /// swept only when it holds far more entries than the channel has streams).
+    private func pruneStreamProtocols() {
+        guard self.streamProtocols.count > self.channel.streamCount + 64 else { return }
+        self.streamProtocols = self.streamProtocols.filter { self.channel.protocolName(of: $0.key) != nil }
     }
 
     private func finish(error: ChannelError?, socket: CloseReason?) {

@@ -4,11 +4,27 @@ import MeshChannel
 import MeshCodec
 import MeshCrypto
 import MeshFinality
+import MeshGossip
 import MeshIncentive
 import MeshNetwork
 import MeshSockets
 import MeshStore
 extension Node {
+    /// `name="value"` with the value escaped as the Prometheus text format requires
+    /// (backslash, double quote and line feed).
+    static func label(_ name: String, _ value: String) -> String {
+        var v = ""
+        for c in value.unicodeScalars {
+            switch c {
+            case "\\": v += "\\\\"
+            case "\"": v += "\\\""
+            case "\n": v += "\\n"
+            default: v.unicodeScalars.append(c)
+            }
+        }
+        return "\(name)=\"\(v)\""
+    }
+
     /// The Prometheus text exposition (all names prefixed `tensormesh_`).
     public func prometheusText() -> String {
         var out = ""
@@ -31,20 +47,29 @@ extension Node {
         let votes = self.finality.currentRoundVotes
         metric("finality_votes", "gauge", "Votes seen in the current round.", [("phase=\"prevote\"", Double(votes.prevotes)), ("phase=\"precommit\"", Double(votes.precommits))])
         metric("finality_signature_verifications_total", "counter", "Vote signatures verified (each at most once).", [("", Double(self.signatures.verifications))])
-        metric("gossip_messages_total", "counter", "Gossip messages received by topic.", self.counters.gossipMessages.sorted { $0.key < $1.key }.map { ("topic=\"\($0.key)\"", Double($0.value)) })
-        metric("gossip_duplicates_total", "counter", "Duplicate gossip messages received by topic.", self.counters.gossipDuplicates.sorted { $0.key < $1.key }.map { ("topic=\"\($0.key)\"", Double($0.value)) })
-        metric("invalid_messages_total", "counter", "Invalid messages from peers by reason.", self.counters.invalidMessages.sorted { $0.key < $1.key }.map { ("reason=\"\($0.key.prefix(40))\"", Double($0.value)) })
+        // Topics: only those we subscribe to (the core counts no others by name).
+        let byTopic = self.gossip.counters.byTopic.sorted { $0.key < $1.key }
+        metric("gossip_messages_total", "counter", "Gossip messages received by topic (subscribed topics; others as \"other\").",
+               byTopic.map { (Self.label("topic", $0.key), Double($0.value.messages)) } + [(Self.label("topic", "other"), Double(self.gossip.counters.unsubscribed))])
+        metric("gossip_duplicates_total", "counter", "Duplicate gossip messages received by topic.",
+               byTopic.map { (Self.label("topic", $0.key), Double($0.value.duplicates)) })
+        metric("finality_messages_total", "counter", "Finality messages received on the direct stream.",
+               [("kind=\"new\"", Double(self.counters.finalityMessages)), ("kind=\"duplicate\"", Double(self.counters.finalityDuplicates))])
+        metric("invalid_messages_total", "counter", "Invalid messages from peers by reason.",
+               self.counters.invalidMessages.sorted { $0.key < $1.key }.map { (Self.label("reason", $0.key), Double($0.value)) })
+        // Protocols: the node's own and the registered plug-ins; names peers chose are "other".
+        let known = Set(ProtocolName.all).union(self.protocolHandlers.keys)
         var inBy: [String: Int] = [:]
         var outBy: [String: Int] = [:]
         for p in self.host.peers.values {
-            for (k, v) in p.bytesInByProtocol { inBy[k, default: 0] += v }
-            for (k, v) in p.bytesOutByProtocol { outBy[k, default: 0] += v }
+            for (k, v) in p.bytesInByProtocol { inBy[known.contains(k) ? k : "other", default: 0] += v }
+            for (k, v) in p.bytesOutByProtocol { outBy[known.contains(k) ? k : "other", default: 0] += v }
         }
         metric("bytes_total", "counter", "Application bytes by direction and message type (open connections).",
-               inBy.sorted { $0.key < $1.key }.map { ("direction=\"in\",protocol=\"\($0.key)\"", Double($0.value)) }
-                   + outBy.sorted { $0.key < $1.key }.map { ("direction=\"out\",protocol=\"\($0.key)\"", Double($0.value)) })
+               inBy.sorted { $0.key < $1.key }.map { ("direction=\"in\"," + Self.label("protocol", $0.key), Double($0.value)) }
+                   + outBy.sorted { $0.key < $1.key }.map { ("direction=\"out\"," + Self.label("protocol", $0.key), Double($0.value)) })
         metric("handshake_failures_total", "counter", "Failed secure-channel handshakes by reason.",
-               self.host.counters.handshakeFailures.sorted { $0.key < $1.key }.map { ("reason=\"\($0.key)\"", Double($0.value)) })
+               self.host.counters.handshakeFailures.sorted { $0.key < $1.key }.map { (Self.label("reason", $0.key), Double($0.value)) })
         metric("connections_refused_total", "counter", "Connections refused by limits.", [("", Double(self.host.tracker.refused + self.host.counters.refusedByLimits))])
         metric("mempool_transactions", "gauge", "Transactions in the pool.", [("", Double(self.mempool.count))])
         metric("epochs_total", "counter", "Subnet epochs run since start.", [("", Double(self.counters.epochsRun))])

@@ -32,17 +32,21 @@ extension Node {
             return .reject
         }
         let hash = compact.hash
-        if let p, compact.header.number > p.best.number { p.best = ChainPointer(number: compact.header.number, hash: hash) }
         if self.chain.contains(hash) || self.compactPending[hash] != nil { return .ignore }
-        // A header that is not even signed by its claimed producer is not worth a fetch.
-        guard compact.header.hasValidSignature else {
-            if let p { self.penalize(p, "block with a bad producer signature", by: 50) }
-            return .reject
-        }
         guard self.chain.contains(compact.header.parentHash) else {
+            // Cannot be checked yet (its parent is unknown): not relayed, not held; sync asks
+            // this peer for its chain, which proves or disproves it.
             if let p { self.requestSync(from: p) }
             return .ignore
         }
+        // The header must come from the slot's author, in order, before anything is spent on
+        // the body (rebuilding from the pool, fetching transactions).
+        do { try self.chain.verifyHeader(compact.header, now: Node.wallClockMillis()) } catch {
+            if let p { self.penalize(p, "block header fails its checks", by: 50) }
+            self.log.debug("rejected block header", ["number": "#\(compact.header.number)", "reason": "\(error)"])
+            return .reject
+        }
+        if let p, compact.header.number > p.best.number { p.best = ChainPointer(number: compact.header.number, hash: hash) }
         let (body, result) = compact.reconstruct(fromHashed: self.mempool.pending)
         switch result {
         case .complete(let block):

@@ -54,12 +54,11 @@ extension Node {
             case .deliver:
                 break
             case .disconnect(let tag, let reason):
-                if let p = self.peers[tag] { self.penalize(p, "gossip: \(reason)", by: 100) }
+                if let p = self.peers[tag] {
+                    self.log.debug("gossip score at the ban threshold", ["peer": p.peer.description, "reason": reason])
+                    self.penalize(p, "gossip score", by: 100)
+                }
             }
-        }
-        for (topic, c) in self.gossip.counters.byTopic {
-            self.counters.gossipMessages[topic] = c.messages
-            self.counters.gossipDuplicates[topic] = c.duplicates
         }
     }
 

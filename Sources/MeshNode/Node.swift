@@ -34,8 +34,11 @@ final class PeerState {
 
 /// Counters the metrics endpoint and the informant read.
 struct NodeCounters {
-    var gossipMessages: [String: Int] = [:]
-    var gossipDuplicates: [String: Int] = [:]
+    /// Finality messages on the direct stream (gossip counts its own per topic).
+    var finalityMessages = 0
+    var finalityDuplicates = 0
+    /// Invalid messages from peers by reason: fixed strings chosen by the node, never text
+    /// from a peer, so the metric's label set stays small.
     var invalidMessages: [String: Int] = [:]
     var discovered = 0
     var blocksProduced = 0
@@ -94,6 +97,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var seenFinality = LRUSet<Hash32>(capacity: 16384)
     var counters = NodeCounters()
     var lastProducedSlot: UInt64 = 0
+    /// When sync last imported a block (monotonic ns).
+    var lastSyncProgress: UInt64 = 0
     var finalityTimer: TimerID?
     var slotTimer: TimerID?
     var knownAddresses: [AccountID: NodeAddress] = [:]
@@ -410,8 +415,11 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         } catch BlockError.unknownParent {
             if let p { self.requestSync(from: p) }
             return .ignore
+        } catch where error.isLocal {
+            self.log.error("cannot store a block", ["number": "#\(block.number)", "error": "\(error)"])
+            return .ignore
         } catch {
-            if let p { self.penalize(p, "invalid block: \(error)", by: 50) }
+            if let p { self.penalize(p, "invalid block", by: 50) }
             self.log.debug("rejected block", ["number": "#\(block.number)", "reason": "\(error)"])
             return .reject
         }
@@ -432,10 +440,15 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
 
     // MARK: Sync
 
-    /// Whether peers are ahead of us by more than a slot or two.
+    /// Whether the node is catching up: a peer claims to be ahead by more than a slot or two
+    /// *and* sync imported blocks within the last two seconds (or two slots). A peer's claimed
+    /// best is only a hint — one that claims 2^64 − 1 and delivers nothing never stops block
+    /// production.
     public var isSyncing: Bool {
         let best = self.chain.best.number
-        return self.peers.values.contains { $0.best.number > best + 2 }
+        let window = max(2_000_000_000, 2 * self.chain.spec.params.slotDurationMs * 1_000_000)
+        guard EventLoop.now() &- self.lastSyncProgress < window else { return false }
+        return self.peers.values.contains { $0.best.number > best &+ 2 }
     }
 
     func maybeSync(_ p: PeerState) {
@@ -460,7 +473,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         var justifications: [(UInt64, [UInt8])] = []
         var size = 0
         var n = req.from
-        while n < req.from + req.count, let b = self.chain.block(number: n) {
+        let end = req.from.addingReportingOverflow(req.count).overflow ? UInt64.max : req.from + req.count
+        while n < end, let b = self.chain.block(number: n) {
             blocks.append(b)
             size += b.encoded.count
             if let j = try? self.store.justification(n) { justifications.append((n, j)) }
@@ -483,12 +497,22 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 // The peer's chain forks below our best: fetch its branch back by hash.
                 self.fetchBlock(parent, voter: nil, from: p)
                 break
+            } catch where error.isLocal {
+                self.log.error("cannot store a synced block", ["number": "#\(block.number)", "error": "\(error)"])
+                break
             } catch {
-                self.penalize(p, "invalid synced block: \(error)", by: 50)
+                self.log.debug("invalid synced block", ["number": "#\(block.number)", "error": "\(error)"])
+                self.penalize(p, "invalid synced block", by: 50)
                 break
             }
         }
         self.counters.syncedBlocks += imported
+        if imported > 0 { self.lastSyncProgress = EventLoop.now() }
+        if resp.blocks.isEmpty && p.best.number > self.chain.best.number {
+            // The peer claimed more than it could show: its claim is disproven.
+            p.best = self.chain.best
+            self.penalize(p, "sync answer below the claimed best", by: 5)
+        }
         self.mempool.prune(state: self.chain.bestState)
         for (_, j) in resp.justifications {
             if let c = try? Commit.decode(j) { self.process(self.finality.handle(.commit(c), from: p.tag, now: EventLoop.now())) }
@@ -630,13 +654,13 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         switch m {
         case .vote, .commit, .equivocation:
             guard self.seenFinality.insert(id) else {
-                self.counters.gossipDuplicates["finality", default: 0] += 1
+                self.counters.finalityDuplicates += 1
                 return
             }
             relay = true
         default: break
         }
-        self.counters.gossipMessages["finality", default: 0] += 1
+        self.counters.finalityMessages += 1
         // Fetch blocks that votes and commits refer to but we have not seen.
         self.fetchVoteTargets(m, from: p)
         let invalidBefore = self.finality.invalidMessages

@@ -28,6 +28,8 @@ public enum ProtocolName {
     public static let blockTransactions = "/tm/blocktxs/1"
     /// Validator-to-miner queries.
     public static let query = "/tm/query/1"
+    /// Every protocol above (the label set of per-protocol metrics).
+    public static let all = [finality, sync, peers, head, gossip, ancestry, blockTransactions, query]
 }
 
 /// A sync request: blocks from `from` (inclusive), at most `count` (≤ 128).
@@ -47,6 +49,7 @@ public struct BlocksRequest: Equatable, Sendable, BinaryCodable {
         self.from = try r.u64()
         self.count = try r.u64()
         guard self.count >= 1 && self.count <= BlocksRequest.maxCount else { throw .invalidValue(field: "count", reason: "1...128") }
+        guard self.from <= UInt64.max - self.count else { throw .invalidValue(field: "from", reason: "range ends past 2^64") }
     }
 }
 

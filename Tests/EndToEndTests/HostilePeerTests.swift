@@ -1,0 +1,193 @@
+import Foundation
+import MeshChain
+import MeshChannel
+import MeshClient
+import MeshCodec
+import MeshCrypto
+import MeshGossip
+import MeshNode
+import MeshTestSupport
+import Testing
+
+/// Attacks through the real wire against a real validator process: one peer completes the
+/// Noise handshake and the hello like an honest one, then attacks. While each attack runs,
+/// the victim must keep producing blocks at its normal rate, answer JSON-RPC within one
+/// second, and stay within 64 MiB of its resident memory before the attack (issue 14).
+@Suite("Hostile peers against a validator (processes)", .serialized)
+final class HostilePeerTests {
+    static let slotMs = 250
+    let net: LocalNet
+    let victim: BackgroundProcess
+    let watch: VictimWatch
+    let genesis: Hash32
+    let metricsPort = freePort()
+    /// Blocks per second the victim makes undisturbed (measured once per suite instance).
+    var baseline: Double = 0
+
+    init() throws {
+        self.net = try LocalNet(nodes: 1, validators: 1, slotMs: Self.slotMs)
+        self.victim = try self.net.start(0, validator: true, extra: ["--prometheus-port", String(self.metricsPort), "--log", "info"])
+        let c = try self.net.client(0)
+        self.watch = VictimWatch(process: self.victim, client: c)
+        guard try c.waitUntil(timeout: 60, { try c.head() >= 3 }) else { throw ProcessFailure("victim did not start: \(self.victim.output.suffix(2000))") }
+        self.genesis = try c.genesis()
+        self.baseline = self.watch.measure(seconds: 3).blocksPerSecond
+    }
+
+    deinit { self.victim.stop() }
+
+    func connect(best: UInt64 = 0) throws -> HostilePeer {
+        try HostilePeer.connect(port: self.net.ports[0], hello: HostilePeer.hello(genesis: self.genesis, best: best))
+    }
+
+    /// Runs `attack` for `seconds` and checks the victim's block rate, RPC latency and memory.
+    func expectUnharmed(_ name: String, seconds: Double = 6, _ attack: @escaping @Sendable (_ until: Date) -> Void,
+                        sourceLocation: SourceLocation = #_sourceLocation) {
+        let w = self.watch.measure(seconds: seconds, attack: attack)
+        let expected = self.baseline * w.seconds
+        #expect(self.victim.isRunning, "\(name): the victim died: \(self.victim.output.suffix(3000))", sourceLocation: sourceLocation)
+        #expect(Double(w.blocks) >= expected * 0.7, "\(name): block rate fell: \(w) (undisturbed \(self.baseline) blocks/s)",
+                sourceLocation: sourceLocation)
+        #expect(w.maxRPCMillis < 1000 && w.failedCalls == 0, "\(name): RPC too slow: \(w)", sourceLocation: sourceLocation)
+        #expect(w.rssPeakKiB - w.rssStartKiB < 64 * 1024, "\(name): memory grew: \(w)", sourceLocation: sourceLocation)
+    }
+
+    @Test("a sync request whose range ends past 2^64 is refused, and the node lives")
+    func syncRangeOverflow() throws {
+        let a = try self.connect()
+        defer { a.close() }
+        let genesis = self.genesis
+        _ = genesis
+        self.expectUnharmed("sync overflow") { until in
+            while Date() < until {
+                _ = a.send(ProtocolName.sync, [BlocksRequest(from: UInt64.max - 3, count: 128).encoded])
+                _ = a.send(ProtocolName.sync, [BlocksRequest(from: UInt64.max, count: 1).encoded])
+                usleep(20_000)
+            }
+        }
+        // An honest request on another connection is still answered.
+        let b = try self.connect()
+        defer { b.close() }
+        let answer = b.request(ProtocolName.sync, BlocksRequest(from: 1, count: 2).encoded)
+        #expect(answer.flatMap { try? BlocksResponse.decode($0) }?.blocks.count == 2)
+    }
+
+    @Test("a hello claiming best = 2^64 - 1 does not stop block production")
+    func lyingHello() throws {
+        let a = try self.connect(best: UInt64.max)
+        defer { a.close() }
+        self.expectUnharmed("lying hello") { until in
+            while Date() < until { usleep(100_000) }
+        }
+        let health = try self.watch.client.rpc.call("system_health")
+        #expect(health["isSyncing"]?.bool == false, "a single peer's unproven claim made the node syncing: \(health)")
+    }
+
+    @Test("compact blocks with huge numbers and forged signatures do not stop production or make the node sync")
+    func forgedCompactBlocks() throws {
+        let a = try self.connect()
+        defer { a.close() }
+        let attackerKey = Ed25519.PrivateKey()
+        let genesis = self.genesis
+        self.expectUnharmed("forged compact blocks") { until in
+            var n: UInt64 = 0
+            while Date() < until {
+                n += 1
+                var header = BlockHeader(parentHash: Hash32((0..<32).map { _ in UInt8.random(in: 0...255) }), number: UInt64.max - n, slot: n,
+                                         timestamp: n, stateRoot: genesis, transactionsRoot: genesis, producer: attackerKey.publicKey)
+                header.sign(with: attackerKey)  // a valid signature, by a key that is no validator
+                let compact = CompactBlock(header: header, shortIDs: (0..<64).map { _ in UInt64.random(in: 0..<(1 << 48)) })
+                let frame = GossipFrame.message(GossipMessage(topic: GossipTopic.blocks, data: compact.encoded))
+                a.stream(ProtocolName.gossip, [frame.encoded])
+                usleep(5_000)
+            }
+        }
+        let health = try self.watch.client.rpc.call("system_health")
+        #expect(health["isSyncing"]?.bool == false, "forged headers made the node syncing: \(health)")
+    }
+
+    @Test("a flood of 3-byte PING frames does not slow block production (the flooder reconnects under new identities)")
+    func pingFlood() throws {
+        let port = self.net.ports[0]
+        let hello = HostilePeer.hello(genesis: self.genesis)
+        let connections = Mutex2(0)
+        self.expectUnharmed("ping flood") { until in
+            while Date() < until {
+                guard let a = try? HostilePeer.connect(port: port, hello: hello) else { usleep(50_000); continue }
+                connections.set(connections.get() + 1)
+                while Date() < until && a.isOpen {
+                    // Keep about 1 MiB of pings in flight: as fast as the victim reads.
+                    if a.queued < 1 << 20 { a.pingFlood(20_000) } else { usleep(1_000) }
+                }
+                a.close()
+            }
+        }
+        #expect(connections.get() >= 1)
+    }
+
+    @Test("a flood of gossip for unknown topics neither stalls RPC nor leaks topic names into /metrics")
+    func unknownTopicFlood() throws {
+        let a = try self.connect()
+        defer { a.close() }
+        self.expectUnharmed("unknown topics") { until in
+            var i = 0
+            while Date() < until {
+                var frames: [[UInt8]] = []
+                for _ in 0..<200 {
+                    i += 1
+                    let topic = "t\(i)\"} 1\n# evil"
+                    frames.append(GossipFrame.message(GossipMessage(topic: topic, data: [UInt8(i & 0xff)])).encoded)
+                }
+                frames.append(GossipFrame.subscribe((0..<64).map { "s\(i)-\($0)" }).encoded)
+                a.stream(ProtocolName.gossip, frames)
+                if !a.isOpen { return }
+                usleep(2_000)
+            }
+        }
+        let metrics = try httpGet(port: self.metricsPort, path: "/metrics")
+        #expect(!metrics.contains("evil"), "peer-chosen topic names reached /metrics: \(metrics.prefix(3000))")
+        #expect(metrics.split(separator: "\n").count < 2000, "metrics grew with peer-chosen labels: \(metrics.split(separator: "\n").count) lines")
+        let label = #/^[a-z_]+(\{([a-z_]+="([^"\\\n]|\\.)*",?)*\})? -?[0-9.e+-]+$/#
+        for line in metrics.split(separator: "\n") where !line.hasPrefix("#") {
+            #expect(line.wholeMatch(of: label) != nil, "malformed metrics line: \(line)")
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback (for /metrics); the body as text.
+func httpGet(port: UInt16, path: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ProcessFailure("socket failed") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = port.bigEndian
+    var tv = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard ok == 0 else { throw ProcessFailure("cannot connect to port \(port)") }
+    let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { throw ProcessFailure("send failed") }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    let text = String(decoding: out, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else { throw ProcessFailure("no HTTP answer from port \(port)") }
+    return String(text[split.upperBound...])
+}
+
+/// A tiny lock box for values shared with attack threads.
+final class Mutex2<T>: @unchecked Sendable {
+    // Safety: `value` is guarded by `lock`.
+    private var value: T
+    private let lock = NSLock()
+    init(_ v: T) { self.value = v }
+    func set(_ v: T) { self.lock.withLock { self.value = v } }
+    func get() -> T { self.lock.withLock { self.value } }
+    func update(_ f: (inout T) -> Void) { self.lock.withLock { f(&self.value) } }
+}
