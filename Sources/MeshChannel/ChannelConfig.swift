@@ -11,7 +11,7 @@ public struct ChannelConfig: Sendable {
     /// Concurrently open streams a peer may have.
     public var maxStreams: Int = 256
     /// Bytes of partly received messages held per connection.
-    public var maxReassemblyBytes: Int = 64 << 20
+    public var maxReassemblyBytes: Int = 24 << 20
     /// Bytes of queued outgoing messages per connection before `send` refuses.
     public var maxQueuedBytes: Int = 64 << 20
     /// Messages at least this large are LZ4-compressed when that saves 10% or more.
@@ -30,6 +30,17 @@ public struct ChannelConfig: Sendable {
     /// hard limit at which it is closed.
     public var controlHighWatermark = 64 << 10
     public var maxControlBytes = 1 << 20
+
+    /// A stream the peer opened and has sent nothing on for this long is reset; a message
+    /// begun this long ago and not complete is abandoned (its stream reset); our data that
+    /// has waited this long for the peer's WINDOW is abandoned. Nanoseconds.
+    public var streamIdleTimeout: UInt64 = 120_000_000_000
+    public var partialTimeout: UInt64 = 60_000_000_000
+    public var windowStallTimeout: UInt64 = 60_000_000_000
+    /// With nothing received for `keepAliveInterval` the driver pings; with nothing for
+    /// `idleTimeout` (not even a PONG) it closes the connection. Nanoseconds.
+    public var keepAliveInterval: UInt64 = 30_000_000_000
+    public var idleTimeout: UInt64 = 90_000_000_000
 
     /// Accept a peer on any genesis (diagnostic probes learn the genesis from the hello; nodes
     /// never set this).

@@ -48,6 +48,8 @@ public enum ChannelCode {
     public static let shuttingDown: UInt16 = 7
     public static let banned: UInt16 = 8
     public static let tooManyPeers: UInt16 = 9
+    /// A stream or connection timed out (idle, stalled, or a message never completed).
+    public static let timeout: UInt16 = 10
 }
 
 struct Frame {

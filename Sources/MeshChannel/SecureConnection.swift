@@ -71,9 +71,18 @@ public final class SecureConnection {
     var pingTokens: Double
     var pingRefilledAt: UInt64
     public private(set) var pingsDropped = 0
+    var pingWindowStart: UInt64
     var events: [ChannelEvent] = []
 
     var streams: [StreamID: StreamState] = [:]
+    /// Open streams by who opened them: each side has its own `maxStreams`, so a peer that
+    /// opens many cannot keep us from opening ours.
+    var remoteStreams = 0
+    var localStreams = 0
+    /// OPENs refused because the peer had `maxStreams` open already.
+    var refusedOpens = 0
+    /// The latest time seen (by ``receive(_:now:)`` or ``tick(now:)``).
+    var now: UInt64
     var readyStreams: [StreamID] = []
     var nextStreamID: StreamID
     public private(set) var queuedBytes = 0
@@ -111,12 +120,19 @@ public final class SecureConnection {
         var partialCompressed = false
         var partialFin = false
 
+        /// When the peer last sent on this stream, when the message being received began, and
+        /// since when our data waits for a WINDOW (for ``SecureConnection/tick(now:)``).
+        var lastActivity: UInt64
+        var partialSince: UInt64 = 0
+        var windowBlockedSince: UInt64?
+
         var hasPending: Bool { self.outgoingHead < self.outgoing.count }
 
-        init(protocolName: String, sendWindow: Int, receiveWindow: Int) {
+        init(protocolName: String, sendWindow: Int, receiveWindow: Int, now: UInt64) {
             self.protocolName = protocolName
             self.sendWindow = sendWindow
             self.receiveWindow = receiveWindow
+            self.lastActivity = now
         }
     }
 
@@ -131,6 +147,8 @@ public final class SecureConnection {
         self.nextStreamID = role == .initiator ? 1 : 2
         self.pingTokens = Double(config.pingBurst)
         self.pingRefilledAt = now
+        self.pingWindowStart = now
+        self.now = now
         let hs = try! NoiseHandshake(
             protocolName: "Noise_XX_25519_ChaChaPoly_SHA256", initiator: role == .initiator, prologue: config.prologue,
             staticKey: identity.noiseStatic, ephemeral: ephemeral)
@@ -162,6 +180,7 @@ public final class SecureConnection {
     /// error returned; the caller should flush ``takeOutbound(maxBytes:)`` then drop the socket.
     public func receive(_ bytes: [UInt8], now: UInt64) throws(ChannelError) {
         if self.isClosed { return }
+        self.now = max(self.now, now)
         self.bytesReceived += bytes.count
         if self.inboundStart > 0 && self.inboundStart == self.inbound.count {
             self.inbound.removeAll(keepingCapacity: self.inbound.capacity <= 256 * 1024)
@@ -284,7 +303,11 @@ public final class SecureConnection {
             offset += 1
             if shift == 63 && b > 1 { throw .protocolViolation("varint overflow") }
             result |= UInt64(b & 0x7f) << shift
-            if b & 0x80 == 0 { return result }
+            if b & 0x80 == 0 {
+                // Canonical form only (as the codec's varint): no trailing zero group.
+                if b == 0 && shift > 0 { throw .protocolViolation("non-canonical varint") }
+                return result
+            }
             shift += 7
             if shift > 63 { throw .protocolViolation("varint overflow") }
         }
@@ -315,11 +338,15 @@ public final class SecureConnection {
             guard body.count <= 64, let name = String(validating: self.inbound[body], as: UTF8.self) else {
                 throw .protocolViolation("bad protocol name")
             }
-            if self.streams.count >= self.config.maxStreams {
+            if self.remoteStreams >= self.config.maxStreams {
+                self.refusedOpens += 1
+                // A peer that keeps opening past the limit is flooding us with RESETs to send.
+                guard self.refusedOpens <= self.config.maxStreams else { throw .protocolViolation("too many streams opened past the limit") }
                 self.queueControl(.reset, stream: stream, body: Self.u16(ChannelCode.tooManyStreams))
                 return
             }
-            self.streams[stream] = StreamState(protocolName: name, sendWindow: self.config.streamWindow, receiveWindow: self.config.streamWindow)
+            self.insertStream(stream, StreamState(protocolName: name, sendWindow: self.config.streamWindow,
+                                                  receiveWindow: self.config.streamWindow, now: now), remote: true)
             self.events.append(.streamOpened(stream, protocolName: name))
         case .data:
             try self.handleData(stream: stream, body: body)
@@ -329,15 +356,13 @@ public final class SecureConnection {
             guard inc <= UInt64(Int32.max) else { throw .protocolViolation("window increment too large") }
             guard let s = self.streams[stream] else { return }  // stream already gone
             s.sendWindow += Int(inc)
+            s.windowBlockedSince = nil
             guard s.sendWindow <= 1 << 40 else { throw .protocolViolation("window overflow") }
             if s.hasPending && !self.readyStreams.contains(stream) { self.readyStreams.append(stream) }
         case .reset:
             guard body.count >= 2 else { throw .protocolViolation("short RESET") }
             let code = UInt16(self.inbound[body.lowerBound]) << 8 | UInt16(self.inbound[body.lowerBound + 1])
-            if let s = self.streams.removeValue(forKey: stream) {
-                self.queuedBytes -= s.outgoing[s.outgoingHead...].reduce(0) { $0 + $1.body.count - $1.offset }
-                self.reassemblyBytes -= s.partial?.count ?? 0
-                self.readyStreams.removeAll { $0 == stream }
+            if self.removeStream(stream) != nil {
                 self.events.append(.streamReset(stream, code: code))
             }
         case .close:
@@ -348,7 +373,12 @@ public final class SecureConnection {
         case .ping:
             guard body.count <= 64 else { throw .protocolViolation("ping too large") }
             guard self.takePingToken(now: now) else {
-                // Past the budget PINGs are not answered; a peer that keeps flooding is dropped.
+                // Past the budget PINGs are not answered; a peer that keeps flooding (more than
+                // `maxDroppedPings` dropped within 10 s) is dropped.
+                if now &- self.pingWindowStart > 10_000_000_000 {
+                    self.pingWindowStart = now
+                    self.pingsDropped = 0
+                }
                 self.pingsDropped += 1
                 if self.pingsDropped > self.config.maxDroppedPings { throw .protocolViolation("ping flood") }
                 return
@@ -369,6 +399,7 @@ public final class SecureConnection {
             throw .protocolViolation("DATA on unknown stream \(stream)")
         }
         guard !s.remoteFinished else { throw .protocolViolation("DATA after FIN on stream \(stream)") }
+        s.lastActivity = self.now
         var o = body.lowerBound
         guard o < body.upperBound else { throw .protocolViolation("empty DATA") }
         let flags = DataFlags(rawValue: self.inbound[o])
@@ -380,8 +411,10 @@ public final class SecureConnection {
             let limit = UInt64(self.config.maxMessageSize)
             guard original <= limit else { throw .messageTooLarge(declared: Int(min(original, 1 << 40)), limit: self.config.maxMessageSize) }
             guard wire <= limit + limit / 255 + 16 else { throw .messageTooLarge(declared: Int(min(wire, 1 << 40)), limit: self.config.maxMessageSize) }
+            // Nothing is reserved ahead of the bytes: a declared size is a claim, and memory
+            // follows what arrives (counted in `reassemblyBytes`).
             s.partial = []
-            s.partial!.reserveCapacity(min(Int(wire), 1 << 20))
+            s.partialSince = self.now
             s.partialExpected = Int(wire)
             s.partialOriginal = Int(original)
             s.partialCompressed = flags.contains(.compressed)
@@ -421,20 +454,41 @@ public final class SecureConnection {
             }
         }
         if s.remoteFinished && s.localFinished && !s.hasPending && s.partial == nil {
-            self.streams[stream] = nil
+            self.removeStream(stream)
         }
     }
+
+    func insertStream(_ id: StreamID, _ s: StreamState, remote: Bool) {
+        self.streams[id] = s
+        if remote { self.remoteStreams += 1 } else { self.localStreams += 1 }
+    }
+
+    /// Removes a stream and releases what it held (queued bytes, reassembly); the one place a
+    /// stream leaves the table.
+    @discardableResult
+    func removeStream(_ id: StreamID) -> StreamState? {
+        guard let s = self.streams.removeValue(forKey: id) else { return nil }
+        self.queuedBytes -= s.outgoing[s.outgoingHead...].reduce(0) { $0 + $1.body.count - $1.offset }
+        self.reassemblyBytes -= s.partial?.count ?? 0
+        self.readyStreams.removeAll { $0 == id }
+        if self.isRemote(id) { self.remoteStreams -= 1 } else { self.localStreams -= 1 }
+        return s
+    }
+
+    /// Whether the peer opened `id` (odd ids are the initiator's).
+    func isRemote(_ id: StreamID) -> Bool { (id % 2 == 1) == (self.role == .responder) }
 
     // MARK: Application API
 
     /// Opens a stream for `protocolName` (≤ 64 bytes). The peer sees `.streamOpened`.
     public func openStream(protocolName: String) throws(ChannelError) -> StreamID {
         guard self.isEstablished else { throw .protocolViolation("channel not established") }
-        guard self.streams.count < self.config.maxStreams else { throw .bufferLimit("too many open streams") }
+        guard self.localStreams < self.config.maxStreams else { throw .bufferLimit("too many open streams") }
         let id = self.nextStreamID
         self.nextStreamID += 2
         let name = Array(protocolName.utf8.prefix(64))
-        self.streams[id] = StreamState(protocolName: protocolName, sendWindow: self.config.streamWindow, receiveWindow: self.config.streamWindow)
+        self.insertStream(id, StreamState(protocolName: protocolName, sendWindow: self.config.streamWindow,
+                                          receiveWindow: self.config.streamWindow, now: self.now), remote: false)
         self.queueControl(.open, stream: id, body: name)
         return id
     }
@@ -473,10 +527,7 @@ public final class SecureConnection {
 
     /// Abandons a stream; the peer sees `.streamReset`.
     public func reset(stream: StreamID, code: UInt16 = ChannelCode.cancelled) {
-        guard let s = self.streams.removeValue(forKey: stream) else { return }
-        self.queuedBytes -= s.outgoing[s.outgoingHead...].reduce(0) { $0 + $1.body.count - $1.offset }
-        self.reassemblyBytes -= s.partial?.count ?? 0
-        self.readyStreams.removeAll { $0 == stream }
+        guard self.removeStream(stream) != nil else { return }
         if self.isEstablished { self.queueControl(.reset, stream: stream, body: Self.u16(code)) }
     }
 
@@ -504,11 +555,31 @@ public final class SecureConnection {
         self.finish(nil)
     }
 
-    /// Checks the handshake deadline.
+    /// Timeouts, checked by the driver now and then (every few seconds): the handshake
+    /// deadline, then per stream — a peer's stream silent for `streamIdleTimeout`, a message
+    /// whose first chunk came `partialTimeout` ago and is still not complete, and our data
+    /// waiting `windowStallTimeout` for a WINDOW — each resets that stream. Nothing a peer
+    /// started is held forever.
     public func tick(now: UInt64) throws(ChannelError) {
+        self.now = max(self.now, now)
         if case .handshake = self.state, now &- self.startedAt > self.config.handshakeTimeout {
             self.fail(.handshakeTimeout)
             throw .handshakeTimeout
+        }
+        guard self.isEstablished else { return }
+        var expired: [StreamID] = []
+        for (id, s) in self.streams {
+            if s.partial != nil, now &- s.partialSince > self.config.partialTimeout {
+                expired.append(id)
+            } else if let since = s.windowBlockedSince, s.hasPending, now &- since > self.config.windowStallTimeout {
+                expired.append(id)
+            } else if self.isRemote(id), !s.remoteFinished, now &- s.lastActivity > self.config.streamIdleTimeout {
+                expired.append(id)
+            }
+        }
+        for id in expired.sorted() {
+            self.events.append(.streamReset(id, code: ChannelCode.timeout))
+            self.reset(stream: id, code: ChannelCode.timeout)
         }
     }
 
@@ -557,6 +628,7 @@ public final class SecureConnection {
                 let id = self.readyStreams.removeFirst()
                 guard let s = self.streams[id], s.hasPending else { continue }
                 if s.sendWindow <= 0 {
+                    if s.windowBlockedSince == nil { s.windowBlockedSince = self.now }
                     continue  // re-added on WINDOW
                 }
                 let msg = s.outgoing[s.outgoingHead]
@@ -607,7 +679,7 @@ public final class SecureConnection {
                 }
                 let done = s.localFinished && !s.hasPending && s.remoteFinished && s.partial == nil
                 if done {
-                    self.streams[id] = nil
+                    self.removeStream(id)
                 } else if s.hasPending {
                     self.readyStreams.append(id)
                 }
@@ -684,6 +756,10 @@ public final class SecureConnection {
         self.closeReason = error
         self.state = .closed
         self.streams.removeAll()
+        self.remoteStreams = 0
+        self.localStreams = 0
+        self.reassemblyBytes = 0
+        self.queuedBytes = 0
         self.readyStreams.removeAll()
         self.inbound = []
         self.inboundStart = 0

@@ -31,7 +31,9 @@ public struct DiscoveryConfig: Sendable {
 public enum DiscoveryEvent: Sendable, Equatable {
     case nodeAdded(NodeRecord)
     case nodeRemoved(Ed25519.PublicKey)
-    case pong(from: Ed25519.PublicKey, rttNanos: UInt64, observed: Endpoint, recordSeq: UInt64)
+    /// A PONG to our PING: who answered and from where, the round trip, and our endpoint as
+    /// the peer saw it.
+    case pong(from: Ed25519.PublicKey, source: Endpoint, rttNanos: UInt64, observed: Endpoint, recordSeq: UInt64)
     /// A FINDNODE we sent was answered (all packets in) or timed out (`complete` false).
     case nodesAnswered(requestId: UInt64, from: Ed25519.PublicKey, records: [NodeRecord], complete: Bool)
     case requestFailed(requestId: UInt64, to: Ed25519.PublicKey)
@@ -519,7 +521,7 @@ public final class DiscoveryCore {
         case .pong(let rid, let seq, let observed):
             guard let r = self.requests.removeValue(forKey: rid), r.to.id == peer.id else { return self.drop("unsolicited pong") }
             if case .verify = r.kind { self.verifying.remove(peer.id) } else {
-                self.events.append(.pong(from: peer.id, rttNanos: now - r.sentAt, observed: observed, recordSeq: seq))
+                self.events.append(.pong(from: peer.id, source: peer.endpoint, rttNanos: now.subtractingSaturated(r.sentAt), observed: observed, recordSeq: seq))
             }
             if let rec = self.known[peer.id] ?? self.table.entry(peer.id)?.record { self.verified(rec, at: peer.endpoint, now: now) }
             self.refreshRecordIfStale(peer, seq: seq, now: now)

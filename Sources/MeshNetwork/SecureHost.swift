@@ -11,6 +11,7 @@ public struct HostCounters: Sendable, Equatable {
     public var handshakeFailures: [String: Int] = [:]
     public var closedByReason: [String: Int] = [:]
     public var refusedByLimits = 0
+    public var refusedBanned = 0
 
     /// The failure class of an error, for the `reason` label of a metric.
     public static func label(_ e: ChannelError?) -> String {
@@ -49,6 +50,9 @@ public final class SecureHost: SecurePeerDelegate {
     public private(set) var listener: TCPListener?
     public private(set) var peers: [ObjectIdentifier: SecurePeer] = [:]
     public private(set) var counters = HostCounters()
+    /// Node ids refused until the time given (monotonic ns), inbound and outbound alike.
+    public private(set) var bans: [Ed25519.PublicKey: UInt64] = [:]
+    public static let maxBans = 4096
 
     public init(loop: EventLoop, identity: NodeIdentity, config: ChannelConfig = ChannelConfig(),
                 limits: ConnectionLimits = ConnectionLimits(), hello: @escaping () -> Hello) {
@@ -105,8 +109,37 @@ public final class SecureHost: SecurePeerDelegate {
     // MARK: SecurePeerDelegate (forwarding with bookkeeping)
 
     public func peerReady(_ peer: SecurePeer) {
+        if let id = peer.remoteNodeId, self.isBanned(id) {
+            self.counters.refusedBanned += 1
+            peer.close(code: ChannelCode.banned, reason: "banned")
+            return
+        }
         self.counters.established += 1
         self.delegate?.peerReady(peer)
+    }
+
+    // MARK: Bans
+
+    /// Refuses `id` until `until` (monotonic ns): its connections are closed after the
+    /// handshake, whichever side dialled. The table is bounded: when full, the ban that ends
+    /// soonest makes room.
+    public func ban(_ id: Ed25519.PublicKey, until: UInt64) {
+        let now = EventLoop.now()
+        if self.bans.count >= Self.maxBans && self.bans[id] == nil {
+            self.bans = self.bans.filter { $0.value > now }
+            if self.bans.count >= Self.maxBans, let soonest = self.bans.min(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
+                self.bans[soonest.key] = nil
+            }
+        }
+        self.bans[id] = max(self.bans[id] ?? 0, until)
+    }
+
+    /// Whether `id` is banned now.
+    public func isBanned(_ id: Ed25519.PublicKey) -> Bool {
+        guard let until = self.bans[id] else { return false }
+        if until > EventLoop.now() { return true }
+        self.bans[id] = nil
+        return false
     }
 
     public func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) {

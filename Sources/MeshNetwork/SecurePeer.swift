@@ -192,7 +192,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
             if bytes.isEmpty { break }
             self.socket.write(bytes)
         }
-        if self.readingPaused && self.channel.controlBacklogBytes <= self.channel.config.controlHighWatermark / 2 {
+        if self.readingPaused && !self.closedReported && !self.owesTooMuch {
             self.readingPaused = false
             self.socket.resumeReading()
         }
@@ -234,20 +234,63 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
 
     public func connection(_ connection: TCPConnection, didRead bytes: [UInt8]) {
         var failure: ChannelError?
-        do { try self.channel.receive(bytes, now: EventLoop.now()) } catch { failure = error }
+        let now = EventLoop.now()
+        self.lastReceivedAt = now
+        do { try self.channel.receive(bytes, now: now) } catch { failure = error }
         self.dispatchEvents(failure: failure)
         self.flush()
         if let failure {
             self.finish(error: failure, socket: nil)
-        } else if self.channel.controlBacklogBytes > self.channel.config.controlHighWatermark {
-            // The peer makes us owe it more than it reads (PONGs, WINDOWs): stop reading until
-            // the socket drains; its sends then wait in its own kernel buffers.
+        } else if self.owesTooMuch {
+            // The peer makes us owe it more than it reads (PONGs, WINDOWs, answers): stop
+            // reading until the socket drains; its sends then wait in its own kernel buffers.
             self.socket.pauseReading()
             self.readingPaused = true
         }
     }
 
     private var readingPaused = false
+    private var lastReceivedAt: UInt64 = EventLoop.now()
+    private var lastPingAt: UInt64 = 0
+    private var maintenanceTimer: TimerID?
+
+    /// Whether what we owe the peer (control frames, or queued answers past half the queue
+    /// limit) is more than it reads.
+    private var owesTooMuch: Bool {
+        self.channel.controlBacklogBytes > self.channel.config.controlHighWatermark
+            || self.channel.queuedBytes > self.channel.config.maxQueuedBytes / 2
+    }
+
+    /// Every few seconds: the channel's timeouts (idle and stalled streams, unfinished
+    /// messages), a keep-alive PING when the peer has been quiet, and the idle timeout.
+    private func scheduleMaintenance() {
+        let config = self.channel.config
+        let period = max(1_000_000_000, min(config.keepAliveInterval / 3, 10_000_000_000))
+        self.maintenanceTimer = self.loop.schedule(after: period) { [weak self] in
+            guard let self, !self.closedReported else { return }
+            let now = EventLoop.now()
+            do throws(ChannelError) { try self.channel.tick(now: now) } catch {
+                self.dispatchEvents(failure: error)
+                self.flush()
+                self.finish(error: error, socket: nil)
+                return
+            }
+            if now &- self.lastReceivedAt > config.idleTimeout {
+                self.channel.close(code: ChannelCode.timeout, reason: "idle")
+                self.dispatchEvents()
+                self.flush()
+                self.finish(error: .idleTimeout, socket: nil)
+                return
+            }
+            if now &- self.lastReceivedAt > config.keepAliveInterval && now &- self.lastPingAt > config.keepAliveInterval {
+                self.lastPingAt = now
+                self.channel.ping([])
+            }
+            self.dispatchEvents()
+            self.flush()
+            self.scheduleMaintenance()
+        }
+    }
 
     public func connectionDidDrain(_ connection: TCPConnection) {
         self.flush()
@@ -261,6 +304,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
     private func dispatchEvents(failure: ChannelError? = nil) {
         defer { self.pruneStreamProtocols() }
         for event in self.channel.takeEvents() {
+            if self.closedReported { break }  // the owner was told the peer is gone
             switch event {
             case .established:
                 self.establishedAt = EventLoop.now()
@@ -268,6 +312,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
                 self.helloAt = EventLoop.now()
                 self.ready = true
                 if let t = self.handshakeTimer { self.loop.cancel(t) }
+                self.scheduleMaintenance()
                 self.delegate?.peerReady(self)
             case .streamOpened(let s, let name):
                 self.streamProtocols[s] = name
@@ -311,6 +356,7 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
         self.closedReported = true
         if let t = self.handshakeTimer { self.loop.cancel(t) }
         if let t = self.stallTimer { self.loop.cancel(t) }
+        if let t = self.maintenanceTimer { self.loop.cancel(t) }
         if !self.socket.isClosed && socket == nil { self.socket.closeAfterFlush() }
         self.delegate?.peerClosed(self, error: error, socket: socket)
     }

@@ -26,12 +26,9 @@ extension Node {
         try service.start(on: bind)
         service.onEvent = { [unowned self] e in self.discoveryEvent(e) }
         self.discovery = service
+        // Numeric bootnodes now; named ones once resolved off the loop (resolveBootnodeNames).
         for b in self.config.bootnodes where b.nodeId != self.nodeId {
-            guard let sa = SocketAddress(numericHost: b.host, port: b.port) ?? (try? SocketAddress.resolve(host: b.host, port: b.port).first) else {
-                self.log.warn("cannot resolve bootnode; discovery will not use it", ["bootnode": b.description])
-                continue
-            }
-            service.addBootnode(id: b.nodeId, endpoint: Endpoint(sa))
+            if let sa = SocketAddress(numericHost: b.host, port: b.port) { service.addBootnode(id: b.nodeId, endpoint: Endpoint(sa)) }
         }
         // Fill the table early rather than at the first refresh.
         self.loop.schedule(after: 1_000_000_000) { [weak self] in
@@ -61,20 +58,28 @@ extension Node {
                     self.dialing[r.nodeId] = nil
                     self.log.debug("peer address updated from its record", ["node": r.nodeId.hex.prefix(16).description, "address": "\(host):\(r.tcpPort)"])
                 }
-            } else {
-                self.knownAddresses[r.nodeId] = addr
+            } else if self.rememberAddress(addr) {
                 self.counters.discovered += 1
             }
-        case .pong(_, _, let observed, _):
-            // Learn our public address from what peers see (two agreeing observations).
+        case .pong(let reporter, let source, _, let observed, _):
+            // Learn our public address from what peers see: reporters at two different
+            // addresses (IPv6: /64s) must agree — one peer, or many ids behind one address,
+            // repeating a claim prove nothing — or one of the bootnodes the operator gave us
+            // must report it. The candidate table is small and bounded.
             guard let d = self.discovery, d.core.record.ip.isEmpty else { return }
-            self.observedAddresses[observed.ip, default: 0] += 1
-            if self.observedAddresses[observed.ip]! >= 2 {
+            let net = source.ip.count == 16 ? Array(source.ip.prefix(8)) : source.ip
+            if self.observedAddresses[observed.ip] == nil && self.observedAddresses.count >= 8 { self.observedAddresses.removeAll() }
+            self.observedAddresses[observed.ip, default: []].insert(net)
+            self.log.debug("address observed by a peer", ["observed": observed.description, "reporter": source.description,
+                                                          "reporters": "\(self.observedAddresses[observed.ip]!.count)"])
+            let fromBootnode = self.config.bootnodes.contains { $0.nodeId == reporter }
+            if self.observedAddresses[observed.ip]!.count >= 2 || fromBootnode {
                 let key = self.key
                 let old = d.core.record
                 d.core.updateRecord { seq in
                     NodeRecord(key: key, seq: seq, ip: observed.ip, tcpPort: old.tcpPort, udpPort: old.udpPort, roles: old.roles, genesis: old.genesis)
                 }
+                self.observedAddresses.removeAll()
                 self.log.info("Public address learned from peers", ["ip": Endpoint(ip: observed.ip, port: old.tcpPort).description])
             }
         case .nodeRemoved, .nodesAnswered, .requestFailed, .lookupFinished:

@@ -23,6 +23,8 @@ final class PeerState {
     var requests: [StreamID: (kind: String, sentAt: UInt64)] = [:]
     var score = 0
     var syncing = false
+    /// Token buckets per inbound message kind (bounded: the node's own protocol names).
+    var budgets: [String: TokenBucket] = [:]
 
     init(peer: SecurePeer, tag: Int, hello: Hello) {
         self.peer = peer
@@ -104,10 +106,14 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var knownAddresses: [AccountID: NodeAddress] = [:]
     /// Encrypted discovery on the p2p port (UDP).
     public internal(set) var discovery: DiscoveryService?
-    var observedAddresses: [[UInt8]: Int] = [:]
+    /// Our address as peers report it: candidate IP → the addresses of the reporters.
+    var observedAddresses: [[UInt8]: Set<[UInt8]>] = [:]
     var dialing: [AccountID: UInt64] = [:]
     var started = false
     var stopping = false
+    /// Host names of operator-given bootnodes, resolved on a background thread (DNS blocks;
+    /// the loop never waits for it). Addresses learned from peers must be numeric.
+    var resolvedNames: [String: SocketAddress] = [:]
     var lastInformant = (bytesIn: 0, bytesOut: 0, at: UInt64(0))
     /// The address peers can dial us at (listen port).
     public private(set) var listenAddress: SocketAddress?
@@ -168,7 +174,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         self.started = true
         for b in self.config.bootnodes where b.nodeId != self.nodeId { self.knownAddresses[b.nodeId] = b }
         if let cached = try? self.store.meta("peers"), let list = try? PeerCache.decode(cached) {
-            for a in list.addresses where a.nodeId != self.nodeId && self.knownAddresses[a.nodeId] == nil { self.knownAddresses[a.nodeId] = a }
+            for a in list.addresses where a.nodeId != self.nodeId && self.knownAddresses[a.nodeId] == nil { self.rememberAddress(a) }
         }
         self.log.info("Local node identity", ["nodeId": self.nodeId.hex])
         self.log.info("Listening", ["address": "\(self.nodeId.hex)@\(self.config.listenHost):\(self.listenAddress!.port)"])
@@ -177,6 +183,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         if self.config.validator && !self.isValidator {
             self.log.warn("--validator given but this key is not in the validator set; producing and voting only when it joins")
         }
+        self.resolveBootnodeNames()
         try self.startDiscovery()
         self.startGossip()
         self.maintainPeers()
@@ -198,6 +205,35 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         try? self.chain.snapshotFinalized()
         try? self.store.checkpoint()
         self.log.info("Shut down", ["best": "#\(self.chain.best.number)", "finalized": "#\(self.chain.finalized.number)"])
+    }
+
+    /// Resolves the bootnodes' host names off the loop; retries the ones that fail every 30 s.
+    func resolveBootnodeNames() {
+        let names = Set(self.config.bootnodes.filter { SocketAddress(numericHost: $0.host, port: $0.port) == nil && self.resolvedNames[$0.host] == nil }
+            .map { NodeAddress(nodeId: $0.nodeId, host: $0.host, port: $0.port) })
+        guard !names.isEmpty else { return }
+        let loop = self.loop
+        DispatchQueue.global().async { [weak self] in
+            var found: [(NodeAddress, SocketAddress)] = []
+            for b in names.sorted(by: { $0.description < $1.description }) {
+                if let a = try? SocketAddress.resolve(host: b.host, port: b.port).first { found.append((b, a)) }
+            }
+            let results = found
+            loop.execute { [weak self] in
+                guard let self, !self.stopping else { return }
+                for (b, a) in results {
+                    self.resolvedNames[b.host] = a
+                    self.discovery?.addBootnode(id: b.nodeId, endpoint: Endpoint(a))
+                    self.log.debug("bootnode resolved", ["bootnode": b.description, "address": a.description])
+                }
+                for b in names where !results.contains(where: { $0.0 == b }) {
+                    self.log.warn("cannot resolve bootnode; retrying in 30 s", ["bootnode": b.description])
+                }
+                if results.count < names.count {
+                    self.loop.schedule(after: 30_000_000_000) { [weak self] in self?.resolveBootnodeNames() }
+                }
+            }
+        }
     }
 
     func savePeerCache() {
@@ -232,9 +268,10 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
     }
 
+    /// Dials a numeric address, or a bootnode's name once it was resolved (off the loop).
     func dial(_ addr: NodeAddress) {
-        guard let sa = SocketAddress(numericHost: addr.host, port: addr.port) ?? (try? SocketAddress.resolve(host: addr.host, port: addr.port).first) else {
-            self.log.debug("cannot resolve peer address", ["address": addr.description])
+        guard let sa = SocketAddress(numericHost: addr.host, port: addr.port) ?? self.resolvedNames[addr.host].map({ SocketAddress(ip: $0.ip, port: addr.port) }) else {
+            self.log.debug("peer address not resolved yet", ["address": addr.description])
             return
         }
         do {
@@ -264,7 +301,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         if !peer.isInbound || hello.listenPort > 0 {
             let host = peer.socket.remoteAddress.host
             let port = peer.isInbound ? hello.listenPort : peer.socket.remoteAddress.port
-            self.knownAddresses[id] = NodeAddress(nodeId: id, host: host, port: port)
+            self.rememberAddress(NodeAddress(nodeId: id, host: host, port: port))
         }
         self.dialing[id] = nil
         state.finalityStream = try? peer.openStream(ProtocolName.finality)
@@ -308,6 +345,19 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             return
         }
         guard let proto = p.incoming[stream] ?? peer.channel.protocolName(of: stream) else { return }
+        if proto == Self.servedMarker {
+            // Request/response streams carry one request: a second one on the same stream
+            // would make us do the work again with nowhere to send the answer.
+            self.penalize(p, "second request on a stream", by: 20)
+            peer.reset(stream, code: ChannelCode.protocolError)
+            return
+        }
+        guard self.withinBudget(p, proto) else {
+            self.penalize(p, "over its request budget", by: 5)
+            if Self.requestProtocols.contains(proto) { peer.reset(stream, code: ChannelCode.refused) }
+            return
+        }
+        if Self.requestProtocols.contains(proto) { p.incoming[stream] = Self.servedMarker }
         switch proto {
         case ProtocolName.finality: self.handleFinalityMessage(message, from: p)
         case ProtocolName.sync: self.serveSync(message, to: p, stream: stream)
@@ -325,6 +375,49 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
     }
 
+    /// Protocols that take exactly one request per stream.
+    static let requestProtocols: Set<String> = [ProtocolName.sync, ProtocolName.peers, ProtocolName.head,
+                                                ProtocolName.blockTransactions, ProtocolName.ancestry]
+    static let servedMarker = ""
+
+    /// Per-peer budgets (sustained per second, burst) for each kind of inbound message. An
+    /// honest node stays far below them: one sync or ancestry request in flight at a time,
+    /// a peers request every few seconds, gossip frames at the network's message rate.
+    static let budgets: [String: (rate: Double, burst: Double)] = [
+        ProtocolName.sync: (10, 30), ProtocolName.ancestry: (20, 60), ProtocolName.blockTransactions: (20, 60),
+        ProtocolName.peers: (1, 5), ProtocolName.head: (2, 10), ProtocolName.gossip: (2_000, 6_000),
+        ProtocolName.finality: (200, 600),
+    ]
+
+    /// Takes one token from the peer's budget for `proto`; protocols without a budget here
+    /// (plug-ins) keep their own.
+    func withinBudget(_ p: PeerState, _ proto: String) -> Bool {
+        guard let b = Self.budgets[proto] else { return true }
+        let now = EventLoop.now()
+        var bucket = p.budgets[proto] ?? TokenBucket(tokens: b.burst, updatedAt: now)
+        let ok = bucket.take(now: now, rate: b.rate, burst: b.burst)
+        p.budgets[proto] = bucket
+        return ok
+    }
+
+    static let maxKnownAddresses = 2048
+
+    /// Adds an address to the bounded address book; when full, an address we are not
+    /// connected to and that is no bootnode makes room. Returns false when nothing could be
+    /// evicted.
+    @discardableResult
+    func rememberAddress(_ a: NodeAddress) -> Bool {
+        if self.knownAddresses[a.nodeId] == nil && self.knownAddresses.count >= Self.maxKnownAddresses {
+            let connected = Set(self.peers.values.compactMap { $0.peer.remoteNodeId })
+            let bootnodes = Set(self.config.bootnodes.map(\.nodeId))
+            guard let victim = self.knownAddresses.keys.filter({ !connected.contains($0) && !bootnodes.contains($0) }).randomElement() else { return false }
+            self.knownAddresses[victim] = nil
+            self.dialing[victim] = nil
+        }
+        self.knownAddresses[a.nodeId] = a
+        return true
+    }
+
     /// Scores a peer down for bad input; drops it past the threshold.
     func penalize(_ p: PeerState, _ reason: String, by amount: Int = 10) {
         p.score -= amount
@@ -332,7 +425,12 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         self.log.debug("peer misbehaved", ["peer": p.peer.description, "reason": reason, "score": "\(p.score)"])
         if p.score <= -100 {
             self.log.info("dropping peer for bad behaviour", ["peer": p.peer.description, "reason": reason])
-            if let id = p.peer.remoteNodeId { self.dialing[id] = EventLoop.now() + 600_000_000_000 }
+            if let id = p.peer.remoteNodeId {
+                // Banned both ways for ten minutes: the host refuses it inbound too.
+                let until = EventLoop.now() + 600_000_000_000
+                self.dialing[id] = until
+                self.host.ban(id, until: until)
+            }
             p.peer.close(code: ChannelCode.banned, reason: reason)
         }
     }
@@ -373,8 +471,13 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 self.penalize(p, "bad peers response")
                 return
             }
-            for e in list.peers.prefix(64) where e.nodeId != self.nodeId {
-                if let a = NodeAddress("\(e.nodeId.hex)@\(e.address)"), self.knownAddresses[e.nodeId] == nil { self.knownAddresses[e.nodeId] = a }
+            // At most 16 new addresses from one answer, numeric only (a peer's host names would
+            // make us resolve DNS for it), into a bounded address book.
+            var added = 0
+            for e in list.peers.prefix(64) where e.nodeId != self.nodeId && added < 16 {
+                guard let a = NodeAddress("\(e.nodeId.hex)@\(e.address)"), SocketAddress(numericHost: a.host, port: a.port) != nil,
+                      self.knownAddresses[e.nodeId] == nil else { continue }
+                if self.rememberAddress(a) { added += 1 }
             }
         case ProtocolName.head:
             break

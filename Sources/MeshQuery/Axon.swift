@@ -310,8 +310,8 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
         let l = self.policy.limits
         let now = Self.wallMillis()
         let id = ObjectIdentifier(peer)
-        var bucket = self.junk[id] ?? TokenBucket(tokens: l.junkBurst, updatedMs: now)
-        let ok = bucket.take(now: now, rate: l.junkPerSecond, burst: l.junkBurst)
+        var bucket = self.junk[id] ?? TokenBucket(tokens: l.junkBurst, updatedAt: now)
+        let ok = bucket.take(now: now, rate: l.junkPerSecond, burst: l.junkBurst, ticksPerSecond: 1000)
         self.junk[id] = bucket
         guard !ok, peer !== self.relayPeer else { return }
         self.stats.junkDisconnects += 1

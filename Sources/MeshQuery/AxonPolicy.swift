@@ -1,3 +1,4 @@
+import MeshCodec
 import MeshCrypto
 
 /// What the axon knows about a caller, from the subnet's metagraph.
@@ -40,26 +41,6 @@ public struct AxonLimits: Sendable {
     public var junkBanSeconds: UInt64 = 60
 
     public init() {}
-}
-
-/// A caller's token bucket (time is an input: milliseconds on any monotonic clock).
-public struct TokenBucket: Sendable {
-    public var tokens: Double
-    public var updatedMs: UInt64
-
-    public init(tokens: Double, updatedMs: UInt64) {
-        self.tokens = tokens
-        self.updatedMs = updatedMs
-    }
-
-    public mutating func take(now: UInt64, rate: Double, burst: Double) -> Bool {
-        let elapsed = Double(now &- min(now, self.updatedMs)) / 1000
-        self.tokens = min(burst, self.tokens + elapsed * rate)
-        self.updatedMs = max(self.updatedMs, now)
-        guard self.tokens >= 1 else { return false }
-        self.tokens -= 1
-        return true
-    }
 }
 
 /// Nonces seen from each caller whose deadlines have not passed: a replay inside the
@@ -180,8 +161,8 @@ public struct AxonPolicy {
             return .refuse(.unauthorized, "nonce \(h.nonce) already used", verified: true)
         }
         // Rate limit.
-        var bucket = self.buckets[h.caller] ?? TokenBucket(tokens: self.limits.burst, updatedMs: now)
-        let allowed = bucket.take(now: now, rate: self.limits.ratePerSecond, burst: self.limits.burst)
+        var bucket = self.buckets[h.caller] ?? TokenBucket(tokens: self.limits.burst, updatedAt: now)
+        let allowed = bucket.take(now: now, rate: self.limits.ratePerSecond, burst: self.limits.burst, ticksPerSecond: 1000)
         if self.buckets.count >= 65_536 && self.buckets[h.caller] == nil { self.buckets.removeAll(keepingCapacity: true) }
         self.buckets[h.caller] = bucket
         guard allowed else { return .refuse(.tooManyRequests, "rate limit of \(Int(self.limits.ratePerSecond))/s exceeded", verified: true) }

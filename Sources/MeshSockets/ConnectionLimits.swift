@@ -6,7 +6,8 @@ public struct ConnectionLimits: Sendable {
     public var maxInbound: Int
     /// Outbound connections.
     public var maxOutbound: Int
-    /// Connections from one IP address (loopback is exempt so local networks work).
+    /// Connections from one IP address — for IPv6 one /64, which one host commonly holds
+    /// whole (loopback is exempt so local networks work).
     public var maxPerIP: Int
     /// Whether loopback addresses are exempt from `maxPerIP`.
     public var exemptLoopback: Bool
@@ -37,21 +38,26 @@ public final class ConnectionTracker {
     public func admit(_ address: SocketAddress, inbound: Bool) -> Bool {
         let l = self.limits
         var ok = self.total < l.maxTotal && (inbound ? self.inbound < l.maxInbound : self.outbound < l.maxOutbound)
-        if ok && !(l.exemptLoopback && address.isLoopback) && (self.perIP[address.ip] ?? 0) >= l.maxPerIP { ok = false }
+        let key = Self.hostKey(address)
+        if ok && !(l.exemptLoopback && address.isLoopback) && (self.perIP[key] ?? 0) >= l.maxPerIP { ok = false }
         if !ok {
             self.refused += 1
             return false
         }
         if inbound { self.inbound += 1 } else { self.outbound += 1 }
-        self.perIP[address.ip, default: 0] += 1
+        self.perIP[key, default: 0] += 1
         return true
     }
+
+    /// The address as one host: IPv4 whole, IPv6 its /64.
+    static func hostKey(_ address: SocketAddress) -> [UInt8] { address.isIPv6 ? Array(address.ip.prefix(8)) : address.ip }
 
     /// Forgets a connection admitted earlier.
     public func release(_ address: SocketAddress, inbound: Bool) {
         if inbound { self.inbound -= 1 } else { self.outbound -= 1 }
-        if let n = self.perIP[address.ip] {
-            if n <= 1 { self.perIP[address.ip] = nil } else { self.perIP[address.ip] = n - 1 }
+        let key = Self.hostKey(address)
+        if let n = self.perIP[key] {
+            if n <= 1 { self.perIP[key] = nil } else { self.perIP[key] = n - 1 }
         }
     }
 }

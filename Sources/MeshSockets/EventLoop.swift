@@ -159,6 +159,11 @@ public final class EventLoop: @unchecked Sendable {
     public func cancel(_ timer: TimerID) {
         self.assertInLoop()
         self.timerActions[timer.raw] = nil
+        // Cancelled entries stay in the heap until their deadline; churn (connections that
+        // come and go with their timers) must not grow it without bound.
+        if self.timers.count > 1024 && self.timers.count > 2 * self.timerActions.count {
+            self.timers.retain { self.timerActions[$0] != nil }
+        }
     }
 
     /// Stops the loop: pending tasks run, registered sockets are told `.shutdown` and closed.
@@ -322,4 +327,12 @@ struct TimerHeap {
     }
 
     var count: Int { self.heap.count }
+
+    /// Keeps only the entries whose id passes `keep`, and restores the heap order.
+    mutating func retain(_ keep: (UInt64) -> Bool) {
+        let kept = self.heap.filter { keep($0.id) }
+        self.heap = []
+        self.heap.reserveCapacity(kept.count)
+        for e in kept { self.push(deadline: e.deadline, id: e.id) }
+    }
 }

@@ -74,7 +74,14 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         self.state = connecting ? .connecting : .open
         self.localAddress = Posix.localAddress(fd)
         Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        // The kernel gives up on a peer that acknowledges nothing we sent for 30 s (a zero
+        // window held open, a host that vanished), instead of retrying for many minutes.
+        Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, 30_000)
     }
+
+    /// How long ``closeAfterFlush()`` waits for queued bytes to leave before closing anyway
+    /// (a peer that stopped reading must not keep its slot). Nanoseconds.
+    public var closeFlushTimeout: UInt64 = 5_000_000_000
 
     deinit {
         assert(self.state == .closed, "leak of an open TCPConnection")
@@ -323,6 +330,9 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         } else {
             self.closeWhenFlushed = true
             self.pauseReading()
+            if self.lingerTimer == nil {
+                self.lingerTimer = self.loop.schedule(after: self.closeFlushTimeout) { [weak self] in self?.close(.local) }
+            }
         }
     }
 
@@ -330,6 +340,7 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         guard self.state == .open, !self.lingering else { return }
         self.lingering = true
         _ = Glibc.shutdown(self.fd, Int32(SHUT_WR))
+        if let t = self.lingerTimer { self.loop.cancel(t) }
         let d = self.delegate
         self.delegate = nil  // the owner is done with this connection
         d?.connectionDidClose(self, reason: .local)

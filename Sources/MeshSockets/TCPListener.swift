@@ -60,7 +60,12 @@ public final class TCPListener: Selectable, LoopShutdownAware {
             if cfd < 0 {
                 let e = Glibc.errno
                 if e == EINTR || e == ECONNABORTED { continue }
-                return  // EAGAIN, or EMFILE and friends: try again on the next event
+                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                    // Out of descriptors: the pending connection stays in the backlog and epoll
+                    // would report it again at once (a busy loop). Look again in 100 ms.
+                    self.backOff()
+                }
+                return  // EAGAIN: wait for the next event
             }
             guard let remote = withUnsafePointer(to: &storage, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress(sockaddr: $0) } }) else {
                 Posix.close(cfd)
@@ -82,6 +87,22 @@ public final class TCPListener: Selectable, LoopShutdownAware {
             self.accepted += 1
             self.onAccept(c)
             if c.isOpen { c.delegate?.connectionDidOpen(c) }
+        }
+    }
+
+    private var backingOff = false
+    /// Connections refused because the process ran out of descriptors.
+    public private(set) var descriptorExhaustion = 0
+
+    private func backOff() {
+        guard !self.backingOff else { return }
+        self.backingOff = true
+        self.descriptorExhaustion += 1
+        self.loop.reregister(fd: self.fd, read: false, write: false)
+        self.loop.schedule(after: 100_000_000) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            self.backingOff = false
+            self.loop.reregister(fd: self.fd, read: true, write: false)
         }
     }
 

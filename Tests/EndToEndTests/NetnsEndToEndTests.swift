@@ -81,8 +81,11 @@ struct NetnsEndToEndTests {
         }
         #expect(try clients[2].waitUntil(timeout: 30) { try clients[2].finalized() >= 3 })
         // The full nodes published their observed addresses, and peers list them by those.
+        // Two peers at different addresses must report the same address before a node trusts
+        // it (revalidation pings reach the second one within seconds).
         for i in 1..<3 {
-            #expect(nodes[i].output.contains("Public address learned from peers ip=\(hosts.address(i))"),
+            let learned = try clients[i].waitUntil(timeout: 30) { nodes[i].output.contains("Public address learned from peers ip=\(hosts.address(i))") }
+            #expect(learned,
                     "host \(i) did not learn \(hosts.address(i)): \(nodes[i].output.suffix(1500))")
         }
         let peers = try clients[0].rpc.call("system_peers").array ?? []

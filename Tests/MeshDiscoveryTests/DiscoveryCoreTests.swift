@@ -94,7 +94,7 @@ struct DiscoveryCoreTests {
         a.ping(id: b.id, endpoint: net.endpoint(of: b), now: net.now)
         net.pump()
         let pongs = net.events[net.endpoint(of: a), default: []].compactMap { e -> Endpoint? in
-            if case .pong(_, _, let observed, _) = e { return observed } else { return nil }
+            if case .pong(_, _, _, let observed, _) = e { return observed } else { return nil }
         }
         #expect(pongs == [net.endpoint(of: a)])
         #expect(a.table.entry(b.id) != nil, "A fetched B's record and verified B")

@@ -144,7 +144,7 @@ extension MeshProbe {
                 _ = rid
                 let before = probe.box.events.withLock { $0.count }
                 guard let (rtt, obs) = probe.wait(timeout: self.target.timeout, { ev -> (UInt64, Endpoint)? in
-                    if case .pong(a.nodeId, let rtt, let o, _) = ev { return (rtt, o) } else { return nil }
+                    if case .pong(a.nodeId, _, let rtt, let o, _) = ev { return (rtt, o) } else { return nil }
                 }) else { throw ProbeError("no answer from \(a) within \(self.target.timeout) s") }
                 probe.box.events.withLock { $0.removeSubrange(0..<min(before + 1, $0.count)) }
                 rtts.append(Double(rtt) / 1e6)
