@@ -27,6 +27,18 @@ public typealias PeerTag = Int
 
 /// What the runtime must do, in order. A `.persist` must be durable (fsync) before any later
 /// `.broadcast` or `.send` is performed: a vote is never sent before it is stored.
+/// What the gadget made of a message from a peer (``FinalityCore/receive(_:from:now:)``).
+public enum FinalityVerdict: Sendable, Equatable {
+    /// Checked (signatures verified) and taken into account: may be relayed.
+    case valid
+    /// Cannot matter now: another set, an old round, a duplicate. Not relayed, no blame.
+    case irrelevant
+    /// Broken: a bad signature, a voter outside the set, a commit that does not verify.
+    case invalid
+    /// A commit with a supermajority of valid signatures on a block we lack: fetch it.
+    case needsBlock(VoteTarget)
+}
+
 public enum FinalityAction: Equatable, Sendable {
     case persist(VoterState)
     case broadcast(FinalityMessage)
@@ -259,60 +271,80 @@ public final class FinalityCore {
 
     /// A message from a peer (`peer` identifies it for replies).
     public func handle(_ message: FinalityMessage, from peer: PeerTag, now: UInt64) -> [FinalityAction] {
+        self.receive(message, from: peer, now: now).actions
+    }
+
+    /// A message from a peer, with the gadget's verdict on it: whether it was checked and
+    /// counted (`valid`: relay it), could not matter (`irrelevant`: another set, an old
+    /// round, a duplicate), is `invalid` (the sender is at fault), or is a commit whose
+    /// precommits carry a supermajority of valid signatures for a block we lack
+    /// (`needsBlock`: fetch it, the commit is sent again by sync). Only `valid` messages may
+    /// travel on; nothing the gadget did not check is relayed.
+    public func receive(_ message: FinalityMessage, from peer: PeerTag, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
         switch message {
         case .vote(let v):
             return self.handleVote(v, from: peer, now: now)
         case .commit(let c):
             return self.handleCommit(c, now: now)
         case .catchUpRequest(let round, let setId):
-            guard setId == self.setId, let p = self.previous, p.completable, p.number > round, self.current.number >= round + 2 else { return [] }
-            return [.send(peer, .catchUp(CatchUp(round: p.number, setId: self.setId, prevotes: p.prevotes.all, precommits: p.precommits.all)))]
+            guard setId == self.setId, let p = self.previous, p.completable, p.number > round, self.current.number >= round &+ 2 else { return (.irrelevant, []) }
+            return (.valid, [.send(peer, .catchUp(CatchUp(round: p.number, setId: self.setId, prevotes: p.prevotes.all, precommits: p.precommits.all)))])
         case .catchUp(let c):
             return self.handleCatchUp(c, now: now)
         case .voteRequest(let round, let setId):
-            guard setId == self.setId else { return [] }
+            guard setId == self.setId else { return (.irrelevant, []) }
             let r: Round? = round == self.current.number ? self.current : (round == self.previous?.number ? self.previous : nil)
-            guard let r else { return [] }
-            return (r.prevotes.all + r.precommits.all).map { .send(peer, .vote($0)) }
+            guard let r else { return (.irrelevant, []) }
+            return (.valid, (r.prevotes.all + r.precommits.all).map { .send(peer, .vote($0)) })
         case .equivocation(let e):
-            guard e.isValid, self.voters.contains(e.first.voter), e.first.setId == self.setId, !self.equivocationsSeen.contains(e) else { return [] }
+            guard e.first.setId == self.setId, self.voters.contains(e.first.voter) else { return (.irrelevant, []) }
+            guard e.isValid else {
+                self.invalidMessages += 1
+                return (.invalid, [])
+            }
+            guard !self.equivocationsSeen.contains(e) else { return (.irrelevant, []) }
             self.equivocationsSeen.insert(e)
-            return [.equivocation(e)]
+            return (.valid, [.equivocation(e)])
         }
     }
 
     // MARK: Votes
 
-    func handleVote(_ v: SignedVote, from peer: PeerTag, now: UInt64) -> [FinalityAction] {
-        guard v.setId == self.setId else { return [] }
+    func handleVote(_ v: SignedVote, from peer: PeerTag, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
+        guard v.setId == self.setId else { return (.irrelevant, []) }
         guard self.voters.contains(v.voter) else {
             self.invalidMessages += 1
-            return []
+            return (.invalid, [])
+        }
+        let ahead = v.round >= self.current.number &+ 2
+        let isCurrent = v.round == self.current.number
+        let isNext = v.round == self.current.number &+ 1
+        let isPrevious = v.round == self.previous?.number
+        guard ahead || isCurrent || isPrevious || isNext else { return (.irrelevant, []) }
+        // Checked before it changes anything (a forged vote "two rounds ahead" must not make
+        // us ask for catch-up or block our rounds).
+        guard self.signatures.isValid(v) else {
+            self.invalidMessages += 1
+            return (.invalid, [])
         }
         var out: [FinalityAction] = []
-        if v.round >= self.current.number + 2 {
-            // We are behind: ask this peer to catch us up (once per round per peer).
+        if ahead {
+            // We are behind: ask this peer to catch us up (once per round per peer; the table
+            // is bounded by the peers we have).
             let last = self.catchUpRequested[peer]
-            if last == nil || last!.round != self.current.number || now >= last!.at + 8 * self.config.gossipDuration {
+            if last == nil || last!.round != self.current.number || now >= last!.at.addingSaturated(8 * self.config.gossipDuration) {
+                if self.catchUpRequested.count >= 1024 && last == nil { self.catchUpRequested.removeAll() }
                 self.catchUpRequested[peer] = (self.current.number, now)
                 out.append(.send(peer, .catchUpRequest(round: self.current.number, setId: self.setId)))
             }
             if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = v.round }
-            return out
-        }
-        let isCurrent = v.round == self.current.number
-        let isNext = v.round == self.current.number + 1
-        let isPrevious = v.round == self.previous?.number
-        guard isCurrent || isPrevious || isNext else { return [] }
-        guard self.signatures.isValid(v) else {
-            self.invalidMessages += 1
-            return []
+            return (.valid, out)
         }
         self.votesReceived += 1
         if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = v.round }
         if isNext {
             // A peer started the next round; remember nothing yet but note progress.
-            return out
+            return (.valid, out)
         }
         var result: VoteTracker.AddResult = .ignored
         if isCurrent {
@@ -322,7 +354,7 @@ public final class FinalityCore {
             case .precommit: result = self.current.precommits.add(v)
             case .primaryPropose:
                 if self.primary(of: v.round) == v.voter && self.current.proposal == nil { self.current.proposal = v.target }
-                return out + self.progress(now: now)
+                return (.valid, out + self.progress(now: now))
             }
         } else if var p = self.previous {
             p.dirty = true
@@ -338,7 +370,7 @@ public final class FinalityCore {
             out.append(.equivocation(e))
             out.append(.broadcast(.equivocation(e)))
         }
-        return out + self.progress(now: now)
+        return (.valid, out + self.progress(now: now))
     }
 
     func primary(of round: UInt64) -> AccountID? {
@@ -564,51 +596,73 @@ public final class FinalityCore {
         return weight >= self.voters.threshold
     }
 
-    func handleCommit(_ c: Commit, now: UInt64) -> [FinalityAction] {
+    func handleCommit(_ c: Commit, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
         let id = Hash32.of(c.encoded)
-        guard !self.seenCommits.contains(id) else { return [] }
-        guard c.setId == self.setId, c.target.number > self.finalized.number else { return [] }
-        guard self.env.header(c.target.hash) != nil else { return [] }  // fetched by sync, then re-sent
+        guard !self.seenCommits.contains(id) else { return (.irrelevant, []) }
+        guard c.setId == self.setId, c.target.number > self.finalized.number else { return (.irrelevant, []) }
+        guard self.env.header(c.target.hash) != nil else {
+            // We cannot check that the precommits support the target without its block; their
+            // signatures and weight we can. Only a commit that carries a supermajority of valid
+            // signatures is worth fetching a block for (it comes again by sync).
+            guard self.precommitsCarryThreshold(c) else {
+                self.invalidMessages += 1
+                return (.invalid, [])
+            }
+            return (.needsBlock(c.target), [])
+        }
         guard self.verify(c) else {
             self.invalidMessages += 1
-            return []
+            return (.invalid, [])
         }
         self.seenCommits.insert(id)
         var out = self.applyFinality(c, broadcast: false)
-        out.append(.broadcast(.commit(c)))
         if c.round >= self.current.number {
             // Fast-forward past the committed round.
             self.lastEstimate = c.target
             if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = c.round }
-            out += self.startRound(c.round + 1, now: now)
+            out += self.startRound(c.round &+ 1, now: now)
         }
-        return out + self.progress(now: now)
+        return (.valid, out + self.progress(now: now))
     }
 
-    func handleCatchUp(_ c: CatchUp, now: UInt64) -> [FinalityAction] {
-        guard c.setId == self.setId, c.round >= self.current.number else { return [] }
+    /// Whether a commit's precommits are by distinct voters of this set, for its round, with
+    /// valid signatures, and weigh a supermajority (the part of ``verify(_:)`` that needs no
+    /// block).
+    func precommitsCarryThreshold(_ c: Commit) -> Bool {
+        var weight: UInt128 = 0
+        var counted: Set<AccountID> = []
+        for v in c.precommits {
+            guard v.phase == .precommit, v.round == c.round, v.setId == c.setId, self.voters.contains(v.voter) else { return false }
+            guard self.signatures.isValid(v) else { return false }
+            if counted.insert(v.voter).inserted { weight += self.voters.weight(v.voter) }
+        }
+        return weight >= self.voters.threshold
+    }
+
+    func handleCatchUp(_ c: CatchUp, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
+        guard c.setId == self.setId, c.round >= self.current.number else { return (.irrelevant, []) }
         var r = Round(number: c.round, startedAt: now)
         for v in c.prevotes {
             guard v.phase == .prevote, v.round == c.round, v.setId == c.setId, self.voters.contains(v.voter), self.signatures.isValid(v) else {
                 self.invalidMessages += 1
-                return []
+                return (.invalid, [])
             }
             _ = r.prevotes.add(v)
         }
         for v in c.precommits {
             guard v.phase == .precommit, v.round == c.round, v.setId == c.setId, self.voters.contains(v.voter), self.signatures.isValid(v) else {
                 self.invalidMessages += 1
-                return []
+                return (.invalid, [])
             }
             _ = r.precommits.add(v)
         }
         let set = self.setId
         var out = self.evaluate(&r)
-        guard self.setId == set, r.completable else { return out }
+        guard self.setId == set, r.completable else { return (.irrelevant, out) }
         if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = c.round }
         self.current = r
-        out += self.startRound(c.round + 1, now: now)
-        return out + self.progress(now: now)
+        out += self.startRound(c.round &+ 1, now: now)
+        return (.valid, out + self.progress(now: now))
     }
 
     // MARK: Validator sets

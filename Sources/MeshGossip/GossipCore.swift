@@ -1,3 +1,5 @@
+import MeshCodec
+
 /// Tunables of gossip (gossipsub v1.1/1.2 names). Times are nanoseconds.
 public struct GossipConfig: Sendable {
     public var d = 8
@@ -37,28 +39,50 @@ public struct GossipConfig: Sendable {
     public var firstDeliveryCap = 20.0
     /// Each heartbeat, scores move this fraction of the way back to 0.
     public var decay = 0.05
-    /// Messages awaiting a deferred verdict, at most, and for how long.
+    /// Messages awaiting the application's verdict, at most, and for how long.
     public var maxPending = 256
     public var pendingTimeout: UInt64 = 5_000_000_000
+    /// Bounds on what peers fill (gossipsub's `max_ihave_messages`, `max_ihave_length`,
+    /// `gossip_retransmission` and friends): seen ids kept, topics and IDONTWANT ids remembered
+    /// per peer, IHAVE/ANNOUNCE frames and ids accepted per peer per heartbeat, copies of one
+    /// message sent to one peer on IWANT, large messages announced to us at once.
+    public var maxSeen = 200_000
+    public var maxTopicsPerPeer = 128
+    public var maxDontWantPerPeer = 4096
+    public var maxIHavePerHeartbeat = 10
+    public var maxIHaveIDsPerHeartbeat = 2048
+    public var maxIWantServesPerMessage = 3
+    public var maxIncoming = 1024
+    public var maxIncomingPerPeer = 32
+    public var maxPromises = 8192
+    /// Largest message accepted per topic (others: `GossipFrame.maxMessage`). Set by the
+    /// application: a vote is small, a compact block larger.
+    public var maxMessageSize: [String: Int] = [:]
+    public var defaultMaxMessageSize = GossipFrame.maxMessage
+    /// Penalty for frames that break the protocol's rules without harming anyone yet
+    /// (messages on topics we never subscribed to, IWANT floods).
+    public var protocolPenalty = -2.0
     public init() {}
 }
 
-/// What the application says about a message before it is forwarded.
+/// What the application says about a message before it is forwarded
+/// (``GossipCore/validated(_:_:now:)``).
 public enum ValidationResult: Sendable, Equatable {
     case accept
     /// Invalid: dropped, and the sender is penalised.
     case reject
     /// Not forwarded, no penalty (e.g. already known to the application).
     case ignore
-    /// The application needs more data first (a compact block missing transactions); it
-    /// gives the verdict later with ``GossipCore/validated(_:_:now:)``. Meanwhile the message
-    /// counts as seen and is not forwarded; without a verdict it expires as ignored.
-    case pending
 }
 
 /// What the core asks its driver to do.
 public enum GossipOutput<Peer: Hashable & Sendable>: Sendable {
     case send(Peer, GossipFrame)
+    /// A new message to check before anything else happens to it: answer with
+    /// ``GossipCore/validated(_:_:now:)`` — at once, or later when the application needs more
+    /// data first (a compact block missing transactions). Until then the message counts as
+    /// seen and is not forwarded; without a verdict within `pendingTimeout` it is ignored.
+    case validate(GossipMessage, from: Peer)
     /// Stop sending this message to this peer if it is still queued or in flight.
     case cancel(Peer, MessageID)
     /// A new valid message for the application.
@@ -94,31 +118,45 @@ public struct GossipCounters: Sendable, Equatable {
 /// (mesh selection) comes from `random`, so the simulator replays runs from a seed.
 public final class GossipCore<Peer: Hashable & Sendable> {
     public let config: GossipConfig
-    public var validate: (GossipMessage, Peer?) -> ValidationResult = { _, _ in .accept }
     public private(set) var counters = GossipCounters()
     let random: (UInt64) -> UInt64
 
-    struct PeerState {
+    /// A peer's state. A class, so a frame updates it in place (a struct in the table would
+    /// copy its dictionaries on every write).
+    final class PeerState {
         var outbound: Bool
         var topics: Set<String> = []
         var score = 0.0
         var firstDeliveries = 0.0
-        /// Message ids this peer said it does not want (until the time given).
-        var dontWant: [MessageID: UInt64] = [:]
+        /// Message ids this peer said it does not want, for a while (bounded).
+        var dontWant: ExpiringSet<MessageID>
+        /// PRUNE back-off per topic (only topics we subscribe to).
         var backoff: [String: UInt64] = [:]
+        /// This heartbeat's IHAVE/ANNOUNCE frames and ids from the peer.
+        var ihaveFrames = 0
+        var ihaveIDs = 0
+        /// Copies of each cached message sent to this peer on IWANT.
+        var iwantServes: [MessageID: Int] = [:]
+        /// Large messages this peer announced (PREAMBLE) and we wait for.
+        var incoming = 0
+
+        init(outbound: Bool, config: GossipConfig) {
+            self.outbound = outbound
+            self.dontWant = ExpiringSet(capacity: config.maxDontWantPerPeer, ttl: config.seenTTL / 4)
+        }
     }
 
     public private(set) var subscriptions: Set<String> = []
     var peers: [Peer: PeerState] = [:]
     var peerOrder: [Peer] = []
     public private(set) var mesh: [String: Set<Peer>] = [:]
-    /// Seen message ids (delivered, invalid, or ignored) and when to forget them.
-    var seen: [MessageID: UInt64] = [:]
+    /// Seen message ids (delivered, invalid, ignored or awaiting a verdict), bounded.
+    var seen: ExpiringSet<MessageID>
     /// Message cache for IWANT: windows of ids, newest first, and the messages.
     var windows: [[(MessageID, String)]] = [[]]
     var cache: [MessageID: GossipMessage] = [:]
-    /// Large messages being received: who announced them first.
-    var incoming: [MessageID: Peer] = [:]
+    /// Large messages being received: who announced them first, and until when we wait.
+    var incoming: [MessageID: (peer: Peer, until: UInt64)] = [:]
     /// IWANTs we sent: id → (peer, deadline). At most one outstanding per message.
     var promises: [MessageID: (peer: Peer, deadline: UInt64)] = [:]
     /// Peers that announced a large message we have not got yet (fallbacks, in order).
@@ -130,6 +168,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     public init(config: GossipConfig = GossipConfig(), random: @escaping (UInt64) -> UInt64) {
         self.config = config
         self.random = random
+        self.seen = ExpiringSet(capacity: config.maxSeen, ttl: config.seenTTL)
     }
 
     /// Takes what the core produced since the last call.
@@ -151,21 +190,23 @@ public final class GossipCore<Peer: Hashable & Sendable> {
 
     public func addPeer(_ p: Peer, outbound: Bool) {
         guard self.peers[p] == nil else { return }
-        self.peers[p] = PeerState(outbound: outbound)
+        self.peers[p] = PeerState(outbound: outbound, config: self.config)
         self.peerOrder.append(p)
         if !self.subscriptions.isEmpty { self.outputs.append(.send(p, .subscribe(self.subscriptions.sorted()))) }
     }
 
-    public func removePeer(_ p: Peer) {
+    /// Forgets a peer; large messages it promised are asked of the next announcer (their
+    /// deadlines start at `now`).
+    public func removePeer(_ p: Peer, now: UInt64) {
         guard self.peers.removeValue(forKey: p) != nil else { return }
         self.peerOrder.removeAll { $0 == p }
         for t in self.mesh.keys { self.mesh[t]?.remove(p) }
         for (id, pr) in self.promises.sorted(by: { $0.key < $1.key }) where pr.peer == p {
             self.promises[id] = nil
-            self.requestNext(id, now: 0)
+            self.requestNext(id, now: now)
         }
         for id in self.announcers.keys { self.announcers[id]?.removeAll { $0 == p } }
-        for (id, from) in self.incoming where from == p { self.incoming[id] = nil }
+        for (id, e) in self.incoming where e.peer == p { self.incoming[id] = nil }
     }
 
     public func subscribe(_ topic: String, now: UInt64) {
@@ -181,7 +222,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     @discardableResult
     public func publish(topic: String, data: [UInt8], now: UInt64) -> MessageID {
         let m = GossipMessage(topic: topic, data: data)
-        guard self.seen[m.id] == nil else { return m.id }
+        guard !self.seen.contains(m.id, now: now) else { return m.id }
         self.remember(m, now: now)
         let targets: [Peer]
         if self.config.floodPublish {
@@ -201,67 +242,91 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     }
 
     func remember(_ m: GossipMessage, now: UInt64) {
-        self.seen[m.id] = now + self.config.seenTTL
+        self.seen.insert(m.id, now: now)
         self.cache[m.id] = m
         self.windows[0].append((m.id, m.topic))
     }
 
     // MARK: Receiving
 
-    /// Handles one frame from a peer.
+    /// Handles one frame from a peer. Every table a frame can fill is bounded, and every
+    /// kind of frame is budgeted (per heartbeat) or answered at most a few times.
     public func receive(_ f: GossipFrame, from p: Peer, now: UInt64) {
-        guard var st = self.peers[p] else { return }
+        guard let st = self.peers[p] else { return }
         if st.score < self.config.graylistThreshold { return }
         switch f {
         case .subscribe(let topics):
-            st.topics.formUnion(topics)
-            self.peers[p] = st
+            for t in topics where st.topics.count < self.config.maxTopicsPerPeer { st.topics.insert(t) }
         case .unsubscribe(let topics):
             st.topics.subtract(topics)
-            self.peers[p] = st
-            for t in topics { self.mesh[t]?.remove(p) }
+            for t in topics where self.subscriptions.contains(t) { self.mesh[t]?.remove(p) }
         case .graft(let t):
             let backedOff = (st.backoff[t] ?? 0) > now
-            if !self.subscriptions.contains(t) || st.score < 0 || backedOff || (self.mesh[t]?.count ?? 0) >= self.config.dHigh {
+            // Inbound peers may fill the mesh to `dHigh - dOut` only (the rest is kept for
+            // peers we chose), and only for topics they said they subscribe to; a GRAFT during
+            // back-off costs score.
+            let limit = st.outbound ? self.config.dHigh : self.config.dHigh - self.config.dOut
+            if !self.subscriptions.contains(t) {
+                return  // nothing to prune: we never had a mesh for it
+            } else if st.score < 0 || backedOff || !st.topics.contains(t) || (self.mesh[t]?.count ?? 0) >= limit {
+                if backedOff { self.penalize(p, self.config.protocolPenalty, "GRAFT during back-off") }
                 self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
             } else {
                 self.mesh[t, default: []].insert(p)
             }
         case .prune(let t, let backoff):
+            guard self.subscriptions.contains(t) else { return }
             self.mesh[t]?.remove(p)
-            st.backoff[t] = now + UInt64(backoff) * 1_000_000_000
-            self.peers[p] = st
+            st.backoff[t] = now.addingSaturated(UInt64(backoff) * 1_000_000_000)
         case .ihave(let t, let ids):
-            guard self.subscriptions.contains(t), st.score >= self.config.gossipThreshold else { return }
-            let want = ids.prefix(GossipFrame.maxIDs).filter { self.seen[$0] == nil && self.promises[$0] == nil && self.incoming[$0] == nil }
+            guard self.subscriptions.contains(t), st.score >= self.config.gossipThreshold, self.takeIHave(st, ids: ids.count) else { return }
+            var want: [MessageID] = []
+            var asked = Set<MessageID>()
+            for id in ids.prefix(GossipFrame.maxIDs) where asked.insert(id).inserted {
+                if !self.seen.contains(id, now: now) && self.promises[id] == nil && self.incoming[id] == nil { want.append(id) }
+            }
+            // At most `maxPromises` outstanding requests in all: a flood of IHAVEs for ids that
+            // will never come cannot grow the table.
+            want = Array(want.prefix(max(0, self.config.maxPromises - self.promises.count)))
             guard !want.isEmpty else { return }
             for id in want { self.promises[id] = (p, now + self.config.iwantTimeout) }
             self.counters.iwantSent += 1
-            self.outputs.append(.send(p, .iwant(Array(want))))
+            self.outputs.append(.send(p, .iwant(want)))
         case .iwant(let ids):
             guard st.score >= self.config.gossipThreshold else { return }
-            for id in ids.prefix(GossipFrame.maxIDs) { if let m = self.cache[id] { self.push(m, to: p) } }
+            var served = Set<MessageID>()
+            for id in ids.prefix(GossipFrame.maxIDs) where served.insert(id).inserted {
+                guard let m = self.cache[id], st.topics.contains(m.topic) else { continue }
+                // Each cached message goes to one peer a few times at most: asking for 512
+                // copies of a block gets one.
+                let n = st.iwantServes[id, default: 0]
+                guard n < self.config.maxIWantServesPerMessage else { continue }
+                st.iwantServes[id] = n + 1
+                self.push(m, to: p)
+            }
+            if served.count < ids.count { self.penalize(p, self.config.protocolPenalty, "repeated ids in IWANT") }
         case .idontwant(let ids):
-            let until = now + self.config.seenTTL / 4
             for id in ids.prefix(GossipFrame.maxIDs) {
-                st.dontWant[id] = until
+                st.dontWant.insert(id, now: now)
                 self.outputs.append(.cancel(p, id))
             }
-            if st.dontWant.count > 10_000 { st.dontWant = st.dontWant.filter { $0.value > now } }
-            self.peers[p] = st
         case .preamble(let t, let id, let size):
-            guard self.subscriptions.contains(t), Int(size) >= self.config.idontwantThreshold else { return }
+            guard self.subscriptions.contains(t), Int(size) >= self.config.idontwantThreshold, Int(size) <= self.maxSize(t) else { return }
             if self.promises[id]?.peer == p {
-                self.incoming[id] = p  // the body we asked for
+                self.incoming[id] = (p, now + self.config.largeRequestTimeout)  // the body we asked for
                 return
             }
-            if self.seen[id] != nil || self.incoming[id] != nil {
+            if self.seen.contains(id, now: now) || self.incoming[id] != nil {
                 // Already have it (or it is on its way from someone else): tell this peer to stop.
                 self.outputs.append(.send(p, .idontwant([id])))
                 self.counters.idontwantSent += 1
                 return
             }
-            self.incoming[id] = p
+            // A preamble is a promise of a body; unkept ones expire, and one peer (or all of
+            // them) can hold only a few at a time.
+            guard st.incoming < self.config.maxIncomingPerPeer, self.incoming.count < self.config.maxIncoming else { return }
+            st.incoming += 1
+            self.incoming[id] = (p, now + self.config.largeRequestTimeout)
             // Tell the rest of the mesh not to send it to us.
             for q in self.orderedMesh(t) where q != p {
                 self.outputs.append(.send(q, .idontwant([id])))
@@ -269,8 +334,9 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             }
         case .message(let m):
             self.receiveMessage(m, from: p, now: now)
-        case .announce(let t, let id, _):
-            guard self.subscriptions.contains(t), st.score >= self.config.gossipThreshold, self.seen[id] == nil else { return }
+        case .announce(let t, let id, let size):
+            guard self.subscriptions.contains(t), st.score >= self.config.gossipThreshold, Int(size) <= self.maxSize(t),
+                  !self.seen.contains(id, now: now), self.takeIHave(st, ids: 1) else { return }
             if self.promises[id] != nil || self.incoming[id] != nil {
                 if (self.announcers[id]?.count ?? 0) < 8 { self.announcers[id, default: []].append(p) }
                 return
@@ -282,9 +348,26 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         }
     }
 
+    func maxSize(_ topic: String) -> Int { self.config.maxMessageSize[topic] ?? self.config.defaultMaxMessageSize }
+
+    /// Takes one IHAVE/ANNOUNCE frame carrying `ids` ids from the peer's budget for this
+    /// heartbeat; past it the frame is ignored.
+    func takeIHave(_ st: PeerState, ids: Int) -> Bool {
+        guard st.ihaveFrames < self.config.maxIHavePerHeartbeat, st.ihaveIDs + ids <= self.config.maxIHaveIDsPerHeartbeat else { return false }
+        st.ihaveFrames += 1
+        st.ihaveIDs += ids
+        return true
+    }
+
+    /// The large message from `p` arrived or was given up: its preamble slot is free again.
+    func releaseIncoming(_ id: MessageID) {
+        guard let e = self.incoming.removeValue(forKey: id), let st = self.peers[e.peer] else { return }
+        st.incoming = max(0, st.incoming - 1)
+    }
+
     /// Asks the next announcer of a large message whose request failed.
     func requestNext(_ id: MessageID, now: UInt64) {
-        guard self.seen[id] == nil, var list = self.announcers[id], !list.isEmpty else {
+        guard !self.seen.contains(id, now: now), var list = self.announcers[id], !list.isEmpty else {
             self.announcers[id] = nil
             return
         }
@@ -298,15 +381,22 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     func receiveMessage(_ m: GossipMessage, from p: Peer, now: UInt64) {
         self.counters.received += 1
         guard self.subscriptions.contains(m.topic) else {
-            // Nothing to validate, remember or forward: dropped, and counted in one bucket.
+            // Nothing to validate, remember or forward: dropped, counted in one bucket, and a
+            // peer that keeps sending them is scored down.
             self.counters.unsubscribed += 1
+            self.penalize(p, self.config.protocolPenalty / 4, "messages on a topic we do not subscribe to")
+            return
+        }
+        guard m.data.count <= self.maxSize(m.topic) else {
+            self.counters.invalid += 1
+            self.penalize(p, self.config.invalidPenalty, "message larger than its topic allows")
             return
         }
         self.promises[m.id] = nil
-        self.incoming[m.id] = nil
+        self.releaseIncoming(m.id)
         self.announcers[m.id] = nil
         var topic = self.counters.byTopic[m.topic] ?? (0, 0)
-        if self.seen[m.id] != nil {
+        if self.seen.contains(m.id, now: now) {
             self.counters.duplicates += 1
             topic.duplicates += 1
             self.counters.byTopic[m.topic] = topic
@@ -314,29 +404,16 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         }
         topic.messages += 1
         self.counters.byTopic[m.topic] = topic
-        switch self.validate(m, p) {
-        case .reject:
-            self.seen[m.id] = now + self.config.seenTTL
-            self.counters.invalid += 1
-            self.penalize(p, self.config.invalidPenalty, "invalid message on \(m.topic)")
-            return
-        case .ignore:
-            self.seen[m.id] = now + self.config.seenTTL
-            return
-        case .pending:
-            self.seen[m.id] = now + self.config.seenTTL
-            if self.pending.count < self.config.maxPending {
-                self.pending[m.id] = (m, p, now + self.config.pendingTimeout)
-            }
-            return
-        case .accept:
-            break
-        }
-        self.accepted(m, from: p, now: now)
+        // Seen from now on (a second copy is a duplicate, not a second validation); held for
+        // the verdict, which decides everything else.
+        self.seen.insert(m.id, now: now)
+        guard self.pending.count < self.config.maxPending else { return }
+        self.pending[m.id] = (m, p, now + self.config.pendingTimeout)
+        self.outputs.append(.validate(m, from: p))
     }
 
-    /// The application's late verdict on a message it answered `.pending` for. Returns false
-    /// when the message is unknown (never pending, already decided, or expired).
+    /// The application's verdict on a message the core asked it to validate. Returns false
+    /// when the message is unknown (never asked, already decided, or expired).
     @discardableResult
     public func validated(_ id: MessageID, _ result: ValidationResult, now: UInt64) -> Bool {
         guard let (m, p, _) = self.pending.removeValue(forKey: id) else { return false }
@@ -346,7 +423,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         case .reject:
             self.counters.invalid += 1
             self.penalize(p, self.config.invalidPenalty, "invalid message on \(m.topic)")
-        case .ignore, .pending:
+        case .ignore:
             break
         }
         return true
@@ -359,17 +436,16 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     func accepted(_ m: GossipMessage, from p: Peer, now: UInt64) {
         self.remember(m, now: now)
         self.counters.delivered += 1
-        if var st = self.peers[p], st.firstDeliveries < self.config.firstDeliveryCap {
+        if let st = self.peers[p], st.firstDeliveries < self.config.firstDeliveryCap {
             st.firstDeliveries += 1
             st.score += self.config.firstDeliveryReward
-            self.peers[p] = st
         }
         self.outputs.append(.deliver(m, from: p))
         if self.config.lazyLargeMessages && m.data.count >= self.config.idontwantThreshold {
             // Announce to every subscribed peer; each asks one announcer for the body.
             for q in self.peerOrder where q != p {
                 guard let st = self.peers[q], st.topics.contains(m.topic), st.score >= self.config.gossipThreshold else { continue }
-                if let until = st.dontWant[m.id], until > now { continue }
+                if st.dontWant.contains(m.id, now: now) { continue }
                 self.counters.forwarded += 1
                 self.outputs.append(.send(q, .announce(m.topic, m.id, size: UInt32(m.data.count))))
             }
@@ -377,16 +453,15 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         }
         // Forward to the mesh, except the sender and those who said they do not want it.
         for q in self.orderedMesh(m.topic) where q != p {
-            if let until = self.peers[q]?.dontWant[m.id], until > now { continue }
+            if self.peers[q]?.dontWant.contains(m.id, now: now) == true { continue }
             self.counters.forwarded += 1
             self.push(m, to: q)
         }
     }
 
     func penalize(_ p: Peer, _ amount: Double, _ reason: String) {
-        guard var st = self.peers[p] else { return }
+        guard let st = self.peers[p] else { return }
         st.score += amount
-        self.peers[p] = st
         if st.score < 0 { for t in self.mesh.keys.sorted() where self.mesh[t]!.contains(p) {
             self.mesh[t]!.remove(p)
             self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
@@ -408,6 +483,15 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             }
             let n = self.mesh[t]?.count ?? 0
             if n < self.config.dLow { self.fillMesh(t, now: now) }
+            // Keep `dOut` peers we dialled in every mesh, so inbound peers cannot own it.
+            let outbound = (self.mesh[t] ?? []).filter { self.peers[$0]?.outbound == true }.count
+            if outbound < self.config.dOut {
+                let picks = self.shuffled(self.candidates(t, now: now).filter { self.peers[$0]?.outbound == true })
+                for p in picks.prefix(self.config.dOut - outbound) {
+                    self.mesh[t, default: []].insert(p)
+                    self.outputs.append(.send(p, .graft(t)))
+                }
+            }
             if n > self.config.dHigh { self.trimMesh(t) }
             self.emitGossip(t)
         }
@@ -416,12 +500,25 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         if self.windows.count > self.config.historyLength {
             for (id, _) in self.windows.removeLast() { self.cache[id] = nil }
         }
-        if self.seen.count > 1000 { self.seen = self.seen.filter { $0.value > now } }
+        self.seen.expire(now: now)
+        // A PREAMBLE whose body never came: the announcer broke its promise, and the message
+        // is asked of the next peer that announced it (a peer must not censor by announcing).
+        for (id, e) in self.incoming.sorted(by: { $0.key < $1.key }) where e.until <= now {
+            self.releaseIncoming(id)
+            guard self.promises[id] == nil, !self.seen.contains(id, now: now) else { continue }
+            self.counters.brokenPromises += 1
+            self.penalize(e.peer, self.config.brokenPromisePenalty, "PREAMBLE without a body")
+            self.requestNext(id, now: now)
+        }
         for p in self.peerOrder {
-            guard var st = self.peers[p] else { continue }
+            guard let st = self.peers[p] else { continue }
             st.score -= st.score * self.config.decay
             st.firstDeliveries -= st.firstDeliveries * self.config.decay
-            self.peers[p] = st
+            st.ihaveFrames = 0
+            st.ihaveIDs = 0
+            st.dontWant.expire(now: now)
+            // Serve counts only matter while the message is cached.
+            if !st.iwantServes.isEmpty { st.iwantServes = st.iwantServes.filter { self.cache[$0.key] != nil } }
         }
     }
 
@@ -430,8 +527,8 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     public func checkPromises(now: UInt64) {
         for (id, pr) in self.promises.sorted(by: { $0.key < $1.key }) where pr.deadline <= now {
             self.promises[id] = nil
-            self.incoming[id] = nil
-            if self.seen[id] == nil {
+            self.releaseIncoming(id)
+            if !self.seen.contains(id, now: now) {
                 self.counters.brokenPromises += 1
                 self.penalize(pr.peer, self.config.brokenPromisePenalty, "IWANT not answered")
                 self.requestNext(id, now: now)

@@ -23,8 +23,8 @@ extension Node {
     static let compactFetchTimeout: UInt64 = 3_000_000_000
     static let maxCompactPending = 64
 
-    /// The gossip verdict on a compact block.
-    func validateCompactBlock(_ m: GossipMessage, from p: PeerState?) -> ValidationResult {
+    /// The gossip verdict on a compact block; nil when it comes later (transactions fetched).
+    func validateCompactBlock(_ m: GossipMessage, from p: PeerState?) -> ValidationResult? {
         let compact: CompactBlock
         do { compact = try CompactBlock.decode(m.data) } catch {
             self.counters.invalidMessages["undecodable block", default: 0] += 1
@@ -65,7 +65,7 @@ extension Node {
                                                        deadline: EventLoop.now() + Node.compactFetchTimeout)
             self.request(p, protocol: ProtocolName.blockTransactions,
                          body: BlockTransactionsRequest(block: hash, indexes: indexes.map { UInt32($0) }).encoded)
-            return .pending
+            return nil
         }
     }
 

@@ -89,7 +89,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         if self.importedOrder.count > 4096 { self.importedAt[self.importedOrder.removeFirst()] = nil }
     }
     /// Gossip for blocks, transactions and finality votes (peers by tag).
-    let gossip = GossipCore<Int>(random: { bound in UInt64.random(in: 0..<max(1, bound)) })
+    let gossip = GossipCore<Int>(config: GossipTopic.config, random: { bound in UInt64.random(in: 0..<max(1, bound)) })
     /// Compact blocks waiting for missing transactions, by block hash.
     var compactPending: [Hash32: CompactPending] = [:]
     /// Recent messages per subnet topic (newest last, at most 256 each), for `subnet_getMessages`.
@@ -98,6 +98,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var blockFetches: [Hash32: UInt64] = [:]
     var seenFinality = LRUSet<Hash32>(capacity: 16384)
     var counters = NodeCounters()
+    /// Whether `flushGossip` is running (it is not re-entrant).
+    var flushingGossip = false
     var lastProducedSlot: UInt64 = 0
     /// When sync last imported a block (monotonic ns).
     var lastSyncProgress: UInt64 = 0
@@ -316,7 +318,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
         guard let tag = self.peerByObject.removeValue(forKey: ObjectIdentifier(peer)) else { return }
         self.peers[tag] = nil
-        self.gossip.removePeer(tag)
+        self.gossip.removePeer(tag, now: EventLoop.now())
         self.log.debug("peer disconnected", ["peer": peer.remoteNodeId?.hex.prefix(16).description ?? "?",
                                              "reason": error.map { "\($0)" } ?? socket.map { "\($0)" } ?? "?"])
         for h in self.protocolHandlers.values { h.peerDisconnected(peer, node: self) }
@@ -618,7 +620,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
         self.mempool.prune(state: self.chain.bestState)
         for (_, j) in resp.justifications {
-            if let c = try? Commit.decode(j) { self.process(self.finality.handle(.commit(c), from: p.tag, now: EventLoop.now())) }
+            if let c = try? Commit.decode(j) { _ = self.applyFinality(.commit(c), from: p) }
         }
         if imported > 0 {
             let best = self.chain.best.number
@@ -764,15 +766,14 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         default: break
         }
         self.counters.finalityMessages += 1
-        // Fetch blocks that votes and commits refer to but we have not seen.
-        self.fetchVoteTargets(m, from: p)
-        let invalidBefore = self.finality.invalidMessages
-        self.process(self.finality.handle(m, from: p.tag, now: EventLoop.now()))
-        if self.finality.invalidMessages > invalidBefore {
+        switch self.applyFinality(m, from: p).verdict {
+        case .invalid:
             self.penalize(p, "invalid finality message", by: 20)
-            return
+        case .valid:
+            if relay { self.broadcastFinality(message, except: p.tag) }
+        case .irrelevant, .needsBlock:
+            break
         }
-        if relay { self.broadcastFinality(message, except: p.tag) }
     }
 
     func broadcastFinality(_ bytes: [UInt8], except: Int?) {

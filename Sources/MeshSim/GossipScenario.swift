@@ -60,7 +60,6 @@ public final class GossipScenario {
         for _ in 0..<n {
             var rng = self.sim.rng.fork()
             let core = GossipCore<Int>(config: self.config.gossip, random: { bound in rng.next() % max(1, bound) })
-            core.validate = { m, _ in m.data.first == 0xFF ? .reject : .accept }
             self.cores.append(core)
         }
         // A random graph: each node dials `dials` others.
@@ -151,12 +150,16 @@ public final class GossipScenario {
                 self.transmit(frame, from: i, to: to)
             case .cancel(let to, let id):
                 self.cancel(id, from: i, to: to)
+            case .validate(let m, _):
+                // The scenario's application: messages starting 0xFF are invalid.
+                self.cores[i].validated(m.id, m.data.first == 0xFF ? .reject : .accept, now: self.sim.now)
+                self.flush(i)
             case .deliver(let m, _):
                 if self.firstReceipt[m.id]?[i] == nil, self.published[m.id] != nil { self.firstReceipt[m.id, default: [:]][i] = self.sim.now }
             case .disconnect(let p, _):
                 self.disconnects.append((i, p))
-                self.cores[i].removePeer(p)
-                self.cores[p].removePeer(i)
+                self.cores[i].removePeer(p, now: self.sim.now)
+                self.cores[p].removePeer(i, now: self.sim.now)
             }
         }
     }

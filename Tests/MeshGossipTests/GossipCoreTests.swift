@@ -13,14 +13,16 @@ final class Hub {
     var disconnected: [(Int, Int)] = []
     var now: UInt64 = 1_000_000_000
     var rng = SeededRNG(seed: 9)
+    /// The application's verdict per node (nil: answer later, by hand).
+    var verdict: [(GossipMessage) -> ValidationResult?] = []
 
     init(_ n: Int, config: GossipConfig = GossipConfig(), edges: [(Int, Int)]? = nil) {
         for _ in 0..<n {
             var r = self.rng.fork()
             let c = GossipCore<Int>(config: config, random: { b in r.next() % max(1, b) })
-            c.validate = { m, _ in m.data.first == 0xFF ? .reject : .accept }
             self.cores.append(c)
             self.delivered.append([])
+            self.verdict.append { m in m.data.first == 0xFF ? .reject : .accept }
         }
         let e = edges ?? (0..<n).flatMap { i in ((i + 1)..<n).map { (i, $0) } }
         for (a, b) in e {
@@ -48,12 +50,14 @@ final class Hub {
                         // Through the codec, as on the wire.
                         let decoded = try! GossipFrame.decode(f.encoded)
                         self.cores[to].receive(decoded, from: i, now: self.now)
+                    case .validate(let m, _):
+                        if let v = self.verdict[i](m) { self.cores[i].validated(m.id, v, now: self.now) }
                     case .deliver(let m, _): self.delivered[i].append(m.id)
                     case .cancel: break
                     case .disconnect(let p, _):
                         self.disconnected.append((i, p))
-                        self.cores[i].removePeer(p)
-                        self.cores[p].removePeer(i)
+                        self.cores[i].removePeer(p, now: self.now)
+                        self.cores[p].removePeer(i, now: self.now)
                     }
                 }
             }
@@ -153,6 +157,8 @@ struct GossipCoreTests {
         #expect((core.score(of: 1) ?? 0) < 0)
         core.receive(.preamble("t", m.id, size: 5000), from: 2, now: 3_000_000_001)
         core.receive(.message(m), from: 2, now: 3_000_000_002)
+        #expect(core.drain().contains { if case .validate(m, 2) = $0 { return true } else { return false } }, "the body goes to validation first")
+        core.validated(m.id, .accept, now: 3_000_000_003)
         #expect(core.counters.delivered == 1)
     }
 
@@ -218,7 +224,7 @@ struct GossipCoreTests {
         let hub = Hub(4, edges: [(0, 1), (1, 2), (1, 3)])
         hub.heartbeat(2)
         // Node 1 defers messages starting with 0xAA (a compact block missing transactions).
-        hub.cores[1].validate = { m, _ in m.data.first == 0xAA ? .pending : .accept }
+        hub.verdict[1] = { m in m.data.first == 0xAA ? nil : .accept }
         let id = hub.cores[0].publish(topic: "t", data: [0xAA, 1], now: hub.now)
         hub.pump()
         #expect(hub.cores[1].pendingCount == 1)
