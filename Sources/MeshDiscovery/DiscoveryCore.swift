@@ -19,6 +19,14 @@ public struct DiscoveryConfig: Sendable {
     public var requestBurst: Double = 60
     public var maxSessions = 4096
     public var maxLookupNodes = 16
+    /// Requests of ours in flight, at most (more are not sent until some finish).
+    public var maxRequests = 4096
+    /// A peer's record is fetched again (FINDNODE [0]) at most this often, one at a time.
+    public var recordRefreshInterval: UInt64 = 30_000_000_000
+    /// Nodes a lookup queries, at most (a peer that keeps inventing closer ids cannot keep it
+    /// running), and candidates it keeps (the closest).
+    public var maxLookupQueries = 48
+    public var maxLookupCandidates = 64
     /// The chain: records of another genesis are never kept.
     public var genesis: [UInt8]
     /// Keep records of any chain (diagnostic crawlers only).
@@ -29,7 +37,9 @@ public struct DiscoveryConfig: Sendable {
 
 /// What discovery reports to its driver.
 public enum DiscoveryEvent: Sendable, Equatable {
-    case nodeAdded(NodeRecord)
+    /// A node answered at `endpoint` and entered the table. Dial it there (with the record's
+    /// TCP port): the record's own IP is only the node's claim.
+    case nodeAdded(NodeRecord, at: Endpoint)
     case nodeRemoved(Ed25519.PublicKey)
     /// A PONG to our PING: who answered and from where, the round trip, and our endpoint as
     /// the peer saw it.
@@ -118,12 +128,14 @@ public final class DiscoveryCore {
         var sentAt: UInt64
     }
 
-    enum RequestKind { case ping, revalidate, verify, findNode, lookup(UInt64, generation: Int) }
+    enum RequestKind { case ping, revalidate, verify, refresh, findNode, lookup(UInt64, generation: Int) }
 
     struct Request {
         var kind: RequestKind
         var to: PeerKey
         var sentAt: UInt64
+        /// For FINDNODE: the distances asked (records at others are refused).
+        var distances: [UInt16] = []
         var records: [NodeRecord] = []
         var packets = 0
         var total = 1
@@ -158,8 +170,16 @@ public final class DiscoveryCore {
     /// Records we know but have not verified (learned from NODES answers).
     var known: [Ed25519.PublicKey: NodeRecord] = [:]
     var verifiedEndpoints: Set<Endpoint> = []
-    var challengeBuckets: [[UInt8]: (tokens: Double, at: UInt64)] = [:]
-    var requestBuckets: [Ed25519.PublicKey: (tokens: Double, at: UInt64)] = [:]
+    var challengeBuckets: [[UInt8]: TokenBucket] = [:]
+    var requestBuckets: [Ed25519.PublicKey: TokenBucket] = [:]
+    /// Requests per source network (/24, /64): ids are free, addresses are not.
+    var netRequestBuckets: [[UInt8]: TokenBucket] = [:]
+    /// When we last fetched each peer's record (bounded; see `recordRefreshInterval`).
+    var recordRefreshed: [Ed25519.PublicKey: UInt64] = [:]
+    /// First contacts by the nonce of the packet that provoked the challenge, and our recent
+    /// packets' nonces by peer (answering a WHOAREYOU is a lookup, not a scan).
+    var contactByNonce: [[UInt8]: PeerKey] = [:]
+    var sentNonces: [[UInt8]: PeerKey] = [:]
     var nextRequestId: UInt64 = 1
     /// Nodes being pinged before they may enter the table.
     var verifying: Set<Ed25519.PublicKey> = []
@@ -238,11 +258,12 @@ public final class DiscoveryCore {
     /// Timers: request timeouts, revalidation and refresh. Call at least every 100 ms.
     public func tick(now: UInt64) {
         // (Sorted: dictionary order varies between processes, and the simulator must replay.)
-        for (rid, r) in self.requests.sorted(by: { $0.key < $1.key }) where now - r.sentAt > self.config.requestTimeout + (self.sessions[r.to] == nil ? self.config.handshakeTimeout : 0) {
+        for (rid, r) in self.requests.sorted(by: { $0.key < $1.key })
+        where now.subtractingSaturated(r.sentAt) > self.config.requestTimeout + (self.sessions[r.to] == nil ? self.config.handshakeTimeout : 0) {
             self.fail(rid, now: now)
         }
-        for (k, c) in self.contacts where now - c.sentAt > self.config.handshakeTimeout { self.contacts[k] = nil }
-        for (k, c) in self.challenges.sorted(by: { $0.key < $1.key }) where now - c.sentAt > self.config.handshakeTimeout {
+        for (k, c) in self.contacts where now.subtractingSaturated(c.sentAt) > self.config.handshakeTimeout { self.removeContact(k) }
+        for (k, c) in self.challenges.sorted(by: { $0.key < $1.key }) where now.subtractingSaturated(c.sentAt) > self.config.handshakeTimeout {
             self.challenges[k] = nil
             self.early[k] = nil
             for m in self.awaiting.removeValue(forKey: k) ?? [] { self.send(m, to: k, now: now) }
@@ -278,9 +299,23 @@ public final class DiscoveryCore {
     func request(_ kind: RequestKind, to peer: PeerKey, now: UInt64, _ make: (UInt64) -> DiscoveryMessage) -> UInt64 {
         let rid = self.nextRequestId
         self.nextRequestId += 1
-        self.requests[rid] = Request(kind: kind, to: peer, sentAt: now)
-        self.send(make(rid), to: peer, now: now)
+        let m = make(rid)
+        var r = Request(kind: kind, to: peer, sentAt: now)
+        if case .findNode(_, let d) = m { r.distances = d }
+        guard self.requests.count < self.config.maxRequests else {
+            // Too much in flight already: fail this one at once rather than grow the table.
+            self.counters.requestsTimedOut += 1
+            self.complete(rid, r, now: now, ok: false)
+            return rid
+        }
+        self.requests[rid] = r
+        self.send(m, to: peer, now: now)
         return rid
+    }
+
+    func removeContact(_ k: PeerKey) {
+        guard let c = self.contacts.removeValue(forKey: k) else { return }
+        if self.contactByNonce[c.nonce] == k { self.contactByNonce[c.nonce] = nil }
     }
 
     func send(_ m: DiscoveryMessage, to peer: PeerKey, now: UInt64) {
@@ -288,7 +323,11 @@ public final class DiscoveryCore {
             s.lastUsed = now
             let nonce = self.nonce(&s)
             s.recent.append((nonce, m))
-            if s.recent.count > 8 { s.recent.removeFirst() }
+            self.sentNonces[nonce] = peer
+            if s.recent.count > 8 {
+                let old = s.recent.removeFirst()
+                if self.sentNonces[old.nonce] == peer { self.sentNonces[old.nonce] = nil }
+            }
             self.sessions[peer] = s
             let header = PacketHeader(flag: .message, nonce: nonce, authdata: self.id.bytes)
             let iv = self.random(PacketCodec.ivSize)
@@ -313,7 +352,9 @@ public final class DiscoveryCore {
         let header = PacketHeader(flag: .message, nonce: nonce, authdata: self.id.bytes)
         let iv = self.random(PacketCodec.ivSize)
         let p = PacketCodec.build(iv: iv, header: header, recipient: peer.id, seal: { _ in self.random(44) })
+        self.removeContact(peer)
         self.contacts[peer] = Contact(nonce: nonce, sentAt: now, queued: [m])
+        self.contactByNonce[nonce] = peer
         self.emit(p, to: peer.endpoint)
     }
 
@@ -365,7 +406,7 @@ public final class DiscoveryCore {
         // A challenge to this peer is outstanding: this packet overtook its handshake (or was
         // sent just after it). Keep it to decrypt once the session exists, rather than issuing
         // a second challenge that would invalidate the first.
-        if let c = self.challenges[peer], now - c.sentAt < self.config.handshakeTimeout {
+        if let c = self.challenges[peer], now.subtractingSaturated(c.sentAt) < self.config.handshakeTimeout {
             if self.early[peer, default: []].count < 4 { self.early[peer, default: []].append((iv, header, headerBytes, body)) }
             return
         }
@@ -387,27 +428,35 @@ public final class DiscoveryCore {
         self.emit(packet, to: from)
     }
 
+    /// The network a source address belongs to for rate limits: one IPv4 address, an IPv6
+    /// /64 (what one host commonly holds).
+    static func sourceNet(_ e: Endpoint) -> [UInt8] { e.ip.count == 16 ? Array(e.ip.prefix(8)) : e.ip }
+
     func allowChallenge(_ from: Endpoint, now: UInt64) -> Bool {
-        let key = from.ip
-        var b = self.challengeBuckets[key] ?? (self.config.challengeBurst, now)
-        b.tokens = min(self.config.challengeBurst, b.tokens + Double(now - b.at) / 1e9 * self.config.challengesPerSecond)
-        b.at = now
-        guard b.tokens >= 1 else {
-            self.challengeBuckets[key] = b
-            return false
+        Self.take(&self.challengeBuckets, Self.sourceNet(from), now: now, rate: self.config.challengesPerSecond, burst: self.config.challengeBurst)
+    }
+
+    /// Takes a token from `key`'s bucket in `table`. The table is bounded: when full, buckets
+    /// that refilled (as good as absent) are dropped, and only if all are busy is it reset.
+    static func take<K: Hashable>(_ table: inout [K: TokenBucket], _ key: K, now: UInt64, rate: Double, burst: Double) -> Bool {
+        var b = table[key] ?? TokenBucket(tokens: burst, updatedAt: now)
+        let ok = b.take(now: now, rate: rate, burst: burst)
+        if table[key] == nil && table.count >= 65_536 {
+            table = table.filter { var probe = $0.value; _ = probe.take(now: now, rate: rate, burst: burst, cost: 0); return probe.tokens < burst }
+            if table.count >= 65_536 { table.removeAll() }
         }
-        b.tokens -= 1
-        if self.challengeBuckets.count > 65_536 { self.challengeBuckets.removeAll() }
-        self.challengeBuckets[key] = b
-        return true
+        table[key] = b
+        return ok
     }
 
     func receiveChallenge(iv: [UInt8], header: PacketHeader, headerBytes: [UInt8], from: Endpoint, now: UInt64) {
         guard header.authdata.count == 24 else { return self.drop("bad challenge") }
-        // Only a challenge to a packet we sent to that address counts.
-        guard let (peer, contact) = self.contacts.first(where: { $0.key.endpoint == from && $0.value.nonce == header.nonce }) ??
-                self.staleSessionChallenge(from: from, nonce: header.nonce) else { return self.drop("unsolicited challenge") }
-        self.contacts[peer] = nil
+        // Only a challenge to a packet we sent to that address counts (found by its nonce).
+        let contact = self.contactByNonce[header.nonce].flatMap { k in k.endpoint == from ? self.contacts[k].map { (k, $0) } : nil }
+        guard let (peer, contact) = contact ?? self.staleSessionChallenge(from: from, nonce: header.nonce) else {
+            return self.drop("unsolicited challenge")
+        }
+        self.removeContact(peer)
         var r = ByteReader(Array(header.authdata[16...]))
         let theirSeqOfUs = (try? r.u64()) ?? 0
         let challenge = iv + headerBytes
@@ -443,13 +492,15 @@ public final class DiscoveryCore {
     /// A challenge to a packet sent under a session the peer no longer has (it restarted):
     /// forget the session and hand-shake again, re-sending that packet's message.
     func staleSessionChallenge(from: Endpoint, nonce: [UInt8]) -> (PeerKey, Contact)? {
-        for (k, s) in self.sessions where k.endpoint == from {
-            if let m = s.recent.first(where: { $0.nonce == nonce })?.message {
-                self.sessions[k] = nil
-                return (k, Contact(nonce: nonce, sentAt: 0, queued: [m]))
-            }
-        }
-        return nil
+        guard let k = self.sentNonces[nonce], k.endpoint == from, let s = self.sessions[k],
+              let m = s.recent.first(where: { $0.nonce == nonce })?.message else { return nil }
+        self.removeSession(k)
+        return (k, Contact(nonce: nonce, sentAt: 0, queued: [m]))
+    }
+
+    func removeSession(_ k: PeerKey) {
+        guard let s = self.sessions.removeValue(forKey: k) else { return }
+        for r in s.recent where self.sentNonces[r.nonce] == k { self.sentNonces[r.nonce] = nil }
     }
 
     func receiveHandshake(iv: [UInt8], header: PacketHeader, headerBytes: [UInt8], body: [UInt8], from: Endpoint, now: UInt64) {
@@ -485,7 +536,10 @@ public final class DiscoveryCore {
         if let r = record ?? self.known[src] ?? self.table.entry(src)?.record { self.verified(r, at: from, now: now) }
         // What we meant to send this peer goes out under the new session.
         var pending = self.awaiting.removeValue(forKey: peer) ?? []
-        if let c = self.contacts.removeValue(forKey: peer) { pending += c.queued }
+        if let c = self.contacts[peer] {
+            pending += c.queued
+            self.removeContact(peer)
+        }
         for q in pending { self.send(q, to: peer, now: now) }
         // Packets that overtook the handshake can be read now.
         for e in self.early.removeValue(forKey: peer) ?? [] {
@@ -496,9 +550,11 @@ public final class DiscoveryCore {
     }
 
     func storeSession(_ peer: PeerKey, _ s: Session, now: UInt64) {
-        if self.sessions.count >= self.config.maxSessions, let oldest = self.sessions.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
-            self.sessions[oldest] = nil
+        if self.sessions[peer] == nil, self.sessions.count >= self.config.maxSessions,
+           let oldest = self.sessions.min(by: { $0.value.lastUsed < $1.value.lastUsed || ($0.value.lastUsed == $1.value.lastUsed && $0.key.id < $1.key.id) })?.key {
+            self.removeSession(oldest)
         }
+        self.removeSession(peer)
         self.sessions[peer] = s
     }
 
@@ -507,14 +563,17 @@ public final class DiscoveryCore {
     func handle(_ m: DiscoveryMessage, from peer: PeerKey, now: UInt64) {
         switch m {
         case .ping(let rid, let seq):
-            guard self.allowRequest(peer.id, now: now) else { return self.drop("request rate") }
+            guard self.allowRequest(peer, now: now) else { return self.drop("request rate") }
             self.send(.pong(requestId: rid, recordSeq: self.record.seq, observed: peer.endpoint), to: peer, now: now)
             self.refreshRecordIfStale(peer, seq: seq, now: now)
         case .findNode(let rid, let distances):
-            guard self.allowRequest(peer.id, now: now) else { return self.drop("request rate") }
+            guard self.allowRequest(peer, now: now) else { return self.drop("request rate") }
             var records: [NodeRecord] = []
             if distances.contains(0) { records.append(self.record) }
-            records += self.table.entries(atDistances: distances.filter { $0 > 0 }, limit: self.config.maxLookupNodes).map(\.record)
+            // A node we do not know gets one packet at most (an answer is larger than the
+            // question; a stranger must not turn that into a bandwidth lever).
+            let limit = self.table.entry(peer.id) != nil ? self.config.maxLookupNodes : 6 - records.count
+            records += self.table.entries(atDistances: distances.filter { $0 > 0 }, limit: limit).map(\.record)
             // At most 6 records per packet keeps each packet under 1,280 bytes.
             let chunks = stride(from: 0, to: max(records.count, 1), by: 6).map { Array(records[$0..<min($0 + 6, records.count)]) }
             for c in chunks { self.send(.nodes(requestId: rid, total: UInt8(chunks.count), records: c), to: peer, now: now) }
@@ -527,9 +586,22 @@ public final class DiscoveryCore {
             self.refreshRecordIfStale(peer, seq: seq, now: now)
         case .nodes(let rid, let total, let records):
             guard var r = self.requests[rid], r.to.id == peer.id else { return self.drop("unsolicited nodes") }
+            switch r.kind {
+            case .findNode, .lookup, .refresh: break
+            case .ping, .revalidate, .verify: return self.drop("nodes answering a ping")
+            }
             r.packets += 1
-            r.total = max(1, min(Int(total), 8))
+            let refresh: Bool = { if case .refresh = r.kind { return true } else { return false } }()
+            r.total = refresh ? 1 : max(1, min(Int(total), 3))
             for rec in records {
+                // Only what we asked for: records at the requested distances from the node that
+                // answers (its own record for a refresh), with usable addresses, a few in all.
+                let d = rec.nodeId == peer.id ? 0 : UInt16(Distance.log2(peer.id, rec.nodeId))
+                guard r.distances.contains(d), r.records.count < self.config.maxLookupNodes + 1,
+                      rec.udpEndpoint.map({ $0.canBeRelayed(by: peer.endpoint) }) ?? true else {
+                    self.drop("record not asked for")
+                    continue
+                }
                 // A record we already hold, byte for byte, was verified when it arrived.
                 let known = self.known[rec.nodeId].map { $0.seq == rec.seq && $0.signature == rec.signature && $0 == rec } ?? false
                 guard known || rec.hasValidSignature, rec.genesis == self.config.genesis || self.config.acceptAnyGenesis else {
@@ -549,28 +621,37 @@ public final class DiscoveryCore {
         }
     }
 
-    func allowRequest(_ id: Ed25519.PublicKey, now: UInt64) -> Bool {
-        var b = self.requestBuckets[id] ?? (self.config.requestBurst, now)
-        b.tokens = min(self.config.requestBurst, b.tokens + Double(now - b.at) / 1e9 * self.config.requestsPerSecond)
-        b.at = now
-        let ok = b.tokens >= 1
-        if ok { b.tokens -= 1 }
-        if self.requestBuckets.count > 65_536 { self.requestBuckets.removeAll() }
-        self.requestBuckets[id] = b
-        return ok
+    /// A request's budget: the node's own, and its network's (four nodes' worth: ids are free).
+    func allowRequest(_ peer: PeerKey, now: UInt64) -> Bool {
+        let c = self.config
+        guard Self.take(&self.netRequestBuckets, Self.sourceNet(peer.endpoint), now: now, rate: 4 * c.requestsPerSecond, burst: 4 * c.requestBurst) else {
+            return false
+        }
+        return Self.take(&self.requestBuckets, peer.id, now: now, rate: c.requestsPerSecond, burst: c.requestBurst)
     }
 
+    /// Fetches the peer's record when it says it has a newer one: one fetch at a time per
+    /// peer and at most every `recordRefreshInterval` (a peer announcing seq 2^64 − 1 in
+    /// every PING gets one FINDNODE, not one per PING).
     func refreshRecordIfStale(_ peer: PeerKey, seq: UInt64, now: UInt64) {
         let have = self.known[peer.id]?.seq ?? self.table.entry(peer.id)?.record.seq
-        if have == nil || have! < seq {
-            _ = self.request(.findNode, to: peer, now: now) { .findNode(requestId: $0, distances: [0]) }
+        guard have == nil || have! < seq else { return }
+        if let last = self.recordRefreshed[peer.id], now.subtractingSaturated(last) < self.config.recordRefreshInterval { return }
+        if self.recordRefreshed.count >= 4096 {
+            self.recordRefreshed = self.recordRefreshed.filter { now.subtractingSaturated($0.value) < self.config.recordRefreshInterval }
+            if self.recordRefreshed.count >= 4096 { return }
         }
+        self.recordRefreshed[peer.id] = now
+        _ = self.request(.refresh, to: peer, now: now) { .findNode(requestId: $0, distances: [0]) }
     }
 
     func learn(_ r: NodeRecord, now: UInt64? = nil) {
         guard r.nodeId != self.id else { return }
         if let old = self.known[r.nodeId], old.seq > r.seq { return }
-        if self.known.count > 65_536 { self.known.removeAll() }
+        if self.known[r.nodeId] == nil && self.known.count >= 65_536 {
+            // Keep what the table and pending verifications rely on; forget the rest.
+            self.known = self.known.filter { self.table.entry($0.key) != nil || self.verifying.contains($0.key) }
+        }
         self.known[r.nodeId] = r
         // A node heard of (not yet verified) whose bucket has room: ping it, so that it can
         // enter the table once it answers at its address.
@@ -586,7 +667,7 @@ public final class DiscoveryCore {
     /// A node answered us at `endpoint`: it may enter the table.
     func verified(_ r: NodeRecord, at endpoint: Endpoint, now: UInt64) {
         let had = self.table.entry(r.nodeId) != nil
-        if case .added = self.table.add(r, endpoint: endpoint, now: now), !had { self.events.append(.nodeAdded(r)) }
+        if case .added = self.table.add(r, endpoint: endpoint, now: now), !had { self.events.append(.nodeAdded(r, at: endpoint)) }
     }
 
     func fail(_ rid: UInt64, now: UInt64) {
@@ -606,6 +687,8 @@ public final class DiscoveryCore {
             self.verifying.remove(r.to.id)
         case .ping, .revalidate:
             if !ok { self.events.append(.requestFailed(requestId: rid, to: r.to.id)) }
+        case .refresh:
+            break
         case .findNode:
             self.events.append(.nodesAnswered(requestId: rid, from: r.to.id, records: r.records, complete: ok))
         case .lookup(let lid, let generation):
@@ -616,6 +699,11 @@ public final class DiscoveryCore {
                 for rec in r.records where rec.nodeId != self.id && l.candidates[rec.nodeId] == nil {
                     guard let e = rec.udpEndpoint else { continue }
                     l.candidates[rec.nodeId] = (rec, e, generation + 1)
+                }
+                // Keep the closest candidates only (and those already asked, for the result).
+                if l.candidates.count > self.config.maxLookupCandidates {
+                    let keep = Set(l.candidates.keys.sorted { Distance.closer($0, $1, to: l.target) }.prefix(self.config.maxLookupCandidates))
+                    for id in l.candidates.keys where !keep.contains(id) && !l.asked.contains(id) { l.candidates[id] = nil }
                 }
             } else {
                 l.candidates[r.to.id] = nil
@@ -630,7 +718,7 @@ public final class DiscoveryCore {
         let top = sorted.prefix(k)
         // The log distance of the k-th candidate bounds the neighbourhood still to search.
         let horizon = top.count == k ? Distance.log2(top.last!, l.target) : 256
-        for id in top where l.inFlight < self.config.alpha && !l.asked.contains(id) {
+        for id in top where l.inFlight < self.config.alpha && !l.asked.contains(id) && l.asked.count < self.config.maxLookupQueries {
             guard let c = l.candidates[id] else { continue }
             l.asked.insert(id)
             l.inFlight += 1
@@ -647,11 +735,11 @@ public final class DiscoveryCore {
                 .findNode(requestId: $0, distances: distances)
             }
         }
-        if l.inFlight == 0 && top.allSatisfy({ l.asked.contains($0) }) {
+        if l.inFlight == 0 && (top.allSatisfy({ l.asked.contains($0) }) || l.asked.count >= self.config.maxLookupQueries) {
             self.lookups[l.id] = nil
             let closest = top.filter { l.answered.contains($0) }.compactMap { l.candidates[$0]?.record }
             self.events.append(.lookupFinished(LookupResult(id: l.id, target: l.target, closest: closest, rounds: l.rounds,
-                                                            elapsedNanos: now - l.started, queried: l.asked.count)))
+                                                            elapsedNanos: now.subtractingSaturated(l.started), queried: l.asked.count)))
         }
     }
 }

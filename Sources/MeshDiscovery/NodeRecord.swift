@@ -22,6 +22,26 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         return self.ip[0] == 127 || self.ip[0] == 10 || (self.ip[0] == 172 && self.ip[1] & 0xf0 == 16) || (self.ip[0] == 192 && self.ip[1] == 168)
     }
 
+    /// Whether this is a loopback address.
+    public var isLoopback: Bool { self.ip.count == 4 ? self.ip[0] == 127 : self.ip == [UInt8](repeating: 0, count: 15) + [1] }
+
+    /// Addresses no node can be reached at: unspecified, multicast, broadcast, port 0.
+    public var isUnusable: Bool {
+        if self.port == 0 || self.ip.allSatisfy({ $0 == 0 }) { return true }
+        if self.ip.count == 4 { return self.ip[0] >= 224 }  // multicast, reserved, broadcast
+        return self.ip.count != 16 || self.ip[0] == 0xff  // IPv6 multicast
+    }
+
+    /// Whether a record with this address may come from a node at `sender` (a NODES answer):
+    /// a loopback address only from loopback, a private one only from a private or loopback
+    /// sender — a public node must not make us send packets into our own network.
+    public func canBeRelayed(by sender: Endpoint) -> Bool {
+        if self.isUnusable { return false }
+        if self.isLoopback { return sender.isLoopback }
+        if self.isLocal { return sender.isLocal }
+        return true
+    }
+
     /// The /24 (IPv4) or /48 (IPv6) network, for diversity limits.
     public var subnet: [UInt8] { self.ip.count == 4 ? Array(self.ip.prefix(3)) : Array(self.ip.prefix(6)) }
 }

@@ -46,17 +46,20 @@ extension Node {
 
     func discoveryEvent(_ e: DiscoveryEvent) {
         switch e {
-        case .nodeAdded(let r):
-            guard r.genesis == self.chain.genesisHash.bytes, let tcp = r.tcpEndpoint, r.tcpPort != 0 else { return }
-            let host = tcp.description.split(separator: ":").dropLast().joined(separator: ":").trimmingCharacters(in: ["[", "]"])
-            // A verified record signed by the node itself is the authority on its address: it
-            // replaces a stale one from a bootnode list, a peer exchange or the peer cache.
+        case .nodeAdded(let r, let seen):
+            // Dialled where the node answered discovery (its record's IP is only a claim: a
+            // record could point us at any host), on the TCP port its record names.
+            guard r.genesis == self.chain.genesisHash.bytes, r.tcpPort != 0, !seen.isUnusable else { return }
+            let host = SocketAddress(ip: seen.ip, port: r.tcpPort).host
+            // A verified record signed by the node itself is the authority on its port: it
+            // replaces a stale address from a bootnode list, a peer exchange or the peer cache.
             let addr = NodeAddress(nodeId: r.nodeId, host: host, port: r.tcpPort)
             if let old = self.knownAddresses[r.nodeId] {
                 if old != addr {
                     self.knownAddresses[r.nodeId] = addr
-                    self.dialing[r.nodeId] = nil
-                    self.log.debug("peer address updated from its record", ["node": r.nodeId.hex.prefix(16).description, "address": "\(host):\(r.tcpPort)"])
+                    // A ban (a long back-off) is not lifted by a new address.
+                    if (self.dialing[r.nodeId] ?? 0) <= EventLoop.now() &+ 10_000_000_000 { self.dialing[r.nodeId] = nil }
+                    self.log.debug("peer address updated from its record", ["node": r.nodeId.hex.prefix(16).description, "address": addr.description])
                 }
             } else if self.rememberAddress(addr) {
                 self.counters.discovered += 1
