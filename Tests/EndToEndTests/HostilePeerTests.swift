@@ -4,8 +4,11 @@ import MeshChannel
 import MeshClient
 import MeshCodec
 import MeshCrypto
+import MeshFinality
 import MeshGossip
+import MeshNetwork
 import MeshNode
+import MeshSockets
 import MeshTestSupport
 import Testing
 
@@ -20,12 +23,15 @@ final class HostilePeerTests {
     let victim: BackgroundProcess
     let watch: VictimWatch
     let genesis: Hash32
-    let metricsPort = freePort()
+    let metricsPort: UInt16
     /// Blocks per second the victim makes undisturbed (measured once per suite instance).
     var baseline: Double = 0
 
     init() throws {
         self.net = try LocalNet(nodes: 1, validators: 1, slotMs: Self.slotMs)
+        var m = freePort()
+        while self.net.ports.contains(m) || self.net.rpc.contains(m) { m = freePort() }
+        self.metricsPort = m
         self.victim = try self.net.start(0, validator: true, extra: ["--prometheus-port", String(self.metricsPort), "--log", "info"])
         let c = try self.net.client(0)
         self.watch = VictimWatch(process: self.victim, client: c)
@@ -151,6 +157,135 @@ final class HostilePeerTests {
         for line in metrics.split(separator: "\n") where !line.hasPrefix("#") {
             #expect(line.wholeMatch(of: label) != nil, "malformed metrics line: \(line)")
         }
+    }
+}
+
+extension HostilePeerTests {
+    @Test("many requests on one request stream: served once, then the peer is banned, and the ban holds when it comes back")
+    func requestStreamReuse() throws {
+        let key = Ed25519.PrivateKey()
+        let port = self.net.ports[0]
+        let hello = HostilePeer.hello(genesis: self.genesis)
+        let a = try HostilePeer.connect(port: port, hello: hello, key: key)
+        let request = BlocksRequest(from: 1, count: 128).encoded
+        self.expectUnharmed("request stream reuse") { until in
+            while Date() < until && a.isOpen {
+                // 2,000 requests on one stream, without FIN: each would read 128 blocks.
+                a.send(ProtocolName.sync, Array(repeating: request, count: 2000), finish: false)
+                usleep(10_000)
+            }
+        }
+        #expect(!a.isOpen, "the victim kept a peer that reuses request streams")
+        a.close()
+        // The same identity is refused while banned, whichever side dials.
+        let again = try? HostilePeer.connect(port: port, hello: hello, key: key, timeout: 5)
+        if let again {
+            let deadline = Date().addingTimeInterval(5)
+            while again.isOpen && Date() < deadline { usleep(20_000) }
+            #expect(!again.isOpen, "a banned identity was let back in")
+            again.close()
+        }
+    }
+
+    @Test("gossip control floods (IWANT ×512 of one id, IHAVE and ANNOUNCE of random ids, IDONTWANT, SUBSCRIBE, PREAMBLE, GRAFT/PRUNE) do no harm")
+    func gossipControlFloods() throws {
+        let port = self.net.ports[0]
+        let hello = HostilePeer.hello(genesis: self.genesis)
+        self.expectUnharmed("gossip control floods") { until in
+            var n = 0
+            while Date() < until {
+                guard let a = try? HostilePeer.connect(port: port, hello: hello) else { usleep(50_000); continue }
+                a.stream(ProtocolName.gossip, [GossipFrame.subscribe(GossipTopic.all).encoded])
+                while Date() < until && a.isOpen {
+                    n += 1
+                    func ids(_ k: Int) -> [MessageID] { (0..<k).map { i in MessageID(bytes: (0..<20).map { j in UInt8(truncatingIfNeeded: n &* 31 &+ i &* 7 &+ j) }) } }
+                    let one = ids(1)[0]
+                    var frames: [[UInt8]] = [
+                        GossipFrame.iwant(Array(repeating: one, count: 512)).encoded,
+                        GossipFrame.ihave(GossipTopic.blocks, ids(512)).encoded,
+                        GossipFrame.idontwant(ids(512)).encoded,
+                        GossipFrame.subscribe((0..<64).map { "topic-\(n)-\($0)" }).encoded,
+                        GossipFrame.graft(GossipTopic.blocks).encoded,
+                        GossipFrame.prune("nobody-\(n)", backoffSeconds: .max).encoded,
+                    ]
+                    for id in ids(32) {
+                        frames.append(GossipFrame.preamble(GossipTopic.blocks, id, size: 1 << 20).encoded)
+                        frames.append(GossipFrame.announce(GossipTopic.blocks, id, size: .max).encoded)
+                    }
+                    a.stream(ProtocolName.gossip, frames)
+                    usleep(5_000)
+                }
+                a.close()
+            }
+        }
+    }
+
+    @Test("forged finality messages (unsigned votes from the real validator, far rounds, other sets, commits for unknown blocks) do no harm")
+    func forgedFinality() throws {
+        let port = self.net.ports[0]
+        let hello = HostilePeer.hello(genesis: self.genesis)
+        let validator = try AccountID(bytes: hex(self.net.validatorIDs[0]))
+        let forger = Ed25519.PrivateKey()
+        self.expectUnharmed("forged finality") { until in
+            var n: UInt64 = 0
+            while Date() < until {
+                guard let a = try? HostilePeer.connect(port: port, hello: hello) else { usleep(50_000); continue }
+                while Date() < until && a.isOpen {
+                    n += 1
+                    let target = VoteTarget(hash: Hash32((0..<32).map { _ in UInt8.random(in: 0...255) }), number: n % 1000 + 1)
+                    var v = SignedVote(phase: .precommit, target: target, round: UInt64.max - n, setId: n % 3, key: forger)
+                    v.voter = validator  // claims to be the validator; the signature is the forger's
+                    let commit = Commit(target: target, round: n, setId: 0, precommits: [v], ancestry: [])
+                    let messages = [FinalityMessage.vote(v).encoded, FinalityMessage.commit(commit).encoded,
+                                    FinalityMessage.catchUpRequest(round: UInt64.max, setId: 0).encoded,
+                                    FinalityMessage.voteRequest(round: UInt64.max, setId: UInt64.max).encoded]
+                    a.stream(ProtocolName.gossip, messages.prefix(2).map { GossipFrame.message(GossipMessage(topic: GossipTopic.finality, data: $0)).encoded })
+                    a.stream(ProtocolName.finality, messages)
+                    usleep(5_000)
+                }
+                a.close()
+            }
+        }
+        #expect(try self.watch.client.finalized() > 0, "finality stopped")
+    }
+
+    @Test("stream floods: streams opened past the limit and left open, unknown protocols, requests over budget")
+    func streamFloods() throws {
+        let port = self.net.ports[0]
+        let hello = HostilePeer.hello(genesis: self.genesis)
+        self.expectUnharmed("stream floods") { until in
+            while Date() < until {
+                guard let a = try? HostilePeer.connect(port: port, hello: hello) else { usleep(50_000); continue }
+                while Date() < until && a.isOpen {
+                    a.onLoop { s in
+                        guard let p = s.peer else { return }
+                        for i in 0..<300 {
+                            guard let id = try? p.openStream(i % 2 == 0 ? ProtocolName.ancestry : "/evil/\(i)") else { break }
+                            // Streams left open, with a message on each that nobody asked for.
+                            try? p.send([UInt8](repeating: 1, count: 1024), on: id)
+                        }
+                        p.flush()
+                    }
+                    for _ in 0..<50 { _ = a.send(ProtocolName.head, [[1]]) }
+                    usleep(20_000)
+                }
+                a.close()
+            }
+        }
+    }
+
+    @Test("a peer that asks for blocks and never reads the answers is dropped; the victim's memory stays bounded")
+    func slowReader() throws {
+        let a = try self.connect()
+        // Stop reading at the socket: the victim's answers pile up on its side.
+        a.onLoop { s in s.peer?.socket.pauseReading() }
+        self.expectUnharmed("slow reader", seconds: 8) { until in
+            while Date() < until && a.isOpen {
+                _ = a.send(ProtocolName.sync, [BlocksRequest(from: 1, count: 128).encoded])
+                usleep(50_000)
+            }
+        }
+        a.close()
     }
 }
 

@@ -14,8 +14,14 @@ struct LocalNet {
 
     init(nodes: Int, validators: Int, slotMs: Int, specBasePort: UInt16? = nil, genesisArgs: [String] = []) throws {
         self.dir = TestPaths.temporaryDirectory()
-        self.ports = (0..<nodes).map { _ in freePort() }
-        self.rpc = (0..<nodes).map { _ in freePort() }
+        // Distinct ports (two free ports picked one after the other can be the same).
+        var picked: [UInt16] = []
+        while picked.count < 2 * nodes {
+            let p = freePort()
+            if !picked.contains(p) { picked.append(p) }
+        }
+        self.ports = Array(picked[0..<nodes])
+        self.rpc = Array(picked[nodes...])
         let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", String(validators), "--out", self.dir + "/spec",
                                                      "--password-env", "TM_PW", "--slot-ms", String(slotMs), "--json",
                                                      "--base-port", String(specBasePort ?? self.ports[0])] + genesisArgs, environment: self.env)
