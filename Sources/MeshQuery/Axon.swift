@@ -190,6 +190,10 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
 
     static func wallMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
+    /// A timer delay for `ms` milliseconds from a deadline a peer chose (or an operator's
+    /// "unlimited"): saturating, and at most a day (the loop's timer clock wraps).
+    static func delayNanos(ms: UInt64) -> UInt64 { min(ms, 86_400_000).multipliedSaturated(by: 1_000_000) }
+
     // MARK: Relay
 
     func dialRelay() {
@@ -353,8 +357,8 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
         self.running += 1
         self.stats.maxInFlight = max(self.stats.maxInFlight, self.running)
         let now = Self.wallMillis()
-        let remaining = h.deadline > now ? h.deadline - now : 0
-        q.timer = self.loop.schedule(after: remaining * 1_000_000) { [weak self] in
+        let remaining = h.deadline.subtractingSaturated(now)
+        q.timer = self.loop.schedule(after: Self.delayNanos(ms: remaining)) { [weak self] in
             guard let self, let q = self.inbound[key] else { return }
             q.task?.cancel()
             self.answer(key, q, .timeout, "deadline passed after \(remaining) ms")

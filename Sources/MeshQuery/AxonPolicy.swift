@@ -142,8 +142,10 @@ public struct AxonPolicy {
         guard Int(h.bodyLength) <= self.limits.maxBodyBytes else {
             return .refuse(.payloadTooLarge, "body of \(h.bodyLength) bytes exceeds the limit of \(self.limits.maxBodyBytes)", verified: false)
         }
-        guard h.deadline + self.limits.clockSkewMs > now else { return .refuse(.timeout, "deadline already passed", verified: false) }
-        guard h.deadline <= now + self.limits.maxDeadlineAheadMs + self.limits.clockSkewMs else {
+        // The deadline is the caller's number: saturate, never trap (2^64 - 1 is a valid field value).
+        let skew = self.limits.clockSkewMs
+        guard h.deadline.addingSaturated(skew) > now else { return .refuse(.timeout, "deadline already passed", verified: false) }
+        guard h.deadline <= now.addingSaturated(self.limits.maxDeadlineAheadMs).addingSaturated(skew) else {
             return .refuse(.badRequest, "deadline more than \(self.limits.maxDeadlineAheadMs / 1000) s ahead", verified: false)
         }
         // Blacklist, before paying for a signature check.
@@ -156,7 +158,7 @@ public struct AxonPolicy {
         case .relayed:
             guard h.hasValidSignature else { return .refuse(.unauthorized, "bad signature", verified: false) }
         }
-        guard self.nonces.insert(caller: h.caller, nonce: h.nonce, deadline: h.deadline + self.limits.clockSkewMs, now: now,
+        guard self.nonces.insert(caller: h.caller, nonce: h.nonce, deadline: h.deadline.addingSaturated(skew), now: now,
                                  limit: self.limits.maxNoncesPerCaller) else {
             return .refuse(.unauthorized, "nonce \(h.nonce) already used", verified: true)
         }

@@ -328,6 +328,52 @@ struct QueryLoopbackTests {
         #expect(await waitFor { raw.trailers.count == 1 })
         #expect(raw.trailers.first?.status == .unauthorized)
     }
+
+    @Test("a deadline of 2^64 - 1 is refused directly and through the relay; the axon and the relay keep serving")
+    func hugeDeadline() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let relay = try await RelayRig(rig)
+        defer { relay.shutdown() }
+        let h = QueryRequestHeader(netuid: 1, synapse: "echo", caller: rig.validatorKey, target: rig.minerKey.publicKey,
+                                   nonce: 1, deadline: .max, body: [])
+        let direct = try await RawClient.connect(rig.clientLoop, to: rig.endpoint.address, key: rig.validatorKey)
+        try await direct.send([h.encoded])
+        let relayed = try await RawClient.connect(rig.clientLoop, to: relay.address)
+        try await relayed.send([h.encoded])
+        #expect(await waitFor { direct.trailers.count == 1 && relayed.trailers.count == 1 })
+        #expect(direct.trailers.first?.status == .badRequest)
+        #expect(relayed.trailers.first?.status == .badRequest)
+        #expect(direct.trailers.first?.signature == nil && relayed.trailers.first?.signature == nil)
+        // Both still serve.
+        let r1 = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [1, 2], timeout: 30)
+        let r2 = await rig.dendrite.call(relay.endpoint, netuid: 1, synapse: "echo", body: [3, 4], timeout: 30)
+        #expect(r1.isSuccess && r2.isSuccess)
+    }
+}
+
+/// A relay on its own loop, with the rig's axon connected to it.
+final class RelayRig: @unchecked Sendable {
+    let loop: EventLoop
+    let key = Ed25519.PrivateKey()
+    let relay: QueryRelay
+    let address: SocketAddress
+    let endpoint: AxonEndpoint
+
+    init(_ rig: Rig) async throws {
+        self.loop = try EventLoop(name: "test.relay")
+        self.relay = QueryRelay(identity: self.key, genesisHash: genesis, loop: self.loop)
+        self.address = try await self.relay.start(listen: SocketAddress("127.0.0.1:0")!)
+        self.endpoint = AxonEndpoint(hotkey: rig.minerKey.publicKey, nodeId: self.key.publicKey, address: self.address)
+        rig.axon.useRelay(self.address, nodeId: self.key.publicKey)
+        let relay = self.relay
+        #expect(await waitFor { await relay.connectedMiners() == [rig.minerKey.publicKey] })
+    }
+
+    func shutdown() {
+        self.relay.stop()
+        self.loop.shutdown()
+    }
 }
 
 extension QueryRelay {

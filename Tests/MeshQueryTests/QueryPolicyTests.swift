@@ -128,6 +128,30 @@ struct QueryPolicyTests {
         if case .refuse(let s, _, _) = p.screen(h, now: self.now, channel: .relayed) { #expect(s == .unauthorized) } else { Issue.record("admitted") }
     }
 
+    @Test("a deadline of 2^64 - 1 is refused as too far ahead, on direct and relayed channels, without trapping")
+    func hugeDeadline() {
+        var p = self.policy()
+        let channels: [AxonPolicy.Channel] = [.direct(self.validator.publicKey), .relayed]
+        for (i, channel) in channels.enumerated() {
+            for deadline in [UInt64.max, UInt64.max - 1, UInt64.max - p.limits.clockSkewMs] {
+                let h = self.header(nonce: UInt64(i), deadline: deadline)
+                guard case .refuse(let s, _, let verified) = p.screen(h, now: self.now, channel: channel) else {
+                    Issue.record("deadline \(deadline) admitted on \(channel)")
+                    continue
+                }
+                #expect(s == .badRequest)
+                #expect(!verified)
+            }
+        }
+        // A clock near the end of time does not trap either: the window saturates.
+        #expect(p.screen(self.header(nonce: 50, deadline: .max), now: .max - 1, channel: .relayed) == .admit(priority: 1000))
+        // Operators may set "unlimited" windows: everything saturates, nothing traps.
+        p.limits.clockSkewMs = .max
+        p.limits.maxDeadlineAheadMs = .max
+        #expect(p.screen(self.header(nonce: 60, deadline: .max), now: self.now, channel: .relayed) == .admit(priority: 1000))
+        #expect(p.screen(self.header(nonce: 61, deadline: 0), now: self.now, channel: .direct(self.validator.publicKey)) == .admit(priority: 1000))
+    }
+
     @Test("rate limit: a burst then the sustained rate, time as input")
     func rateLimit() {
         var p = self.policy()
