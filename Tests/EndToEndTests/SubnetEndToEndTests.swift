@@ -1,7 +1,11 @@
 import Foundation
+import MeshChain
 import MeshClient
 import MeshCodec
 import MeshCrypto
+import MeshKeystore
+import MeshQuery
+import MeshSockets
 import MeshTestSupport
 import Testing
 
@@ -74,6 +78,24 @@ struct SubnetEndToEndTests {
             honest: \(processes[0].output.suffix(800))
             """)
         #expect((incentive["honest"] ?? 0) > (incentive["lazy"] ?? 1))
+
+        // A registered validator sends x = Int.max: the handler refuses it with 400 instead of
+        // trapping on x * 2 (which killed the miner process), and the miner keeps answering.
+        let valKey = try Wallet(name: "val", root: self.dir + "/wallets").hotkey("default", password: SecureBytes(copying: Array("pw".utf8)))
+        let honestNeuron = try chain.metagraphInfo(netuid: 1).neurons.first { $0.hotkey.hex == hotkeys["honest"] }
+        let axon = try #require(honestNeuron?.axon)
+        let loop = try EventLoop(name: "test.hostile-validator")
+        defer { loop.shutdown() }
+        let dendrite = Dendrite(hotkey: valKey, genesisHash: try chain.genesis().bytes, loop: loop)
+        defer { dendrite.close() }
+        let endpoint = AxonEndpoint(hotkey: honestNeuron!.hotkey, nodeId: try #require(axon.nodeId),
+                                    address: try #require(SocketAddress(numericHost: axon.host, port: axon.port)))
+        let hostile = await dendrite.call(endpoint, netuid: 1, synapse: "double", body: Array(#"{"x":9223372036854775807}"#.utf8), timeout: 10)
+        #expect(hostile.status == .badRequest, "\(String(describing: hostile.failure))")
+        try await Task.sleep(nanoseconds: 200_000_000)
+        #expect(processes[0].isRunning, "the honest miner died: \(processes[0].output.suffix(800))")
+        let fine = await dendrite.call(endpoint, netuid: 1, synapse: "double", body: Array(#"{"x":21}"#.utf8), timeout: 10)
+        #expect(fine.isSuccess && fine.body == Array(#"{"y":42}"#.utf8), "\(String(describing: fine.failure))")
 
         // The btcli-like commands against the live node.
         let list = try self.tm(["subnets", "list", "--rpc-url", url, "--json"])
