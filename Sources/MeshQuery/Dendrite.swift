@@ -152,12 +152,13 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
     public func call(_ endpoint: AxonEndpoint, netuid: UInt16, synapse: String, body: [UInt8], timeout: Double,
                      onChunk: (@Sendable ([UInt8]) -> Void)? = nil) async -> QueryResult {
         let id = self.nextCall.wrappingAdd(1, ordering: .relaxed).oldValue
-        let deadline = UInt64(Date().timeIntervalSince1970 * 1000) + UInt64(max(0, timeout) * 1000)
+        let seconds = Self.clampedTimeout(timeout)
+        let deadline = UInt64(Date().timeIntervalSince1970 * 1000) + UInt64(seconds * 1000)
         let nonce = self.nonce.wrappingAdd(1, ordering: .relaxed).oldValue
         let header = QueryRequestHeader(netuid: netuid, synapse: synapse, caller: self.hotkey, target: endpoint.hotkey,
                                         nonce: nonce, deadline: deadline, body: body)
         let call = Call(id: id, endpoint: endpoint, header: header, body: body, onChunk: onChunk)
-        let timeoutNs = UInt64(max(0, timeout) * 1e9)
+        let timeoutNs = UInt64(seconds * 1e9)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<QueryResult, Never>) in
                 call.continuation = cont
@@ -168,6 +169,16 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
                 if self.calls[id] != nil { self.complete(id, status: .timeout, failure: .cancelled) } else { self.cancelledEarly.insert(id) }
             }
         }
+    }
+
+    /// Longest per-query timeout, in seconds (an axon accepts deadlines up to about 2 minutes ahead).
+    public static let maxTimeout: Double = 3600
+
+    /// `timeout` within [0, ``maxTimeout``]: NaN and negatives are 0, infinity is the maximum
+    /// (converting them to integers would trap).
+    static func clampedTimeout(_ timeout: Double) -> Double {
+        guard !timeout.isNaN else { return 0 }
+        return min(max(0, timeout), Self.maxTimeout)
     }
 
     /// Queries many miners at once with one deadline; the results come in input order.

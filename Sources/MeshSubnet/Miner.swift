@@ -98,7 +98,7 @@ public final class Miner: Sendable {
         try await self.publish(ip: ip, port: port, nodeId: nodeId)
         while !Task.isCancelled {
             await self.refresh()
-            try? await Task.sleep(nanoseconds: UInt64(refreshSeconds * 1e9))
+            try? await Task.sleep(nanoseconds: sleepNanos(seconds: refreshSeconds))
         }
         self.axon.stop()
         self.loop.shutdown()

@@ -350,6 +350,22 @@ struct QueryLoopbackTests {
         let r2 = await rig.dendrite.call(relay.endpoint, netuid: 1, synapse: "echo", body: [3, 4], timeout: 30)
         #expect(r1.isSuccess && r2.isSuccess)
     }
+
+    @Test("dendrite timeouts of infinity, 1e11 s, NaN and negative are clamped instead of trapping")
+    func oddTimeouts() async throws {
+        var limits = AxonLimits()
+        limits.maxDeadlineAheadMs = 3_600_000  // so that the clamped maximum is accepted
+        let rig = try await Rig(limits: limits)
+        defer { rig.shutdown() }
+        for t in [Double.infinity, 1e11] {
+            let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [1], timeout: t)
+            #expect(r.isSuccess, "timeout \(t): \(String(describing: r.failure))")
+        }
+        for t: Double in [.nan, -1, -Double.infinity] {
+            let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [1], timeout: t)
+            #expect(r.status == .timeout, "timeout \(t): \(r.status)")
+        }
+    }
 }
 
 /// A relay on its own loop, with the rig's axon connected to it.

@@ -2,7 +2,9 @@ import Foundation
 import MeshCodec
 import MeshCrypto
 @testable import MeshClient
-import MeshSubnet
+import MeshChain
+@testable import MeshSubnet
+import MeshTestSupport
 import Testing
 
 /// A metagraph answer with `entries` neurons that claims `n` of them.
@@ -42,79 +44,8 @@ struct HostileRPCTests {
     }
 }
 
-/// A one-shot-per-connection HTTP server on 127.0.0.1 that answers whatever a test tells it
-/// to (for hostile answers the node's server would never send). Each accepted connection
-/// reads the request head, then runs `respond` with the socket.
-final class HostileHTTPServer: @unchecked Sendable {
-    // Safety: `fd` and `port` are set in init and read-only afterwards.
-    let fd: Int32
-    let port: UInt16
-
-    init(_ respond: @escaping @Sendable (_ fd: Int32) -> Void) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0, listen(fd, 8) == 0 else { throw RPCClient.Failure.connection("test server cannot listen") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        self.fd = fd
-        self.port = UInt16(bigEndian: addr.sin_port)
-        Thread.detachNewThread {
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }  // closed by stop()
-                Thread.detachNewThread {
-                    // Read the request head (the client's requests are small).
-                    var got: [UInt8] = []
-                    var buf = [UInt8](repeating: 0, count: 4096)
-                    while !got.containsTerminator {
-                        let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
-                        if n <= 0 { break }
-                        got += buf[0..<n]
-                    }
-                    respond(c)
-                    close(c)
-                }
-            }
-        }
-    }
-
-    var url: String { "http://127.0.0.1:\(self.port)" }
-
-    func stop() {
-        shutdown(self.fd, Int32(SHUT_RDWR))
-        close(self.fd)
-    }
-
-    /// Writes all of `text`.
-    static func write(_ fd: Int32, _ text: String) { write(fd, Array(text.utf8)) }
-
-    static func write(_ fd: Int32, _ bytes: [UInt8]) {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
-            off += n
-        }
-    }
-}
-
-extension Array where Element == UInt8 {
-    var containsTerminator: Bool {
-        guard self.count >= 4 else { return false }
-        return (0...(self.count - 4)).contains { self[$0] == 13 && self[$0 + 1] == 10 && self[$0 + 2] == 13 && self[$0 + 3] == 10 }
-    }
-}
-
 extension HostileRPCTests {
-    static func answer(_ json: String, status: String = "200 OK", extra: String = "") -> String {
-        "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\(extra)Connection: close\r\n\r\n\(json)"
-    }
+    static func answer(_ json: String, status: String = "200 OK") -> String { HostileHTTPServer.answer(json, status: status) }
 
     @Test("RPC client: a negative, signed, huge or conflicting Content-Length, a bad status line and an endless header are errors")
     func hostileHeaders() throws {
@@ -132,13 +63,13 @@ extension HostileRPCTests {
             ("short body", "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n\(ok)"),
         ]
         for (name, response) in cases {
-            let server = try HostileHTTPServer { fd in HostileHTTPServer.write(fd, response) }
+            let server = try HostileHTTPServer { fd, _ in HostileHTTPServer.write(fd, response) }
             defer { server.stop() }
             let client = try ChainClient(url: server.url)
             #expect(throws: RPCClient.Failure.self, "\(name)") { try client.head() }
         }
         // The same server with an honest answer works (the harness is not what fails).
-        let honest = try HostileHTTPServer { fd in HostileHTTPServer.write(fd, Self.answer(ok)) }
+        let honest = try HostileHTTPServer { fd, _ in HostileHTTPServer.write(fd, Self.answer(ok)) }
         defer { honest.stop() }
         #expect(try ChainClient(url: honest.url).head() == 42)
     }
@@ -146,7 +77,7 @@ extension HostileRPCTests {
     @Test("RPC client: one deadline per call, so a server dribbling its answer cannot hold the caller")
     func dribble() throws {
         let response = Array(Self.answer(#"{"jsonrpc":"2.0","id":1,"result":{"number":42}}"#).utf8)
-        let server = try HostileHTTPServer { fd in
+        let server = try HostileHTTPServer { fd, _ in
             for b in response {
                 HostileHTTPServer.write(fd, [b])
                 Thread.sleep(forTimeInterval: 0.05)  // each byte well within any per-read timeout
@@ -185,5 +116,69 @@ extension HostileRPCTests {
         var eof = HTTPResponseReader()
         #expect(try eof.feed(Array("HTTP/1.0 200 OK\r\n\r\nabc".utf8)[...]) == nil)
         #expect(try eof.finish() == .init(status: 200, body: Array("abc".utf8)))
+    }
+}
+
+extension HostileRPCTests {
+    static let genesisHex = String(repeating: "ab", count: 32)
+
+    @Test("chain client: a stake netuid past 65535 and a head near 2^64 are errors, not traps")
+    func chainClientRanges() throws {
+        let server = try HostileHTTPServer(rpc: { method, _ in
+            switch method {
+            case "state_getAccount": return #"{"balance":1,"nonce":0,"stakes":[{"hotkey":"aa","netuid":70000,"amount":5,"coldkey":"bb"}]}"#
+            case "chain_getGenesis": return "\"\(Self.genesisHex)\""
+            case "chain_getHead": return #"{"number":18446744073709551615}"#
+            case "state_getParams": return #"{"baseFee":1}"#
+            default: return nil
+            }
+        })
+        defer { server.stop() }
+        let client = try ChainClient(url: server.url)
+        let key = Ed25519.PrivateKey()
+        #expect { try client.account(key.publicKey) } throws: { "\($0)".contains("netuid 70000 is out of range") }
+        // head + lifetime overflowed in submit; now refused before anything is signed or sent.
+        #expect { try client.submit(.transfer(to: key.publicKey, amount: 1), key: key, nonce: 0) } throws: { "\($0)".contains("too close to 2^64") }
+    }
+
+    @Test("subnet SDK: stake sums saturate, and min_allowed_weights past Int is an error, not a trap")
+    func sdkRanges() async throws {
+        let hot = Ed25519.PrivateKey()
+        let cold = Ed25519.PrivateKey()
+        let metagraph = metagraphJSON(n: 1, entries: 1)
+        guard case .object(var members) = metagraph else { return }
+        members = members.map { $0.0 == "hotkeys" ? ($0.0, .array([.string(hot.publicKey.hex)])) : $0 }
+        let mgText = JSONValue.object(members).serialized()
+        let max = "18446744073709551615"
+        let server = try HostileHTTPServer(rpc: { method, _ in
+            switch method {
+            case "state_getAccount":
+                let stake = #"{"hotkey":"\#(hot.publicKey.hex)","netuid":1,"amount":\#(max),"coldkey":"\#(cold.publicKey.hex)"}"#
+                return #"{"balance":\#(max),"nonce":0,"stakes":[\#(stake),\#(stake)]}"#
+            case "chain_getGenesis": return "\"\(Self.genesisHex)\""
+            case "chain_getHead": return #"{"number":100}"#
+            case "subnet_getMetagraph": return mgText
+            case "weights_nextAllowedBlock": return "1"
+            case "subnet_list": return #"[{"netuid":1,"hyperparameters":{"min_allowed_weights":\#(max)},"epochs":0,"burn":0}]"#
+            default: return nil
+            }
+        })
+        defer { server.stop() }
+        let ctx = try SubnetContext(rpcURL: server.url, netuid: 1, hotkey: hot, coldkey: cold, log: { _ in })
+        // Two stakes of 2^64 - 1 each: the sum saturates, which is "enough", so nothing is submitted.
+        try await ctx.ensureStake(10)
+        let v = try await SubnetValidator(ctx, stake: 0)
+        try await v.refreshMetagraph()
+        await #expect { try await v.maybeSetWeights() } throws: { "\($0)".contains("min_allowed_weights = \(max), out of range") }
+        v.dendrite.close()
+    }
+
+    @Test("durations from options or chain data: NaN, negatives, infinity and 1e20 s sleep a bounded time")
+    func sleeps() {
+        #expect(sleepNanos(seconds: .nan) == 0)
+        #expect(sleepNanos(seconds: -5) == 0)
+        #expect(sleepNanos(seconds: 0.5) == 500_000_000)
+        #expect(sleepNanos(seconds: .infinity) == 86_400_000_000_000)
+        #expect(sleepNanos(seconds: 1e20) == 86_400_000_000_000)
     }
 }
