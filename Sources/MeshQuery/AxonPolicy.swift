@@ -39,6 +39,11 @@ public struct AxonLimits: Sendable {
     public var junkPerSecond: Double = 20
     public var junkBurst: Double = 100
     public var junkBanSeconds: UInt64 = 60
+    /// Signature checks of relayed headers, all callers together: sustained per second and
+    /// burst. Beyond it relayed requests get an unsigned 429 without a check, so a relay
+    /// forwarding forged headers cannot keep the miner verifying Ed25519 at line rate.
+    public var relayedVerifyPerSecond: Double = 1000
+    public var relayedVerifyBurst: Double = 2000
 
     public init() {}
 }
@@ -92,6 +97,7 @@ public struct AxonPolicy {
     public var priority: Priority
     var buckets: [Ed25519.PublicKey: TokenBucket] = [:]
     var nonces = NonceCache()
+    var relayedVerify: TokenBucket?
 
     /// Refuses callers that are not registered or hold no validator permit.
     public static let defaultBlacklist: Blacklist = { header, info in
@@ -156,6 +162,11 @@ public struct AxonPolicy {
         case .direct(let peer):
             guard h.caller == peer else { return .refuse(.unauthorized, "the caller is not this channel's identity", verified: false) }
         case .relayed:
+            let l = self.limits
+            var budget = self.relayedVerify ?? TokenBucket(tokens: l.relayedVerifyBurst, updatedAt: now)
+            let affordable = budget.take(now: now, rate: l.relayedVerifyPerSecond, burst: l.relayedVerifyBurst, ticksPerSecond: 1000)
+            self.relayedVerify = budget
+            guard affordable else { return .refuse(.tooManyRequests, "too many relayed requests to verify; retry later", verified: false) }
             guard h.hasValidSignature else { return .refuse(.unauthorized, "bad signature", verified: false) }
         }
         guard self.nonces.insert(caller: h.caller, nonce: h.nonce, deadline: h.deadline.addingSaturated(skew), now: now,

@@ -60,25 +60,41 @@ final class RawClient: SecurePeerDelegate, @unchecked Sendable {
     let frames = Mutex<[QueryResponseFrame]>([])
     let ready = Mutex(false)
     let closed = Mutex(false)
+    /// Streams the other side reset; streams it opened to us (a relay forwarding requests).
+    let resets = Mutex(0)
+    let opened = Mutex(0)
+    /// When set, announce as a miner on the relay protocol (a miner that never answers).
+    var announceNetuid: UInt16?
     var host: SecureHost!
     var peer: SecurePeer?
 
-    func peerReady(_ peer: SecurePeer) { self.ready.withLock { $0 = true } }
-    func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) {}
+    func peerReady(_ peer: SecurePeer) {
+        if let n = self.announceNetuid, let s = try? peer.openStream(QueryProtocol.relay) {
+            var w = ByteWriter()
+            w.u16(n)
+            try? peer.send(w.bytes, on: s)
+        }
+        self.ready.withLock { $0 = true }
+    }
+    func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) { self.opened.withLock { $0 += 1 } }
     func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
         if let f = try? QueryResponseFrame.decode(message) { self.frames.withLock { $0.append(f) } }
     }
-    func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) {}
+    func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) { if reset != nil { self.resets.withLock { $0 += 1 } } }
     func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) { self.closed.withLock { $0 = true } }
 
     var trailers: [QueryResponseTrailer] {
         self.frames.withLock { $0.compactMap { if case .trailer(let t) = $0 { return t } else { return nil } } }
     }
 
-    static func connect(_ loop: EventLoop, to address: SocketAddress, key: Ed25519.PrivateKey = Ed25519.PrivateKey()) async throws -> RawClient {
+    static func connect(_ loop: EventLoop, to address: SocketAddress, key: Ed25519.PrivateKey = Ed25519.PrivateKey(),
+                        asMinerOf netuid: UInt16? = nil) async throws -> RawClient {
         let c = RawClient()
+        c.announceNetuid = netuid
         try await loop.submit {
-            c.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: key)) { Hello(genesisHash: genesis) }
+            c.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: key)) {
+                Hello(genesisHash: genesis, roles: netuid == nil ? .full : .miner)
+            }
             c.host.delegate = c
             c.peer = try c.host.dial(address)
         }
@@ -376,9 +392,9 @@ final class RelayRig: @unchecked Sendable {
     let address: SocketAddress
     let endpoint: AxonEndpoint
 
-    init(_ rig: Rig) async throws {
+    init(_ rig: Rig, limits: RelayLimits = RelayLimits()) async throws {
         self.loop = try EventLoop(name: "test.relay")
-        self.relay = QueryRelay(identity: self.key, genesisHash: genesis, loop: self.loop)
+        self.relay = QueryRelay(identity: self.key, genesisHash: genesis, loop: self.loop, limits: limits)
         self.address = try await self.relay.start(listen: SocketAddress("127.0.0.1:0")!)
         self.endpoint = AxonEndpoint(hotkey: rig.minerKey.publicKey, nodeId: self.key.publicKey, address: self.address)
         rig.axon.useRelay(self.address, nodeId: self.key.publicKey)

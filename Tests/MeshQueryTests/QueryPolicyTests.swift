@@ -152,6 +152,30 @@ struct QueryPolicyTests {
         #expect(p.screen(self.header(nonce: 61, deadline: 0), now: self.now, channel: .direct(self.validator.publicKey)) == .admit(priority: 1000))
     }
 
+    @Test("relayed headers: a budget of signature checks, after which requests get an unsigned 429 without one; direct channels unaffected")
+    func relayedVerifyBudget() {
+        var p = self.policy()
+        p.limits.relayedVerifyBurst = 5
+        p.limits.relayedVerifyPerSecond = 1
+        // Forged headers naming a registered validator: each costs a check, until the budget is spent.
+        for n in 0..<5 {
+            var forged = self.header(nonce: UInt64(n))
+            forged.signature = Ed25519.PrivateKey().sign(forged.signingBytes)
+            if case .refuse(let s, _, _) = p.screen(forged, now: self.now) { #expect(s == .unauthorized) } else { Issue.record("admitted") }
+        }
+        // Now even a valid one is refused unverified, unsigned, with 429.
+        guard case .refuse(let s, _, let verified) = p.screen(self.header(nonce: 10), now: self.now) else {
+            Issue.record("admitted past the verify budget")
+            return
+        }
+        #expect(s == .tooManyRequests)
+        #expect(!verified)
+        // The caller's own channel needs no signature check, so it is not limited by it.
+        #expect(p.screen(self.header(nonce: 11), now: self.now, channel: .direct(self.validator.publicKey)) == .admit(priority: 1000))
+        // The budget refills with time.
+        #expect(p.screen(self.header(nonce: 12), now: self.now + 1000) == .admit(priority: 1000))
+    }
+
     @Test("rate limit: a burst then the sustained rate, time as input")
     func rateLimit() {
         var p = self.policy()
