@@ -22,10 +22,10 @@ final class Rig: @unchecked Sendable {
     let dendrite: Dendrite
     var endpoint: AxonEndpoint!
 
-    init(limits: AxonLimits = AxonLimits()) async throws {
+    init(limits: AxonLimits = AxonLimits(), channel: ChannelConfig? = nil) async throws {
         self.axonLoop = try EventLoop(name: "test.axon")
         self.clientLoop = try EventLoop(name: "test.dendrite")
-        self.axon = Axon(hotkey: self.minerKey, netuid: 1, genesisHash: genesis, loop: self.axonLoop, limits: limits)
+        self.axon = Axon(hotkey: self.minerKey, netuid: 1, genesisHash: genesis, loop: self.axonLoop, limits: limits, channel: channel)
         self.axon.attach(synapse: "echo") { req in .body(req.body.reversed()) }
         self.axon.attach(synapse: "slow") { req in
             let ms = req.body.first.map(UInt64.init) ?? 100
@@ -296,7 +296,11 @@ struct QueryLoopbackTests {
         limits.maxConcurrent = 400
         limits.maxQueued = 50
         limits.burst = 10_000
-        let rig = try await Rig(limits: limits)
+        limits.maxPendingHeaders = 1024
+        // One dendrite, one channel: this many streams at once needs more than the default 128.
+        var channel = ChannelConfig()
+        channel.maxStreams = 1024
+        let rig = try await Rig(limits: limits, channel: channel)
         defer { rig.shutdown() }
         let targets = [AxonEndpoint](repeating: rig.endpoint, count: 400)
         let results = await rig.dendrite.query(targets, netuid: 1, synapse: "slow", body: [200], timeout: 10)

@@ -103,7 +103,7 @@ struct QueryPolicyTests {
         if case .refuse(let s, let why, let verified) = p.screen(once, now: self.now + 1) {
             #expect(s == .unauthorized)
             #expect(why.contains("nonce"))
-            #expect(verified)
+            #expect(!verified)  // unsigned: replays must not make the miner sign
         } else { Issue.record("replay admitted") }
         // A custom blacklist and priority.
         p.blacklist = { h, _ in h.synapse == "echo" && h.nonce == 99 ? "nonce 99 is banned here" : nil }
