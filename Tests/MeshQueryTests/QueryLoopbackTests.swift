@@ -386,6 +386,29 @@ struct QueryLoopbackTests {
             #expect(r.status == .timeout, "timeout \(t): \(r.status)")
         }
     }
+
+    @Test("dendrite: a call cancelled before it starts ends at once; an axon going away fails its calls; nothing is left behind")
+    func dendriteBookkeeping() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let started = Date()
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }  // cancelled before the call is made
+            return await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "slow", body: [250], timeout: 10)
+        }
+        let r = await task.value
+        #expect(r.failure == .cancelled)
+        #expect(Date().timeIntervalSince(started) < 2)
+        // Calls in flight when the axon stops fail with the channel.
+        async let a = rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "slow", body: [250], timeout: 10)
+        async let b = rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "slow", body: [250], timeout: 10)
+        try await Task.sleep(nanoseconds: 100_000_000)
+        rig.axon.stop()
+        let (ra, rb) = await (a, b)
+        #expect(!ra.isSuccess && !rb.isSuccess)
+        let left = try await rig.clientLoop.submit { (rig.dendrite.calls.count, rig.dendrite.byStream.count) }
+        #expect(left == (0, 0))
+    }
 }
 
 /// A relay on its own loop, with the rig's axon connected to it.
