@@ -1,6 +1,6 @@
 import Foundation
 import MeshChain
-import MeshClient
+@testable import MeshClient
 import MeshCodec
 import MeshCrypto
 import MeshKeystore
@@ -116,6 +116,17 @@ struct SubnetEndToEndTests {
         // Bad amounts are usage errors.
         let bad = try self.tm(["transfer", "--dest", coldkeys["spare"]!, "--amount", "lots", "--wallet", "val", "--rpc-url", url])
         #expect(bad.status == 2)
+        // The RPC server refuses an out-of-range netuid (it answered for subnet 65535), and a
+        // batch of full metagraphs past its cost budget.
+        var refusal: Int?
+        do { _ = try chain.rpc.call("subnet_getMetagraph", .object([("netuid", .int(70_000))])) } catch {
+            if case .rpc(let code, _, _) = error { refusal = code }
+        }
+        #expect(refusal == -32602)
+        let full = #"{"jsonrpc":"2.0","id":1,"method":"subnet_getMetagraph","params":{"netuid":1,"full":true}}"#
+        let batch = try JSONValue.parse(try chain.rpc.post(Array("[\(full),\(full)]".utf8)))
+        #expect(batch[0]?["result"]?["n"] != nil, "\(batch)")
+        #expect(batch[1]?["error"]?["code"]?.int64 == -32005, "\(batch)")
         #expect(node.isRunning)
     }
 }
