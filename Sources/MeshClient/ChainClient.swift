@@ -28,8 +28,11 @@ public struct ChainClient: Sendable {
 
     public func account(_ a: AccountID) throws -> Account {
         let r = try self.rpc.call("state_getAccount", .array([.string(a.hex)]))
-        let stakes = (r["stakes"]?.array ?? []).map { s in
-            (hotkey: s["hotkey"]?.string ?? "", netuid: UInt16(s["netuid"]?.uint64 ?? 0), amount: s["amount"]?.uint64 ?? 0, coldkey: s["coldkey"]?.string ?? "")
+        let stakes = try (r["stakes"]?.array ?? []).map { s in
+            let netuid = s["netuid"]?.uint64 ?? 0
+            // Exact: a hostile server's netuid 70000 must not trap (nor be read as 65535).
+            guard let n = UInt16(exactly: netuid) else { throw RPCClient.Failure.http("state_getAccount: stake netuid \(netuid) is out of range") }
+            return (hotkey: s["hotkey"]?.string ?? "", netuid: n, amount: s["amount"]?.uint64 ?? 0, coldkey: s["coldkey"]?.string ?? "")
         }
         return Account(balance: r["balance"]?.uint64 ?? 0, nonce: r["nonce"]?.uint64 ?? 0, stakes: stakes)
     }
@@ -44,8 +47,12 @@ public struct ChainClient: Sendable {
     public func submit(_ call: Call, key: Ed25519.PrivateKey, nonce explicitNonce: UInt64? = nil, lifetime: UInt64 = 64) throws -> Hash32 {
         let genesis = try self.genesis()
         let head = try self.head()
+        // A head near 2^64 is a hostile (or broken) server: refuse rather than trap on the sum.
+        guard case (let validUntil, false) = head.addingReportingOverflow(lifetime) else {
+            throw RPCClient.Failure.http("the node reports head #\(head), too close to 2^64 for a transaction lifetime of \(lifetime)")
+        }
         let nonce = try explicitNonce ?? self.pendingNonce(key.publicKey)
-        let tx = Transaction(signer: key, nonce: nonce, validUntil: head + lifetime, fee: try self.baseFee(), call: call, genesis: genesis)
+        let tx = Transaction(signer: key, nonce: nonce, validUntil: validUntil, fee: try self.baseFee(), call: call, genesis: genesis)
         let r = try self.rpc.call("author_submitTransaction", .array([.string(Hex.encode(tx.encoded))]))
         guard let h = r.string.flatMap({ Hash32(hex: $0) }) else { throw RPCClient.Failure.http("bad transaction hash") }
         return h

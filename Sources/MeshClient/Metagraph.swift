@@ -32,13 +32,23 @@ public struct Metagraph: Sendable {
 
     public func uid(of hotkey: AccountID) -> UInt16? { self.neurons.first { $0.hotkey == hotkey }?.uid }
 
-    /// Parses the RPC answer; a missing or mistyped field is an error naming it.
+    /// Most neurons a subnet can hold: uids are u16.
+    public static let maxNeurons = 65_536
+
+    /// Parses the RPC answer; a missing, mistyped or out-of-range field is an error naming it.
+    /// The answer comes from a server that may be hostile (or a plain-HTTP link that may be
+    /// tampered with), so every number is converted exactly, never by a trapping cast.
     public static func parse(_ v: JSONValue) throws -> Metagraph {
         func arr(_ f: String) throws -> [JSONValue] {
             guard let a = v[f]?.array else { throw RPCClient.Failure.http("metagraph field \(f) missing") }
             return a
         }
-        let n = Int(v["n"]?.uint64 ?? 0)
+        guard let nField = v["n"]?.uint64 else { throw RPCClient.Failure.http("metagraph field n missing or not a count") }
+        guard let n = Int(exactly: nField), n <= Self.maxNeurons else {
+            throw RPCClient.Failure.http("metagraph n = \(nField) is out of range (at most \(Self.maxNeurons))")
+        }
+        guard let netuidField = v["netuid"]?.uint64 else { throw RPCClient.Failure.http("metagraph field netuid missing or not a number") }
+        guard let netuid = UInt16(exactly: netuidField) else { throw RPCClient.Failure.http("metagraph netuid \(netuidField) is out of range") }
         let hotkeys = try arr("hotkeys"), coldkeys = try arr("coldkeys"), s = try arr("S"), c = try arr("C"), i = try arr("I")
         let d = try arr("D"), e = try arr("E"), tv = try arr("Tv"), lu = try arr("last_update"), vp = try arr("validator_permit")
         let axons = try arr("axons")
@@ -53,15 +63,17 @@ public struct Metagraph: Sendable {
             var axon: Axon?
             if let a = axons[u].object, !a.isEmpty {
                 let ax = axons[u]
-                axon = Axon(host: ax["ip"]?.string ?? "", port: UInt16(clamping: ax["port"]?.uint64 ?? 0),
-                            nodeId: ax["nodeId"]?.string.flatMap { AccountID(hex: $0) })
+                let portField = ax["port"]?.uint64 ?? 0
+                guard let port = UInt16(exactly: portField) else { throw RPCClient.Failure.http("metagraph axons[\(u)].port \(portField) is out of range") }
+                axon = Axon(host: ax["ip"]?.string ?? "", port: port, nodeId: ax["nodeId"]?.string.flatMap { AccountID(hex: $0) })
             }
-            neurons.append(Neuron(uid: UInt16(u), hotkey: hk, coldkey: ck, stake: s[u].uint64 ?? 0, consensus: c[u].double ?? 0,
+            guard let uid = UInt16(exactly: u) else { throw RPCClient.Failure.http("metagraph uid \(u) is out of range") }
+            neurons.append(Neuron(uid: uid, hotkey: hk, coldkey: ck, stake: s[u].uint64 ?? 0, consensus: c[u].double ?? 0,
                                   incentive: i[u].double ?? 0, dividends: d[u].double ?? 0, emission: e[u].uint64 ?? 0,
                                   validatorTrust: tv[u].double ?? 0, lastUpdate: lu[u].uint64 ?? 0, validatorPermit: vp[u].bool ?? false,
                                   axon: axon))
         }
-        return Metagraph(netuid: UInt16(clamping: v["netuid"]?.uint64 ?? 0), block: v["block"]?.uint64 ?? 0, neurons: neurons)
+        return Metagraph(netuid: netuid, block: v["block"]?.uint64 ?? 0, neurons: neurons)
     }
 }
 

@@ -5,8 +5,9 @@ import Darwin
 #endif
 
 /// Crash-safe file replacement: write a temporary file, fsync it, rename it over the
-/// target and fsync the directory. Readers see either the old or the new file, never a
-/// torn one.
+/// target (or, when the target must not exist, hard-link it there, which fails if anything
+/// appeared in between) and fsync the directory. Readers see either the old or the new
+/// file, never a torn one.
 public enum AtomicFile {
     /// Writes `bytes` to `path` with `mode` (default 0600).
     ///
@@ -46,7 +47,24 @@ public enum AtomicFile {
             throw .io(path: tmp, reason: "fsync: \(reason)")
         }
         close(fd)
-        guard rename(tmp, path) == 0 else { throw .io(path: path, reason: "rename: \(errnoText())") }
+        if overwrite {
+            guard rename(tmp, path) == 0 else { throw .io(path: path, reason: "rename: \(errnoText())") }
+        } else {
+            // link() never replaces: a file created after the access() check above (another
+            // process writing the same key) is kept, and we report it, instead of rename()
+            // silently replacing it.
+            if link(tmp, path) == 0 {
+                unlink(tmp)
+            } else if errno == EEXIST {
+                throw .alreadyExists(path: path)
+            } else if [EPERM, EOPNOTSUPP, ENOSYS].contains(errno) {
+                // A file system without hard links: the checked rename, as before.
+                guard access(path, F_OK) != 0 else { throw .alreadyExists(path: path) }
+                guard rename(tmp, path) == 0 else { throw .io(path: path, reason: "rename: \(errnoText())") }
+            } else {
+                throw .io(path: path, reason: "link: \(errnoText())")
+            }
+        }
         ok = true
         let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {

@@ -18,6 +18,18 @@ public enum KeyFile {
     public static let format = "tensormesh-key/1"
     /// Largest key file accepted (a real one is under 1 KiB).
     public static let maximumFileSize = 64 * 1024
+    /// The most Argon2 work a key file may ask for, checked before any hashing: 8 passes over
+    /// 256 MiB (libsodium's "moderate" preset is 3 × 256 MiB; what `key generate` and
+    /// `wallet create` write, ``PasswordHash/Cost/interactive``, is 2 × 64 MiB). A crafted
+    /// file cannot make `key inspect`, `run --key` or a relay spend a gigabyte and minutes of
+    /// CPU before the password is even checked.
+    public static let maximumCost = PasswordHash.Cost(opsLimit: 8, memLimit: 256 << 20)
+
+    /// Whether `cost` is one a key file may carry.
+    public static func acceptable(_ cost: PasswordHash.Cost) -> Bool {
+        cost.opsLimit >= 1 && cost.opsLimit <= maximumCost.opsLimit
+            && cost.memLimit >= PasswordHash.Cost.minimumMemLimit && cost.memLimit <= maximumCost.memLimit
+    }
 
     struct Document: Codable {
         struct KDF: Codable {
@@ -43,6 +55,8 @@ public enum KeyFile {
     public static func seal(
         _ key: Ed25519.PrivateKey, password: SecureBytes, cost: PasswordHash.Cost = .interactive
     ) throws -> [UInt8] {
+        // Never write a file this module would refuse to open.
+        guard acceptable(cost) else { throw KeystoreError.malformed(reason: "kdf cost above \(maximumCost.opsLimit) passes over \(maximumCost.memLimit >> 20) MiB") }
         let salt = SecureRandom.bytes(PasswordHash.saltByteCount)
         let nonce = SecureRandom.bytes(ChaChaPoly.nonceByteCount)
         let derived = try PasswordHash.argon2id(password: password, salt: salt, cost: cost, length: 64)
@@ -84,9 +98,7 @@ public enum KeyFile {
             throw .malformed(reason: "ciphertext is not 48 bytes of hex (truncated?)")
         }
         let cost = PasswordHash.Cost(opsLimit: doc.kdf.opsLimit, memLimit: doc.kdf.memLimit)
-        guard cost.opsLimit >= 1, cost.opsLimit <= PasswordHash.Cost.maximumOpsLimit,
-              cost.memLimit >= PasswordHash.Cost.minimumMemLimit, cost.memLimit <= PasswordHash.Cost.maximumMemLimit
-        else { throw .malformed(reason: "kdf cost out of the accepted range") }
+        guard acceptable(cost) else { throw .malformed(reason: "kdf cost out of the accepted range") }
 
         let derived: SecureBytes
         do { derived = try PasswordHash.argon2id(password: password, salt: salt, cost: cost, length: 64) } catch {

@@ -31,7 +31,7 @@ public enum HTTPServices {
                                         body: Data(rpcError(nil, -32600, "request body of \(length) bytes exceeds \(limit)").serialized().utf8))
                 }
                 let body = try await request.bodyData
-                let reply = await Self.handle(Array(body), node: node)
+                let reply = await Self.handle(Array(body), node: node, limit: limit)
                 return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: Data(reply.utf8))
             }
             try await server.run()
@@ -44,19 +44,61 @@ public enum HTTPServices {
         return .object([("jsonrpc", "2.0"), ("error", .object(err)), ("id", id ?? .null)])
     }
 
-    /// Handles a request body (one call or a batch) and returns the response text.
-    static func handle(_ body: [UInt8], node: Node) async -> String {
+    /// The work one batch may ask for, in ``cost(of:)`` units: a hundred cheap calls, or one
+    /// full metagraph and some cheap calls, but not a hundred full metagraphs built on the
+    /// node's loop and held in memory at once.
+    static let batchBudget = 100
+
+    /// What a call costs a batch: heavy methods weigh more (they run on the node's loop and
+    /// build large answers).
+    static func cost(of request: JSON) -> Int {
+        let params = RPCParams(value: request["params"] ?? .array([]))
+        switch request["method"]?.string ?? "" {
+        case "subnet_getMetagraph": return params.bool(1, "full") || params.bool(1, "weights") ? 60 : 10
+        case "author_pendingTransactions": return 10
+        case "state_getAccount", "subnet_list", "subnet_getMessages": return 5
+        case "chain_getBlock": return 2
+        default: return 1
+        }
+    }
+
+    /// Which calls of a batch fit its budget, in order (the rest are answered with an error).
+    static func admitted(_ batch: [JSON], budget: Int = batchBudget) -> [Bool] {
+        var spent = 0
+        return batch.map { call in
+            let c = Self.cost(of: call)
+            guard spent + c <= budget else { return false }
+            spent += c
+            return true
+        }
+    }
+
+    /// Handles a request body (one call or a batch) and returns the response text. `limit` is
+    /// the body limit the server enforces, so the parser accepts what the server read.
+    static func handle(_ body: [UInt8], node: Node, limit: Int = 1 << 20) async -> String {
         let parsed: JSON
-        do { parsed = try JSON.parse(body, limits: .init(maxBytes: 1 << 20, maxDepth: 32)) } catch {
+        do { parsed = try Self.parse(body, limit: limit) } catch {
             return rpcError(nil, RPCError.parseError, "parse error: \(error.description)").serialized()
         }
         if let batch = parsed.array {
             guard !batch.isEmpty, batch.count <= 100 else { return rpcError(nil, RPCError.invalidRequest, "a batch holds 1 to 100 calls").serialized() }
             var replies: [JSON] = []
-            for call in batch { replies.append(await Self.call(call, node: node)) }
+            for (call, ok) in zip(batch, Self.admitted(batch)) {
+                if ok {
+                    replies.append(await Self.call(call, node: node))
+                } else {
+                    replies.append(rpcError(call["id"], RPCError.limitExceeded,
+                                            "the batch exceeds its cost budget of \(Self.batchBudget) (a full metagraph costs 60); send this call separately"))
+                }
+            }
             return JSON.array(replies).serialized()
         }
         return await Self.call(parsed, node: node).serialized()
+    }
+
+    /// Parses a request body of at most `limit` bytes.
+    static func parse(_ body: [UInt8], limit: Int) throws(JSONError) -> JSON {
+        try JSON.parse(body, limits: .init(maxBytes: max(0, limit), maxDepth: 32))
     }
 
     static func call(_ request: JSON, node: Node) async -> JSON {

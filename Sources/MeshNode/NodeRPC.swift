@@ -30,6 +30,8 @@ public struct RPCError: Error, Sendable {
     /// The node refused a transaction (the data says why).
     public static let transactionRefused = -32010
     public static let notFound = -32011
+    /// A batch asked for more work than one request may (see ``HTTPServices``).
+    public static let limitExceeded = -32005
 
     static func params(_ m: String) -> RPCError { RPCError(invalidParams, m) }
 }
@@ -47,6 +49,14 @@ struct RPCParams {
         guard let v = self.at(index, name) else { throw .params("missing parameter \(name)") }
         guard let x = v.uint64 else { throw .params("\(name) must be a non-negative integer") }
         return x
+    }
+
+    /// A subnet id: refused when it does not fit in a u16 (clamping answered for subnet
+    /// 65535 when asked for 70000).
+    func netuid(_ index: Int, _ name: String = "netuid") throws(RPCError) -> UInt16 {
+        let x = try self.uint(index, name)
+        guard let n = UInt16(exactly: x) else { throw .params("\(name) \(x) is out of range (0...65535)") }
+        return n
     }
 
     func optionalUInt(_ index: Int, _ name: String) throws(RPCError) -> UInt64? {
@@ -118,11 +128,11 @@ extension Node {
             let state = self.chain.bestState
             return .array(state.subnets.keys.sorted().map { id in Self.subnetJSON(state.subnets[id]!, state: state) })
         case "subnet_getHyperparameters":
-            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            let netuid = try params.netuid(0)
             guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
             return Self.hyperparameters(s.params)
         case "subnet_getMetagraph":
-            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            let netuid = try params.netuid(0)
             let withMatrices = params.bool(1, "full") || params.bool(1, "weights")
             guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
             return Self.metagraph(s, state: self.chain.bestState, full: withMatrices)
@@ -138,13 +148,13 @@ extension Node {
             }
             return .object([("topic", .string(SubnetGossipMessage.topic(m.netuid))), ("subscribed", .bool(self.config.subnetTopics.contains(m.netuid)))])
         case "subnet_getMessages":
-            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            let netuid = try params.netuid(0)
             return .array((self.subnetMessages[netuid] ?? []).map { m in
                 .object([("netuid", .int(m.netuid)), ("hotkey", .string(m.hotkey.hex)), ("timestamp", .int(m.timestamp)),
                          ("payload", .string(Hex.encode(m.payload)))])
             })
         case "subnet_getBurnCost":
-            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            let netuid = try params.netuid(0)
             guard let s = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
             return .int(s.burn)
         case "subnet_getLockCost":
@@ -163,7 +173,7 @@ extension Node {
                             ("blockEmission", .int(s.params.emission.blockEmission(totalIssuance: s.totalIssuance))),
                             ("validators", .array(s.authorities.map { .object([("id", .string($0.id.hex)), ("weight", .int($0.weight))]) }))])
         case "weights_nextAllowedBlock":
-            let netuid = UInt16(clamping: try params.uint(0, "netuid"))
+            let netuid = try params.netuid(0)
             let hotkey = try params.account(1, "hotkey")
             return self.chain.bestState.nextWeightsBlock(netuid: netuid, hotkey: hotkey).map { .int($0) } ?? .null
         case "author_submitTransaction":

@@ -62,13 +62,21 @@ public struct AxonStats: Sendable, Equatable {
 /// each request header (blacklist → verify → priority), reads the body only of admitted
 /// requests, runs the handler under the request's deadline, and answers with a signed
 /// trailer. All state lives on the event loop; the public methods may be called from any thread.
+///
+/// Against hostile callers: at most `maxPerIP` channels per host and 128 streams per channel,
+/// at most ``AxonLimits/maxPendingHeaders`` of them waiting for their header; a header must
+/// arrive within ``AxonLimits/headerTimeoutMs`` and a body before the request's deadline
+/// (408, charged as junk); requests are indexed by channel, so a close costs that channel's
+/// requests only.
 public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     public let loop: EventLoop
     public let hotkey: Ed25519.PrivateKey
     let host: SecureHost
     var policy: AxonPolicy
     var handlers: [String: QueryHandler] = [:]
-    var inbound: [StreamKey: Inbound] = [:]
+    /// Per channel: its requests by stream, its header-phase count and its junk budget.
+    var conns: [ObjectIdentifier: Conn] = [:]
+    var inboundCount = 0
     var queue: PriorityQueue<StreamKey>
     var running = 0
     var stats = AxonStats()
@@ -76,9 +84,13 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     var relayPeer: SecurePeer?
     var relayRetry: TimerID?
     var stopped = false
-    /// Per-connection junk budget, and node ids refused until a time (Unix ms).
-    var junk: [ObjectIdentifier: TokenBucket] = [:]
+    /// Node ids refused until a time (Unix ms).
     var banned: [Ed25519.PublicKey: UInt64] = [:]
+
+    /// Streams one channel may have open when the axon picks the channel settings.
+    public static let defaultMaxStreams = 128
+    /// Channels one host (IPv4 address or IPv6 /64) may have open.
+    public static let defaultMaxPerIP = 32
 
     struct StreamKey: Hashable {
         let peer: ObjectIdentifier
@@ -87,9 +99,17 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
 
     enum Phase { case header, body, queued, running }
 
+    final class Conn {
+        var streams: [StreamID: Inbound] = [:]
+        /// Streams still waiting for their header.
+        var pendingHeaders = 0
+        var junk: TokenBucket?
+    }
+
     final class Inbound {
         let peer: SecurePeer
         let stream: StreamID
+        let conn: Conn
         var phase = Phase.header
         var header: QueryRequestHeader?
         var body: [UInt8] = []
@@ -100,31 +120,38 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
         var priority = 0.0
         var sentBytes = 0
         var hasher = SHA256.Hasher()
+        var dropped = false
 
-        init(peer: SecurePeer, stream: StreamID) {
+        init(peer: SecurePeer, stream: StreamID, conn: Conn) {
             self.peer = peer
             self.stream = stream
+            self.conn = conn
         }
+
+        var key: StreamKey { StreamKey(peer: ObjectIdentifier(self.peer), stream: self.stream) }
     }
 
     /// - Parameters:
     ///   - hotkey: the miner's hotkey; it is also the channel identity, so validators can dial
     ///     the axon by the hotkey the metagraph lists.
     ///   - genesisHash: the chain's genesis (channels to other chains are refused).
+    ///   - channel: channel settings; by default ``defaultMaxStreams`` streams per channel and
+    ///     messages just large enough for the body limit.
+    ///   - connections: connection limits; by default 4096 inbound, ``defaultMaxPerIP`` per host.
     public init(hotkey: Ed25519.PrivateKey, netuid: UInt16, genesisHash: [UInt8], loop: EventLoop,
-                limits: AxonLimits = AxonLimits(), channel: ChannelConfig? = nil) {
+                limits: AxonLimits = AxonLimits(), channel: ChannelConfig? = nil, connections: ConnectionLimits? = nil) {
         self.loop = loop
         self.hotkey = hotkey
         var config = channel ?? ChannelConfig()
         if channel == nil {
-            config.maxStreams = 2048
+            config.maxStreams = Self.defaultMaxStreams
             config.maxMessageSize = max(limits.maxBodyBytes, 64 << 10) + 4096
         }
         var connLimits = ConnectionLimits()
         connLimits.maxInbound = 4096
         connLimits.maxTotal = 4200
-        connLimits.maxPerIP = 4096
-        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: hotkey), config: config, limits: connLimits) {
+        connLimits.maxPerIP = Self.defaultMaxPerIP
+        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: hotkey), config: config, limits: connections ?? connLimits) {
             Hello(genesisHash: genesisHash, roles: .miner, agent: "tensormesh-axon/0.1.0")
         }
         self.policy = AxonPolicy(served: [hotkey.publicKey], netuid: netuid, synapses: [], limits: limits)
@@ -167,7 +194,7 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     public func statistics() async -> AxonStats {
         (try? await self.loop.submit { () -> AxonStats in
             var s = self.stats
-            s.inFlight = self.inbound.count
+            s.inFlight = self.inboundCount
             s.queued = self.queue.count
             s.relayConnected = self.relayPeer?.isReady ?? false
             return s
@@ -178,8 +205,14 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     public func stop() {
         self.onLoop {
             self.stopped = true
-            for q in self.inbound.values { q.task?.cancel() }
-            self.inbound.removeAll()
+            for c in self.conns.values {
+                for q in c.streams.values {
+                    q.task?.cancel()
+                    if let t = q.timer { self.loop.cancel(t) }
+                }
+            }
+            self.conns.removeAll()
+            self.inboundCount = 0
             self.host.shutdown(reason: "axon stopping")
         }
     }
@@ -189,6 +222,12 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     }
 
     static func wallMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    /// A timer delay for `ms` milliseconds from a deadline a peer chose (or an operator's
+    /// "unlimited"): saturating, and at most a day (the loop's timer clock wraps).
+    static func delayNanos(ms: UInt64) -> UInt64 { min(ms, 86_400_000).multipliedSaturated(by: 1_000_000) }
+
+    func lookup(_ key: StreamKey) -> Inbound? { self.conns[key.peer]?.streams[key.stream] }
 
     // MARK: Relay
 
@@ -238,43 +277,81 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
             peer.reset(stream, code: ChannelCode.refused)
             return
         }
-        self.inbound[StreamKey(peer: ObjectIdentifier(peer), stream: stream)] = Inbound(peer: peer, stream: stream)
+        let id = ObjectIdentifier(peer)
+        let c = self.conns[id] ?? {
+            let c = Conn()
+            self.conns[id] = c
+            return c
+        }()
+        guard c.pendingHeaders < self.policy.limits.maxPendingHeaders else {
+            // Streams that say nothing hold memory; a channel gets only a few at once.
+            peer.reset(stream, code: ChannelCode.refused)
+            self.chargeJunk(peer)
+            return
+        }
+        let q = Inbound(peer: peer, stream: stream, conn: c)
+        c.streams[stream] = q
+        c.pendingHeaders += 1
+        self.inboundCount += 1
+        let waitMs = self.policy.limits.headerTimeoutMs
+        let key = q.key
+        q.timer = self.loop.schedule(after: Self.delayNanos(ms: waitMs)) { [weak self] in
+            guard let self, let q = self.lookup(key), q.phase == .header else { return }
+            q.timer = nil
+            self.refuse(key, q, .timeout, "no request header within \(waitMs) ms", signed: false)
+            self.chargeJunk(peer)
+        }
+    }
+
+    /// Moves a request on from `from`, keeping the channel's header-phase count.
+    func advance(_ q: Inbound, to phase: Phase) {
+        if q.phase == .header && phase != .header { q.conn.pendingHeaders -= 1 }
+        q.phase = phase
     }
 
     public func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
         let key = StreamKey(peer: ObjectIdentifier(peer), stream: stream)
-        guard let q = self.inbound[key] else { return }  // answered already: drop the rest
+        guard let q = self.lookup(key) else { return }  // answered already: drop the rest
         switch q.phase {
         case .header:
             let started = EventLoop.now()
-            defer { if self.inbound[key] == nil { self.stats.refusalNanos &+= EventLoop.now() - started } }
+            defer { if q.dropped { self.stats.refusalNanos &+= EventLoop.now() - started } }
             guard message.count <= QueryRequestHeader.maxEncodedSize, let h = try? QueryRequestHeader.decode(message) else {
                 self.refuse(key, q, .badRequest, "malformed request header", signed: false)
                 self.chargeJunk(peer)
                 return
             }
             q.header = h
-            switch self.policy.screen(h, now: Self.wallMillis(), channel: peer === self.relayPeer ? .relayed : .direct(peer.remoteNodeId)) {
+            let now = Self.wallMillis()
+            switch self.policy.screen(h, now: now, channel: peer === self.relayPeer ? .relayed : .direct(peer.remoteNodeId)) {
             case .refuse(let status, let reason, let verified):
                 self.refuse(key, q, status, reason, signed: verified)
-                if [400, 401, 403, 404, 413].contains(status.rawValue) { self.chargeJunk(peer) }
+                if [400, 401, 403, 404, 413, 429].contains(status.rawValue) { self.chargeJunk(peer) }
             case .admit(let priority):
                 q.caller = self.policy.directory[h.caller]
+                // From now on the request's own deadline bounds it: a missing body, or a wait
+                // in the queue, ends there.
+                if let t = q.timer { self.loop.cancel(t) }
+                let endsIn = h.deadline.addingSaturated(self.policy.limits.clockSkewMs).subtractingSaturated(now)
+                q.timer = self.loop.schedule(after: Self.delayNanos(ms: endsIn)) { [weak self] in self?.deadlinePassed(key) }
                 if h.bodyLength == 0 {
                     self.enqueue(key, q, priority: priority)
                 } else {
-                    q.phase = .body
+                    self.advance(q, to: .body)
                     q.priority = priority
                 }
             }
         case .body:
             let h = q.header!
+            // A lying body is the caller's doing: unsigned, and charged like any junk.
             guard message.count == Int(h.bodyLength) else {
-                self.refuse(key, q, .badRequest, "body of \(message.count) bytes, header says \(h.bodyLength)", signed: true)
+                self.refuse(key, q, .badRequest, "body of \(message.count) bytes, header says \(h.bodyLength)", signed: false)
+                self.chargeJunk(peer)
                 return
             }
             guard ConstantTime.equals(SHA256.hash(message), h.bodyHash) else {
-                self.refuse(key, q, .badRequest, "body does not match its hash", signed: true)
+                self.refuse(key, q, .badRequest, "body does not match its hash", signed: false)
+                self.chargeJunk(peer)
                 return
             }
             q.body = message
@@ -284,20 +361,38 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
         }
     }
 
+    /// An admitted request reached its deadline before its handler started.
+    func deadlinePassed(_ key: StreamKey) {
+        guard let q = self.lookup(key) else { return }
+        q.timer = nil
+        switch q.phase {
+        case .body:
+            self.refuse(key, q, .timeout, "the body did not arrive before the deadline", signed: false)
+            self.chargeJunk(q.peer)
+        case .queued:
+            self.answer(key, q, .timeout, "the deadline passed while the request waited for a handler")
+        case .header, .running:
+            break  // the header timer and the handler timer handle those
+        }
+    }
+
     public func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) {
         let key = StreamKey(peer: ObjectIdentifier(peer), stream: stream)
-        guard let q = self.inbound[key] else { return }
+        guard let q = self.lookup(key) else { return }
         if reset != nil {
             self.drop(key, q)  // the caller gave up
         } else if q.phase == .header || q.phase == .body {
-            self.refuse(key, q, .badRequest, "stream ended before the request was complete", signed: q.phase == .body)
+            self.refuse(key, q, .badRequest, "stream ended before the request was complete", signed: false)
         }
     }
 
     public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
-        let id = ObjectIdentifier(peer)
-        self.junk[id] = nil
-        for (key, q) in self.inbound where key.peer == id { self.drop(key, q) }
+        // Only this channel's requests: O(its streams), not a scan of every request.
+        if let c = self.conns.removeValue(forKey: ObjectIdentifier(peer)) {
+            let streams = c.streams
+            c.streams = [:]
+            for q in streams.values { self.drop(q.key, q) }
+        }
         if peer === self.relayPeer {
             self.relayPeer = nil
             self.scheduleRelayRetry()
@@ -307,17 +402,17 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     /// Counts a refused junk request against its connection; over budget, the connection is
     /// closed and its node id refused for a while (a new identity costs a new handshake).
     func chargeJunk(_ peer: SecurePeer) {
+        guard let c = self.conns[ObjectIdentifier(peer)] else { return }  // closed already
         let l = self.policy.limits
         let now = Self.wallMillis()
-        let id = ObjectIdentifier(peer)
-        var bucket = self.junk[id] ?? TokenBucket(tokens: l.junkBurst, updatedAt: now)
+        var bucket = c.junk ?? TokenBucket(tokens: l.junkBurst, updatedAt: now)
         let ok = bucket.take(now: now, rate: l.junkPerSecond, burst: l.junkBurst, ticksPerSecond: 1000)
-        self.junk[id] = bucket
+        c.junk = bucket
         guard !ok, peer !== self.relayPeer else { return }
         self.stats.junkDisconnects += 1
         if let node = peer.remoteNodeId {
             if self.banned.count > 100_000 { self.banned = self.banned.filter { $0.value > now } }
-            self.banned[node] = now + l.junkBanSeconds * 1000
+            self.banned[node] = now.addingSaturated(l.junkBanSeconds.multipliedSaturated(by: 1000))
         }
         peer.close(code: ChannelCode.banned, reason: "too many refused requests")
     }
@@ -325,20 +420,20 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
     // MARK: Scheduling
 
     func enqueue(_ key: StreamKey, _ q: Inbound, priority: Double) {
-        q.phase = .queued
+        self.advance(q, to: .queued)
         self.stats.handled += 1
         if self.running < self.policy.limits.maxConcurrent {
             self.run(key, q)
             return
         }
-        if let evicted = self.queue.push(key, priority: priority), let e = self.inbound[evicted] {
+        if let evicted = self.queue.push(key, priority: priority), let e = self.lookup(evicted) {
             self.refuse(evicted, e, .unavailable, "axon overloaded; lower-priority requests are shed", signed: true)
         }
     }
 
     func pump() {
         while self.running < self.policy.limits.maxConcurrent, let key = self.queue.pop() {
-            guard let q = self.inbound[key], q.phase == .queued else { continue }
+            guard let q = self.lookup(key), q.phase == .queued else { continue }
             self.run(key, q)
         }
     }
@@ -348,14 +443,22 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
             self.refuse(key, q, .notFound, "no handler", signed: true)
             return
         }
-        q.phase = .running
+        let now = Self.wallMillis()
+        // A request that waited past its deadline is not started (its handler would be
+        // cancelled at once by the timer below).
+        guard h.deadline > now else {
+            self.answer(key, q, .timeout, "the deadline passed while the request waited for a handler")
+            return
+        }
+        if let t = q.timer { self.loop.cancel(t) }
+        self.advance(q, to: .running)
         q.startedNs = EventLoop.now()
         self.running += 1
         self.stats.maxInFlight = max(self.stats.maxInFlight, self.running)
-        let now = Self.wallMillis()
-        let remaining = h.deadline > now ? h.deadline - now : 0
-        q.timer = self.loop.schedule(after: remaining * 1_000_000) { [weak self] in
-            guard let self, let q = self.inbound[key] else { return }
+        let remaining = h.deadline.subtractingSaturated(now)
+        q.timer = self.loop.schedule(after: Self.delayNanos(ms: remaining)) { [weak self] in
+            guard let self, let q = self.lookup(key) else { return }
+            q.timer = nil
             q.task?.cancel()
             self.answer(key, q, .timeout, "deadline passed after \(remaining) ms")
         }
@@ -391,7 +494,7 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
 
     /// Sends one body chunk (and, when `last`, the 200 trailer).
     func chunk(_ key: StreamKey, _ bytes: [UInt8], last: Bool) {
-        guard let q = self.inbound[key], q.phase == .running else { return }
+        guard let q = self.lookup(key), q.phase == .running else { return }
         if !bytes.isEmpty || last {
             q.hasher.update(bytes)
             q.sentBytes += bytes.count
@@ -405,7 +508,7 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
 
     /// Ends a request that reached a handler (or passed verification): a signed trailer.
     func answer(_ key: StreamKey, _ known: Inbound?, _ status: QueryStatus, _ message: String) {
-        guard let q = known ?? self.inbound[key], let h = q.header else { return }
+        guard let q = known ?? self.lookup(key), !q.dropped, let h = q.header else { return }
         let micros = q.startedNs > 0 && q.phase == .running ? (EventLoop.now() - q.startedNs) / 1000 : 0
         var t = QueryResponseTrailer(status: status, message: message, responder: self.hotkey.publicKey, requestHash: h.requestHash,
                                      bodyLength: UInt64(q.sentBytes), bodyHash: q.hasher.finalize(), processingMicros: micros)
@@ -415,6 +518,7 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
 
     /// Refuses a request; signed only when its signature was verified.
     func refuse(_ key: StreamKey, _ q: Inbound, _ status: QueryStatus, _ message: String, signed: Bool) {
+        guard !q.dropped else { return }
         if q.phase == .header { self.stats.refusedBeforeBody += 1 }
         let requestHash = q.header?.requestHash ?? [UInt8](repeating: 0, count: 32)
         var t = QueryResponseTrailer(status: status, message: message, responder: self.hotkey.publicKey, requestHash: requestHash)
@@ -430,8 +534,12 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
 
     /// Forgets a request (answered, or its caller gone) and frees its handler slot.
     func drop(_ key: StreamKey, _ q: Inbound) {
-        guard self.inbound.removeValue(forKey: key) != nil else { return }
+        guard !q.dropped else { return }
+        q.dropped = true
+        q.conn.streams.removeValue(forKey: q.stream)
+        self.inboundCount -= 1
         if let t = q.timer { self.loop.cancel(t) }
+        q.timer = nil
         switch q.phase {
         case .running:
             q.task?.cancel()
@@ -439,7 +547,9 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
             self.pump()
         case .queued:
             self.queue.remove { $0 == key }
-        case .header, .body:
+        case .header:
+            q.conn.pendingHeaders -= 1
+        case .body:
             break
         }
     }

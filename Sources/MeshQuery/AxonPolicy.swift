@@ -29,6 +29,15 @@ public struct AxonLimits: Sendable {
     public var burst: Double = 400
     /// Handlers running at once; more wait in the priority queue.
     public var maxConcurrent: Int = 1024
+    /// Streams of one channel that may wait for their header at once; more are reset and
+    /// charged as junk. The default equals the axon's default streams per channel: a busy
+    /// honest sender (a relay, a fan-out) has many streams opened whose header is still in
+    /// flight, because stream OPENs travel ahead of data. Lower it only with that in mind;
+    /// silent streams are otherwise ended by ``headerTimeoutMs``.
+    public var maxPendingHeaders: Int = 128
+    /// A stream whose header has not arrived after this long is refused with 408 (and charged).
+    /// Once admitted, a request is bounded by its own deadline.
+    public var headerTimeoutMs: UInt64 = 10_000
     /// Requests waiting for a handler; when full, the lowest priority is refused with 503.
     public var maxQueued: Int = 4096
     /// Nonces remembered per caller (replay protection within the deadline horizon).
@@ -39,35 +48,146 @@ public struct AxonLimits: Sendable {
     public var junkPerSecond: Double = 20
     public var junkBurst: Double = 100
     public var junkBanSeconds: UInt64 = 60
+    /// Signature checks of relayed headers, all callers together: sustained per second and
+    /// burst. Beyond it relayed requests get an unsigned 429 without a check, so a relay
+    /// forwarding forged headers cannot keep the miner verifying Ed25519 at line rate.
+    public var relayedVerifyPerSecond: Double = 1000
+    public var relayedVerifyBurst: Double = 2000
+    /// Callers remembered (nonces and rate limit), and nonces remembered in all; past either,
+    /// the least recently seen callers are forgotten.
+    public var maxCallers: Int = 4096
+    public var maxNonces: Int = 1 << 20
 
     public init() {}
 }
 
-/// Nonces seen from each caller whose deadlines have not passed: a replay inside the
-/// horizon is caught here, a replay after it is refused as expired.
+/// What the axon remembers per caller: the nonces whose deadlines have not passed (a replay
+/// inside the horizon is caught here, one after it is refused as expired) and the caller's
+/// rate-limit bucket. Bounded: at most `maxCallers` callers and `maxNonces` nonces in all;
+/// past either, the least recently seen callers are forgotten (in batches, so the cost is
+/// amortised). Pruning pops expired nonces from a per-caller deadline heap, so it costs what
+/// expired, not the table's size.
 struct NonceCache {
-    var byCaller: [Ed25519.PublicKey: [UInt64: UInt64]] = [:]  // nonce → deadline
+    struct Entry {
+        var nonces: [UInt64: UInt64] = [:]  // nonce → deadline
+        var byDeadline = DeadlineHeap()
+        var bucket: TokenBucket?
+        var lastSeen: UInt64 = 0
+
+        /// Drops the nonces whose deadline is before `now`; returns how many.
+        mutating func prune(now: UInt64) -> Int {
+            var removed = 0
+            while let top = self.byDeadline.min, top.deadline < now {
+                self.byDeadline.popMin()
+                // A nonce forgotten and seen again has a newer entry: leave that one.
+                if self.nonces[top.nonce] == top.deadline {
+                    self.nonces[top.nonce] = nil
+                    removed += 1
+                }
+            }
+            return removed
+        }
+    }
+
+    var byCaller: [Ed25519.PublicKey: Entry] = [:]
     var lastPruneMs: UInt64 = 0
+    /// Nonces held across all callers.
+    private(set) var total = 0
+    var maxCallers = 4096
+    var maxNonces = 1 << 20
+
+    /// Whether `nonce` from `caller` is remembered (seen, and its deadline not passed).
+    mutating func contains(caller: Ed25519.PublicKey, nonce: UInt64, now: UInt64) -> Bool {
+        guard self.byCaller[caller] != nil else { return false }
+        self.total -= self.byCaller[caller]!.prune(now: now)
+        return self.byCaller[caller]!.nonces[nonce] != nil
+    }
+
+    /// Takes one token from the caller's bucket (creating the caller's entry if needed).
+    mutating func take(caller: Ed25519.PublicKey, now: UInt64, rate: Double, burst: Double) -> Bool {
+        self.maintain(now: now, adding: caller)
+        var bucket = self.byCaller[caller]!.bucket ?? TokenBucket(tokens: burst, updatedAt: now)
+        let ok = bucket.take(now: now, rate: rate, burst: burst, ticksPerSecond: 1000)
+        self.byCaller[caller]!.bucket = bucket
+        self.byCaller[caller]!.lastSeen = max(self.byCaller[caller]!.lastSeen, now)
+        return ok
+    }
 
     /// Records the nonce; false if it was seen (or the caller's table is full).
     mutating func insert(caller: Ed25519.PublicKey, nonce: UInt64, deadline: UInt64, now: UInt64, limit: Int) -> Bool {
-        if now &- self.lastPruneMs > 1000 { self.prune(now: now) }
-        var table = self.byCaller[caller, default: [:]]
-        if table[nonce] != nil { return false }
-        if table.count >= limit {
-            table = table.filter { $0.value >= now }
-            if table.count >= limit { return false }
-        }
-        table[nonce] = deadline
-        self.byCaller[caller] = table
+        self.maintain(now: now, adding: caller)
+        self.total -= self.byCaller[caller]!.prune(now: now)
+        self.byCaller[caller]!.lastSeen = max(self.byCaller[caller]!.lastSeen, now)
+        // In place: `self.byCaller[caller]!.…` mutates the stored table without copying it.
+        guard self.byCaller[caller]!.nonces[nonce] == nil, self.byCaller[caller]!.nonces.count < limit else { return false }
+        self.byCaller[caller]!.nonces[nonce] = deadline
+        self.byCaller[caller]!.byDeadline.push(deadline: deadline, nonce: nonce)
+        self.total += 1
+        if self.total > self.maxNonces { self.evict(now: now, keeping: caller) }
         return true
+    }
+
+    /// Prunes every caller about once a second, and makes room for a new caller.
+    mutating func maintain(now: UInt64, adding caller: Ed25519.PublicKey) {
+        if now &- self.lastPruneMs > 1000 { self.prune(now: now) }
+        if self.byCaller[caller] == nil {
+            if self.byCaller.count >= self.maxCallers { self.evict(now: now, keeping: caller) }
+            self.byCaller[caller] = Entry(lastSeen: now)
+        }
     }
 
     mutating func prune(now: UInt64) {
         self.lastPruneMs = now
-        for (caller, table) in self.byCaller {
-            let kept = table.filter { $0.value >= now }
-            self.byCaller[caller] = kept.isEmpty ? nil : kept
+        for caller in Array(self.byCaller.keys) {
+            self.total -= self.byCaller[caller]!.prune(now: now)
+            // A caller with no live nonce, quiet for ten minutes, has a full bucket again.
+            if self.byCaller[caller]!.nonces.isEmpty && now &- self.byCaller[caller]!.lastSeen > 600_000 { self.byCaller[caller] = nil }
+        }
+    }
+
+    /// Forgets the least recently seen eighth of the callers (at least one), never `keeping`.
+    /// Their rate limits restart, and their live nonces are forgotten (a replay of those
+    /// would pass): the price of a bounded table, paid only when it overflows.
+    mutating func evict(now: UInt64, keeping: Ed25519.PublicKey) {
+        self.prune(now: now)
+        guard self.byCaller.count >= self.maxCallers || self.total > self.maxNonces else { return }
+        let n = max(1, self.byCaller.count / 8)
+        let victims = self.byCaller.lazy.filter { $0.key != keeping }.map { ($0.key, $0.value.lastSeen) }.sorted { $0.1 < $1.1 }.prefix(n)
+        for (k, _) in victims { self.total -= self.byCaller.removeValue(forKey: k)?.nonces.count ?? 0 }
+    }
+}
+
+/// A binary min-heap of (deadline, nonce).
+struct DeadlineHeap {
+    private var items: [(deadline: UInt64, nonce: UInt64)] = []
+
+    var min: (deadline: UInt64, nonce: UInt64)? { self.items.first }
+    var count: Int { self.items.count }
+
+    mutating func push(deadline: UInt64, nonce: UInt64) {
+        self.items.append((deadline, nonce))
+        var i = self.items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard self.items[i].deadline < self.items[parent].deadline else { break }
+            self.items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func popMin() {
+        guard !self.items.isEmpty else { return }
+        self.items.swapAt(0, self.items.count - 1)
+        self.items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < self.items.count && self.items[l].deadline < self.items[m].deadline { m = l }
+            if r < self.items.count && self.items[r].deadline < self.items[m].deadline { m = r }
+            if m == i { return }
+            self.items.swapAt(i, m)
+            i = m
         }
     }
 }
@@ -90,8 +210,8 @@ public struct AxonPolicy {
     public var netuid: UInt16
     public var blacklist: Blacklist
     public var priority: Priority
-    var buckets: [Ed25519.PublicKey: TokenBucket] = [:]
     var nonces = NonceCache()
+    var relayedVerify: TokenBucket?
 
     /// Refuses callers that are not registered or hold no validator permit.
     public static let defaultBlacklist: Blacklist = { header, info in
@@ -117,7 +237,8 @@ public struct AxonPolicy {
     public enum Decision: Equatable {
         /// Admitted with this priority; the body may be read.
         case admit(priority: Double)
-        /// Refused; `verified` says whether the signature was checked (signed refusals only then).
+        /// Refused; `verified` says whether the refusal may be signed (the request was verified
+        /// and the refusal is not one a caller can provoke in bulk). Screening signs none.
         case refuse(QueryStatus, String, verified: Bool)
     }
 
@@ -142,8 +263,10 @@ public struct AxonPolicy {
         guard Int(h.bodyLength) <= self.limits.maxBodyBytes else {
             return .refuse(.payloadTooLarge, "body of \(h.bodyLength) bytes exceeds the limit of \(self.limits.maxBodyBytes)", verified: false)
         }
-        guard h.deadline + self.limits.clockSkewMs > now else { return .refuse(.timeout, "deadline already passed", verified: false) }
-        guard h.deadline <= now + self.limits.maxDeadlineAheadMs + self.limits.clockSkewMs else {
+        // The deadline is the caller's number: saturate, never trap (2^64 - 1 is a valid field value).
+        let skew = self.limits.clockSkewMs
+        guard h.deadline.addingSaturated(skew) > now else { return .refuse(.timeout, "deadline already passed", verified: false) }
+        guard h.deadline <= now.addingSaturated(self.limits.maxDeadlineAheadMs).addingSaturated(skew) else {
             return .refuse(.badRequest, "deadline more than \(self.limits.maxDeadlineAheadMs / 1000) s ahead", verified: false)
         }
         // Blacklist, before paying for a signature check.
@@ -154,18 +277,28 @@ public struct AxonPolicy {
         case .direct(let peer):
             guard h.caller == peer else { return .refuse(.unauthorized, "the caller is not this channel's identity", verified: false) }
         case .relayed:
+            let l = self.limits
+            var budget = self.relayedVerify ?? TokenBucket(tokens: l.relayedVerifyBurst, updatedAt: now)
+            let affordable = budget.take(now: now, rate: l.relayedVerifyPerSecond, burst: l.relayedVerifyBurst, ticksPerSecond: 1000)
+            self.relayedVerify = budget
+            guard affordable else { return .refuse(.tooManyRequests, "too many relayed requests to verify; retry later", verified: false) }
             guard h.hasValidSignature else { return .refuse(.unauthorized, "bad signature", verified: false) }
         }
-        guard self.nonces.insert(caller: h.caller, nonce: h.nonce, deadline: h.deadline + self.limits.clockSkewMs, now: now,
-                                 limit: self.limits.maxNoncesPerCaller) else {
-            return .refuse(.unauthorized, "nonce \(h.nonce) already used", verified: true)
+        // Replay (looked up, not yet recorded), then the rate limit, then record: refused
+        // requests do not fill the nonce table. Both refusals are unsigned, so flooding them
+        // does not make the miner sign (the axon charges them as junk).
+        self.nonces.maxCallers = self.limits.maxCallers
+        self.nonces.maxNonces = self.limits.maxNonces
+        if self.nonces.contains(caller: h.caller, nonce: h.nonce, now: now) {
+            return .refuse(.unauthorized, "nonce \(h.nonce) already used", verified: false)
         }
-        // Rate limit.
-        var bucket = self.buckets[h.caller] ?? TokenBucket(tokens: self.limits.burst, updatedAt: now)
-        let allowed = bucket.take(now: now, rate: self.limits.ratePerSecond, burst: self.limits.burst, ticksPerSecond: 1000)
-        if self.buckets.count >= 65_536 && self.buckets[h.caller] == nil { self.buckets.removeAll(keepingCapacity: true) }
-        self.buckets[h.caller] = bucket
-        guard allowed else { return .refuse(.tooManyRequests, "rate limit of \(Int(self.limits.ratePerSecond))/s exceeded", verified: true) }
+        guard self.nonces.take(caller: h.caller, now: now, rate: self.limits.ratePerSecond, burst: self.limits.burst) else {
+            return .refuse(.tooManyRequests, "rate limit of \(self.limits.ratePerSecond)/s exceeded", verified: false)
+        }
+        guard self.nonces.insert(caller: h.caller, nonce: h.nonce, deadline: h.deadline.addingSaturated(skew), now: now,
+                                 limit: self.limits.maxNoncesPerCaller) else {
+            return .refuse(.tooManyRequests, "too many requests from this caller within the deadline horizon", verified: false)
+        }
         return .admit(priority: self.priority(h, info))
     }
 }

@@ -86,13 +86,8 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
 
     var connections: [Ed25519.PublicKey: Connection] = [:]
     var calls: [UInt64: Call] = [:]
-    var byStream: [StreamKey: UInt64] = [:]
-    var cancelledEarly: Set<UInt64> = []
-
-    struct StreamKey: Hashable {
-        let peer: ObjectIdentifier
-        let stream: StreamID
-    }
+    /// Calls by channel and stream, so a closing channel costs its own calls only.
+    var byStream: [ObjectIdentifier: [StreamID: UInt64]] = [:]
 
     final class Connection {
         let nodeId: Ed25519.PublicKey
@@ -116,6 +111,9 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
         var received: [UInt8] = []
         var receivedCount = 0
         var hasher = SHA256.Hasher()
+        /// Loop-side: whether `start` ran, and whether the caller cancelled before it did.
+        var started = false
+        var cancelledBeforeStart = false
 
         init(id: UInt64, endpoint: AxonEndpoint, header: QueryRequestHeader, body: [UInt8], onChunk: (@Sendable ([UInt8]) -> Void)?) {
             self.id = id
@@ -135,10 +133,13 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
         self.maxResponseBytes = maxResponseBytes
         var config = channel ?? ChannelConfig()
         if channel == nil { config.maxStreams = 4096 }
+        // Outbound only: the dendrite never listens, so no peer can fill its slots; many
+        // miners may share one host, so the per-host cap is generous.
         var limits = ConnectionLimits()
         limits.maxOutbound = 4096
-        limits.maxTotal = 4200
-        limits.maxPerIP = 4096
+        limits.maxInbound = 0
+        limits.maxTotal = 4096
+        limits.maxPerIP = 256
         self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: hotkey), config: config, limits: limits) {
             Hello(genesisHash: genesisHash, roles: .subnetValidator, agent: "tensormesh-dendrite/0.1.0")
         }
@@ -152,12 +153,13 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
     public func call(_ endpoint: AxonEndpoint, netuid: UInt16, synapse: String, body: [UInt8], timeout: Double,
                      onChunk: (@Sendable ([UInt8]) -> Void)? = nil) async -> QueryResult {
         let id = self.nextCall.wrappingAdd(1, ordering: .relaxed).oldValue
-        let deadline = UInt64(Date().timeIntervalSince1970 * 1000) + UInt64(max(0, timeout) * 1000)
+        let seconds = Self.clampedTimeout(timeout)
+        let deadline = UInt64(Date().timeIntervalSince1970 * 1000) + UInt64(seconds * 1000)
         let nonce = self.nonce.wrappingAdd(1, ordering: .relaxed).oldValue
         let header = QueryRequestHeader(netuid: netuid, synapse: synapse, caller: self.hotkey, target: endpoint.hotkey,
                                         nonce: nonce, deadline: deadline, body: body)
         let call = Call(id: id, endpoint: endpoint, header: header, body: body, onChunk: onChunk)
-        let timeoutNs = UInt64(max(0, timeout) * 1e9)
+        let timeoutNs = UInt64(seconds * 1e9)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<QueryResult, Never>) in
                 call.continuation = cont
@@ -165,9 +167,21 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
             }
         } onCancel: {
             self.loop.execute {
-                if self.calls[id] != nil { self.complete(id, status: .timeout, failure: .cancelled) } else { self.cancelledEarly.insert(id) }
+                // Before `start` ran, mark the call; after, complete it if it is still open
+                // (nothing is remembered for calls that already completed).
+                if call.started { self.complete(id, status: .timeout, failure: .cancelled) } else { call.cancelledBeforeStart = true }
             }
         }
+    }
+
+    /// Longest per-query timeout, in seconds (an axon accepts deadlines up to about 2 minutes ahead).
+    public static let maxTimeout: Double = 3600
+
+    /// `timeout` within [0, ``maxTimeout``]: NaN and negatives are 0, infinity is the maximum
+    /// (converting them to integers would trap).
+    static func clampedTimeout(_ timeout: Double) -> Double {
+        guard !timeout.isNaN else { return 0 }
+        return min(max(0, timeout), Self.maxTimeout)
     }
 
     /// Queries many miners at once with one deadline; the results come in input order.
@@ -199,8 +213,9 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
 
     func start(_ call: Call, timeoutNs: UInt64) {
         guard call.continuation != nil else { return }
+        call.started = true
         self.calls[call.id] = call
-        if self.cancelledEarly.remove(call.id) != nil {
+        if call.cancelledBeforeStart {
             self.complete(call.id, status: .timeout, failure: .cancelled)
             return
         }
@@ -237,7 +252,7 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
             let s = try peer.openStream(QueryProtocol.query)
             call.peer = peer
             call.stream = s
-            self.byStream[StreamKey(peer: ObjectIdentifier(peer), stream: s)] = call.id
+            self.byStream[ObjectIdentifier(peer), default: [:]][s] = call.id
             try peer.send(call.header.encoded, on: s, finish: call.body.isEmpty)
             if !call.body.isEmpty { try peer.send(call.body, on: s, finish: true) }
         } catch {
@@ -257,7 +272,9 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
         }
         if let t = call.timer { self.loop.cancel(t) }
         if let p = call.peer, let s = call.stream {
-            self.byStream[StreamKey(peer: ObjectIdentifier(p), stream: s)] = nil
+            let oid = ObjectIdentifier(p)
+            self.byStream[oid]?[s] = nil
+            if self.byStream[oid]?.isEmpty == true { self.byStream[oid] = nil }
             if failure != nil || status != .ok { p.reset(s) }
         }
         let latency = Double(EventLoop.now() - call.startedNs) / 1e6
@@ -288,7 +305,7 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
     }
 
     public func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
-        guard let id = self.byStream[StreamKey(peer: ObjectIdentifier(peer), stream: stream)], let call = self.calls[id] else { return }
+        guard let id = self.byStream[ObjectIdentifier(peer)]?[stream], let call = self.calls[id] else { return }
         let frame: QueryResponseFrame
         do { frame = try QueryResponseFrame.decode(message) } catch {
             self.complete(id, status: .badResponse, failure: .badResponse("undecodable frame: \(error)"))
@@ -329,20 +346,21 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
     }
 
     public func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) {
-        guard reset != nil, let id = self.byStream[StreamKey(peer: ObjectIdentifier(peer), stream: stream)] else { return }
+        guard reset != nil, let id = self.byStream[ObjectIdentifier(peer)]?[stream] else { return }
         self.complete(id, status: .unavailable, failure: .connectionLost("stream reset by the miner (code \(reset!))"))
     }
 
     public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
         let reason = error.map { "\($0)" } ?? socket.map { "\($0)" } ?? "closed"
-        for (nodeId, conn) in self.connections where conn.peer === peer {
+        // The connection this peer was dialled for, by the node id we expected (O(1), no scan).
+        if let expected = peer.userInfo["expect"], let nodeId = Ed25519.PublicKey(hex: expected),
+           let conn = self.connections[nodeId], conn.peer === peer {
             self.connections[nodeId] = nil
             conn.peer = nil
             for id in conn.waiting { self.complete(id, status: .unavailable, failure: .unreachable(reason)) }
         }
-        let oid = ObjectIdentifier(peer)
-        for (key, id) in self.byStream where key.peer == oid {
-            self.complete(id, status: .unavailable, failure: .connectionLost(reason))
+        if let streams = self.byStream.removeValue(forKey: ObjectIdentifier(peer)) {
+            for id in streams.values { self.complete(id, status: .unavailable, failure: .connectionLost(reason)) }
         }
     }
 }

@@ -16,7 +16,11 @@ public struct Caller: Sendable {
 /// fresh.
 ///
 ///     let miner = Miner(context, port: 8091)
-///     miner.serve(Twice.self) { request, caller in .init(y: request.x * 2) }
+///     miner.serve(Twice.self) { request, caller in
+///         let (y, overflow) = request.x.multipliedReportingOverflow(by: 2)
+///         guard !overflow else { throw QueryError(.badRequest, "x is out of range") }
+///         return .init(y: y)
+///     }
 ///     try await miner.run()
 public final class Miner: Sendable {
     public let context: SubnetContext
@@ -46,6 +50,11 @@ public final class Miner: Sendable {
 
     /// Serves a synapse: decodes the request, runs `handler`, encodes the answer. A request
     /// that does not decode gets 400.
+    ///
+    /// The request is hostile input: any caller the blacklist lets through chooses every
+    /// field. A trap in the handler (an integer overflow, an out-of-range index, a force
+    /// unwrap) kills the whole miner process, axon included, so check ranges and throw
+    /// `QueryError(.badRequest, …)` instead (use `multipliedReportingOverflow` and friends).
     public func serve<S: Synapse>(_ type: S.Type, _ handler: @escaping @Sendable (S, Caller) async throws -> S.Response) {
         self.axon.attach(synapse: S.name) { req in
             let synapse: S
@@ -89,7 +98,7 @@ public final class Miner: Sendable {
         try await self.publish(ip: ip, port: port, nodeId: nodeId)
         while !Task.isCancelled {
             await self.refresh()
-            try? await Task.sleep(nanoseconds: UInt64(refreshSeconds * 1e9))
+            try? await Task.sleep(nanoseconds: sleepNanos(seconds: refreshSeconds))
         }
         self.axon.stop()
         self.loop.shutdown()

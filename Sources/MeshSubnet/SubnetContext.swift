@@ -2,9 +2,17 @@ import Dispatch
 import Foundation
 import MeshChain
 import MeshClient
+import MeshCodec
 import MeshCrypto
 import MeshQuery
 import MeshSockets
+
+/// A sleep of `seconds` in nanoseconds, for durations from options or chain data: NaN and
+/// negatives are 0 and anything beyond a day is a day (`UInt64(Double)` traps out of range).
+func sleepNanos(seconds: Double) -> UInt64 {
+    guard seconds > 0 else { return 0 }  // also NaN
+    return UInt64(min(seconds, 86_400) * 1e9)
+}
 
 /// Why a subnet process cannot go on.
 public struct SubnetError: Error, CustomStringConvertible {
@@ -72,7 +80,7 @@ public final class SubnetContext: Sendable {
         switch outcome {
         case .included(let block, _): return block
         case .failed(_, let code, let message): throw SubnetError("\(call.name) failed: \(code): \(message)")
-        case .pending, .unknown: throw SubnetError("\(call.name) was not included within \(Int(timeout)) s")
+        case .pending, .unknown: throw SubnetError("\(call.name) was not included within \(timeout) s")
         }
     }
 
@@ -99,7 +107,7 @@ public final class SubnetContext: Sendable {
         let hot = self.hotkey.publicKey
         let netuid = self.netuid
         let have = try await self.rpc { c in
-            try c.account(hot).stakes.filter { $0.hotkey == hot.hex && $0.netuid == netuid }.reduce(Rao(0)) { $0 + $1.amount }
+            try c.account(hot).stakes.filter { $0.hotkey == hot.hex && $0.netuid == netuid }.reduce(Rao(0)) { $0.addingSaturated($1.amount) }
         }
         guard have < amount else { return }
         self.log("staking \(Token.format(amount - have)) on \(hot.hex.prefix(16))…")

@@ -53,7 +53,7 @@ public final class SubnetValidator: @unchecked Sendable {
             let set = Set(uids)
             chosen = all.filter { set.contains($0.uid) }
         } else {
-            chosen = Array(all.shuffled().prefix(self.sampleSize)).sorted { $0.uid < $1.uid }
+            chosen = Array(all.shuffled().prefix(max(0, self.sampleSize))).sorted { $0.uid < $1.uid }
         }
         guard let body = try? SynapseCoding.encode(synapse) else { return [] }
         var endpoints: [AxonEndpoint] = []
@@ -102,7 +102,7 @@ public final class SubnetValidator: @unchecked Sendable {
             }
             n += 1
             let wait = stepSeconds - Date().timeIntervalSince(started)
-            if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+            if wait > 0 { try? await Task.sleep(nanoseconds: sleepNanos(seconds: wait)) }
         }
         self.dendrite.close()
         self.loop.shutdown()
@@ -156,8 +156,10 @@ public final class SubnetValidator: @unchecked Sendable {
             return
         }
         guard let next, head >= next else { return }
+        let minWeights = hp["min_allowed_weights"] ?? 1
+        guard let minAllowed = Int(exactly: minWeights) else { throw SubnetError("the node reports min_allowed_weights = \(minWeights), out of range") }
         let (uids, values) = self.book.weights(n: mg.neurons.count, maxWeightsLimit: hp["max_weights_limit"] ?? 65535,
-                                              minAllowedWeights: Int(hp["min_allowed_weights"] ?? 1), exclude: me)
+                                              minAllowedWeights: minAllowed, exclude: me)
         guard !uids.isEmpty else { return }
         if (hp["commit_reveal_enabled"] ?? 0) != 0 {
             let salt = (0..<8).map { _ in UInt8.random(in: 0...255) }

@@ -68,6 +68,10 @@ struct SubmitOptions: ParsableArguments {
     var json = false
     @Option(help: "Seconds to wait for inclusion.")
     var wait: Double = 60
+
+    func validate() throws {
+        guard self.wait.isFinite, self.wait >= 0, self.wait <= 86_400 else { throw ValidationError("--wait must be a number of seconds in [0, 86400]") }
+    }
 }
 
 enum Submit {
@@ -99,7 +103,7 @@ enum Submit {
             }
             throw CommandFailure("\(call.name) failed in block #\(block): \(message)")
         case .pending, .unknown:
-            throw CommandFailure("transaction \(hash.hex) not included within \(Int(options.wait)) s (still \(outcome == .pending ? "pending" : "unknown"))")
+            throw CommandFailure("transaction \(hash.hex) not included within \(options.wait) s (still \(outcome == .pending ? "pending" : "unknown"))")
         }
         if options.json { StandardOutput.line(object.serialized(pretty: true)) }
     }

@@ -60,6 +60,9 @@ extension Tensormesh.Genesis {
 
         func validate() throws {
             guard (1...64).contains(self.validators) else { throw ValidationError("--validators must be 1...64") }
+            guard Int(self.basePort) + self.validators - 1 <= Int(UInt16.max) else {
+                throw ValidationError("--base-port \(self.basePort) leaves no room for \(self.validators) validators (ports base-port ... base-port + validators - 1 must be at most 65535)")
+            }
             guard self.slotMs >= 100 else { throw ValidationError("--slot-ms must be at least 100") }
             guard (0...16).contains(self.subnets) else { throw ValidationError("--subnets must be 0...16") }
             for e in self.endow {
@@ -94,7 +97,10 @@ extension Tensormesh.Genesis {
                 try write(k, "validator-\(i).key")
                 spec.validators.append(ChainSpec.Validator(hotkey: k.publicKey, coldkey: k.publicKey, stake: 1000 * Token.tao))
                 spec.balances.append((k.publicKey, 1000 * Token.tao))
-                addresses.append(NodeAddress(nodeId: k.publicKey, host: self.host, port: self.basePort + UInt16(i)).description)
+                guard let offset = UInt16(exactly: i), case (let port, false) = self.basePort.addingReportingOverflow(offset) else {
+                    throw CommandFailure.usage("--base-port \(self.basePort) + \(i) is not a port")
+                }
+                addresses.append(NodeAddress(nodeId: k.publicKey, host: self.host, port: port).description)
             }
             spec.bootnodes = addresses
             for e in self.endow {

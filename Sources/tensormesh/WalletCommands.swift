@@ -106,17 +106,19 @@ extension Tensormesh.WalletCommand {
             let cold = try self.wallet.coldkeyPublic()
             let a = try self.rpc.client().account(cold)
             let staked = a.stakes.filter { $0.coldkey == cold.hex }
-            let total = staked.reduce(Rao(0)) { $0 + $1.amount }
+            // Saturating: the amounts come from the node, which may be hostile.
+            let total = staked.reduce(Rao(0)) { $0.addingSaturated($1.amount) }
+            let sum = a.balance.addingSaturated(total)
             if self.json {
                 StandardOutput.line(JSONValue.object([
-                    ("coldkey", .string(cold.hex)), ("free", .int(a.balance)), ("staked", .int(total)), ("total", .int(a.balance + total)),
+                    ("coldkey", .string(cold.hex)), ("free", .int(a.balance)), ("staked", .int(total)), ("total", .int(sum)),
                     ("stakes", .array(staked.map { .object([("hotkey", .string($0.hotkey)), ("netuid", .int($0.netuid)), ("amount", .int($0.amount))]) })),
                 ]).serialized(pretty: true))
             } else {
                 StandardOutput.line("Coldkey \(cold.hex)")
                 StandardOutput.line("  free    \(Token.format(a.balance))")
                 StandardOutput.line("  staked  \(Token.format(total))")
-                StandardOutput.line("  total   \(Token.format(a.balance + total))")
+                StandardOutput.line("  total   \(Token.format(sum))")
             }
         }
     }

@@ -22,7 +22,12 @@ struct MinimalMiner: AsyncParsableCommand {
     func run() async throws {
         let m = try await Miner(try self.subnet.context(role: "double-miner"), port: self.miner.port)
         let lazy = self.miner.lazy
-        m.serve(Twice.self) { request, _ in .init(y: lazy ? 0 : request.x * 2) }
+        // Requests are hostile input: a trap here (x * 2 overflowing) would kill the whole miner.
+        m.serve(Twice.self) { request, _ in
+            let (y, overflow) = request.x.multipliedReportingOverflow(by: 2)
+            guard !overflow else { throw QueryError(.badRequest, "x = \(request.x) is out of range") }
+            return .init(y: lazy ? 0 : y)
+        }
         try await runUntilSignalled { try await m.run() }
     }
 }

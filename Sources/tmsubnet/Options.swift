@@ -74,6 +74,19 @@ struct ValidatorOptions: ParsableArguments {
     @Option(help: "Per-query deadline in seconds.")
     var timeout: Double = 3
 
+    func validate() throws {
+        // Axons refuse deadlines further ahead than their window (120 s by default).
+        let window = Double(AxonLimits().maxDeadlineAheadMs) / 1000
+        guard self.timeout.isFinite, self.timeout > 0, self.timeout <= window else {
+            throw ValidationError("--timeout must be a number of seconds in (0, \(window)] (axons refuse deadlines further ahead)")
+        }
+        guard self.stepSeconds.isFinite, self.stepSeconds >= 0, self.stepSeconds <= 86_400 else {
+            throw ValidationError("--step-seconds must be a number of seconds in [0, 86400]")
+        }
+        guard (0...Metagraph.maxNeurons).contains(self.sample) else { throw ValidationError("--sample must be 0...\(Metagraph.maxNeurons)") }
+        _ = try self.stakeRao()
+    }
+
     func stakeRao() throws -> Rao {
         guard let r = Token.parse(self.stake) else { throw ValidationError("--stake \(self.stake) is not an amount of TAO") }
         return r

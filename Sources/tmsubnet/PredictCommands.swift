@@ -34,8 +34,12 @@ struct PredictValidator: AsyncParsableCommand {
     @Option(help: "History length sent with each query.")
     var history: Int = 64
 
-    func run() async throws {
+    func validate() throws {
         guard (1...Prediction.maxHorizon).contains(self.horizon) else { throw ValidationError("--horizon must be 1...\(Prediction.maxHorizon)") }
+        guard (1...Prediction.maxHistory).contains(self.history) else { throw ValidationError("--history must be 1...\(Prediction.maxHistory)") }
+    }
+
+    func run() async throws {
         let ctx = try self.subnet.context(role: "predict-validator")
         let v = try await SubnetValidator(ctx, stake: try self.options.stakeRao(), sampleSize: self.options.sample, timeout: self.options.timeout)
         let state = PredictState(seed: UInt64.random(in: 1...UInt64.max))

@@ -19,6 +19,10 @@ struct StorageMiner: AsyncParsableCommand {
     @Option(help: "Storage budget in MiB.")
     var budgetMib: Int = 256
 
+    func validate() throws {
+        guard (1...(1 << 20)).contains(self.budgetMib) else { throw ValidationError("--budget-mib must be 1...\(1 << 20)") }
+    }
+
     func run() async throws {
         let ctx = try self.subnet.context(role: self.miner.lazy ? "storage-miner(lazy)" : "storage-miner")
         let m = try await Miner(ctx, port: self.miner.port, listenHost: self.miner.listen, externalHost: self.miner.externalIP,
@@ -43,8 +47,11 @@ struct StorageValidator: AsyncParsableCommand {
     @Option(help: "Chunk size in bytes.")
     var chunkBytes: Int = 4096
 
-    func run() async throws {
+    func validate() throws {
         guard (1...Storage.maxChunk).contains(self.chunkBytes) else { throw ValidationError("--chunk-bytes must be 1...\(Storage.maxChunk)") }
+    }
+
+    func run() async throws {
         let ctx = try self.subnet.context(role: "storage-validator")
         let v = try await SubnetValidator(ctx, stake: try self.options.stakeRao(), sampleSize: self.options.sample, timeout: self.options.timeout)
         let ledger = LedgerBox()

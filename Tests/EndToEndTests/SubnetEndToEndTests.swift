@@ -1,7 +1,11 @@
 import Foundation
-import MeshClient
+import MeshChain
+@testable import MeshClient
 import MeshCodec
 import MeshCrypto
+import MeshKeystore
+import MeshQuery
+import MeshSockets
 import MeshTestSupport
 import Testing
 
@@ -75,6 +79,24 @@ struct SubnetEndToEndTests {
             """)
         #expect((incentive["honest"] ?? 0) > (incentive["lazy"] ?? 1))
 
+        // A registered validator sends x = Int.max: the handler refuses it with 400 instead of
+        // trapping on x * 2 (which killed the miner process), and the miner keeps answering.
+        let valKey = try Wallet(name: "val", root: self.dir + "/wallets").hotkey("default", password: SecureBytes(copying: Array("pw".utf8)))
+        let honestNeuron = try chain.metagraphInfo(netuid: 1).neurons.first { $0.hotkey.hex == hotkeys["honest"] }
+        let axon = try #require(honestNeuron?.axon)
+        let loop = try EventLoop(name: "test.hostile-validator")
+        defer { loop.shutdown() }
+        let dendrite = Dendrite(hotkey: valKey, genesisHash: try chain.genesis().bytes, loop: loop)
+        defer { dendrite.close() }
+        let endpoint = AxonEndpoint(hotkey: honestNeuron!.hotkey, nodeId: try #require(axon.nodeId),
+                                    address: try #require(SocketAddress(numericHost: axon.host, port: axon.port)))
+        let hostile = await dendrite.call(endpoint, netuid: 1, synapse: "double", body: Array(#"{"x":9223372036854775807}"#.utf8), timeout: 10)
+        #expect(hostile.status == .badRequest, "\(String(describing: hostile.failure))")
+        try await Task.sleep(nanoseconds: 200_000_000)
+        #expect(processes[0].isRunning, "the honest miner died: \(processes[0].output.suffix(800))")
+        let fine = await dendrite.call(endpoint, netuid: 1, synapse: "double", body: Array(#"{"x":21}"#.utf8), timeout: 10)
+        #expect(fine.isSuccess && fine.body == Array(#"{"y":42}"#.utf8), "\(String(describing: fine.failure))")
+
         // The btcli-like commands against the live node.
         let list = try self.tm(["subnets", "list", "--rpc-url", url, "--json"])
         #expect(list.status == 0)
@@ -94,6 +116,17 @@ struct SubnetEndToEndTests {
         // Bad amounts are usage errors.
         let bad = try self.tm(["transfer", "--dest", coldkeys["spare"]!, "--amount", "lots", "--wallet", "val", "--rpc-url", url])
         #expect(bad.status == 2)
+        // The RPC server refuses an out-of-range netuid (it answered for subnet 65535), and a
+        // batch of full metagraphs past its cost budget.
+        var refusal: Int?
+        do { _ = try chain.rpc.call("subnet_getMetagraph", .object([("netuid", .int(70_000))])) } catch {
+            if case .rpc(let code, _, _) = error { refusal = code }
+        }
+        #expect(refusal == -32602)
+        let full = #"{"jsonrpc":"2.0","id":1,"method":"subnet_getMetagraph","params":{"netuid":1,"full":true}}"#
+        let batch = try JSONValue.parse(try chain.rpc.post(Array("[\(full),\(full)]".utf8)))
+        #expect(batch[0]?["result"]?["n"] != nil, "\(batch)")
+        #expect(batch[1]?["error"]?["code"]?.int64 == -32005, "\(batch)")
         #expect(node.isRunning)
     }
 }

@@ -78,6 +78,30 @@ struct KeyFileTests {
         }
     }
 
+    @Test("KDF costs above 8 passes or 256 MiB are refused before hashing; what the tools write opens")
+    func costCap() throws {
+        let file = try KeyFile.seal(Ed25519.PrivateKey(), password: pw("a"), cost: Self.cheap)
+        func withCost(ops: Int, mem: Int) throws -> [UInt8] {
+            var doc = try JSONSerialization.jsonObject(with: Data(file)) as! [String: Any]
+            var kdf = doc["kdf"] as! [String: Any]
+            kdf["opsLimit"] = ops
+            kdf["memLimit"] = mem
+            doc["kdf"] = kdf
+            return Array(try JSONSerialization.data(withJSONObject: doc))
+        }
+        // Before the cap these ran Argon2 (512 MiB; 9 passes) and then failed on the password.
+        let refused = KeystoreError.malformed(reason: "kdf cost out of the accepted range")
+        #expect(throws: refused) { try KeyFile.open(try withCost(ops: 1, mem: 512 << 20), password: pw("a")) }
+        #expect(throws: refused) { try KeyFile.open(try withCost(ops: 9, mem: 8 << 20), password: pw("a")) }
+        #expect(throws: refused) { try KeyFile.open(try withCost(ops: 16, mem: 1 << 30), password: pw("a")) }
+        // The presets the tools use are within the cap, and sealing above it is refused.
+        #expect(KeyFile.acceptable(.interactive))
+        #expect(KeyFile.acceptable(KeyFile.maximumCost))
+        let key = Ed25519.PrivateKey()
+        #expect(try KeyFile.open(try KeyFile.seal(key, password: pw("b")), password: pw("b")).publicKey == key.publicKey)
+        #expect(throws: KeystoreError.self) { try KeyFile.seal(key, password: pw("b"), cost: .init(opsLimit: 9, memLimit: 8 << 20)) }
+    }
+
     @Test("random and bit-flipped files give typed errors")
     func fuzz() throws {
         var rng = SeededRNG(seed: 11)
@@ -109,5 +133,12 @@ struct KeyFileTests {
         #expect(throws: KeystoreError.fileNotFound(path: dir + "/missing")) { try AtomicFile.read(dir + "/missing", limit: 10) }
         // No temporary files are left behind.
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["k.json"])
+        // An entry the existence check cannot see (a dangling symlink, as a file created
+        // after the check would be) is not replaced: rename() used to replace it silently.
+        let link = dir + "/dangling"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: dir + "/nowhere/at/all")
+        #expect(throws: KeystoreError.alreadyExists(path: link)) { try AtomicFile.write([5], to: link) }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == dir + "/nowhere/at/all")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["dangling", "k.json"])
     }
 }

@@ -22,10 +22,10 @@ final class Rig: @unchecked Sendable {
     let dendrite: Dendrite
     var endpoint: AxonEndpoint!
 
-    init(limits: AxonLimits = AxonLimits()) async throws {
+    init(limits: AxonLimits = AxonLimits(), channel: ChannelConfig? = nil) async throws {
         self.axonLoop = try EventLoop(name: "test.axon")
         self.clientLoop = try EventLoop(name: "test.dendrite")
-        self.axon = Axon(hotkey: self.minerKey, netuid: 1, genesisHash: genesis, loop: self.axonLoop, limits: limits)
+        self.axon = Axon(hotkey: self.minerKey, netuid: 1, genesisHash: genesis, loop: self.axonLoop, limits: limits, channel: channel)
         self.axon.attach(synapse: "echo") { req in .body(req.body.reversed()) }
         self.axon.attach(synapse: "slow") { req in
             let ms = req.body.first.map(UInt64.init) ?? 100
@@ -60,25 +60,41 @@ final class RawClient: SecurePeerDelegate, @unchecked Sendable {
     let frames = Mutex<[QueryResponseFrame]>([])
     let ready = Mutex(false)
     let closed = Mutex(false)
+    /// Streams the other side reset; streams it opened to us (a relay forwarding requests).
+    let resets = Mutex(0)
+    let opened = Mutex(0)
+    /// When set, announce as a miner on the relay protocol (a miner that never answers).
+    var announceNetuid: UInt16?
     var host: SecureHost!
     var peer: SecurePeer?
 
-    func peerReady(_ peer: SecurePeer) { self.ready.withLock { $0 = true } }
-    func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) {}
+    func peerReady(_ peer: SecurePeer) {
+        if let n = self.announceNetuid, let s = try? peer.openStream(QueryProtocol.relay) {
+            var w = ByteWriter()
+            w.u16(n)
+            try? peer.send(w.bytes, on: s)
+        }
+        self.ready.withLock { $0 = true }
+    }
+    func peer(_ peer: SecurePeer, openedStream stream: StreamID, protocolName: String) { self.opened.withLock { $0 += 1 } }
     func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
         if let f = try? QueryResponseFrame.decode(message) { self.frames.withLock { $0.append(f) } }
     }
-    func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) {}
+    func peer(_ peer: SecurePeer, streamEnded stream: StreamID, reset: UInt16?) { if reset != nil { self.resets.withLock { $0 += 1 } } }
     func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) { self.closed.withLock { $0 = true } }
 
     var trailers: [QueryResponseTrailer] {
         self.frames.withLock { $0.compactMap { if case .trailer(let t) = $0 { return t } else { return nil } } }
     }
 
-    static func connect(_ loop: EventLoop, to address: SocketAddress, key: Ed25519.PrivateKey = Ed25519.PrivateKey()) async throws -> RawClient {
+    static func connect(_ loop: EventLoop, to address: SocketAddress, key: Ed25519.PrivateKey = Ed25519.PrivateKey(),
+                        asMinerOf netuid: UInt16? = nil) async throws -> RawClient {
         let c = RawClient()
+        c.announceNetuid = netuid
         try await loop.submit {
-            c.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: key)) { Hello(genesisHash: genesis) }
+            c.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: key)) {
+                Hello(genesisHash: genesis, roles: netuid == nil ? .full : .miner)
+            }
             c.host.delegate = c
             c.peer = try c.host.dial(address)
         }
@@ -280,7 +296,11 @@ struct QueryLoopbackTests {
         limits.maxConcurrent = 400
         limits.maxQueued = 50
         limits.burst = 10_000
-        let rig = try await Rig(limits: limits)
+        limits.maxPendingHeaders = 1024
+        // One dendrite, one channel: this many streams at once needs more than the default 128.
+        var channel = ChannelConfig()
+        channel.maxStreams = 1024
+        let rig = try await Rig(limits: limits, channel: channel)
         defer { rig.shutdown() }
         let targets = [AxonEndpoint](repeating: rig.endpoint, count: 400)
         let results = await rig.dendrite.query(targets, netuid: 1, synapse: "slow", body: [200], timeout: 10)
@@ -327,6 +347,91 @@ struct QueryLoopbackTests {
         try await raw.send([forged.encoded, [1]])
         #expect(await waitFor { raw.trailers.count == 1 })
         #expect(raw.trailers.first?.status == .unauthorized)
+    }
+
+    @Test("a deadline of 2^64 - 1 is refused directly and through the relay; the axon and the relay keep serving")
+    func hugeDeadline() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let relay = try await RelayRig(rig)
+        defer { relay.shutdown() }
+        let h = QueryRequestHeader(netuid: 1, synapse: "echo", caller: rig.validatorKey, target: rig.minerKey.publicKey,
+                                   nonce: 1, deadline: .max, body: [])
+        let direct = try await RawClient.connect(rig.clientLoop, to: rig.endpoint.address, key: rig.validatorKey)
+        try await direct.send([h.encoded])
+        let relayed = try await RawClient.connect(rig.clientLoop, to: relay.address)
+        try await relayed.send([h.encoded])
+        #expect(await waitFor { direct.trailers.count == 1 && relayed.trailers.count == 1 })
+        #expect(direct.trailers.first?.status == .badRequest)
+        #expect(relayed.trailers.first?.status == .badRequest)
+        #expect(direct.trailers.first?.signature == nil && relayed.trailers.first?.signature == nil)
+        // Both still serve.
+        let r1 = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [1, 2], timeout: 30)
+        let r2 = await rig.dendrite.call(relay.endpoint, netuid: 1, synapse: "echo", body: [3, 4], timeout: 30)
+        #expect(r1.isSuccess && r2.isSuccess)
+    }
+
+    @Test("dendrite timeouts of infinity, 1e11 s, NaN and negative are clamped instead of trapping")
+    func oddTimeouts() async throws {
+        var limits = AxonLimits()
+        limits.maxDeadlineAheadMs = 3_600_000  // so that the clamped maximum is accepted
+        let rig = try await Rig(limits: limits)
+        defer { rig.shutdown() }
+        for t in [Double.infinity, 1e11] {
+            let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [1], timeout: t)
+            #expect(r.isSuccess, "timeout \(t): \(String(describing: r.failure))")
+        }
+        for t: Double in [.nan, -1, -Double.infinity] {
+            let r = await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "echo", body: [1], timeout: t)
+            #expect(r.status == .timeout, "timeout \(t): \(r.status)")
+        }
+    }
+
+    @Test("dendrite: a call cancelled before it starts ends at once; an axon going away fails its calls; nothing is left behind")
+    func dendriteBookkeeping() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let started = Date()
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }  // cancelled before the call is made
+            return await rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "slow", body: [250], timeout: 10)
+        }
+        let r = await task.value
+        #expect(r.failure == .cancelled)
+        #expect(Date().timeIntervalSince(started) < 2)
+        // Calls in flight when the axon stops fail with the channel.
+        async let a = rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "slow", body: [250], timeout: 10)
+        async let b = rig.dendrite.call(rig.endpoint, netuid: 1, synapse: "slow", body: [250], timeout: 10)
+        try await Task.sleep(nanoseconds: 100_000_000)
+        rig.axon.stop()
+        let (ra, rb) = await (a, b)
+        #expect(!ra.isSuccess && !rb.isSuccess)
+        let left = try await rig.clientLoop.submit { (rig.dendrite.calls.count, rig.dendrite.byStream.count) }
+        #expect(left == (0, 0))
+    }
+}
+
+/// A relay on its own loop, with the rig's axon connected to it.
+final class RelayRig: @unchecked Sendable {
+    let loop: EventLoop
+    let key = Ed25519.PrivateKey()
+    let relay: QueryRelay
+    let address: SocketAddress
+    let endpoint: AxonEndpoint
+
+    init(_ rig: Rig, limits: RelayLimits = RelayLimits()) async throws {
+        self.loop = try EventLoop(name: "test.relay")
+        self.relay = QueryRelay(identity: self.key, genesisHash: genesis, loop: self.loop, limits: limits)
+        self.address = try await self.relay.start(listen: SocketAddress("127.0.0.1:0")!)
+        self.endpoint = AxonEndpoint(hotkey: rig.minerKey.publicKey, nodeId: self.key.publicKey, address: self.address)
+        rig.axon.useRelay(self.address, nodeId: self.key.publicKey)
+        let relay = self.relay
+        #expect(await waitFor { await relay.connectedMiners() == [rig.minerKey.publicKey] })
+    }
+
+    func shutdown() {
+        self.relay.stop()
+        self.loop.shutdown()
     }
 }
 

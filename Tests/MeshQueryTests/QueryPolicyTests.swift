@@ -103,7 +103,7 @@ struct QueryPolicyTests {
         if case .refuse(let s, let why, let verified) = p.screen(once, now: self.now + 1) {
             #expect(s == .unauthorized)
             #expect(why.contains("nonce"))
-            #expect(verified)
+            #expect(!verified)  // unsigned: replays must not make the miner sign
         } else { Issue.record("replay admitted") }
         // A custom blacklist and priority.
         p.blacklist = { h, _ in h.synapse == "echo" && h.nonce == 99 ? "nonce 99 is banned here" : nil }
@@ -126,6 +126,54 @@ struct QueryPolicyTests {
             #expect(!verified)
         } else { Issue.record("a header naming someone else was admitted") }
         if case .refuse(let s, _, _) = p.screen(h, now: self.now, channel: .relayed) { #expect(s == .unauthorized) } else { Issue.record("admitted") }
+    }
+
+    @Test("a deadline of 2^64 - 1 is refused as too far ahead, on direct and relayed channels, without trapping")
+    func hugeDeadline() {
+        var p = self.policy()
+        let channels: [AxonPolicy.Channel] = [.direct(self.validator.publicKey), .relayed]
+        for (i, channel) in channels.enumerated() {
+            for deadline in [UInt64.max, UInt64.max - 1, UInt64.max - p.limits.clockSkewMs] {
+                let h = self.header(nonce: UInt64(i), deadline: deadline)
+                guard case .refuse(let s, _, let verified) = p.screen(h, now: self.now, channel: channel) else {
+                    Issue.record("deadline \(deadline) admitted on \(channel)")
+                    continue
+                }
+                #expect(s == .badRequest)
+                #expect(!verified)
+            }
+        }
+        // A clock near the end of time does not trap either: the window saturates.
+        #expect(p.screen(self.header(nonce: 50, deadline: .max), now: .max - 1, channel: .relayed) == .admit(priority: 1000))
+        // Operators may set "unlimited" windows: everything saturates, nothing traps.
+        p.limits.clockSkewMs = .max
+        p.limits.maxDeadlineAheadMs = .max
+        #expect(p.screen(self.header(nonce: 60, deadline: .max), now: self.now, channel: .relayed) == .admit(priority: 1000))
+        #expect(p.screen(self.header(nonce: 61, deadline: 0), now: self.now, channel: .direct(self.validator.publicKey)) == .admit(priority: 1000))
+    }
+
+    @Test("relayed headers: a budget of signature checks, after which requests get an unsigned 429 without one; direct channels unaffected")
+    func relayedVerifyBudget() {
+        var p = self.policy()
+        p.limits.relayedVerifyBurst = 5
+        p.limits.relayedVerifyPerSecond = 1
+        // Forged headers naming a registered validator: each costs a check, until the budget is spent.
+        for n in 0..<5 {
+            var forged = self.header(nonce: UInt64(n))
+            forged.signature = Ed25519.PrivateKey().sign(forged.signingBytes)
+            if case .refuse(let s, _, _) = p.screen(forged, now: self.now) { #expect(s == .unauthorized) } else { Issue.record("admitted") }
+        }
+        // Now even a valid one is refused unverified, unsigned, with 429.
+        guard case .refuse(let s, _, let verified) = p.screen(self.header(nonce: 10), now: self.now) else {
+            Issue.record("admitted past the verify budget")
+            return
+        }
+        #expect(s == .tooManyRequests)
+        #expect(!verified)
+        // The caller's own channel needs no signature check, so it is not limited by it.
+        #expect(p.screen(self.header(nonce: 11), now: self.now, channel: .direct(self.validator.publicKey)) == .admit(priority: 1000))
+        // The budget refills with time.
+        #expect(p.screen(self.header(nonce: 12), now: self.now + 1000) == .admit(priority: 1000))
     }
 
     @Test("rate limit: a burst then the sustained rate, time as input")

@@ -1,0 +1,73 @@
+import Foundation
+import MeshTestSupport
+import Testing
+
+/// Out-of-range options are usage errors (exit code 2) with a message naming the option,
+/// never a trap; hostile node answers are errors or saturated sums, never a trap.
+@Suite("CLI ranges", .serialized)
+struct UsageRangeTests {
+    func usage(_ tool: String, _ args: [String], mentions option: String) throws {
+        let r = try ProcessRunner.run(tool, args)
+        #expect(r.status == 2, "\(tool) \(args.joined(separator: " ")): exit \(r.status)\n\(r.stderr)")
+        #expect(r.stderr.contains(option), "\(tool) \(args.joined(separator: " ")): \(r.stderr)")
+    }
+
+    @Test("tmsubnet validators: --timeout, --step-seconds, --sample and --history out of range are usage errors")
+    func validatorOptions() throws {
+        for t in ["inf", "nan", "1e11", "0", "-1"] {
+            try self.usage("tmsubnet", ["minimal", "validator", "--timeout", t], mentions: "--timeout")
+        }
+        for t in ["inf", "nan", "-1"] { try self.usage("tmsubnet", ["predict", "validator", "--step-seconds", t], mentions: "--step-seconds") }
+        try self.usage("tmsubnet", ["storage", "validator", "--sample", "-1"], mentions: "--sample")
+        try self.usage("tmsubnet", ["predict", "validator", "--history", "-1"], mentions: "--history")
+        try self.usage("tmsubnet", ["predict", "validator", "--history", "100000"], mentions: "--history")
+        try self.usage("tmsubnet", ["storage", "miner", "--budget-mib", "-5"], mentions: "--budget-mib")
+        try self.usage("tmsubnet", ["minimal", "validator", "--stake", "lots"], mentions: "--stake")
+    }
+
+    @Test("tensormesh: --base-port past 65535 for the last validator and --wait inf/nan/1e20 are usage errors")
+    func tensormeshOptions() throws {
+        let dir = TestPaths.temporaryDirectory()
+        try self.usage("tensormesh", ["genesis", "new", "--base-port", "65500", "--validators", "64", "--out", dir, "--password-env", "TM_PW"],
+                       mentions: "--base-port")
+        let dest = String(repeating: "ab", count: 32)
+        for w in ["inf", "nan", "1e20", "-1"] {
+            try self.usage("tensormesh", ["transfer", "--dest", dest, "--amount", "1", "--wait", w], mentions: "--wait")
+        }
+        // The last port that fits still works.
+        let ok = try ProcessRunner.run("tensormesh", ["genesis", "new", "--base-port", "65532", "--validators", "4", "--out", dir,
+                                                      "--password-env", "TM_PW", "--json"], environment: ["TM_PW": "pw"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout.contains(":65535"))
+    }
+
+    @Test("tensormesh wallet balance and stake list against a hostile node: saturated sums and a clear error, no trap")
+    func hostileNode() throws {
+        let dir = TestPaths.temporaryDirectory()
+        let env = ["TM_PW": "pw", "TENSORMESH_WALLETS": dir]
+        let created = try ProcessRunner.run("tensormesh", ["wallet", "create", "--wallet", "w", "--password-env", "TM_PW", "--json"], environment: env)
+        #expect(created.status == 0, "\(created.stderr)")
+        let info = try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any]
+        let cold = try #require(info?["coldkey"] as? String)
+        let max = "18446744073709551615"
+        let stake = #"{"hotkey":"\#(String(repeating: "cd", count: 32))","netuid":1,"amount":\#(max),"coldkey":"\#(cold)"}"#
+        let rich = try HostileHTTPServer(rpc: { method, _ in
+            method == "state_getAccount" ? #"{"balance":\#(max),"nonce":0,"stakes":[\#(stake),\#(stake)]}"# : nil
+        })
+        defer { rich.stop() }
+        let balance = try ProcessRunner.run("tensormesh", ["wallet", "balance", "--wallet", "w", "--rpc-url", rich.url, "--json"], environment: env)
+        #expect(balance.status == 0, "\(balance.stderr)")
+        let b = try JSONSerialization.jsonObject(with: Data(balance.stdout.utf8)) as? [String: Any]
+        #expect((b?["total"] as? NSNumber)?.uint64Value == UInt64.max, "\(balance.stdout)")
+        #expect((b?["staked"] as? NSNumber)?.uint64Value == UInt64.max, "\(balance.stdout)")
+
+        let badNetuid = stake.replacingOccurrences(of: #""netuid":1"#, with: #""netuid":70000"#)
+        let odd = try HostileHTTPServer(rpc: { method, _ in
+            method == "state_getAccount" ? #"{"balance":1,"nonce":0,"stakes":[\#(badNetuid)]}"# : nil
+        })
+        defer { odd.stop() }
+        let list = try ProcessRunner.run("tensormesh", ["stake", "list", "--wallet", "w", "--rpc-url", odd.url], environment: env)
+        #expect(list.status == 1, "\(list.stderr)")
+        #expect(list.stderr.contains("netuid 70000 is out of range"), "\(list.stderr)")
+    }
+}
