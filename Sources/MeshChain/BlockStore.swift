@@ -6,6 +6,10 @@ public protocol BlockStore: AnyObject {
     /// Stores a block (idempotent).
     func putBlock(_ block: Block) throws
     func block(_ hash: Hash32) throws -> Block?
+    /// Whether a block is stored (without reading it).
+    func hasBlock(_ hash: Hash32) throws -> Bool
+    /// A stored block's header (without decoding its transactions).
+    func header(_ hash: Hash32) throws -> BlockHeader?
     /// The canonical (best-chain) hash at a height.
     func canonicalHash(_ number: UInt64) throws -> Hash32?
     /// Rewrites the canonical index from `fromNumber` with `hashes` (a reorg or extension),
@@ -57,6 +61,8 @@ public final class MemoryStore: BlockStore {
 
     public func putBlock(_ block: Block) throws { self.blocks[block.hash] = block }
     public func block(_ hash: Hash32) throws -> Block? { self.blocks[hash] }
+    public func hasBlock(_ hash: Hash32) throws -> Bool { self.blocks[hash] != nil }
+    public func header(_ hash: Hash32) throws -> BlockHeader? { self.blocks[hash]?.header }
     public func canonicalHash(_ number: UInt64) throws -> Hash32? { self.canonical[number] }
     public func setCanonical(fromNumber: UInt64, hashes: [Hash32], tip: UInt64) throws {
         for (i, h) in hashes.enumerated() { self.canonical[fromNumber + UInt64(i)] = h }

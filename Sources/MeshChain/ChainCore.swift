@@ -109,9 +109,10 @@ public final class ChainCore {
     public func state(at hash: Hash32) -> ChainState? { self.entries[hash]?.state }
     public func header(_ hash: Hash32) -> BlockHeader? {
         if let e = self.entries[hash] { return e.header }
-        return (try? self.store.block(hash))?.header
+        return (try? self.store.header(hash)) ?? nil
     }
-    public func contains(_ hash: Hash32) -> Bool { self.entries[hash] != nil || ((try? self.store.block(hash)) ?? nil) != nil }
+    /// Whether the block is known: in the unfinalized tree, or stored (checked without reading it).
+    public func contains(_ hash: Hash32) -> Bool { self.entries[hash] != nil || ((try? self.store.hasBlock(hash)) ?? false) }
 
     /// A block by hash.
     public func block(_ hash: Hash32) -> Block? { try? self.store.block(hash) }

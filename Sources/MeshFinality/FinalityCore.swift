@@ -157,6 +157,16 @@ public final class FinalityCore {
     /// Commits already applied or sent (de-duplication).
     var seenCommits: Set<Hash32> = []
     public private(set) var equivocationsSeen: Set<Equivocation> = []
+    /// Voters of this set we hold evidence against: one piece per voter is enough (a
+    /// Byzantine voter can sign conflicting votes for every round; storing, relaying and
+    /// reporting each would be an unbounded cost on every node).
+    var equivocators: Set<AccountID> = []
+    /// The highest round each voter of this set was seen voting in (checked votes): a voter
+    /// that restarted without its vote state waits for the round more than a third of the
+    /// weight has reached — a single liar cannot set it.
+    var highestRound: [AccountID: UInt64] = [:]
+    /// Vote requests answered, per peer: once per round (bounded by the peers we have).
+    var voteRequestsAnswered: [PeerTag: UInt64] = [:]
     /// Counters for metrics.
     public private(set) var votesReceived = 0
     public private(set) var invalidMessages = 0
@@ -295,6 +305,11 @@ public final class FinalityCore {
             guard setId == self.setId else { return (.irrelevant, []) }
             let r: Round? = round == self.current.number ? self.current : (round == self.previous?.number ? self.previous : nil)
             guard let r else { return (.irrelevant, []) }
+            // Answered once per round per peer: a 17-byte request must not buy the whole
+            // round's votes again and again.
+            guard self.voteRequestsAnswered[peer] != round else { return (.irrelevant, []) }
+            if self.voteRequestsAnswered.count >= 1024 && self.voteRequestsAnswered[peer] == nil { self.voteRequestsAnswered.removeAll() }
+            self.voteRequestsAnswered[peer] = round
             return (.valid, (r.prevotes.all + r.precommits.all).map { .send(peer, .vote($0)) })
         case .equivocation(let e):
             guard e.first.setId == self.setId, self.voters.contains(e.first.voter) else { return (.irrelevant, []) }
@@ -302,8 +317,8 @@ public final class FinalityCore {
                 self.invalidMessages += 1
                 return (.invalid, [])
             }
-            guard !self.equivocationsSeen.contains(e) else { return (.irrelevant, []) }
-            self.equivocationsSeen.insert(e)
+            guard !self.equivocators.contains(e.first.voter) else { return (.irrelevant, []) }
+            self.noteEquivocation(e)
             return (.valid, [.equivocation(e)])
         }
     }
@@ -313,6 +328,12 @@ public final class FinalityCore {
     func handleVote(_ v: SignedVote, from peer: PeerTag, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
         guard v.setId == self.setId else { return (.irrelevant, []) }
         guard self.voters.contains(v.voter) else {
+            self.invalidMessages += 1
+            return (.invalid, [])
+        }
+        // A target we hold must carry its real number (a wrong one would make every
+        // evaluation walk the chain from it).
+        if let h = self.env.header(v.target.hash), h.number != v.target.number {
             self.invalidMessages += 1
             return (.invalid, [])
         }
@@ -337,18 +358,19 @@ public final class FinalityCore {
                 self.catchUpRequested[peer] = (self.current.number, now)
                 out.append(.send(peer, .catchUpRequest(round: self.current.number, setId: self.setId)))
             }
-            if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = v.round }
-            return (.valid, out)
+            self.noteRound(v)
+            // Checked, but far from anything we do: not relayed (`irrelevant`), its target
+            // not fetched; catch-up brings us there.
+            return (.irrelevant, out)
         }
         self.votesReceived += 1
-        if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = v.round }
+        self.noteRound(v)
         if isNext {
             // A peer started the next round; remember nothing yet but note progress.
             return (.valid, out)
         }
         var result: VoteTracker.AddResult = .ignored
         if isCurrent {
-            self.current.dirty = true
             switch v.phase {
             case .prevote: result = self.current.prevotes.add(v)
             case .precommit: result = self.current.precommits.add(v)
@@ -357,20 +379,50 @@ public final class FinalityCore {
                 return (.valid, out + self.progress(now: now))
             }
         } else if var p = self.previous {
-            p.dirty = true
             switch v.phase {
             case .prevote: result = p.prevotes.add(v)
             case .precommit: result = p.precommits.add(v)
             case .primaryPropose: break
             }
+            if case .added = result { p.dirty = true } else if case .equivocation = result { p.dirty = true }
             self.previous = p
         }
-        if case .equivocation(let e) = result, !self.equivocationsSeen.contains(e) {
-            self.equivocationsSeen.insert(e)
-            out.append(.equivocation(e))
-            out.append(.broadcast(.equivocation(e)))
+        switch result {
+        case .duplicate, .ignored:
+            // Nothing new: no re-evaluation, nothing to relay.
+            return (.irrelevant, out)
+        case .added:
+            if isCurrent { self.current.dirty = true }
+        case .equivocation(let e):
+            if isCurrent { self.current.dirty = true }
+            if !self.equivocators.contains(e.first.voter) {
+                self.noteEquivocation(e)
+                out.append(.equivocation(e))
+                out.append(.broadcast(.equivocation(e)))
+            }
         }
         return (.valid, out + self.progress(now: now))
+    }
+
+    func noteEquivocation(_ e: Equivocation) {
+        self.equivocators.insert(e.first.voter)
+        self.equivocationsSeen.insert(e)
+    }
+
+    /// Records how far a voter got; a voter without vote state (restarted, state lost) blocks
+    /// its own votes until the round that more than a third of the weight has reached.
+    func noteRound(_ v: SignedVote) {
+        guard self.voters.contains(v.voter) else { return }
+        self.highestRound[v.voter] = max(self.highestRound[v.voter] ?? 0, v.round)
+        guard self.blockedUntilRound == UInt64.max else { return }
+        var weight: UInt128 = 0
+        for (voter, round) in self.highestRound.sorted(by: { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
+            weight += self.voters.weight(voter)
+            if weight * 3 > self.voters.total {
+                self.blockedUntilRound = round
+                return
+            }
+        }
     }
 
     func primary(of round: UInt64) -> AccountID? {
@@ -569,6 +621,8 @@ public final class FinalityCore {
         self.lastCommit = commit
         var out: [FinalityAction] = [.finalize(target, commit)]
         let id = Hash32.of(commit.encoded)
+        // Commits at or below the finalized block are refused by number; the ids need not be kept.
+        if self.seenCommits.count > 1024 { self.seenCommits.removeAll() }
         if broadcast && !self.seenCommits.contains(id) {
             self.seenCommits.insert(id)
             out.append(.broadcast(.commit(commit)))
@@ -590,17 +644,42 @@ public final class FinalityCore {
             seen[v.voter] = targets
             guard self.signatures.isValid(v) else { return false }
             let supports = targets.count == 2 || self.env.isDescendant(v.target, of: c.target)
-                || c.ancestry.contains(where: { $0.hash == v.target.hash })
+                || Self.ancestryLinks(v.target, to: c.target, through: c.ancestry)
             if supports && counted.insert(v.voter).inserted { weight += self.voters.weight(v.voter) }
         }
         return weight >= self.voters.threshold
+    }
+
+    /// Whether `ancestry` holds a parent-linked chain of headers from `from` down to `to`
+    /// (each header's parent is the next one, numbers falling by one): only then does a
+    /// precommit for `from` support a commit for `to`. Headers that merely appear in the
+    /// list prove nothing.
+    static func ancestryLinks(_ from: VoteTarget, to: VoteTarget, through ancestry: [BlockHeader]) -> Bool {
+        guard from.number > to.number else { return false }
+        var byHash: [Hash32: BlockHeader] = [:]
+        for h in ancestry.prefix(4096) { byHash[h.hash] = h }
+        var cursor = from.hash
+        var number = from.number
+        while let h = byHash[cursor], h.number == number {
+            if h.parentHash == to.hash { return number == to.number &+ 1 }
+            cursor = h.parentHash
+            number = number &- 1
+            if number <= to.number { return false }
+        }
+        return false
     }
 
     func handleCommit(_ c: Commit, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
         let id = Hash32.of(c.encoded)
         guard !self.seenCommits.contains(id) else { return (.irrelevant, []) }
         guard c.setId == self.setId, c.target.number > self.finalized.number else { return (.irrelevant, []) }
+        if let h = self.env.header(c.target.hash), h.number != c.target.number {
+            self.invalidMessages += 1
+            return (.invalid, [])
+        }
         guard self.env.header(c.target.hash) != nil else {
+            // An old round's commit for a block we never saw is not worth a fetch.
+            guard c.round &+ 2 >= self.current.number else { return (.irrelevant, []) }
             // We cannot check that the precommits support the target without its block; their
             // signatures and weight we can. Only a commit that carries a supermajority of valid
             // signatures is worth fetching a block for (it comes again by sync).
@@ -699,6 +778,11 @@ public final class FinalityCore {
         self.previous = nil
         self.current = Round(number: 1, startedAt: now)
         self.catchUpRequested.removeAll()
+        self.equivocators.removeAll()
+        self.equivocationsSeen.removeAll()
+        self.highestRound.removeAll()
+        self.voteRequestsAnswered.removeAll()
+        self.seenCommits.removeAll()
         if self.blockedUntilRound != nil && self.blockedUntilRound != UInt64.max { self.blockedUntilRound = nil }
         var out: [FinalityAction] = [.authoritySetChanged(setId: self.setId, authorities: authorities)]
         if self.isVoter { out.append(.persist(VoterState(setId: self.setId, round: 1, prevote: nil, precommit: nil))) }

@@ -339,7 +339,11 @@ public final class FinalityScenario {
             for h in wanted where !node.tree.contains(h) && self.shouldRequest(node, h) {
                 self.send(.blockRequest(h), from: to, to: from)
             }
-            self.process(node, node.core.handle(fm, from: from, now: self.now(node)))
+            var (verdict, actions) = node.core.receive(fm, from: from, now: self.now(node))
+            // Relay what the gadget checked, as gossip does in the node: a commit goes on to
+            // everyone (votes reach all nodes directly in this scenario).
+            if verdict == .valid, case .commit = fm { actions.append(.broadcast(fm)) }
+            self.process(node, actions)
         }
     }
 

@@ -37,6 +37,21 @@ public final class SQLiteStore: BlockStore {
                         [.blob(block.hash.bytes), .int(Int64(block.number)), .blob(block.encoded)])
     }
 
+    /// A block number as SQLite's signed integer; heights past 2^63 − 1 are never stored, so a
+    /// query for one (a peer's request) finds nothing instead of trapping.
+    static func sqlNumber(_ n: UInt64) -> Int64? { Int64(exactly: n) }
+
+    public func hasBlock(_ hash: Hash32) throws -> Bool {
+        try !self.db.query("SELECT 1 FROM blocks WHERE hash = ?", [.blob(hash.bytes)]) { $0.int(0) }.isEmpty
+    }
+
+    public func header(_ hash: Hash32) throws -> BlockHeader? {
+        let rows = try self.db.query("SELECT data FROM blocks WHERE hash = ?", [.blob(hash.bytes)]) { $0.blob(0) }
+        guard let data = rows.first else { return nil }
+        var r = ByteReader(data)
+        return try BlockHeader(from: &r)  // the header leads the encoding; the body stays undecoded
+    }
+
     public func block(_ hash: Hash32) throws -> Block? {
         let rows = try self.db.query("SELECT data FROM blocks WHERE hash = ?", [.blob(hash.bytes)]) { $0.blob(0) }
         guard let data = rows.first else { return nil }
@@ -44,7 +59,8 @@ public final class SQLiteStore: BlockStore {
     }
 
     public func canonicalHash(_ number: UInt64) throws -> Hash32? {
-        let rows = try self.db.query("SELECT hash FROM canonical WHERE number = ?", [.int(Int64(number))]) { $0.blob(0) }
+        guard let n = Self.sqlNumber(number) else { return nil }
+        let rows = try self.db.query("SELECT hash FROM canonical WHERE number = ?", [.int(n)]) { $0.blob(0) }
         guard let b = rows.first, b.count == 32 else { return nil }
         return Hash32(b)
     }
@@ -74,12 +90,14 @@ public final class SQLiteStore: BlockStore {
     }
 
     public func justification(_ number: UInt64) throws -> [UInt8]? {
-        try self.db.query("SELECT data FROM justifications WHERE number = ?", [.int(Int64(number))]) { $0.blob(0) }.first
+        guard let n = Self.sqlNumber(number) else { return nil }
+        return try self.db.query("SELECT data FROM justifications WHERE number = ?", [.int(n)]) { $0.blob(0) }.first
     }
 
     public func justifiedNumbers(from: UInt64, limit: Int) throws -> [UInt64] {
-        try self.db.query("SELECT number FROM justifications WHERE number >= ? ORDER BY number LIMIT ?", [.int(Int64(from)), .int(Int64(limit))]) {
-            UInt64($0.int(0))
+        guard let n = Self.sqlNumber(from) else { return [] }
+        return try self.db.query("SELECT number FROM justifications WHERE number >= ? ORDER BY number LIMIT ?", [.int(n), .int(Int64(max(0, limit)))]) {
+            UInt64(clamping: $0.int(0))
         }
     }
 
@@ -90,7 +108,7 @@ public final class SQLiteStore: BlockStore {
 
     public func latestState() throws -> (ChainPointer, [UInt8])? {
         let rows = try self.db.query("SELECT number, hash, data FROM state WHERE id = 1") { row in
-            (ChainPointer(number: UInt64(row.int(0)), hash: Hash32(row.blob(1))), row.blob(2))
+            (ChainPointer(number: UInt64(clamping: row.int(0)), hash: Hash32(row.blob(1))), row.blob(2))
         }
         return rows.first
     }

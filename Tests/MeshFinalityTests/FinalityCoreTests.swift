@@ -142,7 +142,11 @@ struct FinalityCoreTests {
         let c = self.core(tree, key: 3, persisted: nil, finalized: chain[2])
         let actions = c.start(now: 0) + c.tick(now: 5_000_000_000)
         #expect(!actions.contains { if case .broadcast(.vote) = $0 { return true }; return false })
-        // It sees round 7 going on, so it may vote from round 8.
+        // One voter claiming a far round is not enough (it could lie and block us for good).
+        let liar = SignedVote(phase: .prevote, target: chain[5], round: 1_000_000, setId: 0, key: self.keys[1])
+        _ = c.handle(.vote(liar), from: 2, now: 5_000_000_000)
+        #expect(c.blockedUntilRound == UInt64.max)
+        // More than a third of the weight is in round 7 (or later): it may vote from round 8.
         let v = SignedVote(phase: .prevote, target: chain[5], round: 7, setId: 0, key: self.keys[0])
         _ = c.handle(.vote(v), from: 1, now: 5_000_000_000)
         #expect(c.blockedUntilRound == 7)
