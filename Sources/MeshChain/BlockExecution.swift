@@ -54,7 +54,7 @@ extension ChainState {
                 for (i, id) in eligible.enumerated() {
                     var s = self.subnets[id]!
                     let split = EmissionSplit.perBlock(parts[i])
-                    self.balances[s.owner] = self.balance(s.owner) + split.owner
+                    self.credit(s.owner, split.owner)
                     s.pendingServer += split.miners
                     s.pendingValidator += split.validators
                     self.subnets[id] = s
@@ -196,10 +196,15 @@ extension ChainState {
         next.beginBlock(number: self.number + 1, timestamp: timestamp)
         var included: [Transaction] = []
         var receipts: [Receipt] = []
+        // Room for the header and digest; the body stays within `Block.maxSize`.
+        var size = 64 << 10
         for tx in candidates where included.count < maxTransactions {
+            let txSize = tx.encoded.count
+            guard size + txSize <= Block.maxSize else { continue }
             if let r = try? next.apply(tx, at: next.number, producer: producer.publicKey, context: context) {
                 included.append(tx)
                 receipts.append(r)
+                size += txSize
             }
         }
         let effects = next.endBlock()

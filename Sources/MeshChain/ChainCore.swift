@@ -68,6 +68,11 @@ public final class ChainCore {
             } catch {
                 throw ChainStoreError.corrupt("state snapshot at \(ref): \(error)")
             }
+            // A snapshot must reproduce the state root its block committed to; a state that
+            // does not survive its own encoding is a bug to report here, not at the next block.
+            guard baseState.stateRoot() == block.header.stateRoot else {
+                throw ChainStoreError.corrupt("state snapshot at \(ref) does not match the block's state root")
+            }
         } else if try store.canonicalHash(0) == nil {
             try store.transaction {
                 try store.putBlock(genesisBlock)
@@ -168,6 +173,11 @@ public final class ChainCore {
         guard let parent = self.entries[block.header.parentHash] else {
             self.rejectedCount += 1
             throw .unknownParent(block.header.parentHash)
+        }
+        let size = block.encoded.count
+        guard size <= Block.maxSize else {
+            self.rejectedCount += 1
+            throw .tooLarge(size)
         }
         var state = parent.state
         let applied: [Receipt]

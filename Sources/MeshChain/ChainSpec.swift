@@ -70,15 +70,15 @@ public struct ChainSpec: Sendable {
         s.lastTimestamp = self.genesisTimestamp
         var issued: Rao = 0
         for (a, b) in self.balances {
-            s.balances[a] = s.balance(a) + b
-            issued += b
+            s.credit(a, b)  // within the supply cap (checked when the spec was read)
+            issued = issued.addingSaturated(b)
         }
         let rootOwner = self.sudo ?? (self.validators.first?.coldkey ?? Ed25519.PublicKey.zero)
         s.subnets[0] = Subnet(netuid: 0, name: "root", owner: rootOwner, ownerHotkey: rootOwner, block: 0, locked: 0, params: SubnetParams())
         for v in self.validators {
             let key = StakeKey(coldkey: v.coldkey, hotkey: v.hotkey, netuid: 0)
-            s.stakes[key] = (s.stakes[key] ?? 0) + v.stake
-            issued += v.stake
+            s.stakes[key] = (s.stakes[key] ?? 0).addingSaturated(v.stake)
+            issued = issued.addingSaturated(v.stake)
         }
         for sub in self.subnets {
             var subnet = Subnet(netuid: sub.netuid, name: sub.name, owner: sub.owner, ownerHotkey: sub.ownerHotkey, block: 0,
@@ -171,7 +171,7 @@ public struct ChainSpec: Sendable {
             if let x = p["burnHalfLife"]?.uint64 { cp.burnHalfLife = max(1, x) }
             if let x = p["maxRegistrationsPerBlock"]?.uint64 { cp.maxRegistrationsPerBlock = x }
             if let x = p["minValidatorStake"]?.uint64 { cp.minValidatorStake = x }
-            guard cp.slotDurationMs >= 100 else { throw SpecError(field: "params.slotDurationMs", reason: "at least 100") }
+            if let (field, reason) = cp.invalidField() { throw SpecError(field: "params.\(field)", reason: reason) }
             spec.params = cp
         }
         guard let g = v["genesis"] else { throw SpecError(field: "genesis", reason: "missing") }
@@ -186,6 +186,19 @@ public struct ChainSpec: Sendable {
                                              stake: try u64(val["stake"], "genesis.validators[\(i)].stake")))
         }
         guard !spec.validators.isEmpty else { throw SpecError(field: "genesis.validators", reason: "at least one validator is needed") }
+        guard spec.validators.count <= Int(spec.params.maxAuthorities) else {
+            throw SpecError(field: "genesis.validators", reason: "more than maxAuthorities (\(spec.params.maxAuthorities))")
+        }
+        // Everything genesis issues stays within the supply cap (so no sum of balances and
+        // stakes can overflow later).
+        var issued: UInt64 = 0
+        for x in spec.balances.map(\.1) + spec.validators.map(\.stake) {
+            let (sum, overflow) = issued.addingReportingOverflow(x)
+            guard !overflow, sum <= spec.params.emission.supplyCap else {
+                throw SpecError(field: "genesis", reason: "balances and stakes add up to more than the supply cap")
+            }
+            issued = sum
+        }
         for (i, sub) in (g["subnets"]?.array ?? []).enumerated() {
             let f = "genesis.subnets[\(i)]"
             let netuid = try u64(sub["netuid"], "\(f).netuid")
@@ -196,7 +209,10 @@ public struct ChainSpec: Sendable {
                 guard let x = value.uint64 else { throw SpecError(field: "\(f).hyperparameters.\(name)", reason: "not an integer") }
                 if let err = params.set(p, x) { throw SpecError(field: "\(f).hyperparameters.\(name)", reason: err) }
             }
-            spec.subnets.append(SubnetSpec(netuid: UInt16(netuid), name: sub["name"]?.string ?? "subnet \(netuid)",
+            let name = sub["name"]?.string ?? "subnet \(netuid)"
+            guard name.utf8.count <= 64 else { throw SpecError(field: "\(f).name", reason: "at most 64 bytes") }
+            guard !spec.subnets.contains(where: { $0.netuid == UInt16(netuid) }) else { throw SpecError(field: "\(f).netuid", reason: "used twice") }
+            spec.subnets.append(SubnetSpec(netuid: UInt16(netuid), name: name,
                                            owner: try key(sub["owner"], "\(f).owner"), ownerHotkey: try key(sub["ownerHotkey"], "\(f).ownerHotkey"),
                                            params: params))
         }

@@ -29,6 +29,29 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
 
     public init() {}
 
+    /// Bounds that keep every derived value in range (block numbers plus delays, timers in
+    /// nanoseconds, digests within their decoders' limits, sums of money below 2^64).
+    public static let maxAuthorityChangeDelay: UInt64 = 1 << 32
+    public static let maxSupply: UInt64 = 1 << 62
+
+    /// The first parameter out of its range, as (field, reason); nil when all are fine.
+    public func invalidField() -> (String, String)? {
+        if !(100...3_600_000).contains(self.slotDurationMs) { return ("slotDurationMs", "100...3600000") }
+        if !(1...(1 << 32)).contains(self.authorityEpochLength) { return ("authorityEpochLength", "1...2^32") }
+        if !(1...1024).contains(self.maxAuthorities) { return ("maxAuthorities", "1...1024") }
+        if self.authorityChangeDelay > Self.maxAuthorityChangeDelay { return ("authorityChangeDelay", "at most 2^32") }
+        if self.emission.supplyCap > Self.maxSupply { return ("supplyCap", "at most 2^62 rao") }
+        if self.emission.initialBlockEmission > self.emission.supplyCap { return ("initialBlockEmission", "at most the supply cap") }
+        if self.baseFee > self.emission.supplyCap { return ("baseFee", "at most the supply cap") }
+        if self.subnetLimit > 65_534 { return ("subnetLimit", "at most 65534") }
+        if self.minLockCost > self.emission.supplyCap { return ("minLockCost", "at most the supply cap") }
+        if !(1...(1 << 40)).contains(self.lockReductionInterval) { return ("lockReductionInterval", "1...2^40") }
+        if !(1...(1 << 40)).contains(self.burnHalfLife) { return ("burnHalfLife", "1...2^40") }
+        if self.maxRegistrationsPerBlock > 4096 { return ("maxRegistrationsPerBlock", "at most 4096") }
+        if self.minValidatorStake > self.emission.supplyCap { return ("minValidatorStake", "at most the supply cap") }
+        return nil
+    }
+
     public func encode(to w: inout ByteWriter) {
         w.u64(self.slotDurationMs); w.u64(self.baseFee); w.u64(self.authorityEpochLength); w.u64(self.maxAuthorities)
         w.u64(self.authorityChangeDelay); w.u64(self.emission.initialBlockEmission); w.u64(self.emission.supplyCap)
@@ -42,8 +65,7 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
         self.emission = EmissionSchedule(initialBlockEmission: try r.u64(), supplyCap: try r.u64())
         self.subnetLimit = try r.u64(); self.minLockCost = try r.u64(); self.lockReductionInterval = try r.u64()
         self.burnHalfLife = try r.u64(); self.maxRegistrationsPerBlock = try r.u64(); self.minValidatorStake = try r.u64()
-        guard self.slotDurationMs >= 100 else { throw .invalidValue(field: "slotDurationMs", reason: "below 100 ms") }
-        guard self.authorityEpochLength >= 1 else { throw .invalidValue(field: "authorityEpochLength", reason: "zero") }
+        if let (field, reason) = self.invalidField() { throw .invalidValue(field: field, reason: reason) }
     }
 }
 

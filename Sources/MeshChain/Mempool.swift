@@ -32,6 +32,11 @@ public final class Mempool {
         public var maxTransactions = 8192
         public var maxPerAccount = 64
         public var maxNonceGap: UInt64 = 64
+        /// Transactions per account that cannot run yet (a nonce gap before them): they pay no
+        /// fee until they do, so only a few are kept, and they are evicted first.
+        public var maxFuturePerAccount = 16
+        /// Blocks a transaction may wait in the pool before it is dropped.
+        public var maxAgeBlocks: UInt64 = 600
         /// Refuse a next-nonce transaction whose call would fail on the current best state.
         public var dryRun = true
         public init() {}
@@ -41,6 +46,8 @@ public final class Mempool {
         var tx: Transaction
         var hash: Hash32
         var arrival: UInt64
+        /// The best block when it arrived (for the age limit).
+        var arrivedAt: UInt64
     }
 
     public let config: Config
@@ -68,12 +75,43 @@ public final class Mempool {
         let next = state.number + 1
         let expected = state.nonce(tx.signer)
         if tx.nonce < expected { throw .invalid(.staleNonce(expected: expected, got: tx.nonce)) }
-        if tx.nonce >= expected + self.config.maxNonceGap { throw .nonceTooFarAhead(expected: expected, got: tx.nonce) }
+        if tx.nonce >= expected.addingSaturated(self.config.maxNonceGap) { throw .nonceTooFarAhead(expected: expected, got: tx.nonce) }
         if tx.validUntil < next { throw .invalid(.expired(validUntil: tx.validUntil, block: next)) }
         if tx.fee < state.params.baseFee { throw .invalid(.feeTooLow(minimum: state.params.baseFee, offered: tx.fee)) }
         if state.balance(tx.signer) < tx.fee { throw .invalid(.cannotPayFee(balance: state.balance(tx.signer), fee: tx.fee)) }
         let size = tx.encoded.count
         if size > Transaction.maxSize { throw .invalid(.tooLarge(size)) }
+        // The cheap refusals first (nothing here costs a signature check or a state copy).
+        var account = self.byAccount[tx.signer] ?? [:]
+        let replacing = account[tx.nonce].flatMap { self.byHash[$0] }
+        if let old = replacing, tx.fee < old.tx.fee.addingSaturated(old.tx.fee / 10) { throw .replacementUnderpriced }
+        if replacing == nil {
+            if account.count >= self.config.maxPerAccount { throw .accountLimit }
+            if tx.nonce > expected && account.keys.filter({ $0 > expected }).count >= self.config.maxFuturePerAccount { throw .accountLimit }
+        }
+        // The account must be able to pay every fee it has pending, this one included.
+        let pendingFees = account.values.compactMap { self.byHash[$0] }.filter { $0.tx.nonce != tx.nonce }
+            .reduce(UInt64(0)) { $0.addingSaturated($1.tx.fee) }
+        if state.balance(tx.signer) < pendingFees.addingSaturated(tx.fee) {
+            throw .invalid(.cannotPayFee(balance: state.balance(tx.signer), fee: pendingFees.addingSaturated(tx.fee)))
+        }
+        var victim: Entry?
+        if replacing == nil && self.byHash.count >= self.config.maxTransactions {
+            // Evict what cannot run yet first, then the cheapest, oldest transaction, if this
+            // one pays more.
+            // Runnable: its account's nonces run without a gap from the state's up to it.
+            var runEnd: [AccountID: UInt64] = [:]
+            for (acct, nonces) in self.byAccount {
+                var n = state.nonce(acct)
+                while nonces[n] != nil { n &+= 1 }
+                runEnd[acct] = n
+            }
+            let runnable = { (e: Entry) in e.tx.nonce < (runEnd[e.tx.signer] ?? 0) }
+            guard let v = self.byHash.values.min(by: { a, b in
+                runnable(a) != runnable(b) ? !runnable(a) : (a.tx.fee != b.tx.fee ? a.tx.fee < b.tx.fee : a.arrival < b.arrival)
+            }), !runnable(v) || v.tx.fee < tx.fee else { throw .full }
+            victim = v
+        }
         if !self.verified.contains(hash) {
             guard tx.verifySignature(genesis: context.genesis) else { throw .invalid(.badSignature) }
         }
@@ -86,23 +124,16 @@ public final class Mempool {
             ctx.checkSignatures = false
             if let r = try? trial.apply(tx, at: next, producer: tx.signer, context: ctx), let e = r.error { throw .wouldFail(e) }
         }
-        var account = self.byAccount[tx.signer] ?? [:]
-        if let existing = account[tx.nonce], let old = self.byHash[existing] {
-            guard tx.fee >= old.tx.fee + old.tx.fee / 10 else { throw .replacementUnderpriced }
-            self.remove(existing)
+        if let old = replacing {
+            self.remove(old.hash)
             account = self.byAccount[tx.signer] ?? [:]
         }
-        if account.count >= self.config.maxPerAccount { throw .accountLimit }
-        if self.byHash.count >= self.config.maxTransactions {
-            // Evict the cheapest, oldest transaction if this one pays more.
-            guard let victim = self.byHash.values.min(by: { a, b in
-                a.tx.fee != b.tx.fee ? a.tx.fee < b.tx.fee : a.arrival < b.arrival
-            }), victim.tx.fee < tx.fee else { throw .full }
-            self.remove(victim.hash)
+        if let v = victim {
+            self.remove(v.hash)
             account = self.byAccount[tx.signer] ?? [:]
         }
         self.arrivals += 1
-        self.byHash[hash] = Entry(tx: tx, hash: hash, arrival: self.arrivals)
+        self.byHash[hash] = Entry(tx: tx, hash: hash, arrival: self.arrivals, arrivedAt: state.number)
         account[tx.nonce] = hash
         self.byAccount[tx.signer] = account
         self.verified.insert(hash)
@@ -123,10 +154,12 @@ public final class Mempool {
         if self.byAccount[e.tx.signer]?.isEmpty == true { self.byAccount[e.tx.signer] = nil }
     }
 
-    /// Drops what the new best state made invalid (used nonces, expired).
+    /// Drops what the new best state made invalid (used nonces, expired) and what waited
+    /// longer than `maxAgeBlocks`.
     public func prune(state: ChainState) {
-        let next = state.number + 1
-        for (hash, e) in self.byHash where e.tx.nonce < state.nonce(e.tx.signer) || e.tx.validUntil < next {
+        let next = state.number &+ 1
+        for (hash, e) in self.byHash
+        where e.tx.nonce < state.nonce(e.tx.signer) || e.tx.validUntil < next || state.number.subtractingSaturated(e.arrivedAt) > self.config.maxAgeBlocks {
             self.remove(hash)
         }
     }
@@ -140,7 +173,7 @@ public final class Mempool {
             var n = state.nonce(account)
             while let h = nonces[n], let e = self.byHash[h] {
                 run.append(e)
-                n += 1
+                n &+= 1
             }
             if !run.isEmpty { queues.append(run) }
         }

@@ -49,9 +49,9 @@ extension ChainState {
     /// call (whose refusal leaves everything but the fee and nonce unchanged).
     public mutating func apply(_ tx: Transaction, at number: UInt64, producer: AccountID, context: ExecutionContext) throws(TransactionError) -> Receipt {
         try self.check(tx, at: number, context: context)
-        self.balances[tx.signer] = self.balance(tx.signer) - tx.fee
-        self.balances[producer] = self.balance(producer) + tx.fee
-        self.nonces[tx.signer] = tx.nonce + 1
+        self.setBalance(tx.signer, self.balance(tx.signer) - tx.fee)  // checked: balance ≥ fee
+        self.credit(producer, tx.fee)
+        self.nonces[tx.signer] = tx.nonce &+ 1  // below 2^64 − 1: the nonce gap bounds it
         var trial = self
         do {
             try trial.dispatch(tx.call, signer: tx.signer, root: false, number: number, context: context)
@@ -65,8 +65,9 @@ extension ChainState {
     mutating func dispatch(_ call: Call, signer: AccountID, root: Bool, number: UInt64, context: ExecutionContext) throws(DispatchError) {
         switch call {
         case .transfer(let to, let amount):
+            guard amount > 0 else { throw DispatchError("InvalidTransferAmount", "a transfer must move something") }
             try self.debit(signer, amount)
-            self.balances[to] = self.balance(to) + amount
+            self.credit(to, amount)
 
         case .createSubnet(let hotkey, let maxLock):
             let existing = self.subnets.keys.filter { $0 != 0 }.count
@@ -105,7 +106,7 @@ extension ChainState {
                 throw DispatchError("NotEnoughStakeToWithdraw", "staked \(Token.format(have)) on this hotkey in subnet \(netuid), asked \(Token.format(amount))")
             }
             self.stakes[key] = have == amount ? nil : have - amount
-            self.balances[signer] = self.balance(signer) + amount
+            self.credit(signer, amount)
 
         case .setWeights(let netuid, let uids, let values, let versionKey):
             try self.setWeights(netuid: netuid, hotkey: signer, uids: uids, values: values, versionKey: versionKey, number: number, stampAt: number, checkRate: true, fromReveal: false)
@@ -166,8 +167,18 @@ extension ChainState {
         case .sudoSetBalance(let account, let amount):
             try self.requireSudo(signer)
             let old = self.balance(account)
-            if amount >= old { self.totalIssuance += amount - old } else { self.totalBurned += old - amount }
-            self.balances[account] = amount
+            if amount >= old {
+                // Root may mint, but never past the supply cap (every sum of balances and
+                // stakes then stays far below 2^64).
+                let minted = amount - old
+                guard self.totalIssuance <= self.params.emission.supplyCap, minted <= self.params.emission.supplyCap - self.totalIssuance else {
+                    throw DispatchError("SupplyCapExceeded", "minting \(Token.format(minted)) would pass the supply cap")
+                }
+                self.totalIssuance += minted
+            } else {
+                self.totalBurned = self.totalBurned.addingSaturated(old - amount)
+            }
+            self.setBalance(account, amount)
 
         case .sudoAs(let account, let inner):
             try self.requireSudo(signer)
@@ -179,7 +190,10 @@ extension ChainState {
                 throw DispatchError("InvalidValidatorSet", "need distinct validators")
             }
             let set = validators.map { WeightedAuthority(id: $0, weight: max(1, self.rootStake(of: $0) / 1_000_000)) }
-            let change = PendingAuthorityChange(authorities: set, enactAt: number + delay, forced: true)
+            guard delay <= ChainParams.maxAuthorityChangeDelay else {
+                throw DispatchError("InvalidDelay", "a forced change waits at most \(ChainParams.maxAuthorityChangeDelay) blocks")
+            }
+            let change = PendingAuthorityChange(authorities: set, enactAt: number.addingSaturated(delay), forced: true)
             self.pendingAuthorityChange = change
             self.forcedChangeSignal = change
 
@@ -199,7 +213,20 @@ extension ChainState {
     mutating func debit(_ account: AccountID, _ amount: Rao) throws(DispatchError) {
         let b = self.balance(account)
         guard b >= amount else { throw DispatchError("NotEnoughBalance", "balance \(Token.format(b)) is below \(Token.format(amount))") }
-        self.balances[account] = b == amount ? nil : b - amount
+        self.setBalance(account, b - amount)
+    }
+
+    /// Sets a balance in its one canonical form: an account with nothing holds no entry (a
+    /// zero entry would count in the state root but not survive a snapshot).
+    mutating func setBalance(_ account: AccountID, _ amount: Rao) {
+        self.balances[account] = amount == 0 ? nil : amount
+    }
+
+    /// Adds to a balance. Issuance stays within the supply cap (≤ 2^62), so the sum cannot
+    /// overflow; it saturates rather than trap should that ever be broken.
+    mutating func credit(_ account: AccountID, _ amount: Rao) {
+        guard amount > 0 else { return }
+        self.setBalance(account, self.balance(account).addingSaturated(amount))
     }
 
     func requireSudo(_ signer: AccountID) throws(DispatchError) {

@@ -178,7 +178,8 @@ extension Node {
     func fetchTarget(_ target: VoteTarget, voter: AccountID?, from p: PeerState?) {
         guard !self.chain.contains(target.hash), target.number > self.chain.finalized.number else { return }
         if let p, target.number > self.chain.best.number { self.requestSync(from: p) }
-        self.fetchBlock(target.hash, voter: voter, from: p)
+        // By hash only near our chain (a fork a few blocks off); far ahead is range sync's job.
+        if target.number <= self.chain.best.number.addingSaturated(Node.maxFetchAhead) { self.fetchBlock(target.hash, voter: voter, from: p) }
     }
 
     /// Publishes a message of ours (flood publish to every subscribed peer).

@@ -20,7 +20,7 @@ final class PeerState {
     var best: ChainPointer
     var finalized: ChainPointer
     var incoming: [StreamID: String] = [:]
-    var requests: [StreamID: (kind: String, sentAt: UInt64)] = [:]
+    var requests: [StreamID: (kind: String, sentAt: UInt64, hash: Hash32?)] = [:]
     var score = 0
     var syncing = false
     /// Token buckets per inbound message kind (bounded: the node's own protocol names).
@@ -298,6 +298,11 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         let tag = self.nextTag
         self.nextTag += 1
         let state = PeerState(peer: peer, tag: tag, hello: hello)
+        if state.best.number > self.maxPlausibleHeight {
+            // More blocks than there were slots: a lie, remembered as our own height.
+            state.best = self.chain.best
+            self.counters.invalidMessages["implausible best in hello", default: 0] += 1
+        }
         self.peers[tag] = state
         self.peerByObject[ObjectIdentifier(peer)] = tag
         if !peer.isInbound || hello.listenPort > 0 {
@@ -341,9 +346,13 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             return
         }
         self.counters.bytesIn += message.count
-        if let (kind, _) = p.requests[stream] {
+        if let r = p.requests[stream] {
             p.requests[stream] = nil
-            self.handleResponse(kind, message, from: p, stream: stream)
+            if r.kind == ProtocolName.ancestry, let hash = r.hash {
+                self.receiveAncestry(message, asked: hash, from: p)
+            } else {
+                self.handleResponse(r.kind, message, from: p, stream: stream)
+            }
             return
         }
         guard let proto = p.incoming[stream] ?? peer.channel.protocolName(of: stream) else { return }
@@ -439,9 +448,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
 
     // MARK: Requests
 
-    func request(_ p: PeerState, protocol name: String, body: [UInt8]) {
+    func request(_ p: PeerState, protocol name: String, body: [UInt8], hash: Hash32? = nil) {
         guard let s = try? p.peer.openStream(name) else { return }
-        p.requests[s] = (name, EventLoop.now())
+        p.requests[s] = (name, EventLoop.now(), hash)
         try? p.peer.send(body, on: s, finish: true)
     }
 
@@ -453,6 +462,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 p.peer.reset(s)
                 if r.kind == ProtocolName.sync {
                     p.syncing = false
+                    // A claim the peer would not back with blocks is dropped.
+                    if p.best.number > self.chain.best.number { p.best = self.chain.best }
                     self.penalize(p, "sync timeout", by: 5)
                 }
             }
@@ -486,11 +497,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         case ProtocolName.blockTransactions:
             self.receiveBlockTransactions(message, from: p)
         case ProtocolName.ancestry:
-            guard let resp = try? BlocksResponse.decode(message) else {
-                self.penalize(p, "bad ancestry response", by: 30)
-                return
-            }
-            self.importAncestry(resp, from: p)
+            self.penalize(p, "ancestry answer to no request", by: 10)
         default:
             if let h = self.protocolHandlers[kind] { h.response(message, from: p.peer, node: self) }
         }
@@ -544,6 +551,17 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     }
 
     // MARK: Sync
+
+    /// How far above our best a block may be fetched by hash (forks near the tip).
+    static let maxFetchAhead: UInt64 = 256
+
+    /// The highest block number that can exist now: one block per slot since genesis (Aura).
+    /// A peer claiming more is lying. Unbounded for chains without a genesis time (dev).
+    var maxPlausibleHeight: UInt64 {
+        let genesis = self.chain.spec.genesisTimestamp
+        guard genesis > 0 else { return .max }
+        return Node.wallClockMillis().subtractingSaturated(genesis) / self.chain.spec.params.slotDurationMs + 1
+    }
 
     /// Whether the node is catching up: a peer claims to be ahead by more than a slot or two
     /// *and* sync imported blocks within the last two seconds (or two slots). A peer's claimed
@@ -638,13 +656,16 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         let now = EventLoop.now()
         if self.chain.contains(hash) { return }
         if let t = self.blockFetches[hash], now < t { return }
+        if self.blockFetches.count >= 1024 {
+            self.blockFetches = self.blockFetches.filter { $0.value > now }
+            if self.blockFetches.count >= 1024 { return }  // enough in flight; sync covers the rest
+        }
         self.blockFetches[hash] = now + 5_000_000_000
-        if self.blockFetches.count > 1024 { self.blockFetches = self.blockFetches.filter { $0.value > now } }
         var asked = Set<Int>()
         let owner = voter.flatMap { v in self.peers.values.first { $0.peer.remoteNodeId == v } }
         for q in [owner, p].compactMap({ $0 }) where asked.insert(q.tag).inserted {
             self.log.debug("fetching block by hash", ["hash": hash.hex.prefix(18).description, "peer": q.peer.description])
-            self.request(q, protocol: ProtocolName.ancestry, body: AncestryRequest(hash: hash, count: 32).encoded)
+            self.request(q, protocol: ProtocolName.ancestry, body: AncestryRequest(hash: hash, count: 32).encoded, hash: hash)
         }
     }
 
@@ -670,6 +691,17 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         try? p.peer.send(BlocksResponse(blocks: blocks.reversed(), justifications: []).encoded, on: stream, finish: true)
     }
 
+    /// An answer to our request for `asked` and its ancestors: it must end with that block and
+    /// be a parent-linked run of consecutive numbers; anything else is the peer's fault.
+    func receiveAncestry(_ message: [UInt8], asked: Hash32, from p: PeerState) {
+        guard let resp = try? BlocksResponse.decode(message), let last = resp.blocks.last, last.hash == asked,
+              zip(resp.blocks, resp.blocks.dropFirst()).allSatisfy({ $0.hash == $1.header.parentHash && $0.number &+ 1 == $1.number }) else {
+            self.penalize(p, "ancestry answer not the chain asked for", by: 30)
+            return
+        }
+        self.importAncestry(resp, from: p)
+    }
+
     /// Imports a block and its ancestors (oldest first); asks for more ancestry when the
     /// oldest's parent is still unknown.
     func importAncestry(_ resp: BlocksResponse, from p: PeerState) {
@@ -679,7 +711,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         self.log.debug("blocks by hash received", ["count": "\(missing.count)", "from": "#\(first.number)",
                                                    "parentKnown": "\(self.chain.contains(first.header.parentHash))"])
         if !self.chain.contains(first.header.parentHash) {
-            if first.number > self.chain.finalized.number + 1 {
+            if first.number > self.chain.finalized.number + 1, first.number <= self.chain.best.number.addingSaturated(Node.maxFetchAhead) {
                 self.blockFetches[first.header.parentHash] = nil
                 self.fetchBlock(first.header.parentHash, voter: nil, from: p)
             }
