@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "tmsubnet", targets: ["tmsubnet"]),
         .executable(name: "meshbench", targets: ["meshbench"]),
         .executable(name: "meshsim", targets: ["meshsim"]),
+        .executable(name: "meshfuzz", targets: ["meshfuzz"]),
         .library(name: "MeshCrypto", targets: ["MeshCrypto"]),
         .library(name: "MeshCodec", targets: ["MeshCodec"]),
     ],
@@ -133,6 +134,15 @@ let package = Package(
             path: "Tools/meshbench",
             swiftSettings: strict),
 
+        // Fuzz targets (a library, shared by the libFuzzer driver and the regression tests).
+        .target(
+            name: "MeshFuzz",
+            dependencies: ["MeshChain", "MeshChannel", "MeshCodec", "MeshCrypto", "MeshDiscovery", "MeshFinality", "MeshGossip",
+                           "MeshNode", "MeshQuery", "MeshClient", "MeshKeystore", "MeshSockets"],
+            path: "Tools/fuzz/Targets",
+            swiftSettings: strict),
+        .executableTarget(name: "meshfuzz", dependencies: ["MeshFuzz"], path: "Tools/fuzz/Driver", swiftSettings: strict),
+
         // Tests.
         .target(name: "MeshTestSupport", dependencies: ["MeshCodec"], path: "Tests/MeshTestSupport", swiftSettings: strict),
         .testTarget(name: "MeshCodecTests", dependencies: ["MeshCodec", "MeshTestSupport"], swiftSettings: strict),
@@ -148,6 +158,8 @@ let package = Package(
         .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "SubnetTests", dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshKeystore", "MeshTestSupport", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshGossip", "MeshNode", "MeshFinality", "MeshQuery"], swiftSettings: strict),
+        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]
 )

@@ -87,7 +87,11 @@ public final class Mempool {
         if let old = replacing, tx.fee < old.tx.fee.addingSaturated(old.tx.fee / 10) { throw .replacementUnderpriced }
         if replacing == nil {
             if account.count >= self.config.maxPerAccount { throw .accountLimit }
-            if tx.nonce > expected && account.keys.filter({ $0 > expected }).count >= self.config.maxFuturePerAccount { throw .accountLimit }
+            // Future: past the gap-free run of nonces from the state's. Those wait for a
+            // transaction that may never come, so only a few are held per account.
+            var runEnd = expected
+            while account[runEnd] != nil { runEnd &+= 1 }
+            if tx.nonce > runEnd && account.keys.filter({ $0 > runEnd }).count >= self.config.maxFuturePerAccount { throw .accountLimit }
         }
         // The account must be able to pay every fee it has pending, this one included.
         let pendingFees = account.values.compactMap { self.byHash[$0] }.filter { $0.tx.nonce != tx.nonce }

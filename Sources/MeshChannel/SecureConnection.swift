@@ -705,6 +705,39 @@ public final class SecureConnection {
         return out
     }
 
+    // MARK: Fuzzing support
+
+    /// A connection already past its handshake, with the given transport keys (32 bytes
+    /// each) and peer: two of them with swapped keys talk to each other at once. For
+    /// structure-aware fuzzing of the transport, whose inputs should not each pay for a Noise
+    /// handshake (package only; the handshake has its own target).
+    package static func established(role: Role, identity: NodeIdentity, hello: Hello, config: ChannelConfig, sendKey: [UInt8],
+                                    receiveKey: [UInt8], remote: Ed25519.PublicKey, ephemeral: X25519.PrivateKey, now: UInt64) -> SecureConnection {
+        let c = SecureConnection(role: role, identity: identity, hello: hello, config: config, ephemeral: ephemeral, now: now)
+        c.sendCipher = TransportCipher(key: SecureBytes(copying: sendKey), rekeyInterval: config.rekeyInterval)
+        c.receiveCipher = TransportCipher(key: SecureBytes(copying: receiveKey), rekeyInterval: config.rekeyInterval)
+        c.remoteNodeId = remote
+        c.state = .established
+        c.events.append(.established(nodeId: remote))
+        c.queueControl(.hello, stream: 0, body: hello.encoded)
+        return c
+    }
+
+    /// Seals `plaintext` — frames, valid or not — as one transport message with this side's
+    /// send cipher, length prefix included: what a peer that holds the session keys can put
+    /// on the wire. For structure-aware fuzzing of the receiving side (package only).
+    package func sealTransport(_ plaintext: [UInt8]) -> [UInt8]? {
+        guard let cipher = self.sendCipher, plaintext.count <= 65_535 - 16 else { return nil }
+        var out: [UInt8] = [0, 0]
+        out.append(contentsOf: plaintext)
+        out.append(contentsOf: [UInt8](repeating: 0, count: 16))
+        do { try cipher.seal(&out, plaintext: 2..<(2 + plaintext.count)) } catch { return nil }
+        let total = plaintext.count + 16
+        out[0] = UInt8(total >> 8)
+        out[1] = UInt8(total & 0xff)
+        return out
+    }
+
     // MARK: Helpers
 
     func queueControl(_ kind: FrameKind, stream: UInt64, body: [UInt8]) {

@@ -117,14 +117,16 @@ public struct RPCClient: Sendable {
 /// line must be well formed, the header is at most ``maxHeaderBytes`` and is searched only
 /// once per byte, Content-Length must be plain digits within ``maxBodyBytes`` (and agree
 /// with any repetition), and Transfer-Encoding is refused (a node always sends a length).
-struct HTTPResponseReader {
+package struct HTTPResponseReader {
     static let maxHeaderBytes = 64 << 10
     static let maxBodyBytes = 64 << 20
 
-    struct Response: Equatable {
-        var status: Int
-        var body: [UInt8]
+    package struct Response: Equatable {
+        package var status: Int
+        package var body: [UInt8]
     }
+
+    package init() {}
 
     private(set) var buffer: [UInt8] = []
     /// Bytes already searched for the end of the header.
@@ -135,7 +137,7 @@ struct HTTPResponseReader {
     private var contentLength: Int?
 
     /// Adds received bytes; the response once it is complete.
-    mutating func feed(_ bytes: ArraySlice<UInt8>) throws(RPCClient.Failure) -> Response? {
+    package mutating func feed(_ bytes: ArraySlice<UInt8>) throws(RPCClient.Failure) -> Response? {
         self.buffer.append(contentsOf: bytes)
         if self.bodyStart == nil {
             // Resume the search where it stopped (a terminator may straddle two reads).
@@ -161,7 +163,7 @@ struct HTTPResponseReader {
     }
 
     /// The connection ended: the response if it is complete.
-    mutating func finish() throws(RPCClient.Failure) -> Response {
+    package mutating func finish() throws(RPCClient.Failure) -> Response {
         guard let start = self.bodyStart else { throw .http("the connection closed before the HTTP header was complete") }
         if let n = self.contentLength, self.buffer.count - start < n {
             throw .http("the connection closed after \(self.buffer.count - start) of \(n) body bytes")

@@ -560,6 +560,12 @@ public final class DiscoveryCore {
 
     // MARK: Messages
 
+    /// Hands a decrypted message to the core as if it came from `id` at `endpoint` over an
+    /// established session: structure-aware fuzzing of the message handlers (package only).
+    package func fuzzHandle(_ m: DiscoveryMessage, from id: Ed25519.PublicKey, at endpoint: Endpoint, now: UInt64) {
+        self.handle(m, from: PeerKey(id: id, endpoint: endpoint), now: now)
+    }
+
     func handle(_ m: DiscoveryMessage, from peer: PeerKey, now: UInt64) {
         switch m {
         case .ping(let rid, let seq):

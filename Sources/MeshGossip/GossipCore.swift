@@ -178,6 +178,16 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     }
 
     public func score(of p: Peer) -> Double? { self.peers[p]?.score }
+
+    /// Sizes of every table peers fill, for fuzzing and diagnostics: each has a bound in
+    /// ``GossipConfig`` (package only).
+    package var tableSizes: [String: Int] {
+        ["seen": self.seen.count, "cache": self.cache.count, "promises": self.promises.count, "incoming": self.incoming.count,
+         "announcers": self.announcers.count, "pending": self.pending.count,
+         "maxTopics": self.peers.values.map(\.topics.count).max() ?? 0,
+         "maxDontWant": self.peers.values.map(\.dontWant.count).max() ?? 0,
+         "maxBackoff": self.peers.values.map(\.backoff.count).max() ?? 0]
+    }
     public func meshPeers(_ topic: String) -> Set<Peer> { self.mesh[topic] ?? [] }
 
     /// The mesh of a topic in connection order (deterministic: Set order varies per process).

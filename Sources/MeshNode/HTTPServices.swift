@@ -75,7 +75,7 @@ public enum HTTPServices {
 
     /// Handles a request body (one call or a batch) and returns the response text. `limit` is
     /// the body limit the server enforces, so the parser accepts what the server read.
-    static func handle(_ body: [UInt8], node: Node, limit: Int = 1 << 20) async -> String {
+    package static func handle(_ body: [UInt8], node: Node, limit: Int = 1 << 20) async -> String {
         let parsed: JSON
         do { parsed = try Self.parse(body, limit: limit) } catch {
             return rpcError(nil, RPCError.parseError, "parse error: \(error.description)").serialized()

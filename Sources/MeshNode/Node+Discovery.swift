@@ -70,20 +70,17 @@ extension Node {
             // repeating a claim prove nothing — or one of the bootnodes the operator gave us
             // must report it. The candidate table is small and bounded.
             guard let d = self.discovery, d.core.record.ip.isEmpty else { return }
-            let net = source.ip.count == 16 ? Array(source.ip.prefix(8)) : source.ip
-            if self.observedAddresses[observed.ip] == nil && self.observedAddresses.count >= 8 { self.observedAddresses.removeAll() }
-            self.observedAddresses[observed.ip, default: []].insert(net)
-            self.log.debug("address observed by a peer", ["observed": observed.description, "reporter": source.description,
-                                                          "reporters": "\(self.observedAddresses[observed.ip]!.count)"])
             let fromBootnode = self.config.bootnodes.contains { $0.nodeId == reporter }
-            if self.observedAddresses[observed.ip]!.count >= 2 || fromBootnode {
+            let learned = self.addressVotes.observe(observed.ip, reporterIP: source.ip, fromBootnode: fromBootnode)
+            self.log.debug("address observed by a peer", ["observed": observed.description, "reporter": source.description,
+                                                          "reporters": "\(self.addressVotes.reporters(of: observed.ip))"])
+            if let ip = learned {
                 let key = self.key
                 let old = d.core.record
                 d.core.updateRecord { seq in
-                    NodeRecord(key: key, seq: seq, ip: observed.ip, tcpPort: old.tcpPort, udpPort: old.udpPort, roles: old.roles, genesis: old.genesis)
+                    NodeRecord(key: key, seq: seq, ip: ip, tcpPort: old.tcpPort, udpPort: old.udpPort, roles: old.roles, genesis: old.genesis)
                 }
-                self.observedAddresses.removeAll()
-                self.log.info("Public address learned from peers", ["ip": Endpoint(ip: observed.ip, port: old.tcpPort).description])
+                self.log.info("Public address learned from peers", ["ip": Endpoint(ip: ip, port: old.tcpPort).description])
             }
         case .nodeRemoved, .nodesAnswered, .requestFailed, .lookupFinished:
             break

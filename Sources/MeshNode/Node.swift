@@ -108,8 +108,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var knownAddresses: [AccountID: NodeAddress] = [:]
     /// Encrypted discovery on the p2p port (UDP).
     public internal(set) var discovery: DiscoveryService?
-    /// Our address as peers report it: candidate IP → the addresses of the reporters.
-    var observedAddresses: [[UInt8]: Set<[UInt8]>] = [:]
+    /// Our address as peers report it (a quorum of distinct reporter networks, or a bootnode).
+    var addressVotes = AddressVotes()
     var dialing: [AccountID: UInt64] = [:]
     var started = false
     var stopping = false
@@ -954,7 +954,7 @@ struct FinalitySetInfo: BinaryCodable {
 }
 
 /// The peers answer.
-public struct PeerList: BinaryCodable, Sendable {
+public struct PeerList: BinaryCodable, Sendable, Equatable {
     public var peers: [PeerEntry]
     public init(peers: [PeerEntry]) { self.peers = peers }
     public func encode(to w: inout ByteWriter) { w.list(self.peers) }

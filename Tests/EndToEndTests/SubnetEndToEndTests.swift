@@ -36,7 +36,7 @@ struct SubnetEndToEndTests {
             coldkeys[w] = self.json(r)["coldkey"] as? String
             hotkeys[w] = self.json(r)["hotkeyPublic"] as? String
         }
-        let p2p = freePort(), rpcPort = freePort()
+        let p2p = freePort(), rpcPort = freePort(), relayPort = freePort()
         var genesisArgs = ["genesis", "new", "--validators", "1", "--out", self.dir + "/spec", "--password-env", "TM_PW", "--slot-ms", "500",
                            "--subnets", "1", "--tempo", "8", "--weights-rate-limit", "2", "--base-port", String(p2p), "--json"]
         for w in ["val", "honest", "lazy"] { genesisArgs += ["--endow", "\(coldkeys[w]!):100"] }
@@ -44,7 +44,8 @@ struct SubnetEndToEndTests {
         #expect(g.status == 0, "\(g.stderr)")
         let node = try BackgroundProcess("tensormesh", ["run", "--chain", self.dir + "/spec/chain-spec.json", "--key", self.dir + "/spec/validator-0.key",
                                                         "--password-env", "TM_PW", "--validator", "--base-path", self.dir + "/node", "--port", String(p2p),
-                                                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpcPort), "--prometheus-port", "0"],
+                                                        "--listen-addr", "127.0.0.1", "--rpc-port", String(rpcPort), "--prometheus-port", "0",
+                                                        "--query-relay-port", String(relayPort)],
                                          environment: self.env, log: self.dir + "/node.log")
         defer { node.stop() }
         let url = "http://127.0.0.1:\(rpcPort)"
@@ -52,11 +53,14 @@ struct SubnetEndToEndTests {
         #expect(try chain.waitUntil(timeout: 60) { try chain.head() >= 2 }, "node did not start: \(node.output.suffix(2000))")
 
         let common = ["--rpc-url", url, "--netuid", "1", "--hotkey", "default", "--password-env", "TM_PW"]
+        // The lazy miner accepts no connections: it is reached through the node's query relay.
+        let nodeId = try #require(try chain.rpc.call("system_nodeId").string)
+        let relayAddress = "\(nodeId)@127.0.0.1:\(relayPort)"
         var processes: [BackgroundProcess] = []
         defer { processes.forEach { $0.stop() } }
         processes.append(try BackgroundProcess("tmsubnet", ["minimal", "miner", "--wallet", "honest", "--port", "0"] + common,
                                                environment: self.env, log: self.dir + "/honest.log"))
-        processes.append(try BackgroundProcess("tmsubnet", ["minimal", "miner", "--wallet", "lazy", "--port", "0", "--lazy"] + common,
+        processes.append(try BackgroundProcess("tmsubnet", ["minimal", "miner", "--wallet", "lazy", "--relay", relayAddress, "--lazy"] + common,
                                                environment: self.env, log: self.dir + "/lazy.log"))
         processes.append(try BackgroundProcess("tmsubnet", ["minimal", "validator", "--wallet", "val", "--stake", "20", "--step-seconds", "1"] + common,
                                                environment: self.env, log: self.dir + "/validator.log"))
@@ -96,6 +100,39 @@ struct SubnetEndToEndTests {
         #expect(processes[0].isRunning, "the honest miner died: \(processes[0].output.suffix(800))")
         let fine = await dendrite.call(endpoint, netuid: 1, synapse: "double", body: Array(#"{"x":21}"#.utf8), timeout: 10)
         #expect(fine.isSuccess && fine.body == Array(#"{"y":42}"#.utf8), "\(String(describing: fine.failure))")
+
+        // Through the real wire: a query header whose deadline is near 2^64 trapped a miner's
+        // axon before any signature or blacklist check, also through the relay. Sent by the
+        // registered validator (signed) and by a stranger, straight to the honest miner and
+        // through the node's relay to the lazy one: refused with 400, unsigned, and both
+        // miners and the relay keep serving.
+        let genesisHash = try chain.genesis()
+        let lazyNeuron = try #require(try chain.metagraphInfo(netuid: 1).neurons.first { $0.hotkey.hex == hotkeys["lazy"] })
+        let routes: [(String, UInt16, Ed25519.PublicKey)] = [(axon.host, axon.port, honestNeuron!.hotkey), ("127.0.0.1", relayPort, lazyNeuron.hotkey)]
+        for (host, port, target) in routes {
+            for caller in [valKey, Ed25519.PrivateKey()] {
+                let raw = try HostilePeer.connect(host: host, port: port, hello: HostilePeer.hello(genesis: genesisHash), key: caller)
+                defer { raw.close() }
+                for (i, deadline) in [UInt64.max, UInt64.max - 1, UInt64.max / 2].enumerated() {
+                    let h = QueryRequestHeader(netuid: 1, synapse: "double", caller: caller, target: target, nonce: UInt64(7_000 + i), deadline: deadline, body: [])
+                    let answer = raw.request(QueryProtocol.query, h.encoded).flatMap { try? QueryResponseFrame.decode($0) }
+                    guard case .trailer(let t)? = answer else {
+                        Issue.record("no refusal from \(host):\(port) for a deadline of \(deadline): \(String(describing: answer)) (\(raw.closedReason ?? "open"))")
+                        continue
+                    }
+                    #expect(t.status == .badRequest && t.signature == nil, "deadline \(deadline) at \(host):\(port): \(t.status) \(t.message)")
+                }
+            }
+        }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        #expect(processes[0].isRunning && processes[1].isRunning && node.isRunning, "a process died: \(processes[1].output.suffix(800)) \(node.output.suffix(800))")
+        let after = await dendrite.call(endpoint, netuid: 1, synapse: "double", body: Array(#"{"x":4}"#.utf8), timeout: 10)
+        #expect(after.isSuccess && after.body == Array(#"{"y":8}"#.utf8), "\(String(describing: after.failure))")
+        let lazyEndpoint = try #require(lazyNeuron.axon.flatMap { a in
+            a.nodeId.flatMap { id in SocketAddress(numericHost: a.host, port: a.port).map { AxonEndpoint(hotkey: lazyNeuron.hotkey, nodeId: id, address: $0) } }
+        })
+        let viaRelay = await dendrite.call(lazyEndpoint, netuid: 1, synapse: "double", body: Array(#"{"x":4}"#.utf8), timeout: 10)
+        #expect(viaRelay.isSuccess, "the lazy miner behind the relay stopped answering: \(String(describing: viaRelay.failure))")
 
         // The btcli-like commands against the live node.
         let list = try self.tm(["subnets", "list", "--rpc-url", url, "--json"])

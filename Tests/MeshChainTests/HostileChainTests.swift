@@ -82,6 +82,13 @@ struct HostileChainTests {
         }
         #expect(pool.count == config.maxFuturePerAccount, "future-nonce transactions per account are capped")
         #expect(refused == 39 - config.maxFuturePerAccount)
+        // A gap-free run of nonces is not "future": an account may queue more than that many.
+        let seq = d.accounts[1]
+        let m = d.state.nonce(seq.publicKey)
+        for k in 0..<(config.maxFuturePerAccount + 8) {
+            try pool.submit(self.tx(d, seq, .transfer(to: d.accounts[2].publicKey, amount: 1), nonce: m + UInt64(k), fee: Token.tao), state: d.state, context: d.context)
+        }
+        #expect(pool.count == 2 * config.maxFuturePerAccount + 8)
         // Fees the account cannot pay in sum are refused.
         let poor = d.accounts[3]
         let balance = d.state.balance(poor.publicKey)

@@ -24,7 +24,7 @@ struct InteropTests {
             return (try server.listen(on: SocketAddress("127.0.0.1:0")!), server.identity.nodeId.hex)
         }
         let result = try ProcessRunner.run("/usr/bin/env", [
-            "python3", TestPaths.repositoryRoot + "/Tests/Interop/noise_peer.py",
+            TestPaths.python, TestPaths.repositoryRoot + "/Tests/Interop/noise_peer.py",
             address.host, String(address.port), Hex.encode(testGenesis), nodeId,
         ], timeout: 60)
         #expect(result.status == 0, "python peer failed: \(result.stderr)")

@@ -14,6 +14,13 @@ public enum TestPaths {
         return FileManager.default.currentDirectoryPath
     }()
 
+    /// The Python with the test peers' packages: Bootstrap/setup's virtual environment
+    /// (.build/venv), else whatever `python3` is on PATH.
+    public static var python: String {
+        let venv = repositoryRoot + "/.build/venv/bin/python3"
+        return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
+    }
+
     /// A file under Tests/Vectors.
     public static func vector(_ name: String) -> String { repositoryRoot + "/Tests/Vectors/" + name }
 

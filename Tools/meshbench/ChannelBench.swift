@@ -101,7 +101,7 @@ extension MeshBench {
                 .appendingPathComponent("bench/tls_loopback.py").path
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", script, String(megabytes)]
+            p.arguments = [benchPython(), script, String(megabytes)]
             let out = Pipe()
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice

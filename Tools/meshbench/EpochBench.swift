@@ -118,7 +118,7 @@ extension MeshBench {
                 .appendingPathComponent("bench/yuma_numpy.py").path
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", script, path]
+            p.arguments = [benchPython(), script, path]
             let out = Pipe()
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice

@@ -29,11 +29,16 @@ extension MeshBench {
             limits.maxConcurrent = 4096
             limits.ratePerSecond = 1e6
             limits.burst = 1e6
+            // A miner serving one busy validator over one channel: thousands of requests in
+            // flight on it, past the defaults (128 streams, 128 waiting for their header).
+            limits.maxPendingHeaders = 4096
+            var channel = ChannelConfig()
+            channel.maxStreams = 4096
             var servers: [Axon] = []
             let sleep = self.sleepMs
             for i in 0..<self.axons {
                 let key = Ed25519.PrivateKey()
-                let axon = Axon(hotkey: key, netuid: 1, genesisHash: benchGenesis, loop: loops[i % loops.count], limits: limits)
+                let axon = Axon(hotkey: key, netuid: 1, genesisHash: benchGenesis, loop: loops[i % loops.count], limits: limits, channel: channel)
                 axon.attach(synapse: "work") { _ in
                     if sleep > 0 { try await Task.sleep(nanoseconds: sleep * 1_000_000) }
                     return .body([UInt8](repeating: 7, count: 64))

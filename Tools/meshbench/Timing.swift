@@ -60,3 +60,11 @@ func fmt(_ x: Double, _ digits: Int = 2) -> String {
 }
 
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+/// The Python for the anchors (numpy, python ssl): Bootstrap/setup's virtual environment
+/// (.build/venv in the repository), else `python3` on PATH.
+func benchPython() -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let venv = root.appendingPathComponent(".build/venv/bin/python3").path
+    return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
+}

@@ -1,0 +1,114 @@
+import MeshChain
+import MeshCodec
+import MeshCrypto
+@testable import MeshNode
+import Testing
+
+/// The node's own decisions on what peers send, as pure functions (the wire-level attacks
+/// against node processes are in EndToEndTests/HostilePeerTests).
+@Suite("Node input")
+struct NodeInputTests {
+    static func encoded(_ build: (inout ByteWriter) -> Void) -> [UInt8] {
+        var w = ByteWriter()
+        build(&w)
+        return w.bytes
+    }
+
+    @Test("a sync request whose range ends past 2^64 is a typed error, never a trap")
+    func syncRange() throws {
+        for (from, count): (UInt64, UInt64) in [(.max, 1), (.max - 1, 2), (.max - 127, 128), (1 << 63, 0), (0, 129), (0, .max)] {
+            let bytes = Self.encoded { w in w.u8(1); w.u64(from); w.u64(count) }
+            #expect(throws: CodecError.self, "from \(from) count \(count)") { try BlocksRequest.decode(bytes) }
+        }
+        let edge = Self.encoded { w in w.u8(1); w.u64(.max - 128); w.u64(128) }
+        #expect(try BlocksRequest.decode(edge) == BlocksRequest(from: .max - 128, count: 128))
+        #expect(throws: CodecError.self) { try BlocksRequest.decode([2] + Array(edge.dropFirst())) }
+    }
+
+    @Test("ancestry requests carry 1...128 blocks")
+    func ancestryCount() throws {
+        for count: UInt16 in [0, 129, .max] {
+            let bytes = Self.encoded { w in Hash32([UInt8](repeating: 7, count: 32)).encode(to: &w); w.u16(count) }
+            #expect(throws: CodecError.self) { try AncestryRequest.decode(bytes) }
+        }
+        let ok = AncestryRequest(hash: Hash32([UInt8](repeating: 7, count: 32)), count: 128)
+        #expect(try AncestryRequest.decode(ok.encoded) == ok)
+    }
+
+    @Test("list lengths in answers are checked against the bytes present before anything is allocated")
+    func lyingLengths() {
+        // A sync answer claiming 2^62 blocks in 10 bytes, and a peer list claiming 2^32 entries.
+        let blocks = Self.encoded { w in w.varint(1 << 62); w.raw([UInt8](repeating: 0, count: 10)) }
+        #expect(throws: CodecError.self) { try BlocksResponse.decode(blocks) }
+        let peers = Self.encoded { w in w.varint(1 << 32) }
+        #expect(throws: CodecError.self) { try PeerList.decode(peers) }
+        // An over-long address in an otherwise valid entry.
+        let entry = Self.encoded { w in
+            w.raw([UInt8](repeating: 1, count: 32)); w.string(String(repeating: "a", count: 129)); w.u64(0); w.u8(0); w.bool(false); w.varint(0)
+        }
+        #expect(throws: CodecError.self) { try PeerEntry.decode(entry) }
+    }
+
+    @Test("our public address needs two reporter networks, or a bootnode")
+    func addressVotes() {
+        var votes = AddressVotes()
+        let ours: [UInt8] = [203, 0, 113, 7]
+        // One reporter repeating itself, and many ids behind one address, prove nothing.
+        for _ in 0..<50 { #expect(votes.observe(ours, reporterIP: [198, 51, 100, 1], fromBootnode: false) == nil) }
+        #expect(votes.reporters(of: ours) == 1)
+        // IPv6 reporters inside one /64 count once.
+        var v6 = AddressVotes()
+        let net: [UInt8] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1]
+        #expect(v6.observe(ours, reporterIP: net + [0, 0, 0, 0, 0, 0, 0, 1], fromBootnode: false) == nil)
+        #expect(v6.observe(ours, reporterIP: net + [9, 9, 9, 9, 9, 9, 9, 9], fromBootnode: false) == nil)
+        #expect(v6.reporters(of: ours) == 1)
+        // A second network agrees: learned, and the table is forgotten.
+        #expect(votes.observe(ours, reporterIP: [192, 0, 2, 1], fromBootnode: false) == ours)
+        #expect(votes.reporters(of: ours) == 0)
+        // A bootnode's word is enough.
+        var boot = AddressVotes()
+        #expect(boot.observe(ours, reporterIP: [192, 0, 2, 1], fromBootnode: true) == ours)
+        // Malformed observations are ignored.
+        #expect(boot.observe([1, 2, 3], reporterIP: [192, 0, 2, 1], fromBootnode: true) == nil)
+    }
+
+    @Test("a spray of candidate addresses keeps the table bounded")
+    func addressVotesBounded() {
+        var votes = AddressVotes()
+        for i in 0..<10_000 {
+            let ip: [UInt8] = [10, UInt8(i >> 16 & 0xff), UInt8(i >> 8 & 0xff), UInt8(i & 0xff)]
+            #expect(votes.observe(ip, reporterIP: [198, 51, 100, UInt8(i & 0xff)], fromBootnode: false) == nil)
+            #expect(votes.candidates.count <= AddressVotes.maxCandidates)
+        }
+    }
+
+    @Test("metric label values are escaped as the Prometheus text format requires")
+    func labelEscaping() {
+        #expect(Node.label("topic", "plain") == #"topic="plain""#)
+        #expect(Node.label("topic", "a\"b\\c\nd") == #"topic="a\"b\\c\nd""#)
+        // A value cannot end the label set or start a new sample line.
+        let hostile = Node.label("reason", "x\"} 1\ntensormesh_fake 1")
+        #expect(!hostile.dropLast().dropFirst(#"reason=""#.count).contains { $0 == "\n" })
+        #expect(hostile.hasSuffix("\""))
+    }
+
+    @Test("the seen-set forgets its oldest members past its capacity")
+    func lruBound() {
+        var s = LRUSet<Int>(capacity: 100)
+        for i in 0..<10_000 { #expect(s.insert(i)) }
+        #expect(s.set.count == 100)
+        #expect(s.order.count <= 201)
+        #expect(s.contains(9_999) && !s.contains(9_899))
+        #expect(!s.insert(9_999))
+    }
+
+    @Test("every node protocol with a request budget is one of ours, and the budgets are sane")
+    func budgets() {
+        for (name, b) in Node.budgets {
+            #expect(ProtocolName.all.contains(name), "\(name)")
+            #expect(b.rate > 0 && b.burst >= b.rate, "\(name)")
+        }
+        // A sync request every 100 ms at most, sustained: far above an honest node's one in flight.
+        #expect(Node.budgets[ProtocolName.sync]?.rate == 10)
+    }
+}
