@@ -7,7 +7,7 @@ import Testing
 
 @Suite("Discovery over real UDP", .serialized)
 struct DiscoveryLoopbackTests {
-    @Test("20 nodes on loopback find each other through one bootnode within 10 s")
+    @Test("20 nodes on loopback find each other through one bootnode within 30 s (10 s on an idle machine)")
     func twentyNodes() async throws {
         let loops = try (0..<2).map { try EventLoop(name: "test.disc.\($0)") }
         defer { loops.forEach { $0.shutdown() } }
@@ -50,7 +50,7 @@ struct DiscoveryLoopbackTests {
             return out
         }
         var sizes: [Int] = []
-        while Date().timeIntervalSince(started) < 10 {
+        while Date().timeIntervalSince(started) < 30 {
             sizes = await tableSizes()
             if sizes.allSatisfy({ $0 >= 19 }) { break }
             try await Task.sleep(nanoseconds: 100_000_000)

@@ -8,6 +8,8 @@ import MeshFuzz
 //   meshfuzz TARGET [libFuzzer flags] [CORPUS…]   fuzz (in a build with -DFUZZING)
 //   meshfuzz TARGET FILE…                runs each file once (any build: regressions)
 //
+// Child processes libFuzzer starts (-merge, -fork, -jobs) find the target in MESHFUZZ_TARGET.
+//
 // Built with `-sanitize=fuzzer` and `-DFUZZING`, libFuzzer's driver runs the target;
 // otherwise the files given are replayed, so a crash reproduces in a debug build too.
 
@@ -60,13 +62,17 @@ func run() -> Int32 {
         }
         return 0
     default:
-        guard let target = FuzzTargets.named(args[1]) else {
+        // libFuzzer runs this binary again for -merge, -fork and -jobs with its own flags and
+        // without the target's name: the target then comes from the environment we set.
+        let inherited = ProcessInfo.processInfo.environment["MESHFUZZ_TARGET"].flatMap { FuzzTargets.named($0) }
+        guard let target = FuzzTargets.named(args[1]) ?? inherited else {
             FileHandle.standardError.write(Data("meshfuzz: no target \(args[1]) (see --list)\n".utf8))
             return 2
         }
         #if FUZZING
         selected = target
-        args.remove(at: 1)
+        if FuzzTargets.named(args[1]) != nil { args.remove(at: 1) }
+        setenv("MESHFUZZ_TARGET", target.name, 1)
         var argc = Int32(args.count)
         var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         return cargs.withUnsafeMutableBufferPointer { buf in
