@@ -174,8 +174,11 @@ struct VictimWatch {
     let client: ChainClient
 
     /// Resident memory in KiB (from /proc).
-    var rssKiB: Int {
-        let status = (try? String(contentsOfFile: "/proc/\(self.process.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+    var rssKiB: Int { Self.residentKiB(pid: self.process.process.processIdentifier) }
+
+    /// Resident memory of any process in KiB (0 if it is gone).
+    static func residentKiB(pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
         }

@@ -8,6 +8,7 @@ import MeshQuery
 import MeshSockets
 import MeshTestSupport
 import Testing
+import Synchronization
 
 /// A one-validator chain with a fast tempo, the minimal subnet's validator, an honest and a
 /// lazy miner, all as separate processes as a user runs them; the btcli-like commands drive
@@ -133,6 +134,59 @@ struct SubnetEndToEndTests {
         })
         let viaRelay = await dendrite.call(lazyEndpoint, netuid: 1, synapse: "double", body: Array(#"{"x":4}"#.utf8), timeout: 10)
         #expect(viaRelay.isSuccess, "the lazy miner behind the relay stopped answering: \(String(describing: viaRelay.failure))")
+
+        // A miner under a flood: for 5 s a stranger keeps reconnecting (a new identity each
+        // time) and sends PING floods and query headers it may not send (unregistered, some
+        // with forged signatures, hostile lengths). The miner must keep answering the
+        // validator's queries, each within a second, and stay within 64 MiB of its resident
+        // memory before the flood.
+        let minerPid = processes[0].process.processIdentifier
+        let rss0 = VictimWatch.residentKiB(pid: minerPid)
+        let floodUntil = Date().addingTimeInterval(5)
+        let floodHost = axon.host, floodPort = axon.port, floodTarget = honestNeuron!.hotkey
+        final class Rounds: Sendable { let connected = Mutex(0) }
+        let rounds = Rounds()
+        let flooder = Thread {
+            var round: UInt64 = 0
+            while Date() < floodUntil {
+                round += 1
+                let stranger = Ed25519.PrivateKey()
+                guard let p = try? HostilePeer.connect(host: floodHost, port: floodPort, hello: HostilePeer.hello(genesis: genesisHash), key: stranger) else { continue }
+                rounds.connected.withLock { $0 += 1 }
+                p.pingFlood(5_000)
+                let now = UInt64(Date().timeIntervalSince1970 * 1000)
+                for i in 0..<64 {
+                    var h = QueryRequestHeader(netuid: 1, synapse: "double", caller: stranger, target: floodTarget,
+                                               nonce: round << 16 | UInt64(i), deadline: now + 5_000, body: [])
+                    if i % 3 == 1 { h.nonce &+= 1 }                  // forged: signed over another nonce
+                    if i % 3 == 2 { h.bodyLength = UInt32.max }     // a body it will never send
+                    _ = p.send(QueryProtocol.query, [h.encoded], finish: false)
+                }
+                usleep(50_000)
+                p.close()
+            }
+        }
+        flooder.start()
+        var slowest = 0.0, served = 0, refusedHonest: [String] = []
+        var rssPeak = rss0
+        var x = 0
+        while Date() < floodUntil {
+            x += 1
+            let t = Date()
+            let r = await dendrite.call(endpoint, netuid: 1, synapse: "double", body: Array("{\"x\":\(x)}".utf8), timeout: 2)
+            slowest = max(slowest, Date().timeIntervalSince(t))
+            if r.isSuccess && r.body == Array("{\"y\":\(2 * x)}".utf8) { served += 1 } else { refusedHonest.append(String(describing: r.failure)) }
+            rssPeak = max(rssPeak, VictimWatch.residentKiB(pid: minerPid))
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        while !flooder.isFinished { try await Task.sleep(nanoseconds: 50_000_000) }
+        let connected = rounds.connected.withLock { $0 }
+        #expect(connected >= 3, "the flooder got through only \(connected) handshakes")
+        print("miner flood: \(connected) connections from new identities, \(served) honest queries served, slowest \(Int(slowest * 1000)) ms, RSS \(rss0) -> \(rssPeak) KiB")
+        #expect(processes[0].isRunning, "the miner died under the flood: \(processes[0].output.suffix(1500))")
+        #expect(refusedHonest.isEmpty && served > 10, "the validator's queries failed under the flood (\(served) served): \(refusedHonest.prefix(3))")
+        #expect(slowest < 1, "a query took \(slowest) s under the flood")
+        #expect(rssPeak - rss0 < 64 * 1024, "the miner's memory grew from \(rss0) to \(rssPeak) KiB under the flood")
 
         // The btcli-like commands against the live node.
         let list = try self.tm(["subnets", "list", "--rpc-url", url, "--json"])
