@@ -277,6 +277,56 @@ struct SecureConnectionTests {
         #expect(p.errorB == .flowControlViolation(stream: s))
     }
 
+    @Test("a peer's silent stream, a half-sent message and a stalled window each time out; an active stream does not")
+    func streamTimeouts() throws {
+        let config = ChannelConfig()
+        func resets(_ events: [ChannelEvent]) -> [StreamID: UInt16] {
+            var out: [StreamID: UInt16] = [:]
+            for case .streamReset(let s, let code) in events { out[s] = code }
+            return out
+        }
+        let p = Pair(config: config)
+        p.pump()
+        // A opens a stream and says nothing more; another it keeps busy.
+        let silent = try p.a.openStream(protocolName: "/x")
+        let busy = try p.a.openStream(protocolName: "/x")
+        // A third carries the first 1,000 bytes of a message announced as 20,000.
+        let partial = try p.a.openStream(protocolName: "/x")
+        var w = ByteWriter()
+        w.u8(DataFlags([.first]).rawValue)
+        w.varint(20_000)
+        w.raw([UInt8](repeating: 5, count: 1000))
+        p.a.queueControl(.data, stream: partial, body: w.bytes)
+        p.pump()
+        // Just inside every limit: nothing is reset.
+        try p.b.tick(now: config.partialTimeout)
+        #expect(resets(p.b.takeEvents()).isEmpty)
+        // Past the partial timeout: the half-sent message goes, the others stay.
+        p.now = config.partialTimeout + 1_000_000_000
+        try p.a.send([1], on: busy)
+        p.pump()
+        try p.b.tick(now: p.now)
+        #expect(resets(p.b.takeEvents()) == [partial: ChannelCode.timeout])
+        // Past the idle timeout: the silent stream goes; the busy one spoke recently.
+        p.now = config.streamIdleTimeout + 1_000_000_000
+        try p.a.send([2], on: busy)
+        p.pump()
+        try p.b.tick(now: p.now)
+        #expect(resets(p.b.takeEvents()) == [silent: ChannelCode.timeout])
+        #expect(Pair.messages(p.eventsB).filter { $0.0 == busy }.count == 2)
+
+        // A window that never reopens: B sends more than the window and A never reads it.
+        let q = Pair(config: config)
+        q.pump()
+        let out = try q.b.openStream(protocolName: "/y")
+        try q.b.send([UInt8](repeating: 9, count: Int(config.streamWindow) * 2), on: out, compress: false)
+        _ = q.b.takeOutbound(maxBytes: 64 << 20)  // lost: no WINDOW comes back
+        try q.b.tick(now: config.windowStallTimeout)
+        #expect(resets(q.b.takeEvents()).isEmpty)
+        try q.b.tick(now: config.windowStallTimeout * 2 + 1_000_000_000)
+        #expect(resets(q.b.takeEvents()) == [out: ChannelCode.timeout])
+    }
+
     @Test("random frames after the handshake never crash the receiver")
     func fuzzFrames() throws {
         var rng = SeededRNG(seed: 3)
