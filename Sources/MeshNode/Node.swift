@@ -412,6 +412,19 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     }
 
     static let maxKnownAddresses = 2048
+    /// New addresses taken from one `/tm/peers/1` answer.
+    static let maxLearnedPerAnswer = 16
+
+    /// The addresses worth remembering from a peer's `/tm/peers/1` answer, in its order: only
+    /// the first 64 entries are looked at, only numeric hosts (a peer's host names would make
+    /// us resolve DNS for it), never our own id, nothing already known.
+    static func learnableAddresses(_ list: PeerList, ours: AccountID, isKnown: (AccountID) -> Bool) -> [NodeAddress] {
+        list.peers.prefix(64).compactMap { e in
+            guard e.nodeId != ours, !isKnown(e.nodeId), let a = NodeAddress("\(e.nodeId.hex)@\(e.address)"),
+                  SocketAddress(numericHost: a.host, port: a.port) != nil else { return nil }
+            return a
+        }
+    }
 
     /// Adds an address to the bounded address book; when full, an address we are not
     /// connected to and that is no bootnode makes room. Returns false when nothing could be
@@ -484,12 +497,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 self.penalize(p, "bad peers response")
                 return
             }
-            // At most 16 new addresses from one answer, numeric only (a peer's host names would
-            // make us resolve DNS for it), into a bounded address book.
             var added = 0
-            for e in list.peers.prefix(64) where e.nodeId != self.nodeId && added < 16 {
-                guard let a = NodeAddress("\(e.nodeId.hex)@\(e.address)"), SocketAddress(numericHost: a.host, port: a.port) != nil,
-                      self.knownAddresses[e.nodeId] == nil else { continue }
+            for a in Self.learnableAddresses(list, ours: self.nodeId, isKnown: { self.knownAddresses[$0] != nil }) where added < Self.maxLearnedPerAnswer {
                 if self.rememberAddress(a) { added += 1 }
             }
         case ProtocolName.head:

@@ -88,6 +88,28 @@ struct NodeInputTests {
         }
     }
 
+    @Test("a peer's address answer: numeric hosts only (no DNS for a peer), never our own id, the first 64 entries")
+    func peerAnswers() throws {
+        func id(_ i: Int) -> AccountID { try! AccountID(bytes: [UInt8](repeating: UInt8(i), count: 32)) }
+        let ours = id(200)
+        var entries = [
+            PeerEntry(nodeId: id(1), address: "192.0.2.1:30333", bestNumber: 0, roles: 0, inbound: false),
+            PeerEntry(nodeId: id(2), address: "evil.example.com:30333", bestNumber: 0, roles: 0, inbound: false),
+            PeerEntry(nodeId: ours, address: "192.0.2.9:30333", bestNumber: 0, roles: 0, inbound: false),
+            PeerEntry(nodeId: id(3), address: "[2001:db8::1]:30333", bestNumber: 0, roles: 0, inbound: false),
+            PeerEntry(nodeId: id(4), address: "192.0.2.4:0", bestNumber: 0, roles: 0, inbound: false),
+            PeerEntry(nodeId: id(5), address: "not an address", bestNumber: .max, roles: .max, inbound: true),
+            PeerEntry(nodeId: id(6), address: "192.0.2.6:30333", bestNumber: 0, roles: 0, inbound: false),
+        ]
+        let learned = Node.learnableAddresses(PeerList(peers: entries), ours: ours, isKnown: { $0 == id(6) })
+        #expect(learned.map(\.nodeId) == [id(1), id(3)])
+        // Past the 64th entry nothing is looked at, whatever it holds.
+        entries = (0..<64).map { _ in PeerEntry(nodeId: ours, address: "192.0.2.1:1", bestNumber: 0, roles: 0, inbound: false) }
+            + (10..<100).map { PeerEntry(nodeId: id($0), address: "192.0.2.1:1", bestNumber: 0, roles: 0, inbound: false) }
+        #expect(Node.learnableAddresses(PeerList(peers: entries), ours: ours, isKnown: { _ in false }).isEmpty)
+        #expect(Node.maxLearnedPerAnswer == 16)
+    }
+
     @Test("metric label values are escaped as the Prometheus text format requires")
     func labelEscaping() {
         #expect(Node.label("topic", "plain") == #"topic="plain""#)
