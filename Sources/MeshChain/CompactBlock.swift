@@ -129,6 +129,11 @@ public struct BlockTransactionsRequest: Equatable, Sendable, BinaryCodable {
     public init(from r: inout ByteReader) throws(CodecError) {
         self.block = try Hash32(from: &r)
         self.indexes = try r.list(field: "indexes", limit: Block.maxTransactions, minElementSize: 4) { (r: inout ByteReader) throws(CodecError) in try r.u32() }
+        // Strictly increasing: each transaction is asked for once, so an answer is never
+        // larger than the block (one index repeated 10,000 times would be).
+        for k in self.indexes.indices.dropFirst() where self.indexes[k] <= self.indexes[k - 1] {
+            throw .invalidValue(field: "indexes", reason: "not strictly increasing")
+        }
     }
 }
 

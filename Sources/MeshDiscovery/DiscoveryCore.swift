@@ -169,7 +169,11 @@ public final class DiscoveryCore {
     var lookups: [UInt64: Lookup] = [:]
     /// Records we know but have not verified (learned from NODES answers).
     var known: [Ed25519.PublicKey: NodeRecord] = [:]
-    var verifiedEndpoints: Set<Endpoint> = []
+    /// Endpoints that proved they receive at their address (for the unverified-bytes
+    /// counters): bounded like the sessions, and forgotten after an hour.
+    var verifiedEndpoints = ExpiringSet<Endpoint>(capacity: 4096, ttl: 3_600_000_000_000)
+    /// The latest `now` given to the core (for the counters above, read when emitting).
+    var clock: UInt64 = 0
     var challengeBuckets: [[UInt8]: TokenBucket] = [:]
     var requestBuckets: [Ed25519.PublicKey: TokenBucket] = [:]
     /// Requests per source network (/24, /64): ids are free, addresses are not.
@@ -257,6 +261,7 @@ public final class DiscoveryCore {
 
     /// Timers: request timeouts, revalidation and refresh. Call at least every 100 ms.
     public func tick(now: UInt64) {
+        self.clock = max(self.clock, now)
         // (Sorted: dictionary order varies between processes, and the simulator must replay.)
         for (rid, r) in self.requests.sorted(by: { $0.key < $1.key })
         where now.subtractingSaturated(r.sentAt) > self.config.requestTimeout + (self.sessions[r.to] == nil ? self.config.handshakeTimeout : 0) {
@@ -366,7 +371,7 @@ public final class DiscoveryCore {
     func emit(_ bytes: [UInt8], to e: Endpoint) {
         self.counters.packetsOut += 1
         self.counters.bytesOut += bytes.count
-        if !self.verifiedEndpoints.contains(e) { self.counters.unverifiedBytesOut += bytes.count }
+        if !self.verifiedEndpoints.contains(e, now: self.clock) { self.counters.unverifiedBytesOut += bytes.count }
         self.outbox.append(OutgoingPacket(bytes: bytes, to: e))
     }
 
@@ -376,9 +381,10 @@ public final class DiscoveryCore {
 
     /// Handles one datagram from `from`.
     public func receive(_ packet: [UInt8], from: Endpoint, now: UInt64) {
+        self.clock = max(self.clock, now)
         self.counters.packetsIn += 1
         self.counters.bytesIn += packet.count
-        if !self.verifiedEndpoints.contains(from) { self.counters.unverifiedBytesIn += packet.count }
+        if !self.verifiedEndpoints.contains(from, now: now) { self.counters.unverifiedBytesIn += packet.count }
         guard let (iv, header, headerBytes, body) = PacketCodec.parse(packet, me: self.id) else { return self.drop("malformed") }
         switch header.flag {
         case .message: self.receiveMessage(iv: iv, header: header, headerBytes: headerBytes, body: body, from: from, size: packet.count, now: now)
@@ -413,6 +419,8 @@ public final class DiscoveryCore {
         // Both sides reaching out at once: the smaller id hand-shakes, the larger answers.
         if self.contacts[peer] != nil && self.sessions[peer] == nil && self.id < src { return self.drop("crossed contact") }
         // No session (or stale keys): challenge, at most as large as what we got, rate-limited per IP.
+        // Sources can be spoofed, and each address has its own rate: the table has a global cap.
+        guard self.challenges[peer] != nil || self.challenges.count < self.config.maxSessions else { return self.drop("challenge table full") }
         guard self.allowChallenge(from, now: now) else { return self.drop("challenge rate") }
         let idNonce = self.random(16)
         let knownSeq = self.table.entry(src)?.record.seq ?? self.known[src]?.seq ?? 0
@@ -483,7 +491,7 @@ public final class DiscoveryCore {
             try ChaChaPoly(keyBytes: keys.writeKey).seal(nonce: nonce, ad: ad, plaintext: plain)
         }) else { return }
         self.storeSession(peer, session, now: now)
-        self.verifiedEndpoints.insert(from)  // it answered at the address we wrote to
+        self.verifiedEndpoints.insert(from, now: now)  // it answered at the address we wrote to
         self.counters.handshakes += 1
         self.emit(packet, to: from)
         for m in queued { self.send(m, to: peer, now: now) }
@@ -530,7 +538,7 @@ public final class DiscoveryCore {
         s.seen.insert(header.nonce)
         s.seenOrder.append(header.nonce)
         self.storeSession(peer, s, now: now)
-        self.verifiedEndpoints.insert(from)  // it answered the challenge we sent there
+        self.verifiedEndpoints.insert(from, now: now)  // it answered the challenge we sent there
         self.counters.handshakes += 1
         if let record { self.learn(record) }
         if let r = record ?? self.known[src] ?? self.table.entry(src)?.record { self.verified(r, at: from, now: now) }

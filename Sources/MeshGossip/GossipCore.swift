@@ -216,7 +216,18 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             self.requestNext(id, now: now)
         }
         for id in self.announcers.keys { self.announcers[id]?.removeAll { $0 == p } }
-        for (id, e) in self.incoming where e.peer == p { self.incoming[id] = nil }
+        // Bodies it had promised with a PREAMBLE: asked of the next announcer, as a broken
+        // promise would be.
+        for (id, e) in self.incoming.sorted(by: { $0.key < $1.key }) where e.peer == p {
+            self.incoming[id] = nil
+            if self.promises[id] == nil { self.requestNext(id, now: now) }
+        }
+        self.pruneAnnouncers()
+    }
+
+    /// Announcers matter only while a message is promised or on its way.
+    func pruneAnnouncers() {
+        self.announcers = self.announcers.filter { self.promises[$0.key] != nil || self.incoming[$0.key] != nil }
     }
 
     public func subscribe(_ topic: String, now: UInt64) {
@@ -520,6 +531,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             self.penalize(e.peer, self.config.brokenPromisePenalty, "PREAMBLE without a body")
             self.requestNext(id, now: now)
         }
+        self.pruneAnnouncers()
         for p in self.peerOrder {
             guard let st = self.peers[p] else { continue }
             st.score -= st.score * self.config.decay
@@ -542,6 +554,8 @@ public final class GossipCore<Peer: Hashable & Sendable> {
                 self.counters.brokenPromises += 1
                 self.penalize(pr.peer, self.config.brokenPromisePenalty, "IWANT not answered")
                 self.requestNext(id, now: now)
+            } else {
+                self.announcers[id] = nil
             }
         }
     }

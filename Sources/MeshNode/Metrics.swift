@@ -38,6 +38,8 @@ extension Node {
         let best = self.chain.best.number
         let fin = self.chain.finalized.number
         metric("peers", "gauge", "Connected peers.", [("", Double(self.peers.count))])
+        metric("peer_inbound_streams", "gauge", "Streams peers opened that the node still tracks.",
+               [("", Double(self.peers.values.reduce(0) { $0 + $1.incoming.count }))])
         metric("block_height", "gauge", "Block height by status.", [("status=\"best\"", Double(best)), ("status=\"finalized\"", Double(fin))])
         metric("finality_lag_blocks", "gauge", "Best minus finalized height.", [("", Double(best - fin))])
         let lagSeconds = self.chain.header(self.chain.finalized.hash).map { h in Double(Node.wallClockMillis() - min(Node.wallClockMillis(), h.timestamp)) / 1000 } ?? 0

@@ -73,11 +73,11 @@ extension Node {
     func serveBlockTransactions(_ message: [UInt8], to p: PeerState, stream: StreamID) {
         guard let req = try? BlockTransactionsRequest.decode(message) else {
             self.penalize(p, "bad block transactions request")
-            p.peer.reset(stream, code: ChannelCode.protocolError)
+            self.resetIncoming(p, stream, code: ChannelCode.protocolError)
             return
         }
         guard let block = self.chain.block(req.block), req.indexes.allSatisfy({ Int($0) < block.transactions.count }) else {
-            p.peer.reset(stream, code: ChannelCode.refused)
+            self.resetIncoming(p, stream, code: ChannelCode.refused)
             return
         }
         let txs = req.indexes.map { block.transactions[Int($0)] }

@@ -258,6 +258,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     /// a back-off per address; asks connected peers for more addresses.
     func maintainPeers() {
         let now = EventLoop.now()
+        // Dial back-offs and bans that ran out are forgotten (a ban per fresh identity would
+        // otherwise stay forever); the host keeps its own bounded ban list.
+        self.dialing = self.dialing.filter { $0.value > now }
         let connected = Set(self.peers.values.compactMap { $0.peer.remoteNodeId })
         let outbound = self.host.peers.values.filter { !$0.isInbound }.count
         let budget = self.config.targetOutbound - outbound
@@ -360,12 +363,12 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             // Request/response streams carry one request: a second one on the same stream
             // would make us do the work again with nowhere to send the answer.
             self.penalize(p, "second request on a stream", by: 20)
-            peer.reset(stream, code: ChannelCode.protocolError)
+            self.resetIncoming(p, stream, code: ChannelCode.protocolError)
             return
         }
         guard self.withinBudget(p, proto) else {
             self.penalize(p, "over its request budget", by: 5)
-            if Self.requestProtocols.contains(proto) { peer.reset(stream, code: ChannelCode.refused) }
+            if Self.requestProtocols.contains(proto) { self.resetIncoming(p, stream, code: ChannelCode.refused) }
             return
         }
         if Self.requestProtocols.contains(proto) { p.incoming[stream] = Self.servedMarker }
@@ -381,7 +384,10 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             if let h = self.protocolHandlers[proto] {
                 h.received(message, from: peer, stream: stream, node: self)
             } else {
-                peer.reset(stream, code: ChannelCode.refused)
+                // A protocol we do not speak: refused. Honest peers with plug-ins we lack
+                // try now and then; a stream of them is charged.
+                if !self.withinBudget(p, Self.unknownProtocols) { self.penalize(p, "streams of unknown protocols over budget", by: 5) }
+                self.resetIncoming(p, stream, code: ChannelCode.refused)
             }
         }
     }
@@ -390,6 +396,15 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     static let requestProtocols: Set<String> = [ProtocolName.sync, ProtocolName.peers, ProtocolName.head,
                                                 ProtocolName.blockTransactions, ProtocolName.ancestry]
     static let servedMarker = ""
+    /// The budget key for streams of protocols the node does not speak.
+    static let unknownProtocols = "?"
+
+    /// Resets a stream the peer opened and forgets it (a reset of our own raises no
+    /// `streamEnded`, so the entry would otherwise stay until the peer leaves).
+    func resetIncoming(_ p: PeerState, _ stream: StreamID, code: UInt16) {
+        p.incoming[stream] = nil
+        p.peer.reset(stream, code: code)
+    }
 
     /// Per-peer budgets (sustained per second, burst) for each kind of inbound message. An
     /// honest node stays far below them: one sync or ancestry request in flight at a time,
@@ -397,7 +412,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     static let budgets: [String: (rate: Double, burst: Double)] = [
         ProtocolName.sync: (10, 30), ProtocolName.ancestry: (20, 60), ProtocolName.blockTransactions: (20, 60),
         ProtocolName.peers: (1, 5), ProtocolName.head: (2, 10), ProtocolName.gossip: (2_000, 6_000),
-        ProtocolName.finality: (200, 600),
+        ProtocolName.finality: (200, 600), Node.unknownProtocols: (5, 20),
     ]
 
     /// Takes one token from the peer's budget for `proto`; protocols without a budget here
@@ -452,7 +467,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             if let id = p.peer.remoteNodeId {
                 // Banned both ways for ten minutes: the host refuses it inbound too.
                 let until = EventLoop.now() + 600_000_000_000
-                self.dialing[id] = until
+                // (Dial back-offs matter only for the bounded address book; the cap keeps a
+                // stream of fresh banned identities from growing the map between sweeps.)
+                if self.dialing.count < 8192 || self.dialing[id] != nil { self.dialing[id] = until }
                 self.host.ban(id, until: until)
             }
             p.peer.close(code: ChannelCode.banned, reason: reason)
@@ -598,7 +615,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     func serveSync(_ message: [UInt8], to p: PeerState, stream: StreamID) {
         guard let req = try? BlocksRequest.decode(message) else {
             self.penalize(p, "bad sync request")
-            p.peer.reset(stream, code: ChannelCode.protocolError)
+            self.resetIncoming(p, stream, code: ChannelCode.protocolError)
             return
         }
         var blocks: [Block] = []
@@ -681,7 +698,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     func serveAncestry(_ message: [UInt8], to p: PeerState, stream: StreamID) {
         guard let req = try? AncestryRequest.decode(message) else {
             self.penalize(p, "bad ancestry request")
-            p.peer.reset(stream, code: ChannelCode.protocolError)
+            self.resetIncoming(p, stream, code: ChannelCode.protocolError)
             return
         }
         var blocks: [Block] = []
@@ -694,7 +711,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             cursor = b.header.parentHash
         }
         guard !blocks.isEmpty else {
-            p.peer.reset(stream, code: ChannelCode.refused)
+            self.resetIncoming(p, stream, code: ChannelCode.refused)
             return
         }
         try? p.peer.send(BlocksResponse(blocks: blocks.reversed(), justifications: []).encoded, on: stream, finish: true)

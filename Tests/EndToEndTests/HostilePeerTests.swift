@@ -274,6 +274,31 @@ extension HostilePeerTests {
         }
     }
 
+    @Test("streams the node refuses are forgotten: a peer that stays within budget cannot pile up stream state")
+    func refusedStreamsForgotten() throws {
+        let a = try self.connect()
+        defer { a.close() }
+        func tracked() throws -> Int {
+            let text = try httpGet(port: self.metricsPort, path: "/metrics")
+            let line = text.split(separator: "\n").first { $0.hasPrefix("tensormesh_peer_inbound_streams ") }
+            return Int(line?.split(separator: " ").last ?? "") ?? -1
+        }
+        // Within the unknown-protocol budget (5/s): no penalty, so the peer stays connected,
+        // and every stream is refused by the node (reset from its side).
+        for i in 0..<24 {
+            a.onLoop { s in
+                guard let p = s.peer, let id = try? p.openStream("/not-spoken-here/\(i)") else { return }
+                try? p.send([1, 2, 3], on: id)
+                p.flush()
+            }
+            usleep(250_000)
+        }
+        usleep(300_000)
+        #expect(a.isOpen, "a peer within its budget was dropped: \(a.closedReason ?? "")")
+        let n = try tracked()
+        #expect(n >= 0 && n < 8, "the node still tracks \(n) streams it refused")
+    }
+
     @Test("a peer that asks for blocks and never reads the answers is dropped; the victim's memory stays bounded")
     func slowReader() throws {
         let a = try self.connect()

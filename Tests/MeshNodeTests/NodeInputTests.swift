@@ -35,6 +35,16 @@ struct NodeInputTests {
         #expect(try AncestryRequest.decode(ok.encoded) == ok)
     }
 
+    @Test("a block-transactions request names each transaction once, in order: its answer is never larger than the block")
+    func blockTransactionIndexes() throws {
+        let block = Hash32([UInt8](repeating: 3, count: 32))
+        let ok = BlockTransactionsRequest(block: block, indexes: [0, 5, 9_999])
+        #expect(try BlockTransactionsRequest.decode(ok.encoded) == ok)
+        for bad: [UInt32] in [[7, 7], [3, 2], [0] + [UInt32](repeating: 1, count: 9_999)] {
+            #expect(throws: CodecError.self, "\(bad.prefix(3))") { try BlockTransactionsRequest.decode(BlockTransactionsRequest(block: block, indexes: bad).encoded) }
+        }
+    }
+
     @Test("list lengths in answers are checked against the bytes present before anything is allocated")
     func lyingLengths() {
         // A sync answer claiming 2^62 blocks in 10 bytes, and a peer list claiming 2^32 entries.
@@ -134,7 +144,7 @@ struct NodeInputTests {
     @Test("every node protocol with a request budget is one of ours, and the budgets are sane")
     func budgets() {
         for (name, b) in Node.budgets {
-            #expect(ProtocolName.all.contains(name), "\(name)")
+            #expect(ProtocolName.all.contains(name) || name == Node.unknownProtocols, "\(name)")
             #expect(b.rate > 0 && b.burst >= b.rate, "\(name)")
         }
         // A sync request every 100 ms at most, sustained: far above an honest node's one in flight.

@@ -154,6 +154,7 @@ enum StatefulTargets {
             let sizes = core.tableSizes
             check(sizes["seen"]! <= config.maxSeen, "seen \(sizes)")
             check(sizes["pending"]! <= config.maxPending, "pending \(sizes)")
+            check(sizes["announcers"]! <= config.maxPromises + config.maxIncoming, "announcers \(sizes)")
             check(sizes["promises"]! <= config.maxPromises, "promises \(sizes)")
             check(sizes["incoming"]! <= config.maxIncoming, "incoming \(sizes)")
             check(sizes["maxTopics"]! <= config.maxTopicsPerPeer, "topics \(sizes)")
