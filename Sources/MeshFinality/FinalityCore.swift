@@ -637,14 +637,19 @@ public final class FinalityCore {
         var seen: [AccountID: Set<VoteTarget>] = [:]
         var weight: UInt128 = 0
         var counted: Set<AccountID> = []
+        var index: [Hash32: BlockHeader]?
         for v in c.precommits {
             guard v.phase == .precommit, v.round == c.round, v.setId == c.setId, self.voters.contains(v.voter) else { return false }
             var targets = seen[v.voter] ?? []
             guard targets.insert(v.target).inserted, targets.count <= 2 else { return false }
             seen[v.voter] = targets
             guard self.signatures.isValid(v) else { return false }
-            let supports = targets.count == 2 || self.env.isDescendant(v.target, of: c.target)
-                || Self.ancestryLinks(v.target, to: c.target, through: c.ancestry)
+            var supports = targets.count == 2 || self.env.isDescendant(v.target, of: c.target)
+            if !supports {
+                // The commit's own ancestry, indexed once per commit (not per precommit).
+                if index == nil { index = Self.ancestryIndex(c.ancestry) }
+                supports = Self.ancestryLinks(v.target, to: c.target, index: index!)
+            }
             if supports && counted.insert(v.voter).inserted { weight += self.voters.weight(v.voter) }
         }
         return weight >= self.voters.threshold
@@ -654,10 +659,15 @@ public final class FinalityCore {
     /// (each header's parent is the next one, numbers falling by one): only then does a
     /// precommit for `from` support a commit for `to`. Headers that merely appear in the
     /// list prove nothing.
-    static func ancestryLinks(_ from: VoteTarget, to: VoteTarget, through ancestry: [BlockHeader]) -> Bool {
-        guard from.number > to.number else { return false }
+    /// A commit's ancestry headers by hash (the first 4,096).
+    static func ancestryIndex(_ ancestry: [BlockHeader]) -> [Hash32: BlockHeader] {
         var byHash: [Hash32: BlockHeader] = [:]
         for h in ancestry.prefix(4096) { byHash[h.hash] = h }
+        return byHash
+    }
+
+    static func ancestryLinks(_ from: VoteTarget, to: VoteTarget, index byHash: [Hash32: BlockHeader]) -> Bool {
+        guard from.number > to.number else { return false }
         var cursor = from.hash
         var number = from.number
         while let h = byHash[cursor], h.number == number {

@@ -51,6 +51,9 @@ public struct GossipConfig: Sendable {
     public var maxDontWantPerPeer = 4096
     public var maxIHavePerHeartbeat = 10
     public var maxIHaveIDsPerHeartbeat = 2048
+    /// Ids a peer may name in IWANT and IDONTWANT frames per heartbeat (each costs a lookup
+    /// or an insert); past it the frames are ignored.
+    public var maxControlIDsPerHeartbeat = 8192
     public var maxIWantServesPerMessage = 3
     public var maxIncoming = 1024
     public var maxIncomingPerPeer = 32
@@ -135,6 +138,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         /// This heartbeat's IHAVE/ANNOUNCE frames and ids from the peer.
         var ihaveFrames = 0
         var ihaveIDs = 0
+        var controlIDs = 0
         /// Copies of each cached message sent to this peer on IWANT.
         var iwantServes: [MessageID: Int] = [:]
         /// Large messages this peer announced (PREAMBLE) and we wait for.
@@ -314,7 +318,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             self.counters.iwantSent += 1
             self.outputs.append(.send(p, .iwant(want)))
         case .iwant(let ids):
-            guard st.score >= self.config.gossipThreshold else { return }
+            guard st.score >= self.config.gossipThreshold, self.takeControlIDs(st, ids.count) else { return }
             var served = Set<MessageID>()
             for id in ids.prefix(GossipFrame.maxIDs) where served.insert(id).inserted {
                 guard let m = self.cache[id], st.topics.contains(m.topic) else { continue }
@@ -327,6 +331,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             }
             if served.count < ids.count { self.penalize(p, self.config.protocolPenalty, "repeated ids in IWANT") }
         case .idontwant(let ids):
+            guard self.takeControlIDs(st, ids.count) else { return }
             for id in ids.prefix(GossipFrame.maxIDs) {
                 st.dontWant.insert(id, now: now)
                 self.outputs.append(.cancel(p, id))
@@ -377,6 +382,14 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         guard st.ihaveFrames < self.config.maxIHavePerHeartbeat, st.ihaveIDs + ids <= self.config.maxIHaveIDsPerHeartbeat else { return false }
         st.ihaveFrames += 1
         st.ihaveIDs += ids
+        return true
+    }
+
+    /// Charges the ids of one IWANT or IDONTWANT frame to the peer's budget for this heartbeat.
+    func takeControlIDs(_ st: PeerState, _ n: Int) -> Bool {
+        let n = min(n, GossipFrame.maxIDs)
+        guard st.controlIDs + n <= self.config.maxControlIDsPerHeartbeat else { return false }
+        st.controlIDs += n
         return true
     }
 
@@ -538,6 +551,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             st.firstDeliveries -= st.firstDeliveries * self.config.decay
             st.ihaveFrames = 0
             st.ihaveIDs = 0
+            st.controlIDs = 0
             st.dontWant.expire(now: now)
             // Serve counts only matter while the message is cached.
             if !st.iwantServes.isEmpty { st.iwantServes = st.iwantServes.filter { self.cache[$0.key] != nil } }

@@ -200,6 +200,26 @@ struct GossipCoreTests {
         #expect(core.drain().contains { if case .cancel(3, m.id) = $0 { return true } else { return false } })
     }
 
+    @Test("IWANT and IDONTWANT ids have a per-heartbeat budget: a flood of them costs a bounded amount of work")
+    func controlIDBudget() {
+        let core = GossipCore<Int>(random: { _ in 0 })
+        core.subscribe("t", now: 0)
+        core.addPeer(1, outbound: true)
+        core.receive(.subscribe(["t"]), from: 1, now: 0)
+        _ = core.drain()
+        func ids(_ frame: Int) -> [MessageID] {
+            (0..<GossipFrame.maxIDs).map { i in MessageID(bytes: (0..<20).map { UInt8(truncatingIfNeeded: (frame * GossipFrame.maxIDs + i) >> ($0 % 4 * 8)) }) }
+        }
+        for f in 0..<100 { core.receive(.idontwant(ids(f)), from: 1, now: 1) }
+        let cancels = core.drain().filter { if case .cancel = $0 { return true } else { return false } }.count
+        #expect(cancels == core.config.maxControlIDsPerHeartbeat, "\(cancels) cancels for 100 frames of 512 ids")
+        // The next heartbeat opens the budget again.
+        core.heartbeat(now: 1_000_000_000)
+        _ = core.drain()
+        core.receive(.idontwant(ids(200)), from: 1, now: 1_000_000_001)
+        #expect(core.drain().filter { if case .cancel = $0 { return true } else { return false } }.count == GossipFrame.maxIDs)
+    }
+
     @Test("the gossip scenario: delivery to every honest node, one copy per node for 1 KiB+, junk publishers banned, exact replay")
     func simulation() {
         var c = GossipScenarioConfig()
