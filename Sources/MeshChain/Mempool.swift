@@ -99,6 +99,11 @@ public final class Mempool {
         if state.balance(tx.signer) < pendingFees.addingSaturated(tx.fee) {
             throw .invalid(.cannotPayFee(balance: state.balance(tx.signer), fee: pendingFees.addingSaturated(tx.fee)))
         }
+        // The signature before the full-pool scan below: that scan walks the pool, and a
+        // forged transaction must not buy it.
+        if !self.verified.contains(hash) {
+            guard tx.verifySignature(genesis: context.genesis) else { throw .invalid(.badSignature) }
+        }
         var victim: Entry?
         if replacing == nil && self.byHash.count >= self.config.maxTransactions {
             // Evict what cannot run yet first, then the cheapest, oldest transaction, if this
@@ -115,9 +120,6 @@ public final class Mempool {
                 runnable(a) != runnable(b) ? !runnable(a) : (a.tx.fee != b.tx.fee ? a.tx.fee < b.tx.fee : a.arrival < b.arrival)
             }), !runnable(v) || v.tx.fee < tx.fee else { throw .full }
             victim = v
-        }
-        if !self.verified.contains(hash) {
-            guard tx.verifySignature(genesis: context.genesis) else { throw .invalid(.badSignature) }
         }
         if tx.nonce == expected && self.config.dryRun {
             // Refuse calls that would fail now, with the chain's reason (the fee would be
