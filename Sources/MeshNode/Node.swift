@@ -105,7 +105,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var lastSyncProgress: UInt64 = 0
     var finalityTimer: TimerID?
     var slotTimer: TimerID?
-    var knownAddresses: [AccountID: NodeAddress] = [:]
+    var knownAddresses = AddressBook()
     /// Encrypted discovery on the p2p port (UDP).
     public internal(set) var discovery: DiscoveryService?
     /// Our address as peers report it (a quorum of distinct reporter networks, or a bootnode).
@@ -427,6 +427,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     }
 
     static let maxKnownAddresses = 2048
+    /// Address-book entries from one /24 (IPv4) or /48 (IPv6) network.
+    static let maxAddressesPerNetwork = 32
     /// New addresses taken from one `/tm/peers/1` answer.
     static let maxLearnedPerAnswer = 16
 
@@ -446,6 +448,12 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     /// evicted.
     @discardableResult
     func rememberAddress(_ a: NodeAddress) -> Bool {
+        // Eclipse resistance: one network (/24, /48) holds at most `maxAddressesPerNetwork`
+        // entries, however many ids it makes up (loopback exempt, for local networks).
+        if self.knownAddresses[a.nodeId] == nil, self.knownAddresses.countInNetwork(of: a) >= Self.maxAddressesPerNetwork,
+           !self.config.bootnodes.contains(where: { $0.nodeId == a.nodeId }) {
+            return false
+        }
         if self.knownAddresses[a.nodeId] == nil && self.knownAddresses.count >= Self.maxKnownAddresses {
             let connected = Set(self.peers.values.compactMap { $0.peer.remoteNodeId })
             let bootnodes = Set(self.config.bootnodes.map(\.nodeId))

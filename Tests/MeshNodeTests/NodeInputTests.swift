@@ -120,6 +120,29 @@ struct NodeInputTests {
         #expect(Node.maxLearnedPerAnswer == 16)
     }
 
+    @Test("the address book counts entries per network as they come and go")
+    func addressBookNetworks() throws {
+        func id(_ i: Int) -> AccountID { try! AccountID(bytes: [UInt8(i & 0xff), UInt8(i >> 8)] + [UInt8](repeating: 9, count: 30)) }
+        var book = AddressBook()
+        for i in 0..<40 { book[id(i)] = NodeAddress(nodeId: id(i), host: "198.51.100.\(i)", port: 30333) }
+        book[id(100)] = NodeAddress(nodeId: id(100), host: "2001:db8:1:2::5", port: 30333)
+        book[id(101)] = NodeAddress(nodeId: id(101), host: "127.0.0.1", port: 30333)
+        book[id(102)] = NodeAddress(nodeId: id(102), host: "boot.example.org", port: 30333)
+        let probe = NodeAddress(nodeId: id(500), host: "198.51.100.250", port: 1)
+        #expect(book.countInNetwork(of: probe) == 40)
+        #expect(book.countInNetwork(of: NodeAddress(nodeId: id(501), host: "2001:db8:1:ffff::1", port: 1)) == 1)
+        #expect(book.countInNetwork(of: NodeAddress(nodeId: id(502), host: "127.0.0.2", port: 1)) == 0)
+        #expect(book.networks == 2)
+        // Moving an entry to another network and removing entries keep the counts right.
+        book[id(0)] = NodeAddress(nodeId: id(0), host: "203.0.113.1", port: 30333)
+        for i in 1..<10 { book[id(i)] = nil }
+        #expect(book.countInNetwork(of: probe) == 30)
+        #expect(book.count == 34)
+        for i in 10..<40 { book[id(i)] = nil }
+        #expect(book.countInNetwork(of: probe) == 0 && book.networks == 2)
+        #expect(Node.maxAddressesPerNetwork == 32)
+    }
+
     @Test("metric label values are escaped as the Prometheus text format requires")
     func labelEscaping() {
         #expect(Node.label("topic", "plain") == #"topic="plain""#)
