@@ -50,6 +50,7 @@ final class HostilePeerTests {
     func expectUnharmed(_ name: String, seconds: Double = 6, _ attack: @escaping @Sendable (_ until: Date) -> Void,
                         sourceLocation: SourceLocation = #_sourceLocation) {
         let w = self.watch.measure(seconds: seconds, attack: attack)
+        print(String(format: "attack %@: %@ (undisturbed %.2f blocks/s)", name, w.description, self.baseline))
         let expected = self.baseline * w.seconds
         #expect(self.victim.isRunning, "\(name): the victim died: \(self.victim.output.suffix(3000))", sourceLocation: sourceLocation)
         #expect(Double(w.blocks) >= expected * 0.7, "\(name): block rate fell: \(w) (undisturbed \(self.baseline) blocks/s)",
