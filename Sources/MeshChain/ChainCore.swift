@@ -118,6 +118,9 @@ public final class ChainCore {
     }
     /// Whether the block is known: in the unfinalized tree, or stored (checked without reading it).
     public func contains(_ hash: Hash32) -> Bool { self.entries[hash] != nil || ((try? self.store.hasBlock(hash)) ?? false) }
+    /// Whether new blocks may still build on `hash`: the finalized block and the unfinalized
+    /// blocks above it. A block we hold below finality is history, not a possible parent.
+    public func canExtend(_ hash: Hash32) -> Bool { self.entries[hash] != nil }
 
     /// A block by hash.
     public func block(_ hash: Hash32) -> Block? { try? self.store.block(hash) }

@@ -39,6 +39,12 @@ extension Node {
             if let p { self.requestSync(from: p) }
             return .ignore
         }
+        // A block on a parent finality left behind is stale, not forged: a peer that was paused
+        // or partitioned publishes what it built meanwhile. Dropped, not relayed, not charged.
+        guard self.chain.canExtend(compact.header.parentHash) else {
+            self.counters.invalidMessages["stale block", default: 0] += 1
+            return .ignore
+        }
         // The header must come from the slot's author, in order, before anything is spent on
         // the body (rebuilding from the pool, fetching transactions).
         do { try self.chain.verifyHeader(compact.header, now: Node.wallClockMillis()) } catch {

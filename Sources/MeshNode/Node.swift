@@ -23,8 +23,10 @@ final class PeerState {
     var requests: [StreamID: (kind: String, sentAt: UInt64, hash: Hash32?)] = [:]
     var score = 0
     var syncing = false
-    /// Token buckets per inbound message kind (bounded: the node's own protocol names).
-    var budgets: [String: TokenBucket] = [:]
+    /// Budgets per inbound message kind (bounded: the node's own protocol names).
+    var budgets: [String: RequestBudget] = [:]
+    /// When we last asked this peer for addresses.
+    var addressesAskedAt: UInt64?
 
     init(peer: SecurePeer, tag: Int, hello: Hello) {
         self.peer = peer
@@ -250,6 +252,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             guard let self, !self.stopping else { return }
             self.maintainPeers()
             self.checkRequestTimeouts()
+            for p in self.peers.values { p.score = Reputation.healed(p.score) }
             self.schedulePeerMaintenance()
         }
     }
@@ -269,7 +272,12 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             self.dial(addr)
         }
         if outbound < self.config.targetOutbound {
-            for p in self.peers.values.prefix(4) { self.request(p, protocol: ProtocolName.peers, body: [1]) }
+            // Each peer is asked at most every 30 s (its budget is 1/s): a small network never
+            // reaches the target, and would otherwise ask on every tick for ever.
+            for p in self.peers.values.filter({ $0.addressesAskedAt.map { now &- $0 >= Self.addressRequestInterval } ?? true }).prefix(4) {
+                p.addressesAskedAt = now
+                self.request(p, protocol: ProtocolName.peers, body: [1])
+            }
         }
     }
 
@@ -366,8 +374,12 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             self.resetIncoming(p, stream, code: ChannelCode.protocolError)
             return
         }
-        guard self.withinBudget(p, proto) else {
-            self.penalize(p, "over its request budget", by: 5)
+        let verdict = self.budgetVerdict(p, proto)
+        guard verdict == .within else {
+            if verdict == .charged {
+                self.log.debug("peer over its request budget", ["peer": p.peer.description, "protocol": proto])
+                self.penalize(p, "over its request budget", by: 5)
+            }
             if Self.requestProtocols.contains(proto) { self.resetIncoming(p, stream, code: ChannelCode.refused) }
             return
         }
@@ -386,7 +398,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             } else {
                 // A protocol we do not speak: refused. Honest peers with plug-ins we lack
                 // try now and then; a stream of them is charged.
-                if !self.withinBudget(p, Self.unknownProtocols) { self.penalize(p, "streams of unknown protocols over budget", by: 5) }
+                if self.budgetVerdict(p, Self.unknownProtocols) == .charged { self.penalize(p, "streams of unknown protocols over budget", by: 5) }
                 self.resetIncoming(p, stream, code: ChannelCode.refused)
             }
         }
@@ -415,18 +427,20 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         ProtocolName.finality: (200, 600), Node.unknownProtocols: (5, 20),
     ]
 
-    /// Takes one token from the peer's budget for `proto`; protocols without a budget here
-    /// (plug-ins) keep their own.
-    func withinBudget(_ p: PeerState, _ proto: String) -> Bool {
-        guard let b = Self.budgets[proto] else { return true }
+    /// Takes one message from the peer's budget for `proto` (see `RequestBudget`); protocols
+    /// without a budget here (plug-ins) keep their own.
+    func budgetVerdict(_ p: PeerState, _ proto: String) -> RequestBudget.Verdict {
+        guard let b = Self.budgets[proto] else { return .within }
         let now = EventLoop.now()
-        var bucket = p.budgets[proto] ?? TokenBucket(tokens: b.burst, updatedAt: now)
-        let ok = bucket.take(now: now, rate: b.rate, burst: b.burst)
-        p.budgets[proto] = bucket
-        return ok
+        var budget = p.budgets[proto] ?? RequestBudget(burst: b.burst, now: now)
+        let verdict = budget.take(now: now, rate: b.rate, burst: b.burst)
+        p.budgets[proto] = budget
+        return verdict
     }
 
     static let maxKnownAddresses = 2048
+    /// How often one peer is asked for addresses while we are short of outbound peers.
+    static let addressRequestInterval: UInt64 = 30_000_000_000
     /// Address-book entries from one /24 (IPv4) or /48 (IPv6) network.
     static let maxAddressesPerNetwork = 32
     /// New addresses taken from one `/tm/peers/1` answer.
@@ -470,7 +484,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         p.score -= amount
         self.counters.invalidMessages[reason, default: 0] += 1
         self.log.debug("peer misbehaved", ["peer": p.peer.description, "reason": reason, "score": "\(p.score)"])
-        if p.score <= -100 {
+        if p.score <= Reputation.banThreshold {
             self.log.info("dropping peer for bad behaviour", ["peer": p.peer.description, "reason": reason])
             if let id = p.peer.remoteNodeId {
                 // Banned both ways for ten minutes: the host refuses it inbound too.
@@ -560,6 +574,10 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
             return .ignore
         } catch BlockError.unknownParent {
             if let p { self.requestSync(from: p) }
+            return .ignore
+        } catch BlockError.conflictsWithFinalized {
+            // Stale (built beside what we finalized), e.g. by a peer that was paused: dropped.
+            self.counters.invalidMessages["stale block", default: 0] += 1
             return .ignore
         } catch where error.isLocal {
             self.log.error("cannot store a block", ["number": "#\(block.number)", "error": "\(error)"])

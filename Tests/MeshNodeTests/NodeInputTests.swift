@@ -173,4 +173,44 @@ struct NodeInputTests {
         // A sync request every 100 ms at most, sustained: far above an honest node's one in flight.
         #expect(Node.budgets[ProtocolName.sync]?.rate == 10)
     }
+
+    @Test("a backlog read at once after a stall is refused but not charged; only a sustained excess is charged")
+    func budgetGrace() {
+        let rate = 1.0, burst = 5.0, second: UInt64 = 1_000_000_000
+        // Forty seconds of one request every 3 s, read in one go (the node was paused): the
+        // burst is served, the rest refused, nothing charged.
+        var b = RequestBudget(burst: burst, now: 0)
+        let backlog = (0..<14).map { _ in b.take(now: 40 * second, rate: rate, burst: burst) }
+        #expect(backlog.filter { $0 == .within }.count == 5)
+        #expect(!backlog.contains(.charged), "\(backlog)")
+        // At the rate, sustained for ten minutes: always served.
+        var honest = RequestBudget(burst: burst, now: 0)
+        #expect((1...600).allSatisfy { honest.take(now: UInt64($0) * second, rate: rate, burst: burst) == .within })
+        // At twice the rate: refused at first, then charged for what exceeds 1.25 × the rate.
+        var greedy = RequestBudget(burst: burst, now: 0)
+        let verdicts = (1...1200).map { greedy.take(now: UInt64($0) * second / 2, rate: rate, burst: burst) }
+        let charged = verdicts.filter { $0 == .charged }.count
+        #expect(charged > 400 && charged < 460, "charged \(charged) of 1200")
+        #expect(verdicts.prefix(20).allSatisfy { $0 != .charged })
+    }
+
+    @Test("scores heal toward 0 each tick: an occasional fault is forgotten, steady misbehaviour still bans")
+    func reputationHeals() {
+        #expect(Reputation.healed(0) == 0 && Reputation.healed(-1) == 0 && Reputation.healed(-50) == -45)
+        func worst(chargedPerTick: Int, ticks: Int = 200) -> Int {
+            var score = 0, low = 0
+            for _ in 0..<ticks {
+                score -= chargedPerTick
+                low = min(low, score)
+                score = Reputation.healed(score)
+            }
+            return low
+        }
+        // Five points a tick (a timeout every 3 s) settles near -55, above the threshold.
+        #expect(worst(chargedPerTick: 5) > Reputation.banThreshold)
+        // Fifteen a tick does not.
+        #expect(worst(chargedPerTick: 15) <= Reputation.banThreshold)
+        // And a ban-worthy burst still bans at once.
+        #expect(-100 <= Reputation.banThreshold)
+    }
 }
