@@ -165,8 +165,19 @@ public final class FinalityCore {
     /// that restarted without its vote state waits for the round more than a third of the
     /// weight has reached — a single liar cannot set it.
     var highestRound: [AccountID: UInt64] = [:]
-    /// Vote requests answered, per peer: once per round (bounded by the peers we have).
-    var voteRequestsAnswered: [PeerTag: UInt64] = [:]
+    /// Vote requests answered, per peer and round, and when. A 17-byte request buys a whole
+    /// round's votes, so the same round goes to the same peer again only after
+    /// `2 × gossipDuration` — half the interval an honest node waits before asking again, so
+    /// a lost answer is still re-sent. A peer can name only our current and previous rounds:
+    /// two entries per peer (bounded by the peers we have).
+    var voteRequestsAnswered: [PeerRound: UInt64] = [:]
+    struct PeerRound: Hashable { var peer: PeerTag; var round: UInt64 }
+    /// Catch-ups sent, per peer: the round they carried and when. A 17-byte request buys a
+    /// whole round of votes, so one peer gets the same round again only after
+    /// `4 × gossipDuration` — half the interval an honest requester waits before asking again
+    /// (a lost answer is still re-sent) — and whatever round it names (the answer is always
+    /// our previous round). Bounded by the peers we have.
+    var catchUpsSent: [PeerTag: (round: UInt64, at: UInt64)] = [:]
     /// Counters for metrics.
     public private(set) var votesReceived = 0
     public private(set) var invalidMessages = 0
@@ -253,6 +264,15 @@ public final class FinalityCore {
                 out.append(.broadcast(.voteRequest(round: p.number, setId: self.setId)))
             }
         }
+        // Asked a peer to catch us up and still in the same round 8T later (the answer was
+        // lost, or the blocks it named were missing): ask it again, one peer per tick — the
+        // votes that showed us behind may not come again.
+        let t8 = 8 * self.config.gossipDuration
+        if let (peer, asked) = self.catchUpRequested.filter({ $0.value.round == self.current.number && now >= $0.value.at.addingSaturated(t8) })
+            .min(by: { $0.key < $1.key }) {
+            self.catchUpRequested[peer] = (asked.round, now)
+            out.append(.send(peer, .catchUpRequest(round: self.current.number, setId: self.setId)))
+        }
         return out
     }
 
@@ -298,6 +318,11 @@ public final class FinalityCore {
             return self.handleCommit(c, now: now)
         case .catchUpRequest(let round, let setId):
             guard setId == self.setId, let p = self.previous, p.completable, p.number > round, self.current.number >= round &+ 2 else { return (.irrelevant, []) }
+            if let last = self.catchUpsSent[peer], last.round == p.number, now < last.at.addingSaturated(4 * self.config.gossipDuration) {
+                return (.irrelevant, [])
+            }
+            if self.catchUpsSent.count >= 1024 && self.catchUpsSent[peer] == nil { self.catchUpsSent.removeAll() }
+            self.catchUpsSent[peer] = (p.number, now)
             return (.valid, [.send(peer, .catchUp(CatchUp(round: p.number, setId: self.setId, prevotes: p.prevotes.all, precommits: p.precommits.all)))])
         case .catchUp(let c):
             return self.handleCatchUp(c, now: now)
@@ -305,11 +330,15 @@ public final class FinalityCore {
             guard setId == self.setId else { return (.irrelevant, []) }
             let r: Round? = round == self.current.number ? self.current : (round == self.previous?.number ? self.previous : nil)
             guard let r else { return (.irrelevant, []) }
-            // Answered once per round per peer: a 17-byte request must not buy the whole
-            // round's votes again and again.
-            guard self.voteRequestsAnswered[peer] != round else { return (.irrelevant, []) }
-            if self.voteRequestsAnswered.count >= 1024 && self.voteRequestsAnswered[peer] == nil { self.voteRequestsAnswered.removeAll() }
-            self.voteRequestsAnswered[peer] = round
+            // A 17-byte request must not buy the whole round's votes again and again: the same
+            // round again only once an honest retry could be due (see `voteRequestsAnswered`).
+            let key = PeerRound(peer: peer, round: round)
+            if let at = self.voteRequestsAnswered[key], now < at.addingSaturated(2 * self.config.gossipDuration) { return (.irrelevant, []) }
+            if self.voteRequestsAnswered.count >= 2048 && self.voteRequestsAnswered[key] == nil {
+                self.voteRequestsAnswered = self.voteRequestsAnswered.filter { $0.key.round >= self.previous?.number ?? self.current.number }
+                if self.voteRequestsAnswered.count >= 2048 { self.voteRequestsAnswered.removeAll() }
+            }
+            self.voteRequestsAnswered[key] = now
             return (.valid, (r.prevotes.all + r.precommits.all).map { .send(peer, .vote($0)) })
         case .equivocation(let e):
             guard e.first.setId == self.setId, self.voters.contains(e.first.voter) else { return (.irrelevant, []) }
@@ -792,6 +821,7 @@ public final class FinalityCore {
         self.equivocationsSeen.removeAll()
         self.highestRound.removeAll()
         self.voteRequestsAnswered.removeAll()
+        self.catchUpsSent.removeAll()
         self.seenCommits.removeAll()
         if self.blockedUntilRound != nil && self.blockedUntilRound != UInt64.max { self.blockedUntilRound = nil }
         var out: [FinalityAction] = [.authoritySetChanged(setId: self.setId, authorities: authorities)]

@@ -115,6 +115,50 @@ struct FinalityCoreTests {
         #expect(c.round == 4, "fast-forwarded past the committed round")
     }
 
+    @Test("a catch-up request is answered once per round per peer within 4 gossip durations, whatever round it names; an honest retry is answered")
+    func catchUpAnswersBounded() throws {
+        let (tree, chain) = makeTree(6)
+        let c = self.core(tree, key: nil)
+        let votes = { (phase: VotePhase) in [0, 1, 2].map { SignedVote(phase: phase, target: chain[3], round: 5, setId: 0, key: self.keys[$0]) } }
+        _ = c.handle(.catchUp(CatchUp(round: 5, setId: 0, prevotes: votes(.prevote), precommits: votes(.precommit))), from: 1, now: 0)
+        #expect(c.round == 6, "the catch-up did not move the core to round 6")
+        func answered(_ round: UInt64, from peer: Int, at now: UInt64) -> Bool {
+            c.receive(.catchUpRequest(round: round, setId: 0), from: peer, now: now).actions.contains { if case .send(_, .catchUp) = $0 { return true }; return false }
+        }
+        let g = FinalityConfig().gossipDuration
+        #expect(answered(4, from: 2, at: 1))
+        // Asking again at once, or naming another round, buys nothing.
+        #expect(!answered(4, from: 2, at: 2))
+        #expect(!answered(3, from: 2, at: 3) && !answered(0, from: 2, at: 4))
+        // Another peer is answered; the first one again once its retry interval has passed
+        // (an honest requester waits 8 gossip durations: a lost answer is re-sent).
+        #expect(answered(4, from: 3, at: 5))
+        #expect(answered(4, from: 2, at: 1 + 4 * g))
+        // A thousand requests over ten seconds cost one answer each 4 gossip durations.
+        let sent = (0..<1000).filter { answered(UInt64($0 % 5), from: 2, at: 2 * g + UInt64($0) * 10_000_000) }.count
+        #expect(sent >= 5 && sent <= 10_000_000_000 / (4 * g) + 1, "\(sent) catch-ups for 1000 requests")
+    }
+
+    @Test("a vote request is answered again once a retry could be due (2 gossip durations), never faster")
+    func voteRequestRetries() throws {
+        let (tree, chain) = makeTree(4)
+        let c = self.core(tree, key: nil)
+        _ = c.start(now: 0)
+        _ = c.handle(.vote(SignedVote(phase: .prevote, target: chain[2], round: 1, setId: 0, key: self.keys[1])), from: 1, now: 1)
+        func answered(_ round: UInt64, at now: UInt64) -> Int {
+            c.receive(.voteRequest(round: round, setId: 0), from: 2, now: now).actions.filter { if case .send(2, .vote) = $0 { return true }; return false }.count
+        }
+        let g = FinalityConfig().gossipDuration
+        #expect(answered(1, at: 10) == 1)
+        #expect(answered(1, at: 11) == 0 && answered(1, at: 9 + 2 * g) == 0)
+        // The requester asks again every 4 gossip durations; its retry is answered (the
+        // first answer may have been lost: under 10 % loss, finality stalled without this).
+        #expect(answered(1, at: 10 + 4 * g) == 1)
+        // A flood over ten seconds buys an answer every 2 gossip durations at most.
+        let sent = (0..<1000).reduce(0) { $0 + answered(1, at: 20 * g + UInt64($1) * 10_000_000) }
+        #expect(sent >= 5 && sent <= 10_000_000_000 / (2 * g) + 1, "\(sent) answers for 1000 requests")
+    }
+
     @Test("votes are persisted before they are broadcast; a restart re-sends the same vote")
     func persistBeforeSend() throws {
         let (tree, _) = makeTree(3)

@@ -141,7 +141,9 @@ struct FinalitySimulationTests {
 
     @Test("lossy links with duplication and reordering stay safe and live")
     func lossy() {
-        for seed in UInt64(1)...10 {
+        // (Sixty seeds: with vote requests answered once per round ever, seeds 39, 42 and 69
+        // stalled finality for good — one lost answer and the round never completed.)
+        for seed in UInt64(1)...60 {
             let s = finalityRun(seed) { c in
                 c.network.loss = 0.1
                 c.network.duplication = 0.05
@@ -149,7 +151,7 @@ struct FinalitySimulationTests {
                 c.seconds = 40
             }
             #expect(s.safetyViolations == 0, "seed \(seed)")
-            #expect(int(s, "finalizedMin") >= 10, "seed \(seed): \(s.json().serialized())")
+            #expect(int(s, "finalizedMin") >= 10, "seed \(seed): \(s.json().serialized()); replay: meshsim run --scenario finality --nodes 4 --validators 4 --loss 0.1 --duplication 0.05 --jitter 80 --seconds 40 --seed \(seed)")
         }
     }
 }
