@@ -149,7 +149,9 @@ extension Node {
         if let refusal = m.check(state: self.chain.bestState, genesis: self.chain.genesisHash, topic: m.netuid, nowMs: Node.wallClockMillis()) {
             throw refusal
         }
-        self.keepSubnetMessage(m)
+        // Kept for `subnet_getMessages` only on the topics this node follows (like what it
+        // receives); to the others it is published, not stored.
+        if self.config.subnetTopics.contains(m.netuid) { self.keepSubnetMessage(m) }
         self.publish(SubnetGossipMessage.topic(m.netuid), m.encoded)
     }
 

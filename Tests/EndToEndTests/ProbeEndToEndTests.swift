@@ -146,6 +146,17 @@ struct ProbeEndToEndTests {
         #expect(got, "node 2 did not receive the subnet message")
         #expect((try clients[0].rpc.call("subnet_getMessages", .object([("netuid", .int(1))])).array ?? []).isEmpty,
                 "a node not on the topic keeps nothing")
+        // Published from a node off the topic: it reaches the subscribers, and the publisher
+        // keeps nothing of it.
+        let aside = SubnetGossipMessage(netuid: 1, key: sudo, timestamp: now, payload: Array("from aside".utf8), genesis: genesis)
+        let answer = try clients[0].rpc.call("subnet_publishMessage", .array([.string(Hex.encode(aside.encoded))]))
+        #expect(answer["subscribed"]?.bool == false)
+        let reached = try clients[2].waitUntil(timeout: 10) {
+            (try clients[2].rpc.call("subnet_getMessages", .object([("netuid", .int(1))])).array ?? []).contains { $0["payload"]?.string == Hex.encode(Array("from aside".utf8)) }
+        }
+        #expect(reached, "a message published off the topic did not reach its subscribers")
+        #expect((try clients[0].rpc.call("subnet_getMessages", .object([("netuid", .int(1))])).array ?? []).isEmpty,
+                "the publisher off the topic kept its own message")
         let stranger = SubnetGossipMessage(netuid: 1, key: Ed25519.PrivateKey(), timestamp: now, payload: [1], genesis: genesis)
         #expect(throws: (any Error).self) { try clients[1].rpc.call("subnet_publishMessage", .array([.string(Hex.encode(stranger.encoded))])) }
     }
