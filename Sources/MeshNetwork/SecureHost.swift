@@ -12,6 +12,9 @@ public struct HostCounters: Sendable, Equatable {
     public var closedByReason: [String: Int] = [:]
     public var refusedByLimits = 0
     public var refusedBanned = 0
+    /// Peers cut off because the host's send budget was spent and they held more than their
+    /// fair share of it (they were not reading).
+    public var droppedOverSendBudget = 0
 
     /// The failure class of an error, for the `reason` label of a metric.
     public static func label(_ e: ChannelError?) -> String {
@@ -53,6 +56,14 @@ public final class SecureHost: SecurePeerDelegate {
     /// Node ids refused until the time given (monotonic ns), inbound and outbound alike.
     public private(set) var bans: [Ed25519.PublicKey: UInt64] = [:]
     public static let maxBans = 4096
+    /// Bytes all peers together may hold queued for sending (channel and socket queues). Each
+    /// connection has its own limit (`ChannelConfig.maxQueuedBytes`, 64 MiB), but many
+    /// connections that ask and never read would together hold the process's memory; past
+    /// this budget, a send from a peer holding more than `queueFairShare` is refused and that
+    /// peer cut off, while peers with small queues are still served.
+    public var maxTotalQueuedBytes = 256 << 20
+    /// What any one peer may queue whatever the others hold.
+    public var queueFairShare = 4 << 20
 
     public init(loop: EventLoop, identity: NodeIdentity, config: ChannelConfig = ChannelConfig(),
                 limits: ConnectionLimits = ConnectionLimits(), hello: @escaping () -> Hello) {
@@ -70,7 +81,7 @@ public final class SecureHost: SecurePeerDelegate {
             self.counters.accepted += 1
             let peer = SecurePeer.accept(socket, loop: self.loop, identity: self.identity, hello: self.helloProvider(),
                                          config: self.config, delegate: self)
-            self.peers[ObjectIdentifier(peer)] = peer
+            self.admit(peer)
         }
         self.listener = l
         return l.localAddress
@@ -93,8 +104,25 @@ public final class SecureHost: SecurePeerDelegate {
         let tracker = self.tracker
         peer.socket.onCloseHook { c in tracker.release(c.remoteAddress, inbound: false) }
         self.counters.dialled += 1
-        self.peers[ObjectIdentifier(peer)] = peer
+        self.admit(peer)
         return peer
+    }
+
+    private func admit(_ peer: SecurePeer) {
+        peer.sendAdmission = { [weak self] peer, bytes in self?.mayQueue(bytes, for: peer) ?? true }
+        self.peers[ObjectIdentifier(peer)] = peer
+    }
+
+    /// Bytes queued for sending to all peers.
+    public var totalQueuedBytes: Int { self.peers.values.reduce(0) { $0 + $1.pendingSendBytes } }
+
+    /// Whether `peer` may queue `bytes` more under the host's send budget. Cheap for peers
+    /// within their fair share (no sum is taken).
+    func mayQueue(_ bytes: Int, for peer: SecurePeer) -> Bool {
+        guard peer.pendingSendBytes + bytes > self.queueFairShare else { return true }
+        guard self.totalQueuedBytes + bytes > self.maxTotalQueuedBytes else { return true }
+        self.counters.droppedOverSendBudget += 1
+        return false
     }
 
     /// Ready peers.

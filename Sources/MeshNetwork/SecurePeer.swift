@@ -125,7 +125,8 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
     /// Sends a message on a stream. A peer that lets our queue fill up (it stopped reading)
     /// is disconnected: the error is rethrown and the peer closed.
     public func send(_ message: [UInt8], on stream: StreamID, finish: Bool = false, compress: Bool? = nil) throws(ChannelError) {
-        do {
+        do throws(ChannelError) {
+            if let admit = self.sendAdmission, !admit(self, message.count) { throw ChannelError.bufferLimit("node send budget spent") }
             try self.channel.send(message, on: stream, finish: finish, compress: compress)
         } catch {
             if case .bufferLimit = error {
@@ -155,6 +156,11 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
 
     /// Bytes waiting in the socket's send queue.
     public var queuedBytes: Int { self.socket.queuedBytes }
+    /// Bytes waiting to go to this peer: the channel's queue and the socket's.
+    public var pendingSendBytes: Int { self.channel.queuedBytes + self.socket.queuedBytes }
+    /// The host's check of a send against its budget for all peers (see
+    /// `SecureHost.maxTotalQueuedBytes`); refused sends cut the peer off as a full queue does.
+    var sendAdmission: ((SecurePeer, Int) -> Bool)?
 
     /// Closes with a reason the peer sees, after flushing it.
     public func close(code: UInt16 = ChannelCode.normal, reason: String = "") {

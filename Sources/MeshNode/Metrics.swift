@@ -73,6 +73,9 @@ extension Node {
         metric("handshake_failures_total", "counter", "Failed secure-channel handshakes by reason.",
                self.host.counters.handshakeFailures.sorted { $0.key < $1.key }.map { (Self.label("reason", $0.key), Double($0.value)) })
         metric("connections_refused_total", "counter", "Connections refused by limits.", [("", Double(self.host.tracker.refused + self.host.counters.refusedByLimits))])
+        metric("send_queued_bytes", "gauge", "Bytes queued for sending to all peers (channel and socket queues).", [("", Double(self.host.totalQueuedBytes))])
+        metric("peers_dropped_send_budget_total", "counter", "Peers cut off because the node's send budget was spent while they held more than their share.",
+               [("", Double(self.host.counters.droppedOverSendBudget))])
         metric("mempool_transactions", "gauge", "Transactions in the pool.", [("", Double(self.mempool.count))])
         metric("epochs_total", "counter", "Subnet epochs run since start.", [("", Double(self.counters.epochsRun))])
         metric("blocks_produced_total", "counter", "Blocks this node produced.", [("", Double(self.counters.blocksProduced))])

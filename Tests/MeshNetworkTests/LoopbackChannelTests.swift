@@ -171,6 +171,68 @@ struct LoopbackChannelTests {
         try await loop.submit { box.value.0!.shutdown(); box.value.1!.close() }
     }
 
+    @Test("peers that ask and never read cannot hold more than the host's send budget together; a reading peer is still served")
+    func sendBudget() async throws {
+        let loop = try EventLoop(name: "test.budget")
+        defer { loop.shutdown() }
+        let serverRec = Recorder()
+        let recs = (0..<3).map { _ in Recorder() }
+        let box = LoopBox<(SecureHost?, [SecureHost], [SecurePeer])>((nil, [], []))
+        let address: SocketAddress = try await loop.submit {
+            let server = makeHost(loop, recorder: serverRec)
+            server.maxTotalQueuedBytes = 12 << 20
+            server.queueFairShare = 1 << 20
+            box.value.0 = server
+            return try server.listen(on: SocketAddress("127.0.0.1:0")!)
+        }
+        for r in recs {
+            try await loop.submit {
+                let h = makeHost(loop, recorder: r)
+                box.value.1.append(h)
+                box.value.2.append(try h.dial(address)!)
+            }
+        }
+        #expect(await waitUntil { serverRec.readyCount == 3 && recs.allSatisfy { $0.readyCount == 1 } })
+        // Two clients stop reading; the server pushes 1 MiB messages at them in turn (each
+        // within its own 64 MiB channel limit, together past the host's 12 MiB budget).
+        let readingId = try await loop.submit { () -> String in
+            box.value.2[0].socket.pauseReading()
+            box.value.2[1].socket.pauseReading()
+            return box.value.1[2].identity.signingKey.publicKey.hex
+        }
+        var peak = 0
+        for _ in 0..<80 {
+            let (open, queued): (Int, Int) = try await loop.submit {
+                let server = box.value.0!
+                for peer in server.readyPeers where peer.remoteNodeId?.hex != readingId {
+                    guard let s = try? peer.openStream("/flood") else { continue }
+                    try? peer.send([UInt8](repeating: 1, count: 1 << 20), on: s, compress: false)
+                    peer.flush()
+                }
+                return (server.readyPeers.filter { $0.remoteNodeId?.hex != readingId }.count, server.totalQueuedBytes)
+            }
+            peak = max(peak, queued)
+            if open == 0 { break }
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        let dropped = try await loop.submit { box.value.0!.counters.droppedOverSendBudget }
+        #expect(dropped >= 1, "no peer was cut off at the host's send budget")
+        #expect(peak <= (12 << 20) + (1 << 20), "the host held \(peak) bytes for peers that do not read")
+        // The reading peer is served throughout.
+        let before = recs[2].messageCount
+        try await loop.submit {
+            let server = box.value.0!
+            guard let peer = server.readyPeers.first(where: { $0.remoteNodeId?.hex == readingId }), let s = try? peer.openStream("/small") else { return }
+            try? peer.send([1, 2, 3], on: s)
+            peer.flush()
+        }
+        #expect(await waitUntil { recs[2].messageCount > before }, "the reading peer was not served")
+        try await loop.submit {
+            box.value.0!.shutdown()
+            box.value.1.forEach { $0.shutdown() }
+        }
+    }
+
     @Test("connection limits refuse the excess and count it")
     func limits() async throws {
         let loop = try EventLoop(name: "test.limits")
