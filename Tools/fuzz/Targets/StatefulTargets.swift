@@ -7,6 +7,7 @@ import MeshDiscovery
 import MeshFinality
 import MeshGossip
 import MeshQuery
+import Synchronization
 
 /// Stateful handlers driven by a program the fuzzer writes: each input is a sequence of
 /// operations (peers' frames with hostile fields inside valid envelopes, timers, our own
@@ -170,13 +171,14 @@ enum StatefulTargets {
     }
 
     static let discoveryKey = Seeds.key(49)
+    static let discoveryRecord = NodeRecord(key: discoveryKey, seq: 1, ip: [10, 0, 0, 49], tcpPort: 30333, udpPort: 30333, roles: 2, genesis: Seeds.genesis.bytes)
 
     static let discoveryCore = FuzzTarget("discovery-core", "discovery core: raw packets, and decrypted messages from known and unknown nodes",
                                           seeds: { Seeds.discoveryMessages.map { [1, 0] + $0.encoded } }) { b in
         var input = FuzzInput(b)
         var counter: UInt8 = 0
         let me = Self.discoveryKey
-        let record = NodeRecord(key: me, seq: 1, ip: [10, 0, 0, 49], tcpPort: 30333, udpPort: 30333, roles: 2, genesis: Seeds.genesis.bytes)
+        let record = Self.discoveryRecord
         var config = DiscoveryConfig(genesis: Seeds.genesis.bytes)
         config.maxSessions = 8
         config.maxRequests = 32
@@ -243,6 +245,25 @@ enum StatefulTargets {
         }
     }
 
+    struct VoteKey: Hashable {
+        var phase: VotePhase, target: VoteTarget, round: UInt64, setId: UInt64, voter: AccountID
+    }
+    /// Votes the finality program signs, memoised across executions: Ed25519 signatures are
+    /// deterministic, so a remembered vote is byte for byte the one the run would sign, and
+    /// the run's time goes to the gadget (which still verifies every signature) instead of to
+    /// signing. Bounded: forgotten wholesale at 2^16 entries.
+    static let votes = Mutex<[VoteKey: SignedVote]>([:])
+    static func vote(_ phase: VotePhase, _ target: VoteTarget, round: UInt64, setId: UInt64, key: Ed25519.PrivateKey) -> SignedVote {
+        let k = VoteKey(phase: phase, target: target, round: round, setId: setId, voter: key.publicKey)
+        if let v = Self.votes.withLock({ $0[k] }) { return v }
+        let v = SignedVote(phase: phase, target: target, round: round, setId: setId, key: key)
+        Self.votes.withLock { m in
+            if m.count >= 1 << 16 { m.removeAll(keepingCapacity: true) }
+            m[k] = v
+        }
+        return v
+    }
+
     static let finalityCore = FuzzTarget("finality-core", "finality gadget (a voter of four): blocks, votes signed or forged, commits, catch-ups, timers") { b in
         var input = FuzzInput(b)
         let genesis = Seeds.genesis
@@ -273,8 +294,8 @@ enum StatefulTargets {
                 var target = input.pick(known)
                 if input.u8() % 8 == 0 { target = VoteTarget(hash: Hash32(input.fixed(32)), number: input.interesting()) }
                 let round = input.pick([core.round, core.round &+ 1, core.round &- 1, core.round &+ 2, input.interesting()])
-                var v = SignedVote(phase: input.pick([.prevote, .precommit, .primaryPropose]), target: target, round: round,
-                                   setId: input.u8() % 8 == 0 ? input.interesting() : 0, key: input.pick(Seeds.validators))
+                var v = Self.vote(input.pick([.prevote, .precommit, .primaryPropose]), target, round: round,
+                                  setId: input.u8() % 8 == 0 ? input.interesting() : 0, key: input.pick(Seeds.validators))
                 if input.u8() % 4 == 0 { v.voter = input.pick(Seeds.validators).publicKey }
                 apply(core.receive(.vote(v), from: Int(input.u8() % 4), now: now).actions)
             case 3:
@@ -283,14 +304,14 @@ enum StatefulTargets {
                 let t = input.pick(known)
                 let round = input.pick([core.round, core.round &- 1, input.interesting()])
                 let voters = Seeds.validators.prefix(Int(input.u8() % 5))
-                let pcs = voters.map { SignedVote(phase: .precommit, target: input.bool() ? t : input.pick(known), round: round, setId: 0, key: $0) }
+                let pcs = voters.map { Self.vote(.precommit, input.bool() ? t : input.pick(known), round: round, setId: 0, key: $0) }
                 // Ancestry headers that prove nothing (they do not link to the tree's blocks).
                 let ancestry: [BlockHeader] = (0..<Int(input.u8() % 3)).map { _ in
                     BlockHeader(parentHash: input.pick(known).hash, number: input.interesting(), slot: 0, timestamp: 0, stateRoot: .zero,
                                 transactionsRoot: .zero, producer: Seeds.validators[0].publicKey)
                 }
                 let msg: FinalityMessage = input.bool() ? .commit(Commit(target: t, round: round, setId: 0, precommits: Array(pcs), ancestry: ancestry))
-                    : .catchUp(CatchUp(round: round, setId: 0, prevotes: voters.map { SignedVote(phase: .prevote, target: t, round: round, setId: 0, key: $0) },
+                    : .catchUp(CatchUp(round: round, setId: 0, prevotes: voters.map { Self.vote(.prevote, t, round: round, setId: 0, key: $0) },
                                        precommits: Array(pcs)))
                 apply(core.receive(msg, from: Int(input.u8() % 4), now: now).actions)
             default:
