@@ -1,4 +1,3 @@
-import Foundation
 
 /// One Yuma Consensus epoch of one subnet, as subtensor's `epoch_mechanism` computes it
 /// (yuma.md sections 4-8). Pure: no I/O, no chain types, time and stake come in as values.
@@ -332,8 +331,8 @@ extension YumaEpoch {
     ) -> SparseMatrix<S> {
         let low = S(u16Proportion: p.alphaLow)
         let high = S(u16Proportion: p.alphaHigh)
-        let steepness = S(approximating: Double(p.alphaSigmoidSteepness)).saturatingDiv(S(approximating: -100))
-        let half = S(approximating: 0.5)
+        let steepness = S(signedInteger: p.alphaSigmoidSteepness).saturatingDiv(S(signedInteger: -100))
+        let half = S.one.saturatingDiv(S(signedInteger: 2))
         // Cells with the same consensus gap share their alpha; with the default bonds
         // penalty (β = 1) every cell whose weight is at or above its bond has gap 0.
         var cachedGap = S.zero
@@ -390,9 +389,8 @@ extension YumaEpoch {
     @inlinable
     static func alphaFromGap<S: YumaScalar>(_ d: S, low: S, high: S, steepness: S, half: S) -> S {
         func clamp(_ x: S, _ lo: S, _ hi: S) -> S { x < lo ? lo : (x > hi ? hi : x) }
-        var x = (steepness * (d - half)).doubleValue
-        x = Swift.min(20, Swift.max(-20, x))
-        let e = S(approximating: Foundation.exp(x))
+        // sigmoid = 1 / (1 + e^(steepness · (d − ½))), all in the scalar's own arithmetic.
+        let e = S.exponential(steepness * (d - half))
         let sigmoid = S.one.saturatingDiv(S.one + e)
         return clamp(low + sigmoid * (high - low), low, high)
     }

@@ -26,8 +26,8 @@ public enum YumaMath {
     public static func denseLiquidEMA<S: YumaScalar>(new: [[S]], old: [[S]], consensus: [S], params p: YumaParameters) -> [[S]] {
         let low = S(u16Proportion: p.alphaLow)
         let high = S(u16Proportion: p.alphaHigh)
-        let steepness = S(approximating: Double(p.alphaSigmoidSteepness)).saturatingDiv(S(approximating: -100))
-        let half = S(approximating: 0.5)
+        let steepness = S(signedInteger: p.alphaSigmoidSteepness).saturatingDiv(S(signedInteger: -100))
+        let half = S.one.saturatingDiv(S(signedInteger: 2))
         let alphas: [[S]] = new.indices.map { i in
             new[i].indices.map { j in
                 YumaEpoch.alphaSigmoid(consensus: consensus[j], weight: new[i][j], bond: old[i][j],

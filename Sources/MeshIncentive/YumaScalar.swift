@@ -1,3 +1,5 @@
+import Foundation
+
 /// The number type an epoch is computed in.
 ///
 /// Two implementations: ``I32F32`` reproduces the chain's fixed-point arithmetic bit for bit
@@ -20,8 +22,13 @@ public protocol YumaScalar: Comparable, Sendable {
     init(integer: UInt64)
     /// `x / 65535` as the chain computes it.
     init(u16Proportion x: UInt16)
-    /// Converts from a float (unit tests with f32 literals; exp in liquid alpha).
+    /// Converts from a float (unit tests with f32 literals, reports). Never on the chain's path.
     init(approximating value: Double)
+    /// An integer, exactly (saturating where the type has no room).
+    init(signedInteger: Int64)
+    /// `safe_exp`: e^x as the chain computes it — for I32F32 substrate-fixed's series in
+    /// fixed point, and 0 where that overflows. No floating point or libm on the chain's path.
+    static func exponential(_ x: Self) -> Self
     /// Stake normalised in I64F64 then narrowed, as `inplace_normalize_64` + `vec_fixed64_to_fixed32`.
     static func normalizedStake(_ stake: [UInt64]) -> [Self]
     /// `1 - bma / 10^6` computed through I64F64, as the chain derives the EMA alpha.
@@ -100,6 +107,42 @@ public struct I32F32: YumaScalar, Hashable, CustomStringConvertible {
     public init(approximating value: Double) {
         let scaled = (value * 4_294_967_296.0).rounded(.toNearestOrEven)
         if scaled >= 9.2e18 { self.bits = .max } else if scaled <= -9.2e18 { self.bits = .min } else { self.bits = Int64(scaled) }
+    }
+
+    @inlinable public init(signedInteger x: Int64) {
+        self = x > Int64(Int32.max) ? I32F32(bits: .max) : (x < Int64(Int32.min) ? I32F32(bits: .min) : I32F32(bits: x << 32))
+    }
+
+    /// e as substrate-fixed holds it for `exp(1)`: 23 fractional bits (I9F23, truncated).
+    public static let e = I32F32(bits: 22_802_600 << 9)
+
+    /// substrate-fixed's `transcendental::exp` for I32F32, which subtensor's `safe_exp` wraps
+    /// (an error becomes 0): for |x|, the Taylor series 1 + x + Σ_{i=2}^{31} x^i/i!, each term
+    /// the previous one multiplied by |x| (floored) and divided by i (truncated), every step
+    /// checked for overflow; for negative x the reciprocal. Integer arithmetic only, so every
+    /// node computes the same bits. Overflow happens near |x| ≈ 21, where the result is 0 (and
+    /// the liquid-alpha sigmoid 1/(1 + 0) = 1), exactly as on the chain.
+    public static func exponential(_ x: I32F32) -> I32F32 {
+        if x.bits == 0 { return .one }
+        if x == .one { return Self.e }
+        guard x.bits != .min else { return .zero }
+        let neg = x.bits < 0
+        let a = Int128(neg ? -x.bits : x.bits)
+        let limit = Int128(Int64.max), floor = Int128(Int64.min)
+        var result = a + (1 << 32)
+        var term = a
+        for i in 2..<32 {
+            term = (term * a) >> 32
+            if term > limit || term < floor { return .zero }
+            term = (term << 32) / (Int128(i) << 32)
+            result += term
+            if result > limit { return .zero }
+        }
+        if neg {
+            // 1 / result: result ≥ 1 here, so the quotient fits.
+            result = (Int128(1) << 64) / result
+        }
+        return I32F32(bits: Int64(result))
     }
 
     public static func normalizedStake(_ stake: [UInt64]) -> [I32F32] {
@@ -199,6 +242,9 @@ extension Double: YumaScalar {
     @inlinable public init(integer: UInt64) { self = Double(integer) }
     @inlinable public init(u16Proportion x: UInt16) { self = Double(x) / 65535 }
     @inlinable public init(approximating value: Double) { self = value }
+    @inlinable public init(signedInteger x: Int64) { self = Double(x) }
+    /// The float reference model (tests and reports only): libm's exp, clamped to ±20.
+    public static func exponential(_ x: Double) -> Double { Foundation.exp(Swift.min(20, Swift.max(-20, x))) }
 
     public static func normalizedStake(_ stake: [UInt64]) -> [Double] {
         let sum = stake.reduce(0.0) { $0 + Double($1) }
