@@ -104,6 +104,8 @@ public struct RPCClient: Sendable {
             answer = n == 0 ? try reader.finish() : try reader.feed(buf[0..<n])
         }
         guard let answer else { throw .http("incomplete HTTP answer") }
+        // 204: the server had nothing to answer (a JSON-RPC notification).
+        if answer.status == 204 { return [] }
         guard answer.status == 200 else {
             let text = String(decoding: answer.body.prefix(200), as: UTF8.self)
             let message = (try? JSONValue.parse(answer.body))?["error"]?["message"]?.string ?? text

@@ -32,6 +32,8 @@ public enum HTTPServices {
                 }
                 let body = try await request.bodyData
                 let reply = await Self.handle(Array(body), node: node, limit: limit)
+                // Notifications (calls without an id) are answered with nothing at all.
+                if reply.isEmpty { return HTTPResponse(statusCode: .noContent) }
                 return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: Data(reply.utf8))
             }
             try await server.run()
@@ -73,7 +75,9 @@ public enum HTTPServices {
         }
     }
 
-    /// Handles a request body (one call or a batch) and returns the response text. `limit` is
+    /// Handles a request body (one call or a batch) and returns the response text: empty when
+    /// there is nothing to answer (JSON-RPC 2.0: a notification — a valid call without an
+    /// `id` member — gets no reply, and a batch of only notifications none at all). `limit` is
     /// the body limit the server enforces, so the parser accepts what the server read.
     package static func handle(_ body: [UInt8], node: Node, limit: Int = 1 << 20) async -> String {
         let parsed: JSON
@@ -85,15 +89,21 @@ public enum HTTPServices {
             var replies: [JSON] = []
             for (call, ok) in zip(batch, Self.admitted(batch)) {
                 if ok {
-                    replies.append(await Self.call(call, node: node))
-                } else {
+                    if let reply = await Self.call(call, node: node) { replies.append(reply) }
+                } else if !Self.isNotification(call) {
                     replies.append(rpcError(call["id"], RPCError.limitExceeded,
                                             "the batch exceeds its cost budget of \(Self.batchBudget) (a full metagraph costs 60); send this call separately"))
                 }
             }
-            return JSON.array(replies).serialized()
+            return replies.isEmpty ? "" : JSON.array(replies).serialized()
         }
-        return await Self.call(parsed, node: node).serialized()
+        return await Self.call(parsed, node: node)?.serialized() ?? ""
+    }
+
+    /// A well-formed call without an `id` member: run, never answered.
+    package static func isNotification(_ request: MeshCodec.JSONValue) -> Bool {
+        guard case .object = request, request["jsonrpc"]?.string == "2.0", request["method"]?.string != nil else { return false }
+        return request["id"] == nil
     }
 
     /// Parses a request body of at most `limit` bytes.
@@ -101,12 +111,22 @@ public enum HTTPServices {
         try JSON.parse(body, limits: .init(maxBytes: max(0, limit), maxDepth: 32))
     }
 
-    static func call(_ request: JSON, node: Node) async -> JSON {
+    /// Runs one call; nil for a notification (nothing is sent back, whatever the outcome).
+    static func call(_ request: JSON, node: Node) async -> JSON? {
         guard case .object = request else { return rpcError(nil, RPCError.invalidRequest, "a request is a JSON object") }
-        let id = request["id"]
+        var id = request["id"]
+        // Ids are strings, numbers or null; anything else is not echoed.
+        if let v = id {
+            switch v {
+            case .string, .number, .null: break
+            default: return rpcError(nil, RPCError.invalidRequest, "an id is a string, a number or null")
+            }
+        }
         guard request["jsonrpc"]?.string == "2.0", let method = request["method"]?.string else {
             return rpcError(id, RPCError.invalidRequest, "need \"jsonrpc\": \"2.0\" and a method name")
         }
+        let notification = id == nil
+        if notification { id = .null }
         let params = request["params"] ?? .array([])
         guard params.array != nil || params.object != nil else { return rpcError(id, RPCError.invalidParams, "params must be an array or an object") }
         let result: Result<JSON, RPCError>
@@ -117,6 +137,7 @@ public enum HTTPServices {
         } catch {
             return rpcError(id, RPCError.internalError, "node is shutting down")
         }
+        if notification { return nil }
         switch result {
         case .success(let v): return .object([("jsonrpc", "2.0"), ("result", v), ("id", id ?? .null)])
         case .failure(let e): return rpcError(id, e.code, e.message, data: e.data)

@@ -113,7 +113,12 @@ extension Node {
             return .string(self.chain.genesisHash.hex)
         case "chain_getBlock":
             var block: Block?
-            if let n = try params.optionalUInt(0, "number") {
+            // By position, the one parameter is a number or a hash (`["0x…"]`, as Substrate's
+            // `chain_getBlock`); by name, `number` or `hash`.
+            if params.value.array != nil, let h = params.at(0, "")?.string {
+                guard let hash = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
+                block = self.chain.block(hash)
+            } else if let n = try params.optionalUInt(0, "number") {
                 block = self.chain.block(number: n)
             } else if let h = params.at(0, "hash")?.string {
                 guard let hash = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }

@@ -218,6 +218,20 @@ struct SubnetEndToEndTests {
         let batch = try JSONValue.parse(try chain.rpc.post(Array("[\(full),\(full)]".utf8)))
         #expect(batch[0]?["result"]?["n"] != nil, "\(batch)")
         #expect(batch[1]?["error"]?["code"]?.int64 == -32005, "\(batch)")
+        // JSON-RPC 2.0: notifications (no id) get no reply, alone or in a batch; a batch of
+        // only notifications gets none at all; ids that are not strings, numbers or null are
+        // refused, not echoed.
+        let note = #"{"jsonrpc":"2.0","method":"chain_getHead"}"#
+        #expect(try chain.rpc.post(Array(note.utf8)).isEmpty)
+        #expect(try chain.rpc.post(Array("[\(note),\(note)]".utf8)).isEmpty)
+        let mixed = try JSONValue.parse(try chain.rpc.post(Array("[\(note),{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"chain_getHead\"}]".utf8)))
+        #expect(mixed.array?.count == 1 && mixed[0]?["id"]?.string == "a", "\(mixed)")
+        let badId = try JSONValue.parse(try chain.rpc.post(Array(#"{"jsonrpc":"2.0","id":{"x":1},"method":"chain_getHead"}"#.utf8)))
+        #expect(badId["error"]?["code"]?.int64 == -32600 && badId["id"]?.isNull == true, "\(badId)")
+        // chain_getBlock by position takes a hash as well as a number.
+        let one = try chain.rpc.call("chain_getBlock", .array([.int(1)]))
+        let byHash = try chain.rpc.call("chain_getBlock", .array([one["hash"] ?? .null]))
+        #expect(byHash["number"]?.uint64 == 1 && byHash["hash"] == one["hash"], "\(byHash)")
         #expect(node.isRunning)
     }
 }
