@@ -327,6 +327,23 @@ enum StatefulTargets {
     static let axonMiner = Seeds.key(61)
     static let axonStranger = Seeds.key(62).publicKey
 
+    struct HeaderKey: Hashable {
+        var netuid: UInt16, synapse: String, target: AccountID, nonce: UInt64, deadline: UInt64, body: [UInt8]
+    }
+    /// Headers the axon program signs, memoised across executions as the finality votes are
+    /// (deterministic signatures; the policy still verifies each). Bounded at 2^16.
+    static let headers = Mutex<[HeaderKey: QueryRequestHeader]>([:])
+    static func signedHeader(netuid: UInt16, synapse: String, target: AccountID, nonce: UInt64, deadline: UInt64, body: [UInt8]) -> QueryRequestHeader {
+        let k = HeaderKey(netuid: netuid, synapse: synapse, target: target, nonce: nonce, deadline: deadline, body: body)
+        if let h = Self.headers.withLock({ $0[k] }) { return h }
+        let h = QueryRequestHeader(netuid: netuid, synapse: synapse, caller: axonCaller, target: target, nonce: nonce, deadline: deadline, body: body)
+        Self.headers.withLock { m in
+            if m.count >= 1 << 16 { m.removeAll(keepingCapacity: true) }
+            m[k] = h
+        }
+        return h
+    }
+
     static let axon = FuzzTarget("axon", "the axon's admission path: headers signed or forged, hostile deadlines, lengths, nonces, rates") { b in
         var input = FuzzInput(b)
         var limits = AxonLimits()
@@ -339,9 +356,9 @@ enum StatefulTargets {
             if input.u8() % 4 == 0, let h = try? QueryRequestHeader.decode(input.bytes(max: 600)) {
                 header = h
             } else {
-                var h = QueryRequestHeader(netuid: input.pick([1, input.u16()]), synapse: input.pick(["Twice", "Other"]),
-                                           caller: axonCaller, target: input.bool() ? axonMiner.publicKey : axonStranger,
-                                           nonce: input.interesting(), deadline: input.pick([now + 1000, input.interesting()]), body: input.bytes(max: 64))
+                var h = Self.signedHeader(netuid: input.pick([1, input.u16()]), synapse: input.pick(["Twice", "Other"]),
+                                          target: input.bool() ? axonMiner.publicKey : axonStranger,
+                                          nonce: input.interesting(), deadline: input.pick([now + 1000, input.interesting()]), body: input.bytes(max: 64))
                 if input.u8() % 4 == 0 { h.bodyLength = input.u32() }
                 if input.u8() % 4 == 0 { h.deadline = input.interesting() }  // changed after signing: forged
                 header = h
