@@ -96,6 +96,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var compactPending: [Hash32: CompactPending] = [:]
     /// Recent messages per subnet topic (newest last, at most 256 each), for `subnet_getMessages`.
     var subnetMessages: [UInt16: [SubnetGossipMessage]] = [:]
+    /// The best block when the node started (`system_syncState`'s `startingBlock`).
+    var startingBlock: UInt64 = 0
     /// Blocks being fetched by hash, and when the fetch may be retried.
     var blockFetches: [Hash32: UInt64] = [:]
     var seenFinality = LRUSet<Hash32>(capacity: 16384)
@@ -187,6 +189,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         if self.config.validator && !self.isValidator {
             self.log.warn("--validator given but this key is not in the validator set; producing and voting only when it joins")
         }
+        self.startingBlock = self.chain.best.number
         self.resolveBootnodeNames()
         try self.startDiscovery()
         self.startGossip()

@@ -105,6 +105,31 @@ extension Node {
             return .object([("name", .string(self.config.spec.name)), ("id", .string(self.config.spec.id)), ("genesis", .string(self.chain.genesisHash.hex))])
         case "system_localListenAddresses":
             return .array([.string("\(self.nodeId.hex)@\(self.config.listenHost):\(self.listenAddress?.port ?? self.config.port)")])
+        case "system_syncState":
+            // Substrate's shape: where sync started, where we are, the best any peer claims
+            // (claims are hints; see `isSyncing`).
+            let highest = max(self.chain.best.number, self.peers.values.map(\.best.number).max() ?? 0)
+            return .object([("startingBlock", .int(self.startingBlock)), ("currentBlock", .int(self.chain.best.number)),
+                            ("highestBlock", .int(highest))])
+        case "system_properties":
+            return .object([("ss58Format", .int(42)), ("tokenDecimals", .int(9)), ("tokenSymbol", .string("TAO"))])
+        case "chain_getBlockHash":
+            // Substrate's: the canonical hash at a number (default: the best), or null.
+            let n = try params.optionalUInt(0, "number") ?? self.chain.best.number
+            return self.chain.block(number: n).map { .string($0.hash.hex) } ?? .null
+        case "chain_getHeader":
+            // Substrate's shape (numbers in hex, `extrinsicsRoot`); default: the best block.
+            let hash: Hash32
+            if let h = params.at(0, "hash")?.string {
+                guard let parsed = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
+                hash = parsed
+            } else {
+                hash = self.chain.best.hash
+            }
+            guard let b = self.chain.block(hash) else { return .null }
+            return .object([("parentHash", .string(b.header.parentHash.hex)), ("number", .string("0x" + String(b.header.number, radix: 16))),
+                            ("stateRoot", .string(b.header.stateRoot.hex)), ("extrinsicsRoot", .string(b.header.transactionsRoot.hex)),
+                            ("digest", .object([("logs", .array([]))]))])
         case "chain_getHead":
             return Self.pointer(self.chain.best)
         case "chain_getFinalizedHead":
@@ -237,7 +262,8 @@ extension Node {
 
     static let methods = [
         "system_health", "system_peers", "system_nodeId", "system_name", "system_version", "system_chain", "system_localListenAddresses",
-        "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "subnet_list", "subnet_getHyperparameters",
+        "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "chain_getBlockHash", "chain_getHeader",
+        "system_syncState", "system_properties", "subnet_list", "subnet_getHyperparameters",
         "subnet_getMetagraph", "subnet_publishMessage", "subnet_getMessages", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
         "weights_nextAllowedBlock", "system_networkState", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
     ]

@@ -232,6 +232,15 @@ struct SubnetEndToEndTests {
         let one = try chain.rpc.call("chain_getBlock", .array([.int(1)]))
         let byHash = try chain.rpc.call("chain_getBlock", .array([one["hash"] ?? .null]))
         #expect(byHash["number"]?.uint64 == 1 && byHash["hash"] == one["hash"], "\(byHash)")
+        // Substrate's names and shapes beside ours.
+        #expect(try chain.rpc.call("chain_getBlockHash", .array([.int(1)])) == one["hash"])
+        let header = try chain.rpc.call("chain_getHeader", .array([one["hash"] ?? .null]))
+        #expect(header["number"]?.string == "0x1" && header["parentHash"] == one["parentHash"] && header["extrinsicsRoot"]?.string != nil, "\(header)")
+        let sync = try chain.rpc.call("system_syncState")
+        #expect((sync["currentBlock"]?.uint64 ?? 0) >= 1 && (sync["highestBlock"]?.uint64 ?? 0) >= (sync["currentBlock"]?.uint64 ?? 1), "\(sync)")
+        #expect(try chain.rpc.call("system_properties")["ss58Format"]?.int64 == 42)
+        let methods = try chain.rpc.call("rpc_methods").array?.compactMap(\.string) ?? []
+        #expect(["chain_getBlockHash", "chain_getHeader", "system_syncState", "system_properties"].allSatisfy(methods.contains), "\(methods)")
         #expect(node.isRunning)
     }
 }
