@@ -60,14 +60,14 @@ extension Node {
         metric("invalid_messages_total", "counter", "Invalid messages from peers by reason.",
                self.counters.invalidMessages.sorted { $0.key < $1.key }.map { (Self.label("reason", $0.key), Double($0.value)) })
         // Protocols: the node's own and the registered plug-ins; names peers chose are "other".
-        let known = Set(ProtocolName.all).union(self.protocolHandlers.keys)
-        var inBy: [String: Int] = [:]
-        var outBy: [String: Int] = [:]
+        let known = self.knownProtocols
+        var inBy = self.counters.closedBytesIn
+        var outBy = self.counters.closedBytesOut
         for p in self.host.peers.values {
             for (k, v) in p.bytesInByProtocol { inBy[known.contains(k) ? k : "other", default: 0] += v }
             for (k, v) in p.bytesOutByProtocol { outBy[known.contains(k) ? k : "other", default: 0] += v }
         }
-        metric("bytes_total", "counter", "Application bytes by direction and message type (open connections).",
+        metric("bytes_total", "counter", "Application bytes by direction and message type since start.",
                inBy.sorted { $0.key < $1.key }.map { ("direction=\"in\"," + Self.label("protocol", $0.key), Double($0.value)) }
                    + outBy.sorted { $0.key < $1.key }.map { ("direction=\"out\"," + Self.label("protocol", $0.key), Double($0.value)) })
         metric("handshake_failures_total", "counter", "Failed secure-channel handshakes by reason.",

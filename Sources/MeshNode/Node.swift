@@ -44,6 +44,9 @@ struct NodeCounters {
     /// Invalid messages from peers by reason: fixed strings chosen by the node, never text
     /// from a peer, so the metric's label set stays small.
     var invalidMessages: [String: Int] = [:]
+    /// Application bytes of connections that closed, by protocol (the node's names or "other").
+    var closedBytesIn: [String: Int] = [:]
+    var closedBytesOut: [String: Int] = [:]
     var discovered = 0
     var blocksProduced = 0
     var epochsRun = 0
@@ -125,6 +128,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     public private(set) var listenAddress: SocketAddress?
     /// Extra protocols (query routing) handled by plug-ins.
     var protocolHandlers: [String: any NodeProtocolHandler] = [:]
+    /// Protocol names that metrics label as themselves: the node's and the plug-ins'.
+    var knownProtocols: Set<String> { Set(ProtocolName.all).union(self.protocolHandlers.keys) }
 
     /// Opens the store under the base path and the chain. Call on the loop.
     public init(config: NodeConfig, key: Ed25519.PrivateKey, loop: EventLoop, log: Log) throws {
@@ -335,6 +340,11 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     }
 
     public func peerClosed(_ peer: SecurePeer, error: ChannelError?, socket: CloseReason?) {
+        // What a connection carried stays in the byte counters after it closes (counters only
+        // go up), under the node's protocol names or "other".
+        let known = self.knownProtocols
+        for (k, v) in peer.bytesInByProtocol { self.counters.closedBytesIn[known.contains(k) ? k : "other", default: 0] += v }
+        for (k, v) in peer.bytesOutByProtocol { self.counters.closedBytesOut[known.contains(k) ? k : "other", default: 0] += v }
         guard let tag = self.peerByObject.removeValue(forKey: ObjectIdentifier(peer)) else { return }
         self.peers[tag] = nil
         self.gossip.removePeer(tag, now: EventLoop.now())

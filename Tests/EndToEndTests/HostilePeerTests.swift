@@ -300,6 +300,23 @@ extension HostilePeerTests {
         #expect(n >= 0 && n < 8, "the node still tracks \(n) streams it refused")
     }
 
+    @Test("byte counters only go up: what a peer sent stays counted after it disconnects")
+    func bytesCountersMonotonic() throws {
+        func sum() throws -> Double {
+            let text = try httpGet(port: self.metricsPort, path: "/metrics")
+            return text.split(separator: "\n").filter { $0.hasPrefix("tensormesh_bytes_total{") }
+                .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        }
+        let a = try self.connect()
+        for _ in 0..<5 { _ = a.send(ProtocolName.sync, [BlocksRequest(from: 1, count: 16).encoded]); usleep(100_000) }
+        usleep(300_000)
+        let open = try sum()
+        a.close()
+        usleep(500_000)
+        let closed = try sum()
+        #expect(open > 0 && closed >= open, "tensormesh_bytes_total fell from \(open) to \(closed) when a peer left")
+    }
+
     @Test("a peer that asks for blocks and never reads the answers is dropped; the victim's memory stays bounded")
     func slowReader() throws {
         let a = try self.connect()
