@@ -179,8 +179,9 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
 
     /// Listens, dials bootnodes and known peers, and starts the timers.
     public func start() throws {
-        let addr = SocketAddress(numericHost: self.config.listenHost, port: self.config.port)
-            ?? SocketAddress(numericHost: "0.0.0.0", port: self.config.port)!
+        guard let addr = SocketAddress(numericHost: self.config.listenHost, port: self.config.port) else {
+            throw SocketError("listen address \(self.config.listenHost) (not an IP address)", errno: EINVAL)
+        }
         self.listenAddress = try self.host.listen(on: addr)
         self.started = true
         for b in self.config.bootnodes where b.nodeId != self.nodeId { self.knownAddresses[b.nodeId] = b }

@@ -108,7 +108,15 @@ extension Tensormesh {
             }
             var config = NodeConfig(basePath: base, spec: spec)
             config.port = self.port ?? file.uint16("port") ?? 30333
-            config.listenHost = self.listenAddr ?? file.string("listenAddr") ?? "0.0.0.0"
+            let listen = self.listenAddr ?? file.string("listenAddr") ?? "0.0.0.0"
+            // An address to bind, never a name silently widened to every interface.
+            if listen == "localhost" {
+                config.listenHost = "127.0.0.1"
+            } else if SocketAddress(numericHost: listen, port: 0) != nil {
+                config.listenHost = listen
+            } else {
+                throw CommandFailure.usage("--listen-addr must be an IP address such as 0.0.0.0, 127.0.0.1 or ::, not \(listen)")
+            }
             config.bootnodes = (self.bootnodes + (file.strings("bootnodes") ?? []) + spec.bootnodes).compactMap { NodeAddress($0) }
             let rpc = self.rpcPort ?? file.uint16("rpcPort") ?? 9944
             config.rpcPort = rpc == 0 ? nil : rpc

@@ -34,6 +34,9 @@ struct UsageRangeTests {
         for w in ["inf", "nan", "1e20", "-1"] {
             try self.usage("tensormesh", ["transfer", "--dest", dest, "--amount", "1", "--wait", w], mentions: "--wait")
         }
+        // A listen address is an address: a name is refused, never silently 0.0.0.0.
+        try self.usage("tensormesh", ["run", "--dev", "--base-path", TestPaths.temporaryDirectory(), "--listen-addr", "example.org"],
+                       mentions: "--listen-addr")
         // The last port that fits still works.
         let ok = try ProcessRunner.run("tensormesh", ["genesis", "new", "--base-port", "65532", "--validators", "4", "--out", dir,
                                                       "--password-env", "TM_PW", "--json"], environment: ["TM_PW": "pw"])
