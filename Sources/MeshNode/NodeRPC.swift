@@ -102,6 +102,9 @@ extension Node {
         case "system_version":
             return .string("0.1.0")
         case "system_chain":
+            // Substrate's: the chain's name as a string (the spec's id and genesis: system_chainInfo).
+            return .string(self.config.spec.name)
+        case "system_chainInfo":
             return .object([("name", .string(self.config.spec.name)), ("id", .string(self.config.spec.id)), ("genesis", .string(self.chain.genesisHash.hex))])
         case "system_localListenAddresses":
             return .array([.string("\(self.nodeId.hex)@\(self.config.listenHost):\(self.listenAddress?.port ?? self.config.port)")])
@@ -254,14 +257,15 @@ extension Node {
                                                        ("fallbacks", .int(self.counters.compactFallbacks)),
                                                        ("transactionsFetched", .int(self.counters.compactTransactionsFetched))]))])
         case "rpc_methods":
-            return .array(Node.methods.map { .string($0) })
+            // Substrate's shape.
+            return .object([("methods", .array(Node.methods.map { .string($0) })), ("version", .int(1))])
         default:
             throw RPCError(RPCError.methodNotFound, "method \(method) does not exist; see rpc_methods")
         }
     }
 
     static let methods = [
-        "system_health", "system_peers", "system_nodeId", "system_name", "system_version", "system_chain", "system_localListenAddresses",
+        "system_health", "system_peers", "system_nodeId", "system_name", "system_version", "system_chain", "system_chainInfo", "system_localListenAddresses",
         "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "chain_getBlockHash", "chain_getHeader",
         "system_syncState", "system_properties", "subnet_list", "subnet_getHyperparameters",
         "subnet_getMetagraph", "subnet_publishMessage", "subnet_getMessages", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",

@@ -239,7 +239,11 @@ struct SubnetEndToEndTests {
         let sync = try chain.rpc.call("system_syncState")
         #expect((sync["currentBlock"]?.uint64 ?? 0) >= 1 && (sync["highestBlock"]?.uint64 ?? 0) >= (sync["currentBlock"]?.uint64 ?? 1), "\(sync)")
         #expect(try chain.rpc.call("system_properties")["ss58Format"]?.int64 == 42)
-        let methods = try chain.rpc.call("rpc_methods").array?.compactMap(\.string) ?? []
+        #expect(try chain.rpc.call("system_chain").string != nil)
+        #expect(try chain.rpc.call("system_chainInfo")["genesis"]?.string == (try chain.genesis()).hex)
+        let listed = try chain.rpc.call("rpc_methods")
+        #expect(listed["version"]?.int64 == 1)
+        let methods = listed["methods"]?.array?.compactMap(\.string) ?? []
         #expect(["chain_getBlockHash", "chain_getHeader", "system_syncState", "system_properties"].allSatisfy(methods.contains), "\(methods)")
         #expect(node.isRunning)
     }
