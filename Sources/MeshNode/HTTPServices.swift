@@ -20,9 +20,27 @@ public enum HTTPServices {
         let server = HTTPServer(address: try .inet(ip4: host, port: port), timeout: 30, logger: .disabled)
         let limit = node.config.maxRequestBody
         return Task {
+            let cors = node.config.rpcCors
             await server.appendRoute("*") { request in
-                if request.method == .GET { return HTTPResponse(statusCode: .ok, body: Data("tensormesh JSON-RPC: POST a JSON-RPC 2.0 request\n".utf8)) }
-                guard request.method == .POST else { return HTTPResponse(statusCode: .methodNotAllowed) }
+                let origin = request.headers[HTTPHeader("Origin")]
+                // Browsers: a page from an origin --rpc-cors does not allow is refused, its
+                // preflight too; allowed origins get the headers that let the page read us.
+                guard cors.allows(origin) else {
+                    return HTTPResponse(statusCode: .forbidden, body: Data("origin not allowed (see --rpc-cors)\n".utf8))
+                }
+                var allow: HTTPHeaders = [:]
+                if let origin {
+                    allow[HTTPHeader("Access-Control-Allow-Origin")] = origin
+                    allow[HTTPHeader("Vary")] = "Origin"
+                }
+                if request.method == .OPTIONS {
+                    allow[HTTPHeader("Access-Control-Allow-Methods")] = "POST, GET, OPTIONS"
+                    allow[HTTPHeader("Access-Control-Allow-Headers")] = "content-type"
+                    allow[HTTPHeader("Access-Control-Max-Age")] = "600"
+                    return HTTPResponse(statusCode: .noContent, headers: allow)
+                }
+                if request.method == .GET { return HTTPResponse(statusCode: .ok, headers: allow, body: Data("tensormesh JSON-RPC: POST a JSON-RPC 2.0 request\n".utf8)) }
+                guard request.method == .POST else { return HTTPResponse(statusCode: .methodNotAllowed, headers: allow) }
                 guard let lengthText = request.headers[.contentLength], let length = Int(lengthText) else {
                     return HTTPResponse(statusCode: .lengthRequired, body: Data("Content-Length required\n".utf8))
                 }
@@ -33,8 +51,9 @@ public enum HTTPServices {
                 let body = try await request.bodyData
                 let reply = await Self.handle(Array(body), node: node, limit: limit)
                 // Notifications (calls without an id) are answered with nothing at all.
-                if reply.isEmpty { return HTTPResponse(statusCode: .noContent) }
-                return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: Data(reply.utf8))
+                if reply.isEmpty { return HTTPResponse(statusCode: .noContent, headers: allow) }
+                allow[.contentType] = "application/json"
+                return HTTPResponse(statusCode: .ok, headers: allow, body: Data(reply.utf8))
             }
             try await server.run()
         }

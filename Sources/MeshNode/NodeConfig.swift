@@ -32,6 +32,8 @@ public struct NodeConfig: Sendable {
     public var informantInterval: Double = 5
     /// Base fee used for the node's own transactions (equivocation reports).
     public var maxRequestBody = 1 << 20
+    /// Browser origins allowed to call JSON-RPC (`--rpc-cors`).
+    public var rpcCors = CORSPolicy()
 
     public init(basePath: String, spec: ChainSpec) {
         self.basePath = basePath

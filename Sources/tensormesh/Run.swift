@@ -44,6 +44,8 @@ extension Tensormesh {
         var prometheusPort: UInt16?
         @Flag(help: "Serve JSON-RPC and metrics on all interfaces, not only 127.0.0.1.")
         var rpcExternal = false
+        @Option(help: ArgumentHelp("Browser origins allowed to call JSON-RPC: localhost (default: http(s)://localhost:* and 127.0.0.1:*), all, or a comma-separated list of origins.", valueName: "ORIGINS"))
+        var rpcCors: String?
         @Flag(help: "Produce blocks and vote on finality (the key must be in the validator set).")
         var validator = false
         @Option(help: ArgumentHelp("The node's key file (identity and validator key).", valueName: "FILE"))
@@ -120,6 +122,12 @@ extension Tensormesh {
             config.bootnodes = (self.bootnodes + (file.strings("bootnodes") ?? []) + spec.bootnodes).compactMap { NodeAddress($0) }
             let rpc = self.rpcPort ?? file.uint16("rpcPort") ?? 9944
             config.rpcPort = rpc == 0 ? nil : rpc
+            if let c = self.rpcCors ?? file.string("rpcCors") {
+                guard let policy = CORSPolicy(flag: c) else {
+                    throw CommandFailure.usage("--rpc-cors takes localhost, all, or origins such as https://example.org,http://localhost:3000 (got \(c))")
+                }
+                config.rpcCors = policy
+            }
             let prom = self.prometheusPort ?? file.uint16("prometheusPort") ?? 9615
             config.prometheusPort = prom == 0 ? nil : prom
             if self.rpcExternal {

@@ -245,6 +245,16 @@ struct SubnetEndToEndTests {
         #expect(listed["version"]?.int64 == 1)
         let methods = listed["methods"]?.array?.compactMap(\.string) ?? []
         #expect(["chain_getBlockHash", "chain_getHeader", "system_syncState", "system_properties"].allSatisfy(methods.contains), "\(methods)")
+        // CORS: a page on localhost may call the node (preflight answered), another origin not.
+        let port = UInt16(url.split(separator: ":").last ?? "") ?? 0
+        let preflight = try httpExchange(port: port, "OPTIONS / HTTP/1.0\r\nHost: 127.0.0.1\r\nOrigin: http://localhost:3000\r\n"
+                                          + "Access-Control-Request-Method: POST\r\n\r\n")
+        #expect(preflight.head.hasPrefix("HTTP/1.1 204") && preflight.head.lowercased().contains("access-control-allow-origin: http://localhost:3000"),
+                "\(preflight.head)")
+        let call = #"{"jsonrpc":"2.0","id":1,"method":"chain_getHead"}"#
+        let evil = try httpExchange(port: port, "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nOrigin: https://evil.example\r\n"
+                                     + "Content-Type: application/json\r\nContent-Length: \(call.utf8.count)\r\n\r\n\(call)")
+        #expect(evil.head.hasPrefix("HTTP/1.1 403"), "\(evil.head)")
         #expect(node.isRunning)
     }
 }

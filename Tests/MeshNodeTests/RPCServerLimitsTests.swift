@@ -36,4 +36,18 @@ struct RPCServerLimitsTests {
         #expect(HTTPServices.admitted(mixed) == [Bool](repeating: true, count: 41) + [false])
         #expect(HTTPServices.admitted([JSONValue](repeating: call("subnet_getMetagraph", .array([1])), count: 11)).filter { $0 }.count == 10)
     }
+
+    @Test("--rpc-cors: localhost origins by default, all, or an exact list; requests without an Origin always pass")
+    func cors() {
+        let local = CORSPolicy()
+        for o in ["http://localhost", "http://localhost:3000", "https://127.0.0.1:8443", "http://[::1]:80"] { #expect(local.allows(o), "\(o)") }
+        for o in ["http://localhost.evil.org", "http://localhost:0", "http://localhost:x", "https://evil.example", "null", "http://127.0.0.1.evil:1"] {
+            #expect(!local.allows(o), "\(o)")
+        }
+        #expect(local.allows(nil))
+        #expect(CORSPolicy(flag: "all")?.allows("https://evil.example") == true)
+        let list = CORSPolicy(flag: "https://polkadot.js.org, http://localhost:3000")
+        #expect(list?.allows("https://polkadot.js.org") == true && list?.allows("http://localhost:3001") == false)
+        #expect(CORSPolicy(flag: "polkadot.js.org") == nil && CORSPolicy(flag: "https://a.org/") == nil)
+    }
 }
