@@ -58,16 +58,16 @@ extension Tensormesh {
         var log: String?
         @Option(help: ArgumentHelp("A JSON config file.", valueName: "FILE"))
         var config: String?
-        @Option(help: "Target outbound peers.")
-        var outPeers: Int = 8
-        @Option(help: "Most inbound peers.")
-        var inPeers: Int = 32
+        @Option(help: "Target outbound peers (default 8).")
+        var outPeers: Int?
+        @Option(help: "Most inbound peers (default 32).")
+        var inPeers: Int?
         @Option(help: ArgumentHelp("Join and relay this subnet's gossip topic subnet/N (repeatable).", valueName: "NETUID"))
         var subnetTopic: [UInt16] = []
         @Flag(help: "Relay blocks and finality only, not transactions (less bandwidth; block bodies are completed from peers).")
         var blocksOnly = false
         @Option(help: ArgumentHelp("Also relay subnet queries on this port, for miners that cannot accept connections (0: off).", valueName: "N"))
-        var queryRelayPort: UInt16 = 0
+        var queryRelayPort: UInt16?
 
         func validate() throws {
             if self.dev && self.chain != nil && self.chain != "dev" { throw ValidationError("--dev and --chain FILE cannot be combined") }
@@ -79,6 +79,7 @@ extension Tensormesh {
 
         func run() async throws {
             let file = try self.config.map { try ConfigFile.load($0) } ?? ConfigFile(values: .object([]))
+            let queryRelayPort = self.queryRelayPort ?? file.uint16("queryRelayPort") ?? 0
             let level = LogLevel(name: self.log ?? file.string("log") ?? "info") ?? .info
             let log = Log(level: level)
             let isDev = self.dev || self.chain == "dev" || file.string("chain") == "dev"
@@ -103,7 +104,7 @@ extension Tensormesh {
                 }
                 spec = try Self.loadSpec(chainPath)
                 if let keyPath = self.key ?? file.string("key") {
-                    key = try Self.loadKey(keyPath, passwordEnv: self.passwordEnv)
+                    key = try Self.loadKey(keyPath, passwordEnv: self.passwordEnv ?? file.string("passwordEnv"))
                 } else {
                     key = try Self.networkKey(basePath: base)
                 }
@@ -130,18 +131,18 @@ extension Tensormesh {
             }
             let prom = self.prometheusPort ?? file.uint16("prometheusPort") ?? 9615
             config.prometheusPort = prom == 0 ? nil : prom
-            if self.rpcExternal {
+            if self.rpcExternal || file.bool("rpcExternal") {
                 config.rpcHost = "0.0.0.0"
                 config.prometheusHost = "0.0.0.0"
             }
             config.validator = self.validator || file.bool("validator") || isDev
             config.name = self.name ?? file.string("name") ?? "tensormesh-\(key.publicKey.hex.prefix(8))"
             config.logLevel = level
-            config.targetOutbound = self.outPeers
-            config.maxInbound = self.inPeers
+            config.targetOutbound = self.outPeers ?? file.int("outPeers") ?? 8
+            config.maxInbound = self.inPeers ?? file.int("inPeers") ?? 32
             config.roles = config.validator ? [.validator, .full] : .full
             config.blocksOnly = self.blocksOnly || file.bool("blocksOnly")
-            config.subnetTopics = self.subnetTopic
+            config.subnetTopics = self.subnetTopic + (file.uint16s("subnetTopic") ?? [])
 
             let loop = try EventLoop(name: "tensormesh.node")
             let node: Node
@@ -166,10 +167,10 @@ extension Tensormesh {
                 log.info("Prometheus metrics on http://\(config.prometheusHost):\(p)/metrics")
             }
             var relay: (QueryRelay, EventLoop)?
-            if self.queryRelayPort != 0 {
+            if queryRelayPort != 0 {
                 let relayLoop = try EventLoop(name: "tensormesh.relay")
                 let r = QueryRelay(identity: key, genesisHash: try await loop.submit { node.chain.genesisHash.bytes }, loop: relayLoop)
-                guard let addr = SocketAddress(numericHost: config.listenHost, port: self.queryRelayPort) else {
+                guard let addr = SocketAddress(numericHost: config.listenHost, port: queryRelayPort) else {
                     throw CommandFailure.usage("--listen-addr must be an IP address for the query relay")
                 }
                 let bound = try await r.start(listen: addr)
@@ -235,14 +236,25 @@ struct ConfigFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read config file \(path)") }
         do {
             let v = try JSONValue.parse(Array(data))
-            guard case .object = v else { throw CommandFailure.usage("config file \(path) must hold a JSON object") }
+            guard case .object(let fields) = v else { throw CommandFailure.usage("config file \(path) must hold a JSON object") }
+            // A typo must not be ignored silently.
+            if let unknown = fields.map(\.0).first(where: { !Self.keys.contains($0) }) {
+                throw CommandFailure.usage("config file \(path): unknown key \"\(unknown)\" (known: \(Self.keys.sorted().joined(separator: ", ")))")
+            }
             return ConfigFile(values: v)
         } catch let e as JSONError {
             throw CommandFailure.usage("config file \(path): \(e)")
         }
     }
 
+    /// Every key a config file may hold: the long options of `run`, in camelCase.
+    static let keys: Set<String> = ["basePath", "chain", "port", "listenAddr", "bootnodes", "rpcPort", "prometheusPort", "rpcExternal", "rpcCors",
+                                    "validator", "key", "passwordEnv", "name", "log", "outPeers", "inPeers", "subnetTopic", "blocksOnly",
+                                    "queryRelayPort"]
+
     func string(_ k: String) -> String? { self.values[k]?.string }
+    func int(_ k: String) -> Int? { self.values[k]?.uint64.flatMap { Int(exactly: $0) } }
+    func uint16s(_ k: String) -> [UInt16]? { self.values[k]?.array?.compactMap { $0.uint64.flatMap { UInt16(exactly: $0) } } }
     func uint16(_ k: String) -> UInt16? { self.values[k]?.uint64.flatMap { UInt16(exactly: $0) } }
     func bool(_ k: String) -> Bool { self.values[k]?.bool ?? false }
     func strings(_ k: String) -> [String]? { self.values[k]?.array?.compactMap(\.string) }

@@ -34,6 +34,10 @@ struct UsageRangeTests {
         for w in ["inf", "nan", "1e20", "-1"] {
             try self.usage("tensormesh", ["transfer", "--dest", dest, "--amount", "1", "--wait", w], mentions: "--wait")
         }
+        // A config file's typo is an error naming the key, not silently ignored.
+        let cfg = TestPaths.temporaryDirectory() + "/node.json"
+        try Data(#"{"outPeers": 4, "rpcExternall": true}"#.utf8).write(to: URL(fileURLWithPath: cfg))
+        try self.usage("tensormesh", ["run", "--dev", "--base-path", TestPaths.temporaryDirectory(), "--config", cfg], mentions: "rpcExternall")
         // A listen address is an address: a name is refused, never silently 0.0.0.0.
         try self.usage("tensormesh", ["run", "--dev", "--base-path", TestPaths.temporaryDirectory(), "--listen-addr", "example.org"],
                        mentions: "--listen-addr")
