@@ -21,9 +21,11 @@ extension Tensormesh {
             discussion: """
                 Join a network:   tensormesh run --chain Bootstrap/chains/public.json --bootnodes NODEID@HOST:30333
                 Development:      tensormesh run --dev
-                Flags may also come from a JSON config file (--config FILE) with the same names \
-                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, validator, key, name, log, blocksOnly); \
-                flags win. SIGINT and SIGTERM shut the node down cleanly.
+                Flags may also come from a JSON config file (--config FILE) with the same names in camelCase \
+                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, rpcExternal, rpcCors, validator, key, \
+                passwordEnv, name, log, outPeers, inPeers, subnetTopic, blocksOnly, queryRelayPort); an unknown key is an error. \
+                Flags win, and --no-validator, --no-rpc-external and --no-blocks-only turn off what the file turns on. \
+                SIGINT and SIGTERM shut the node down cleanly.
                 """)
 
         @Flag(help: "A one-node development chain (generated genesis and key, one subnet).")
@@ -42,12 +44,12 @@ extension Tensormesh {
         var rpcPort: UInt16?
         @Option(help: "Prometheus metrics port (default 9615; 0 disables).")
         var prometheusPort: UInt16?
-        @Flag(help: "Serve JSON-RPC and metrics on all interfaces, not only 127.0.0.1.")
-        var rpcExternal = false
+        @Flag(inversion: .prefixedNo, help: "Serve JSON-RPC and metrics on all interfaces, not only 127.0.0.1 (default: no).")
+        var rpcExternal: Bool?
         @Option(help: ArgumentHelp("Browser origins allowed to call JSON-RPC: localhost (default: http(s)://localhost:* and 127.0.0.1:*), all, or a comma-separated list of origins.", valueName: "ORIGINS"))
         var rpcCors: String?
-        @Flag(help: "Produce blocks and vote on finality (the key must be in the validator set).")
-        var validator = false
+        @Flag(inversion: .prefixedNo, help: "Produce blocks and vote on finality (the key must be in the validator set; default: no, yes with --dev).")
+        var validator: Bool?
         @Option(help: ArgumentHelp("The node's key file (identity and validator key).", valueName: "FILE"))
         var key: String?
         @Option(help: ArgumentHelp("Read the key file's password from this environment variable.", valueName: "VAR"))
@@ -64,8 +66,8 @@ extension Tensormesh {
         var inPeers: Int?
         @Option(help: ArgumentHelp("Join and relay this subnet's gossip topic subnet/N (repeatable).", valueName: "NETUID"))
         var subnetTopic: [UInt16] = []
-        @Flag(help: "Relay blocks and finality only, not transactions (less bandwidth; block bodies are completed from peers).")
-        var blocksOnly = false
+        @Flag(inversion: .prefixedNo, help: "Relay blocks and finality only, not transactions (less bandwidth; block bodies are completed from peers; default: no).")
+        var blocksOnly: Bool?
         @Option(help: ArgumentHelp("Also relay subnet queries on this port, for miners that cannot accept connections (0: off).", valueName: "N"))
         var queryRelayPort: UInt16?
 
@@ -131,17 +133,17 @@ extension Tensormesh {
             }
             let prom = self.prometheusPort ?? file.uint16("prometheusPort") ?? 9615
             config.prometheusPort = prom == 0 ? nil : prom
-            if self.rpcExternal || file.bool("rpcExternal") {
+            if self.rpcExternal ?? file.flag("rpcExternal") ?? false {
                 config.rpcHost = "0.0.0.0"
                 config.prometheusHost = "0.0.0.0"
             }
-            config.validator = self.validator || file.bool("validator") || isDev
+            config.validator = self.validator ?? file.flag("validator") ?? isDev
             config.name = self.name ?? file.string("name") ?? "tensormesh-\(key.publicKey.hex.prefix(8))"
             config.logLevel = level
             config.targetOutbound = self.outPeers ?? file.int("outPeers") ?? 8
             config.maxInbound = self.inPeers ?? file.int("inPeers") ?? 32
             config.roles = config.validator ? [.validator, .full] : .full
-            config.blocksOnly = self.blocksOnly || file.bool("blocksOnly")
+            config.blocksOnly = self.blocksOnly ?? file.flag("blocksOnly") ?? false
             config.subnetTopics = self.subnetTopic + (file.uint16s("subnetTopic") ?? [])
 
             let loop = try EventLoop(name: "tensormesh.node")
@@ -257,6 +259,8 @@ struct ConfigFile {
     func uint16s(_ k: String) -> [UInt16]? { self.values[k]?.array?.compactMap { $0.uint64.flatMap { UInt16(exactly: $0) } } }
     func uint16(_ k: String) -> UInt16? { self.values[k]?.uint64.flatMap { UInt16(exactly: $0) } }
     func bool(_ k: String) -> Bool { self.values[k]?.bool ?? false }
+    /// A boolean the file sets, or nil (so `--no-…` on the command line can turn it off).
+    func flag(_ k: String) -> Bool? { self.values[k]?.bool }
     func strings(_ k: String) -> [String]? { self.values[k]?.array?.compactMap(\.string) }
 }
 

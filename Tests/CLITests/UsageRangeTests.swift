@@ -38,6 +38,7 @@ struct UsageRangeTests {
         let cfg = TestPaths.temporaryDirectory() + "/node.json"
         try Data(#"{"outPeers": 4, "rpcExternall": true}"#.utf8).write(to: URL(fileURLWithPath: cfg))
         try self.usage("tensormesh", ["run", "--dev", "--base-path", TestPaths.temporaryDirectory(), "--config", cfg], mentions: "rpcExternall")
+        #expect(try ProcessRunner.run("tensormesh", ["run", "--help"]).stdout.contains("--no-validator"))
         // A listen address is an address: a name is refused, never silently 0.0.0.0.
         try self.usage("tensormesh", ["run", "--dev", "--base-path", TestPaths.temporaryDirectory(), "--listen-addr", "example.org"],
                        mentions: "--listen-addr")
