@@ -65,6 +65,13 @@ struct RPCParams {
         return x
     }
 
+    /// A block or transaction hash (0x and 64 hex digits) at `index` or `name`, or nil when absent.
+    func optionalHash(_ index: Int, _ name: String) throws(RPCError) -> Hash32? {
+        guard let h = self.at(index, name)?.string else { return nil }
+        guard let hash = Hash32(hex: h) else { throw .params("\(name) must be 0x and 64 hex digits") }
+        return hash
+    }
+
     func string(_ index: Int, _ name: String) throws(RPCError) -> String {
         guard let s = self.at(index, name)?.string else { throw .params("missing or non-string parameter \(name)") }
         return s
@@ -122,14 +129,7 @@ extension Node {
             return self.chain.block(number: n).map { .string($0.hash.hex) } ?? .null
         case "chain_getHeader":
             // Substrate's shape (numbers in hex, `extrinsicsRoot`); default: the best block.
-            let hash: Hash32
-            if let h = params.at(0, "hash")?.string {
-                guard let parsed = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
-                hash = parsed
-            } else {
-                hash = self.chain.best.hash
-            }
-            guard let b = self.chain.block(hash) else { return .null }
+            guard let b = self.chain.block(try params.optionalHash(0, "hash") ?? self.chain.best.hash) else { return .null }
             return .object([("parentHash", .string(b.header.parentHash.hex)), ("number", .string("0x" + String(b.header.number, radix: 16))),
                             ("stateRoot", .string(b.header.stateRoot.hex)), ("extrinsicsRoot", .string(b.header.transactionsRoot.hex)),
                             ("digest", .object([("logs", .array([]))]))])
@@ -143,13 +143,11 @@ extension Node {
             var block: Block?
             // By position, the one parameter is a number or a hash (`["0x…"]`, as Substrate's
             // `chain_getBlock`); by name, `number` or `hash`.
-            if params.value.array != nil, let h = params.at(0, "")?.string {
-                guard let hash = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
+            if params.value.array != nil, params.at(0, "")?.string != nil, let hash = try params.optionalHash(0, "hash") {
                 block = self.chain.block(hash)
             } else if let n = try params.optionalUInt(0, "number") {
                 block = self.chain.block(number: n)
-            } else if let h = params.at(0, "hash")?.string {
-                guard let hash = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
+            } else if let hash = try params.optionalHash(0, "hash") {
                 block = self.chain.block(hash)
             } else if params.at(0, "number") == nil && params.at(0, "hash") == nil {
                 block = self.chain.block(self.chain.best.hash)
@@ -218,8 +216,7 @@ extension Node {
                 throw RPCError(RPCError.transactionRefused, "transaction refused: \(error)", data: .string(error.description))
             }
         case "author_transactionStatus":
-            let h = try params.string(0, "hash")
-            guard let hash = Hash32(hex: h) else { throw .params("hash must be 0x and 64 hex digits") }
+            guard let hash = try params.optionalHash(0, "hash") else { throw .params("missing or non-string parameter hash") }
             if let r = self.chain.receipts[hash] {
                 let canonical = self.chain.block(number: r.number)?.hash == r.block
                 return .object([("status", .string(canonical ? "included" : "forked")), ("block", .int(r.number)),

@@ -248,20 +248,12 @@ enum StatefulTargets {
     struct VoteKey: Hashable {
         var phase: VotePhase, target: VoteTarget, round: UInt64, setId: UInt64, voter: AccountID
     }
-    /// Votes the finality program signs, memoised across executions: Ed25519 signatures are
-    /// deterministic, so a remembered vote is byte for byte the one the run would sign, and
-    /// the run's time goes to the gadget (which still verifies every signature) instead of to
-    /// signing. Bounded: forgotten wholesale at 2^16 entries.
-    static let votes = Mutex<[VoteKey: SignedVote]>([:])
+    /// Votes the finality program signs, memoised across executions (see `SignedMemo`).
+    static let votes = SignedMemo<VoteKey, SignedVote>()
     static func vote(_ phase: VotePhase, _ target: VoteTarget, round: UInt64, setId: UInt64, key: Ed25519.PrivateKey) -> SignedVote {
-        let k = VoteKey(phase: phase, target: target, round: round, setId: setId, voter: key.publicKey)
-        if let v = Self.votes.withLock({ $0[k] }) { return v }
-        let v = SignedVote(phase: phase, target: target, round: round, setId: setId, key: key)
-        Self.votes.withLock { m in
-            if m.count >= 1 << 16 { m.removeAll(keepingCapacity: true) }
-            m[k] = v
+        Self.votes.value(for: VoteKey(phase: phase, target: target, round: round, setId: setId, voter: key.publicKey)) {
+            SignedVote(phase: phase, target: target, round: round, setId: setId, key: key)
         }
-        return v
     }
 
     static let finalityCore = FuzzTarget("finality-core", "finality gadget (a voter of four): blocks, votes signed or forged, commits, catch-ups, timers") { b in
@@ -330,18 +322,12 @@ enum StatefulTargets {
     struct HeaderKey: Hashable {
         var netuid: UInt16, synapse: String, target: AccountID, nonce: UInt64, deadline: UInt64, body: [UInt8]
     }
-    /// Headers the axon program signs, memoised across executions as the finality votes are
-    /// (deterministic signatures; the policy still verifies each). Bounded at 2^16.
-    static let headers = Mutex<[HeaderKey: QueryRequestHeader]>([:])
+    /// Headers the axon program signs, memoised across executions (see `SignedMemo`).
+    static let headers = SignedMemo<HeaderKey, QueryRequestHeader>()
     static func signedHeader(netuid: UInt16, synapse: String, target: AccountID, nonce: UInt64, deadline: UInt64, body: [UInt8]) -> QueryRequestHeader {
-        let k = HeaderKey(netuid: netuid, synapse: synapse, target: target, nonce: nonce, deadline: deadline, body: body)
-        if let h = Self.headers.withLock({ $0[k] }) { return h }
-        let h = QueryRequestHeader(netuid: netuid, synapse: synapse, caller: axonCaller, target: target, nonce: nonce, deadline: deadline, body: body)
-        Self.headers.withLock { m in
-            if m.count >= 1 << 16 { m.removeAll(keepingCapacity: true) }
-            m[k] = h
+        Self.headers.value(for: HeaderKey(netuid: netuid, synapse: synapse, target: target, nonce: nonce, deadline: deadline, body: body)) {
+            QueryRequestHeader(netuid: netuid, synapse: synapse, caller: axonCaller, target: target, nonce: nonce, deadline: deadline, body: body)
         }
-        return h
     }
 
     static let axon = FuzzTarget("axon", "the axon's admission path: headers signed or forged, hostile deadlines, lengths, nonces, rates") { b in
@@ -504,5 +490,23 @@ extension FuzzInput: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return self.u64() ^ z ^ (z >> 31)
+    }
+}
+
+/// Signed envelopes a fuzz program builds from fuzzer-chosen fields, remembered across
+/// executions: Ed25519 signatures are deterministic, so a remembered envelope is byte for
+/// byte the one the run would sign, and the run's time goes to the code under test (which
+/// still verifies every signature) instead of to signing. Forgotten wholesale at 2^16 entries.
+final class SignedMemo<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private let table = Mutex<[Key: Value]>([:])
+
+    func value(for key: Key, sign: () -> Value) -> Value {
+        if let v = self.table.withLock({ $0[key] }) { return v }
+        let v = sign()
+        self.table.withLock { m in
+            if m.count >= 1 << 16 { m.removeAll(keepingCapacity: true) }
+            m[key] = v
+        }
+        return v
     }
 }
