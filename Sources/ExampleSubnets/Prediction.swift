@@ -63,7 +63,7 @@ public enum Prediction {
     /// R² of `prediction` against `truth`, floored at 0; `scale` is the variance the forecast
     /// is judged against (the history's).
     public static func score(prediction: [Double], truth: [Double], scale: Double) -> Double {
-        guard prediction.count == truth.count, !truth.isEmpty, prediction.allSatisfy(\.isFinite), scale > 0 else { return 0 }
+        guard prediction.count == truth.count, !truth.isEmpty, prediction.allSatisfy({ $0.isFinite }), scale > 0 else { return 0 }
         let mse = zip(prediction, truth).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(truth.count)
         return max(0, 1 - mse / scale)
     }
@@ -129,7 +129,7 @@ public enum Prediction {
     /// The miner's handler: validates the request, then forecasts (or, when `lazy`, answers
     /// zeros at once without looking).
     public static func handle(_ req: Forecast, lazy: Bool) throws -> Forecast.Response {
-        guard (1...maxHorizon).contains(req.horizon), req.history.count <= maxHistory, req.history.allSatisfy(\.isFinite) else {
+        guard (1...maxHorizon).contains(req.horizon), req.history.count <= maxHistory, req.history.allSatisfy({ $0.isFinite }) else {
             throw SubnetError("horizon must be 1...\(maxHorizon) and history at most \(maxHistory) finite values")
         }
         if lazy { return .init(prediction: [Double](repeating: 0, count: req.horizon)) }

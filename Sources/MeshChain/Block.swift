@@ -155,5 +155,5 @@ public struct Block: Equatable, Sendable, BinaryCodable {
     public var number: UInt64 { self.header.number }
 
     /// The Merkle root of the transaction hashes.
-    public static func transactionsRoot(_ txs: [Transaction]) -> Hash32 { MerkleRoot.of(txs.map(\.hash)) }
+    public static func transactionsRoot(_ txs: [Transaction]) -> Hash32 { MerkleRoot.of(txs.map { $0.hash }) }
 }

@@ -107,9 +107,9 @@ extension ChainState {
         input.lastMechanismStepBlock = s.epochCount == 0 ? 0 : s.lastEpochBlock
         input.stakeThreshold = s.params.stakeThreshold
         input.ownerUid = s.uid(of: s.ownerHotkey)
-        input.validatorPermit = s.neurons.map(\.validatorPermit)
-        input.lastUpdate = s.neurons.map(\.lastUpdate)
-        input.blockAtRegistration = s.neurons.map(\.registeredAt)
+        input.validatorPermit = s.neurons.map { $0.validatorPermit }
+        input.lastUpdate = s.neurons.map { $0.lastUpdate }
+        input.blockAtRegistration = s.neurons.map { $0.registeredAt }
         input.weights = SparseMatrix(rows: s.neurons.map { $0.weights.map { (Int($0.uid), $0.value) } }, n: n)
         input.bonds = SparseMatrix(rows: s.neurons.map { $0.bonds.map { (Int($0.uid), $0.value) } }, n: n)
         input.commitRevealEnabled = s.params.commitRevealEnabled != 0
@@ -118,13 +118,16 @@ extension ChainState {
         let out = YumaEpoch.run(input, path: .sparse, as: I32F32.self)
         let burnUids: Set<Int> = input.ownerUid.map { [$0] } ?? []
         let pay = EpochPayout.distribute(out, pendingServer: s.pendingServer, pendingValidator: s.pendingValidator, burnUids: burnUids)
+        // Each u16 vector is built on access: once per epoch, not once per neuron.
+        let stakeWeight = out.u16StakeWeight, consensus = out.u16Consensus, incentive = out.u16Incentive
+        let dividends = out.u16Dividends, validatorTrust = out.u16ValidatorTrust
         for i in 0..<n {
             var neuron = s.neurons[i]
-            neuron.stakeWeight = out.u16StakeWeight[i]
-            neuron.consensus = out.u16Consensus[i]
-            neuron.incentive = out.u16Incentive[i]
-            neuron.dividends = out.u16Dividends[i]
-            neuron.validatorTrust = out.u16ValidatorTrust[i]
+            neuron.stakeWeight = stakeWeight[i]
+            neuron.consensus = consensus[i]
+            neuron.incentive = incentive[i]
+            neuron.dividends = dividends[i]
+            neuron.validatorTrust = validatorTrust[i]
             neuron.emission = pay.credited[i]
             neuron.validatorPermit = out.newValidatorPermit[i]
             neuron.active = out.active[i]

@@ -155,7 +155,7 @@ public struct ChainSpec: Sendable {
             return k
         }
         var spec = ChainSpec(name: try str(v["name"], "name"), id: try str(v["id"], "id"))
-        spec.bootnodes = (v["bootnodes"]?.array ?? []).compactMap(\.string)
+        spec.bootnodes = (v["bootnodes"]?.array ?? []).compactMap { $0.string }
         if let p = v["params"] {
             var cp = ChainParams()
             if let x = p["slotDurationMs"]?.uint64 { cp.slotDurationMs = x }
@@ -192,7 +192,7 @@ public struct ChainSpec: Sendable {
         // Everything genesis issues stays within the supply cap (so no sum of balances and
         // stakes can overflow later).
         var issued: UInt64 = 0
-        for x in spec.balances.map(\.1) + spec.validators.map(\.stake) {
+        for x in spec.balances.map({ $0.1 }) + spec.validators.map({ $0.stake }) {
             let (sum, overflow) = issued.addingReportingOverflow(x)
             guard !overflow, sum <= spec.params.emission.supplyCap else {
                 throw SpecError(field: "genesis", reason: "balances and stakes add up to more than the supply cap")

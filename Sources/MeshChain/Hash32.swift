@@ -42,7 +42,7 @@ public struct Hash32: Hashable, Comparable, Sendable, BinaryCodable, CustomStrin
 public enum MerkleRoot {
     public static func of(_ leaves: [Hash32]) -> Hash32 {
         if leaves.isEmpty { return Hash32.of([]) }
-        var level = leaves.map(\.bytes)
+        var level = leaves.map { $0.bytes }
         while level.count > 1 {
             var next: [[UInt8]] = []
             next.reserveCapacity((level.count + 1) / 2)
@@ -89,7 +89,7 @@ public enum Token {
         var frac: UInt64 = 0
         if parts.count == 2 {
             let f = String(parts[1])
-            guard f.count <= 9, f.allSatisfy(\.isNumber) else { return nil }
+            guard f.count <= 9, f.allSatisfy({ $0.isNumber }) else { return nil }
             frac = UInt64(f + String(repeating: "0", count: 9 - f.count)) ?? 0
         }
         let (w, o) = whole.multipliedReportingOverflow(by: tao)

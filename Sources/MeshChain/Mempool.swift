@@ -65,7 +65,7 @@ public final class Mempool {
     public func transaction(_ hash: Hash32) -> Transaction? { self.byHash[hash]?.tx }
     /// The pending transactions in no particular order (cheap: no sort).
     public var pending: some Sequence<(hash: Hash32, tx: Transaction)> { self.byHash.values.lazy.map { (hash: $0.hash, tx: $0.tx) } }
-    public var all: [Transaction] { self.byHash.values.sorted { $0.arrival < $1.arrival }.map(\.tx) }
+    public var all: [Transaction] { self.byHash.values.sorted { $0.arrival < $1.arrival }.map { $0.tx } }
 
     /// Validates and adds a transaction against the best state.
     @discardableResult

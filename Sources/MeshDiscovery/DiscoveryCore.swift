@@ -587,7 +587,7 @@ public final class DiscoveryCore {
             // A node we do not know gets one packet at most (an answer is larger than the
             // question; a stranger must not turn that into a bandwidth lever).
             let limit = self.table.entry(peer.id) != nil ? self.config.maxLookupNodes : 6 - records.count
-            records += self.table.entries(atDistances: distances.filter { $0 > 0 }, limit: limit).map(\.record)
+            records += self.table.entries(atDistances: distances.filter { $0 > 0 }, limit: limit).map { $0.record }
             // At most 6 records per packet keeps each packet under 1,280 bytes.
             let chunks = stride(from: 0, to: max(records.count, 1), by: 6).map { Array(records[$0..<min($0 + 6, records.count)]) }
             for c in chunks { self.send(.nodes(requestId: rid, total: UInt8(chunks.count), records: c), to: peer, now: now) }

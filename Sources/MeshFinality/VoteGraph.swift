@@ -95,7 +95,7 @@ struct VoterSet {
 
     func weight(_ id: AccountID) -> UInt128 { self.weights[id] ?? 0 }
     func contains(_ id: AccountID) -> Bool { self.weights[id] != nil }
-    var ids: [AccountID] { self.authorities.map(\.id) }
+    var ids: [AccountID] { self.authorities.map { $0.id } }
 }
 
 /// GHOST over a vote graph: accumulated weight per block for the votes of one phase.
@@ -163,6 +163,6 @@ struct VoteWeights {
 
     /// Children of `block` among the voted blocks.
     func children(of block: Hash32) -> [Hash32] {
-        self.parents.filter { $0.value == block }.map(\.key).sorted()
+        self.parents.filter { $0.value == block }.map { $0.key }.sorted()
     }
 }

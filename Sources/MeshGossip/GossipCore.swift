@@ -188,9 +188,9 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     package var tableSizes: [String: Int] {
         ["seen": self.seen.count, "cache": self.cache.count, "promises": self.promises.count, "incoming": self.incoming.count,
          "announcers": self.announcers.count, "pending": self.pending.count,
-         "maxTopics": self.peers.values.map(\.topics.count).max() ?? 0,
-         "maxDontWant": self.peers.values.map(\.dontWant.count).max() ?? 0,
-         "maxBackoff": self.peers.values.map(\.backoff.count).max() ?? 0]
+         "maxTopics": self.peers.values.map { $0.topics.count }.max() ?? 0,
+         "maxDontWant": self.peers.values.map { $0.dontWant.count }.max() ?? 0,
+         "maxBackoff": self.peers.values.map { $0.backoff.count }.max() ?? 0]
     }
     public func meshPeers(_ topic: String) -> Set<Peer> { self.mesh[topic] ?? [] }
 
@@ -618,7 +618,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     }
 
     func emitGossip(_ t: String) {
-        let ids = self.windows.prefix(self.config.historyGossip).flatMap { $0 }.filter { $0.1 == t }.map(\.0)
+        let ids = self.windows.prefix(self.config.historyGossip).flatMap { $0 }.filter { $0.1 == t }.map { $0.0 }
         guard !ids.isEmpty else { return }
         let members = self.mesh[t] ?? []
         let targets = self.peerOrder.filter { p in

@@ -135,10 +135,11 @@ public struct EpochOutput<S: YumaScalar>: Sendable {
     /// The bond rows to store (u16), or nil for rows the epoch leaves untouched.
     public var newBonds: [[(Int, UInt16)]?]
 
-    /// The u16 vectors the chain stores.
-    public var u16StakeWeight: [UInt16] { self.stakeNorm.map(\.u16Proportion) }
-    public var u16Consensus: [UInt16] { self.consensus.map(\.u16Proportion) }
-    public var u16Incentive: [UInt16] { self.incentive.map(\.u16Proportion) }
-    public var u16Dividends: [UInt16] { self.dividends.map(\.u16Proportion) }
-    public var u16ValidatorTrust: [UInt16] { self.validatorTrust.map(\.u16Proportion) }
+    /// The u16 vectors the chain stores. Each is computed on every access (O(n)): read it
+    /// once, not per element.
+    public var u16StakeWeight: [UInt16] { self.stakeNorm.map { $0.u16Proportion } }
+    public var u16Consensus: [UInt16] { self.consensus.map { $0.u16Proportion } }
+    public var u16Incentive: [UInt16] { self.incentive.map { $0.u16Proportion } }
+    public var u16Dividends: [UInt16] { self.dividends.map { $0.u16Proportion } }
+    public var u16ValidatorTrust: [UInt16] { self.validatorTrust.map { $0.u16Proportion } }
 }

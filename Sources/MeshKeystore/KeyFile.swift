@@ -134,8 +134,8 @@ public enum KeyFile {
     private static func shortReason(_ error: any Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, _): return "missing field \(key.stringValue)"
-        case DecodingError.typeMismatch(_, let ctx): return "wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
-        case DecodingError.valueNotFound(_, let ctx): return "missing value at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.typeMismatch(_, let ctx): return "wrong type at \(ctx.codingPath.map { $0.stringValue }.joined(separator: "."))"
+        case DecodingError.valueNotFound(_, let ctx): return "missing value at \(ctx.codingPath.map { $0.stringValue }.joined(separator: "."))"
         case DecodingError.dataCorrupted: return "syntax error or truncated"
         default: return "unreadable"
         }

@@ -126,7 +126,7 @@ public final class SecureHost: SecurePeerDelegate {
     }
 
     /// Ready peers.
-    public var readyPeers: [SecurePeer] { self.peers.values.filter(\.isReady) }
+    public var readyPeers: [SecurePeer] { self.peers.values.filter { $0.isReady } }
 
     /// Closes the listener and every peer.
     public func shutdown(reason: String = "shutting down") {

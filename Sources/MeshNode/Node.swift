@@ -484,7 +484,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         }
         if self.knownAddresses[a.nodeId] == nil && self.knownAddresses.count >= Self.maxKnownAddresses {
             let connected = Set(self.peers.values.compactMap { $0.peer.remoteNodeId })
-            let bootnodes = Set(self.config.bootnodes.map(\.nodeId))
+            let bootnodes = Set(self.config.bootnodes.map { $0.nodeId })
             guard let victim = self.knownAddresses.keys.filter({ !connected.contains($0) && !bootnodes.contains($0) }).randomElement() else { return false }
             self.knownAddresses[victim] = nil
             self.dialing[victim] = nil
@@ -571,7 +571,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     /// unknown (a sync is started), reject when invalid.
     func importBlock(_ block: Block, from p: PeerState?) -> ValidationResult {
         do {
-            let hashes = block.transactions.map(\.hash)
+            let hashes = block.transactions.map { $0.hash }
             let outcome = try self.chain.importBlock(block, now: Node.wallClockMillis(), preverified: self.mempool.verifiedAmong(hashes))
             if case .imported(let newBest, let depth) = outcome {
                 if depth > 0 {

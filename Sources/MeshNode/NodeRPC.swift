@@ -118,7 +118,7 @@ extension Node {
         case "system_syncState":
             // Substrate's shape: where sync started, where we are, the best any peer claims
             // (claims are hints; see `isSyncing`).
-            let highest = max(self.chain.best.number, self.peers.values.map(\.best.number).max() ?? 0)
+            let highest = max(self.chain.best.number, self.peers.values.map { $0.best.number }.max() ?? 0)
             return .object([("startingBlock", .int(self.startingBlock)), ("currentBlock", .int(self.chain.best.number)),
                             ("highestBlock", .int(highest))])
         case "system_properties":

@@ -83,7 +83,7 @@ public struct BlocksResponse: Equatable, Sendable, BinaryCodable {
     }
 
     public static func == (a: BlocksResponse, b: BlocksResponse) -> Bool {
-        a.blocks == b.blocks && a.justifications.map(\.0) == b.justifications.map(\.0) && a.justifications.map(\.1) == b.justifications.map(\.1)
+        a.blocks == b.blocks && a.justifications.map { $0.0 } == b.justifications.map { $0.0 } && a.justifications.map { $0.1 } == b.justifications.map { $0.1 }
     }
 
     public func encode(to w: inout ByteWriter) {

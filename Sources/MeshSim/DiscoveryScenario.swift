@@ -154,7 +154,7 @@ public final class DiscoveryScenario {
         for (i, r) in self.lookupResults {
             let me = self.keys[i].publicKey
             let truth = Set(alive.filter { $0 != me }.sorted { Distance.closer($0, $1, to: r.target) }.prefix(16))
-            let ok = Set(r.closest.map(\.nodeId)) == truth
+            let ok = Set(r.closest.map { $0.nodeId }) == truth
             if ok { exact += 1 }
             if r.rounds <= 3 { within3 += 1 }
             if r.elapsedNanos < 500_000_000 { under500 += 1 }

@@ -332,8 +332,8 @@ public final class FinalityScenario {
             var wanted: [Hash32] = []
             switch fm {
             case .vote(let v): wanted = [v.target.hash]
-            case .commit(let c): wanted = [c.target.hash] + c.precommits.map(\.target.hash)
-            case .catchUp(let c): wanted = (c.prevotes + c.precommits).map(\.target.hash)
+            case .commit(let c): wanted = [c.target.hash] + c.precommits.map { $0.target.hash }
+            case .catchUp(let c): wanted = (c.prevotes + c.precommits).map { $0.target.hash }
             default: break
             }
             for h in wanted where !node.tree.contains(h) && self.shouldRequest(node, h) {
@@ -487,7 +487,7 @@ public final class FinalityScenario {
         self.sim.run(until: end)
         let wall = Double(clock() - start) / 1e9
         // Crashed nodes still offline at the end are not expected to finalize.
-        let honestFinal = self.nodes.filter { $0.honest && !self.isOffline($0.index) }.map(\.finalized.number)
+        let honestFinal = self.nodes.filter { $0.honest && !self.isOffline($0.index) }.map { $0.finalized.number }
         let pct = Percentiles.of(self.lags, [50, 99])
         var s = SimSummary(scenario: self.config.twins ? "twins" : "finality", nodes: self.nodes.count, seed: self.sim.seed,
                            virtualSeconds: self.config.seconds, traceHash: self.sim.traceHash(),
@@ -496,18 +496,18 @@ public final class FinalityScenario {
                            events: self.sim.eventCount, wallSeconds: wall)
         s.extra = [
             ("validators", .int(self.keys.count)),
-            ("byzantine", .int(self.nodes.filter { !$0.honest }.map(\.validator).compactMap { $0 }.count)),
+            ("byzantine", .int(self.nodes.filter { !$0.honest }.map { $0.validator }.compactMap { $0 }.count)),
             ("blocksProduced", .int(self.blocksProduced)),
-            ("bestHeight", .int(self.nodes.map(\.tree.best.number).max() ?? 0)),
+            ("bestHeight", .int(self.nodes.map { $0.tree.best.number }.max() ?? 0)),
             ("finalizedMin", .int(honestFinal.min() ?? 0)),
             ("finalizedMax", .int(honestFinal.max() ?? 0)),
             ("finalityLagP50Ms", self.lags.isEmpty ? .null : .double(pct[0])),
             ("finalityLagP99Ms", self.lags.isEmpty ? .null : .double(pct[1])),
             ("messages", .int(self.messagesSent)), ("dropped", .int(self.messagesDropped)),
             ("equivocationsDetected", .int(self.equivocations)),
-            ("invalidMessages", .int(self.nodes.filter(\.honest).map { $0.core.invalidMessages }.reduce(0, +))),
+            ("invalidMessages", .int(self.nodes.filter { $0.honest }.map { $0.core.invalidMessages }.reduce(0, +))),
             ("signatureVerifications", .int(self.signatures.verifications)),
-            ("rounds", .int(self.nodes.filter(\.honest).map(\.core.round).max() ?? 0)),
+            ("rounds", .int(self.nodes.filter { $0.honest }.map { $0.core.round }.max() ?? 0)),
         ]
         if ProcessInfo.processInfo.environment["MESHSIM_DEBUG"] != nil {
             s.extra.append(("nodeStates", .array(self.nodes.map { .string("\($0.index)\($0.honest ? "" : "*") best=\($0.tree.best.number) \($0.core.debugDescription)") })))

@@ -267,12 +267,12 @@ public final class GossipScenario {
             ("largeP95LatencyMsMean", .double(mean(p95Large))),
             ("copiesPerNodeLarge", .double(mean(copiesLarge))), ("copiesPerNodeSmall", .double(mean(copiesSmall))),
             ("bytesSentPerNodeMiB", .double(Double(honest.map { self.bytesSent[$0] }.reduce(0, +)) / Double(honest.count) / 1_048_576)),
-            ("invalidReceived", .int(honestCounters.map(\.invalid).reduce(0, +))),
-            ("byzantineDisconnected", .int(Set(self.disconnects.filter { self.isByzantine($0.1) }.map(\.1)).count)),
-            ("honestDisconnected", .int(Set(self.disconnects.filter { !self.isByzantine($0.1) && !self.isByzantine($0.0) }.map(\.1)).count)),
-            ("idontwantSent", .int(honestCounters.map(\.idontwantSent).reduce(0, +))),
-            ("ihaveSent", .int(honestCounters.map(\.ihaveSent).reduce(0, +))),
-            ("meanDegree", .double(Double(self.adjacency.map(\.count).reduce(0, +)) / Double(n))),
+            ("invalidReceived", .int(honestCounters.map { $0.invalid }.reduce(0, +))),
+            ("byzantineDisconnected", .int(Set(self.disconnects.filter { self.isByzantine($0.1) }.map { $0.1 }).count)),
+            ("honestDisconnected", .int(Set(self.disconnects.filter { !self.isByzantine($0.1) && !self.isByzantine($0.0) }.map { $0.1 }).count)),
+            ("idontwantSent", .int(honestCounters.map { $0.idontwantSent }.reduce(0, +))),
+            ("ihaveSent", .int(honestCounters.map { $0.ihaveSent }.reduce(0, +))),
+            ("meanDegree", .double(Double(self.adjacency.map { $0.count }.reduce(0, +)) / Double(n))),
         ]
         return s
     }

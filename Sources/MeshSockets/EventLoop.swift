@@ -268,7 +268,7 @@ public final class EventLoop: @unchecked Sendable {
         }
         // Shutdown: tell every socket, then close them.
         self.running.store(false, ordering: .releasing)
-        let all = self.handlers.values.map(\.handler)
+        let all = self.handlers.values.map { $0.handler }
         for h in all { (h as? any LoopShutdownAware)?.loopDidShutdown() }
         self.handlers.removeAll()
         self.timerActions.removeAll()

@@ -34,15 +34,15 @@ public struct ScoreBook: Sendable, Equatable {
         if entries.isEmpty { return ([], []) }
         // Pad to the minimum count with a token weight.
         if entries.count < minAllowedWeights {
-            let floor = (entries.map(\.value).min() ?? 1) * 0.01
-            var present = Set(entries.map(\.key))
+            let floor = (entries.map { $0.value }.min() ?? 1) * 0.01
+            var present = Set(entries.map { $0.key })
             for uid in 0..<UInt16(clamping: n) where entries.count < minAllowedWeights && !present.contains(uid) && uid != exclude {
                 entries.append((key: uid, value: floor))
                 present.insert(uid)
             }
             entries.sort { $0.key < $1.key }
         }
-        var w = entries.map(\.value)
+        var w = entries.map { $0.value }
         let cap = Double(maxWeightsLimit) / 65535
         if cap < 1 && Double(w.count) * cap >= 1 {
             // Water-fill: clip shares above the cap and spread the excess over the rest.
@@ -63,7 +63,7 @@ public struct ScoreBook: Sendable, Equatable {
         }
         let top = w.max()!
         let values = w.map { UInt16(clamping: Int(($0 / top * 65535).rounded(.down))) }
-        let kept = zip(entries.map(\.key), values).filter { $0.1 > 0 }
-        return (kept.map(\.0), kept.map(\.1))
+        let kept = zip(entries.map { $0.key }, values).filter { $0.1 > 0 }
+        return (kept.map { $0.0 }, kept.map { $0.1 })
     }
 }

@@ -124,7 +124,7 @@ public final class SubnetValidator: @unchecked Sendable {
     public func refreshMetagraph() async throws {
         let mg = try await self.context.metagraph()
         self.metagraph = mg
-        self.book.prune(n: mg.neurons.count, hotkeys: mg.neurons.map(\.hotkey.bytes))
+        self.book.prune(n: mg.neurons.count, hotkeys: mg.neurons.map { $0.hotkey.bytes })
     }
 
     func fold(_ scores: [UInt16: Double]) {

@@ -123,7 +123,7 @@ enum Submit {
 /// A fixed-width text table.
 enum Table {
     static func render(_ header: [String], _ rows: [[String]]) -> String {
-        var widths = header.map(\.count)
+        var widths = header.map { $0.count }
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")

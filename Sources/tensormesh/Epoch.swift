@@ -66,7 +66,7 @@ extension Tensormesh {
                 ("steps", .array(results.map { r in r.output.map { $0.json(storedBonds: r.storedBonds) } ?? .object([]) })),
             ]
             if count > 1 {
-                let medians = results.compactMap(\.epochNanosMedian).sorted()
+                let medians = results.compactMap { $0.epochNanosMedian }.sorted()
                 let overall = medians.isEmpty ? 0 : Double(medians[medians.count / 2]) / 1e6
                 members.append(("timing", .object([
                     ("epochMillisMedian", .double(overall)),

@@ -240,7 +240,7 @@ struct ConfigFile {
             let v = try JSONValue.parse(Array(data))
             guard case .object(let fields) = v else { throw CommandFailure.usage("config file \(path) must hold a JSON object") }
             // A typo must not be ignored silently.
-            if let unknown = fields.map(\.0).first(where: { !Self.keys.contains($0) }) {
+            if let unknown = fields.map({ $0.0 }).first(where: { !Self.keys.contains($0) }) {
                 throw CommandFailure.usage("config file \(path): unknown key \"\(unknown)\" (known: \(Self.keys.sorted().joined(separator: ", ")))")
             }
             return ConfigFile(values: v)
@@ -261,7 +261,7 @@ struct ConfigFile {
     func bool(_ k: String) -> Bool { self.values[k]?.bool ?? false }
     /// A boolean the file sets, or nil (so `--no-…` on the command line can turn it off).
     func flag(_ k: String) -> Bool? { self.values[k]?.bool }
-    func strings(_ k: String) -> [String]? { self.values[k]?.array?.compactMap(\.string) }
+    func strings(_ k: String) -> [String]? { self.values[k]?.array?.compactMap { $0.string } }
 }
 
 /// Waits for a Unix signal.

@@ -103,7 +103,7 @@ extension Tensormesh.Subnets {
 
         func run() async throws {
             guard let p = Hyperparameter(name: self.name) else {
-                throw ValidationError("unknown hyperparameter \(self.name); known: \(Hyperparameter.allCases.map(\.name).joined(separator: ", "))")
+                throw ValidationError("unknown hyperparameter \(self.name); known: \(Hyperparameter.allCases.map { $0.name }.joined(separator: ", "))")
             }
             var call = Call.setHyperparameter(netuid: self.netuid, parameter: p, value: self.value)
             if self.sudo {
