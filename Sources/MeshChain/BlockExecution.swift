@@ -48,7 +48,7 @@ extension ChainState {
             if e > 0 {
                 var weights: [UInt64] = []
                 var stakeBySubnet: [UInt16: UInt64] = [:]
-                for (k, v) in self.stakes where k.netuid != 0 { stakeBySubnet[k.netuid, default: 0] += v }
+                for (k, p) in self.hotkeyPools where k.netuid != 0 { stakeBySubnet[k.netuid, default: 0] += p.value }
                 for id in eligible { weights.append(stakeBySubnet[id] ?? 0) }
                 let parts = EmissionSplit.proportional(e, weights: weights)
                 for (i, id) in eligible.enumerated() {
@@ -96,7 +96,10 @@ extension ChainState {
             .sorted { $0.id < $1.id }
     }
 
-    /// Runs one Yuma epoch on a subnet and credits its pools.
+    /// Runs one Yuma epoch on a subnet and pays it out: miner incentive is staked to each
+    /// miner's hotkey for its owner (burned on the subnet owner's hotkey); a validator's
+    /// dividends pay its owner the take and the rest to everyone staked on the hotkey, in
+    /// proportion to their stake (the owner included).
     public mutating func runEpoch(netuid: UInt16) {
         guard var s = self.subnets[netuid] else { return }
         let n = s.neurons.count
@@ -116,8 +119,7 @@ extension ChainState {
         input.commitBlock = s.neurons.map { $0.commitHash != nil ? $0.commitBlock : nil }
         input.params = s.params.yuma
         let out = YumaEpoch.run(input, path: .sparse, as: I32F32.self)
-        let burnUids: Set<Int> = input.ownerUid.map { [$0] } ?? []
-        let pay = EpochPayout.distribute(out, pendingServer: s.pendingServer, pendingValidator: s.pendingValidator, burnUids: burnUids)
+        let split = EpochDistribution.split(out, server: s.pendingServer, validator: s.pendingValidator)
         // Each u16 vector is built on access: once per epoch, not once per neuron.
         let stakeWeight = out.u16StakeWeight, consensus = out.u16Consensus, incentive = out.u16Incentive
         let dividends = out.u16Dividends, validatorTrust = out.u16ValidatorTrust
@@ -128,22 +130,38 @@ extension ChainState {
             neuron.incentive = incentive[i]
             neuron.dividends = dividends[i]
             neuron.validatorTrust = validatorTrust[i]
-            neuron.emission = pay.credited[i]
+            neuron.emission = split.incentive[i].addingSaturated(split.dividends[i])
             neuron.validatorPermit = out.newValidatorPermit[i]
             neuron.active = out.active[i]
             if let b = out.newBonds[i] { neuron.bonds = b.map { (uid: UInt16($0.0), value: $0.1) } }
             // Commits that can no longer be revealed lapse.
             if neuron.commitHash != nil && s.epochCount + 1 > neuron.commitEpoch + s.params.revealPeriodEpochs { neuron.commitHash = nil }
             s.neurons[i] = neuron
-            // Emission is staked to the neuron's hotkey by its coldkey.
-            if pay.credited[i] > 0 {
-                let key = StakeKey(coldkey: neuron.coldkey, hotkey: neuron.hotkey, netuid: netuid)
-                self.stakes[key] = (self.stakes[key] ?? 0) + pay.credited[i]
+        }
+        var burned: UInt64 = 0
+        for i in 0..<n {
+            let hotkey = s.neurons[i].hotkey
+            let owner = self.hotkeyOwners[hotkey] ?? s.neurons[i].coldkey
+            // Mining incentive: to the miner's owner; the subnet owner's hotkey burns it.
+            if split.incentive[i] > 0 {
+                if hotkey == s.ownerHotkey {
+                    burned += split.incentive[i]
+                } else if (try? self.increaseStake(coldkey: owner, hotkey: hotkey, netuid: netuid, amount: split.incentive[i])) == nil {
+                    burned += split.incentive[i]
+                }
+            }
+            // Dividends: the take to the owner, the rest to every staker on the hotkey.
+            let d = split.dividends[i]
+            if d > 0 {
+                let takeShare = U96F32.ratio(UInt128(self.delegateTake(of: hotkey)), UInt128(UInt16.max))
+                let take = min(d, (takeShare * U96F32(d)).floorU64)
+                if (try? self.increaseStake(coldkey: owner, hotkey: hotkey, netuid: netuid, amount: take)) == nil { burned += take }
+                self.increaseStakeForAll(hotkey: hotkey, netuid: netuid, amount: d - take)
             }
         }
-        self.totalBurned += pay.burned
-        s.pendingServer = pay.dustServer
-        s.pendingValidator = pay.dustValidator
+        self.totalBurned += burned
+        s.pendingServer = split.leftServer
+        s.pendingValidator = split.leftValidator
         s.lastEpochBlock = self.number
         s.epochCount += 1
         self.subnets[netuid] = s

@@ -76,14 +76,16 @@ public struct ChainSpec: Sendable {
         let rootOwner = self.sudo ?? (self.validators.first?.coldkey ?? Ed25519.PublicKey.zero)
         s.subnets[0] = Subnet(netuid: 0, name: "root", owner: rootOwner, ownerHotkey: rootOwner, block: 0, locked: 0, params: SubnetParams())
         for v in self.validators {
-            let key = StakeKey(coldkey: v.coldkey, hotkey: v.hotkey, netuid: 0)
-            s.stakes[key] = (s.stakes[key] ?? 0).addingSaturated(v.stake)
+            if s.hotkeyOwners[v.hotkey] == nil { s.hotkeyOwners[v.hotkey] = v.coldkey }
+            // Within the supply cap (checked when the spec was read), so the pool takes it.
+            try? s.increaseStake(coldkey: v.coldkey, hotkey: v.hotkey, netuid: 0, amount: v.stake)
             issued = issued.addingSaturated(v.stake)
         }
         for sub in self.subnets {
             var subnet = Subnet(netuid: sub.netuid, name: sub.name, owner: sub.owner, ownerHotkey: sub.ownerHotkey, block: 0,
                                 locked: 0, params: sub.params)
             subnet.neurons.append(Neuron(hotkey: sub.ownerHotkey, coldkey: sub.owner, block: 0))
+            if s.hotkeyOwners[sub.ownerHotkey] == nil { s.hotkeyOwners[sub.ownerHotkey] = sub.owner }
             // Stagger the first epochs of subnets with the same tempo.
             subnet.lastEpochBlock = 0
             s.subnets[sub.netuid] = subnet
@@ -121,6 +123,8 @@ public struct ChainSpec: Sendable {
                 ("subnetLimit", .int(p.subnetLimit)), ("minLockCost", .int(p.minLockCost)),
                 ("lockReductionInterval", .int(p.lockReductionInterval)), ("burnHalfLife", .int(p.burnHalfLife)),
                 ("maxRegistrationsPerBlock", .int(p.maxRegistrationsPerBlock)), ("minValidatorStake", .int(p.minValidatorStake)),
+                ("maxDelegateTake", .int(p.maxDelegateTake)), ("minDelegateTake", .int(p.minDelegateTake)),
+                ("delegateTakeRateLimit", .int(p.delegateTakeRateLimit)), ("minStake", .int(p.minStake)),
             ])),
             ("genesis", .object([
                 ("timestamp", .int(self.genesisTimestamp)),
@@ -171,6 +175,16 @@ public struct ChainSpec: Sendable {
             if let x = p["burnHalfLife"]?.uint64 { cp.burnHalfLife = max(1, x) }
             if let x = p["maxRegistrationsPerBlock"]?.uint64 { cp.maxRegistrationsPerBlock = x }
             if let x = p["minValidatorStake"]?.uint64 { cp.minValidatorStake = x }
+            if let x = p["maxDelegateTake"]?.uint64 {
+                guard let t = UInt16(exactly: x) else { throw SpecError(field: "params.maxDelegateTake", reason: "0...65535") }
+                cp.maxDelegateTake = t
+            }
+            if let x = p["minDelegateTake"]?.uint64 {
+                guard let t = UInt16(exactly: x) else { throw SpecError(field: "params.minDelegateTake", reason: "0...65535") }
+                cp.minDelegateTake = t
+            }
+            if let x = p["delegateTakeRateLimit"]?.uint64 { cp.delegateTakeRateLimit = x }
+            if let x = p["minStake"]?.uint64 { cp.minStake = x }
             if let (field, reason) = cp.invalidField() { throw SpecError(field: "params.\(field)", reason: reason) }
             spec.params = cp
         }

@@ -26,6 +26,15 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
     public var maxRegistrationsPerBlock: UInt64 = 4
     /// Stake an account needs on the root subnet (netuid 0) to be a validator candidate.
     public var minValidatorStake: Rao = 1 * Token.tao
+    /// A delegate's take when its owner never set one, and the highest take (u16 proportion,
+    /// 11,796/65,535 ≈ 18 %, subtensor's `InitialDefaultDelegateTake`).
+    public var maxDelegateTake: UInt16 = 11_796
+    /// The lowest take an owner may set (subtensor: 0).
+    public var minDelegateTake: UInt16 = 0
+    /// Blocks between a take change and the next increase (subtensor: 216,000 ≈ 30 days).
+    public var delegateTakeRateLimit: UInt64 = 216_000
+    /// The smallest stake a call may move (rao; subtensor's `DefaultMinStake`, 0.002 TAO).
+    public var minStake: Rao = 2_000_000
 
     public init() {}
 
@@ -49,6 +58,9 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
         if !(1...(1 << 40)).contains(self.burnHalfLife) { return ("burnHalfLife", "1...2^40") }
         if self.maxRegistrationsPerBlock > 4096 { return ("maxRegistrationsPerBlock", "at most 4096") }
         if self.minValidatorStake > self.emission.supplyCap { return ("minValidatorStake", "at most the supply cap") }
+        if self.minDelegateTake > self.maxDelegateTake { return ("minDelegateTake", "at most maxDelegateTake") }
+        if self.delegateTakeRateLimit > (1 << 40) { return ("delegateTakeRateLimit", "at most 2^40") }
+        if self.minStake > self.emission.supplyCap { return ("minStake", "at most the supply cap") }
         return nil
     }
 
@@ -57,6 +69,7 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
         w.u64(self.authorityChangeDelay); w.u64(self.emission.initialBlockEmission); w.u64(self.emission.supplyCap)
         w.u64(self.subnetLimit); w.u64(self.minLockCost); w.u64(self.lockReductionInterval); w.u64(self.burnHalfLife)
         w.u64(self.maxRegistrationsPerBlock); w.u64(self.minValidatorStake)
+        w.u16(self.maxDelegateTake); w.u16(self.minDelegateTake); w.u64(self.delegateTakeRateLimit); w.u64(self.minStake)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
@@ -65,6 +78,7 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
         self.emission = EmissionSchedule(initialBlockEmission: try r.u64(), supplyCap: try r.u64())
         self.subnetLimit = try r.u64(); self.minLockCost = try r.u64(); self.lockReductionInterval = try r.u64()
         self.burnHalfLife = try r.u64(); self.maxRegistrationsPerBlock = try r.u64(); self.minValidatorStake = try r.u64()
+        self.maxDelegateTake = try r.u16(); self.minDelegateTake = try r.u16(); self.delegateTakeRateLimit = try r.u64(); self.minStake = try r.u64()
         if let (field, reason) = self.invalidField() { throw .invalidValue(field: field, reason: reason) }
     }
 }
@@ -123,7 +137,18 @@ public struct ChainState: Sendable {
     public var lastTimestamp: UInt64 = 0
     public var balances: [AccountID: Rao] = [:] { didSet { self.dirtyAccounts = true } }
     public var nonces: [AccountID: UInt64] = [:] { didSet { self.dirtyAccounts = true } }
-    public var stakes: [StakeKey: Rao] = [:] { didSet { self.dirtyStake = true } }
+    /// Each staker's shares in a hotkey's stake pool (see ``HotkeyPool``).
+    public internal(set) var stakeShares: [StakeKey: UInt128] = [:] { didSet { self.dirtyStake = true } }
+    /// Each hotkey's stake pool per subnet.
+    public internal(set) var hotkeyPools: [HotkeyNet: HotkeyPool] = [:] { didSet { self.dirtyStake = true } }
+    /// The coldkey that owns each hotkey (set when the hotkey first registers or is staked on
+    /// the root subnet); it receives the hotkey's take and miner incentive.
+    public internal(set) var hotkeyOwners: [AccountID: AccountID] = [:] { didSet { self.dirtyDelegation = true } }
+    /// Takes set by hotkey owners (u16 proportions); a hotkey without an entry has the chain's
+    /// default (`maxDelegateTake`).
+    public internal(set) var delegateTakes: [AccountID: UInt16] = [:] { didSet { self.dirtyDelegation = true } }
+    /// The block of each hotkey's last take change (for the rate limit on increases).
+    public internal(set) var takeChangedAt: [AccountID: UInt64] = [:] { didSet { self.dirtyDelegation = true } }
     public var subnets: [UInt16: Subnet] = [:] { didSet { self.dirtySubnets = true } }
     public var totalIssuance: Rao = 0
     /// Rao destroyed (registration burns, owner-hotkey incentive).
@@ -143,9 +168,11 @@ public struct ChainState: Sendable {
     var dirtyAccounts = true
     var dirtyStake = true
     var dirtySubnets = true
+    var dirtyDelegation = true
     var cachedAccounts = Hash32.zero
     var cachedStake = Hash32.zero
     var cachedSubnets = Hash32.zero
+    var cachedDelegation = Hash32.zero
 
     public init(params: ChainParams) { self.params = params }
 
@@ -153,29 +180,42 @@ public struct ChainState: Sendable {
 
     public func balance(_ a: AccountID) -> Rao { self.balances[a] ?? 0 }
     public func nonce(_ a: AccountID) -> UInt64 { self.nonces[a] ?? 0 }
+    /// A coldkey's stake on a hotkey in a subnet (its shares valued at the pool's rate, floored).
     public func stake(coldkey: AccountID, hotkey: AccountID, netuid: UInt16) -> Rao {
-        self.stakes[StakeKey(coldkey: coldkey, hotkey: hotkey, netuid: netuid)] ?? 0
+        guard let shares = self.stakeShares[StakeKey(coldkey: coldkey, hotkey: hotkey, netuid: netuid)],
+              let pool = self.hotkeyPools[HotkeyNet(hotkey: hotkey, netuid: netuid)] else { return 0 }
+        return pool.value(of: shares)
     }
 
     /// Total stake on a hotkey in a subnet.
     public func totalStake(hotkey: AccountID, netuid: UInt16) -> Rao {
-        var t: Rao = 0
-        for (k, v) in self.stakes where k.hotkey == hotkey && k.netuid == netuid { t += v }
-        return t
+        self.hotkeyPools[HotkeyNet(hotkey: hotkey, netuid: netuid)]?.value ?? 0
     }
 
     /// Stake per hotkey in a subnet (one pass).
     public func stakeByHotkey(netuid: UInt16) -> [AccountID: Rao] {
         var out: [AccountID: Rao] = [:]
-        for (k, v) in self.stakes where k.netuid == netuid { out[k.hotkey, default: 0] += v }
+        for (k, p) in self.hotkeyPools where k.netuid == netuid { out[k.hotkey] = p.value }
         return out
     }
+
+    /// Every stake entry as (key, stake), sorted, optionally only those of one coldkey or hotkey.
+    public func stakeEntries(involving account: AccountID? = nil) -> [(key: StakeKey, amount: Rao)] {
+        self.stakeShares.keys.filter { account == nil || $0.coldkey == account || $0.hotkey == account }.sorted()
+            .map { ($0, self.stake(coldkey: $0.coldkey, hotkey: $0.hotkey, netuid: $0.netuid)) }
+    }
+
+    /// The coldkey owning `hotkey`, if any.
+    public func owner(of hotkey: AccountID) -> AccountID? { self.hotkeyOwners[hotkey] }
+
+    /// A hotkey's take (u16 proportion): what its owner set, or the chain's default.
+    public func delegateTake(of hotkey: AccountID) -> UInt16 { self.delegateTakes[hotkey] ?? self.params.maxDelegateTake }
 
     /// Every rao that exists: free, staked, locked, pending. Equals issuance − burned.
     public var accountedSupply: Rao {
         var t: Rao = 0
         for v in self.balances.values { t += v }
-        for v in self.stakes.values { t += v }
+        for p in self.hotkeyPools.values { t += p.value }
         for s in self.subnets.values { t += s.locked + s.pendingServer + s.pendingValidator }
         return t
     }
@@ -196,15 +236,16 @@ public struct ChainState: Sendable {
             self.dirtyAccounts = false
         }
         if self.dirtyStake {
-            var w = ByteWriter(capacity: self.stakes.count * 80)
-            let keys = self.stakes.keys.sorted()
-            w.varint(keys.count)
-            for k in keys {
-                k.encode(to: &w)
-                w.u64(self.stakes[k]!)
-            }
+            var w = ByteWriter(capacity: self.stakeShares.count * 88 + self.hotkeyPools.count * 58)
+            self.encodeStake(to: &w)
             self.cachedStake = Hash32.of(w.bytes)
             self.dirtyStake = false
+        }
+        if self.dirtyDelegation {
+            var w = ByteWriter(capacity: self.hotkeyOwners.count * 64)
+            self.encodeDelegation(to: &w)
+            self.cachedDelegation = Hash32.of(w.bytes)
+            self.dirtyDelegation = false
         }
         if self.dirtySubnets {
             var w = ByteWriter()
@@ -214,7 +255,60 @@ public struct ChainState: Sendable {
         }
         var g = ByteWriter(capacity: 512)
         self.encodeGlobal(to: &g)
-        return Hash32.of(Hash32.of(g.bytes).bytes + self.cachedAccounts.bytes + self.cachedStake.bytes + self.cachedSubnets.bytes)
+        return Hash32.of(Hash32.of(g.bytes).bytes + self.cachedAccounts.bytes + self.cachedStake.bytes + self.cachedSubnets.bytes
+                         + self.cachedDelegation.bytes)
+    }
+
+    func encodeStake(to w: inout ByteWriter) {
+        let pools = self.hotkeyPools.keys.sorted()
+        w.varint(pools.count)
+        for k in pools { k.encode(to: &w); self.hotkeyPools[k]!.encode(to: &w) }
+        let keys = self.stakeShares.keys.sorted()
+        w.varint(keys.count)
+        for k in keys { k.encode(to: &w); StakeShares.write(self.stakeShares[k]!, to: &w) }
+    }
+
+    mutating func decodeStake(from r: inout ByteReader) throws(CodecError) {
+        let np = try r.length(field: "hotkeyPools", limit: 10_000_000)
+        for _ in 0..<np {
+            let k = try HotkeyNet(from: &r)
+            self.hotkeyPools[k] = try HotkeyPool(from: &r)
+        }
+        let ns = try r.length(field: "stakes", limit: 10_000_000)
+        for _ in 0..<ns {
+            let k = try StakeKey(from: &r)
+            self.stakeShares[k] = StakeShares.read(try r.u64(), try r.u64())
+        }
+    }
+
+    func encodeDelegation(to w: inout ByteWriter) {
+        let owners = self.hotkeyOwners.keys.sorted()
+        w.varint(owners.count)
+        for k in owners { k.encode(to: &w); self.hotkeyOwners[k]!.encode(to: &w) }
+        let takes = self.delegateTakes.keys.sorted()
+        w.varint(takes.count)
+        for k in takes { k.encode(to: &w); w.u16(self.delegateTakes[k]!) }
+        let changed = self.takeChangedAt.keys.sorted()
+        w.varint(changed.count)
+        for k in changed { k.encode(to: &w); w.u64(self.takeChangedAt[k]!) }
+    }
+
+    mutating func decodeDelegation(from r: inout ByteReader) throws(CodecError) {
+        let no = try r.length(field: "hotkeyOwners", limit: 10_000_000)
+        for _ in 0..<no {
+            let k = try AccountID(from: &r)
+            self.hotkeyOwners[k] = try AccountID(from: &r)
+        }
+        let nt = try r.length(field: "delegateTakes", limit: 10_000_000)
+        for _ in 0..<nt {
+            let k = try AccountID(from: &r)
+            self.delegateTakes[k] = try r.u16()
+        }
+        let nc = try r.length(field: "takeChangedAt", limit: 10_000_000)
+        for _ in 0..<nc {
+            let k = try AccountID(from: &r)
+            self.takeChangedAt[k] = try r.u64()
+        }
     }
 
     func encodeGlobal(to w: inout ByteWriter) {
@@ -236,9 +330,8 @@ extension ChainState: BinaryCodable {
         let keys = Set(self.balances.keys).union(self.nonces.keys).sorted()
         w.varint(keys.count)
         for k in keys { k.encode(to: &w); w.u64(self.balance(k)); w.u64(self.nonce(k)) }
-        let sk = self.stakes.keys.sorted()
-        w.varint(sk.count)
-        for k in sk { k.encode(to: &w); w.u64(self.stakes[k]!) }
+        self.encodeStake(to: &w)
+        self.encodeDelegation(to: &w)
         let ids = self.subnets.keys.sorted()
         w.varint(ids.count)
         for id in ids { self.subnets[id]!.encode(to: &w) }
@@ -263,11 +356,8 @@ extension ChainState: BinaryCodable {
             if b > 0 { self.balances[k] = b }
             if n > 0 { self.nonces[k] = n }
         }
-        let ns = try r.length(field: "stakes", limit: 10_000_000)
-        for _ in 0..<ns {
-            let k = try StakeKey(from: &r)
-            self.stakes[k] = try r.u64()
-        }
+        try self.decodeStake(from: &r)
+        try self.decodeDelegation(from: &r)
         let nn = try r.length(field: "subnets", limit: 65536)
         for _ in 0..<nn {
             let s = try Subnet(from: &r)

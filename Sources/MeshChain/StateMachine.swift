@@ -77,6 +77,7 @@ extension ChainState {
             let cost = self.lockCost(at: number)
             guard cost <= maxLock else { throw DispatchError("LockCostTooHigh", "lock cost \(Token.format(cost)) exceeds your maximum \(Token.format(maxLock))") }
             try self.debit(signer, cost)
+            try self.claimHotkey(hotkey, by: signer)
             var netuid: UInt16 = 1
             while self.subnets[netuid] != nil { netuid += 1 }
             var subnet = Subnet(netuid: netuid, name: "subnet \(netuid)", owner: signer, ownerHotkey: hotkey, block: number,
@@ -90,23 +91,36 @@ extension ChainState {
             try self.register(netuid: netuid, hotkey: hotkey, coldkey: signer, maxBurn: maxBurn, number: number)
 
         case .addStake(let hotkey, let netuid, let amount):
-            guard let subnet = self.subnets[netuid] else { throw Self.noSubnet(netuid) }
-            guard netuid == 0 || subnet.uid(of: hotkey) != nil else {
-                throw DispatchError("HotKeyNotRegisteredInSubNet", "hotkey \(hotkey.hex.prefix(16)) is not registered on subnet \(netuid)")
+            guard self.subnets[netuid] != nil else { throw Self.noSubnet(netuid) }
+            if netuid == 0 {
+                // Staking on the root subnet registers an unowned hotkey to the staker.
+                if self.hotkeyOwners[hotkey] == nil { self.hotkeyOwners[hotkey] = signer }
+            } else if self.hotkeyOwners[hotkey] == nil {
+                throw DispatchError("HotKeyAccountNotExists", "hotkey \(hotkey.hex.prefix(16)) is not registered on any subnet")
             }
-            guard amount > 0 else { throw DispatchError("StakeTooLow", "amount must be positive") }
+            guard amount >= self.params.minStake else {
+                throw DispatchError("AmountTooLow", "stake at least \(Token.format(self.params.minStake))")
+            }
             try self.debit(signer, amount)
-            let key = StakeKey(coldkey: signer, hotkey: hotkey, netuid: netuid)
-            self.stakes[key] = (self.stakes[key] ?? 0) + amount
+            try self.increaseStake(coldkey: signer, hotkey: hotkey, netuid: netuid, amount: amount)
 
         case .removeStake(let hotkey, let netuid, let amount):
-            let key = StakeKey(coldkey: signer, hotkey: hotkey, netuid: netuid)
-            let have = self.stakes[key] ?? 0
-            guard amount > 0, have >= amount else {
+            guard amount > 0 else { throw DispatchError("AmountTooLow", "amount must be positive") }
+            let have = self.stake(coldkey: signer, hotkey: hotkey, netuid: netuid)
+            guard have >= amount else {
                 throw DispatchError("NotEnoughStakeToWithdraw", "staked \(Token.format(have)) on this hotkey in subnet \(netuid), asked \(Token.format(amount))")
             }
-            self.stakes[key] = have == amount ? nil : have - amount
+            guard amount == have || amount >= self.params.minStake else {
+                throw DispatchError("AmountTooLow", "unstake at least \(Token.format(self.params.minStake)), or everything")
+            }
+            try self.decreaseStake(coldkey: signer, hotkey: hotkey, netuid: netuid, amount: amount)
             self.credit(signer, amount)
+
+        case .increaseTake(let hotkey, let take):
+            try self.increaseTake(hotkey: hotkey, take: take, signer: signer, number: number)
+
+        case .decreaseTake(let hotkey, let take):
+            try self.decreaseTake(hotkey: hotkey, take: take, signer: signer, number: number)
 
         case .setWeights(let netuid, let uids, let values, let versionKey):
             try self.setWeights(netuid: netuid, hotkey: signer, uids: uids, values: values, versionKey: versionKey, number: number, stampAt: number, checkRate: true, fromReveal: false)
@@ -265,6 +279,7 @@ extension ChainState {
         guard subnet.registrationsThisBlock < self.params.maxRegistrationsPerBlock else {
             throw DispatchError("TooManyRegistrationsThisBlock", "subnet \(netuid) takes \(self.params.maxRegistrationsPerBlock) registrations per block", allowedAt: number + 1)
         }
+        try self.claimHotkey(hotkey, by: coldkey)
         let cost = subnet.burn
         guard cost <= maxBurn else { throw DispatchError("BurnCostTooHigh", "registration costs \(Token.format(cost)), above your maximum \(Token.format(maxBurn))") }
         try self.debit(coldkey, cost)

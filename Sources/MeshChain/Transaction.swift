@@ -91,6 +91,10 @@ public indirect enum Call: Equatable, Sendable {
     case sudoForceValidators(validators: [AccountID], delay: UInt64)
     /// Submit evidence of a finality equivocation (two signed conflicting votes).
     case reportEquivocation(evidence: [UInt8])
+    /// Signed by the hotkey's owner (coldkey): raise its take (u16 proportion), rate-limited.
+    case increaseTake(hotkey: AccountID, take: UInt16)
+    /// Signed by the hotkey's owner (coldkey): lower its take (u16 proportion), at once.
+    case decreaseTake(hotkey: AccountID, take: UInt16)
 
     var tag: UInt8 {
         switch self {
@@ -108,6 +112,8 @@ public indirect enum Call: Equatable, Sendable {
         case .sudoAs: return 12
         case .sudoForceValidators: return 13
         case .reportEquivocation: return 14
+        case .increaseTake: return 15
+        case .decreaseTake: return 16
         }
     }
 
@@ -128,6 +134,8 @@ public indirect enum Call: Equatable, Sendable {
         case .sudoAs: return "sudo_as"
         case .sudoForceValidators: return "sudo_force_validators"
         case .reportEquivocation: return "report_equivocation"
+        case .increaseTake: return "increase_take"
+        case .decreaseTake: return "decrease_take"
         }
     }
 }
@@ -173,6 +181,8 @@ extension Call: BinaryCodable {
             w.list(validators); w.u64(delay)
         case .reportEquivocation(let evidence):
             w.bytes(evidence)
+        case .increaseTake(let hotkey, let take), .decreaseTake(let hotkey, let take):
+            hotkey.encode(to: &w); w.u16(take)
         }
     }
 
@@ -216,6 +226,8 @@ extension Call: BinaryCodable {
             self = .sudoForceValidators(validators: try r.list(of: AccountID.self, field: "validators", limit: 256, minElementSize: 32),
                                         delay: try r.u64())
         case 14: self = .reportEquivocation(evidence: try r.bytes(field: "evidence", limit: 4096))
+        case 15: self = .increaseTake(hotkey: try AccountID(from: &r), take: try r.u16())
+        case 16: self = .decreaseTake(hotkey: try AccountID(from: &r), take: try r.u16())
         default: throw .invalidValue(field: "call", reason: "unknown call \(tag)")
         }
     }

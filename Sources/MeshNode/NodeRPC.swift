@@ -193,10 +193,12 @@ extension Node {
         case "state_getAccount":
             let a = try params.account(0, "address")
             let state = self.chain.bestState
-            let stakes = state.stakes.filter { $0.key.coldkey == a || $0.key.hotkey == a }.sorted { $0.key < $1.key }
+            let stakes = state.stakeEntries(involving: a)
             return .object([("address", .string(a.hex)), ("balance", .int(state.balance(a))), ("nonce", .int(state.nonce(a))),
                             ("stakes", .array(stakes.map { .object([("coldkey", .string($0.key.coldkey.hex)), ("hotkey", .string($0.key.hotkey.hex)),
-                                                                      ("netuid", .int($0.key.netuid)), ("amount", .int($0.value))]) }))])
+                                                                      ("netuid", .int($0.key.netuid)), ("amount", .int($0.amount))]) }))])
+        case "delegate_getInfo":
+            return Self.delegateJSON(try params.account(0, "hotkey"), state: self.chain.bestState)
         case "state_getParams":
             let s = self.chain.bestState
             return .object([("baseFee", .int(s.params.baseFee)), ("slotDurationMs", .int(s.params.slotDurationMs)),
@@ -266,7 +268,7 @@ extension Node {
         "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "chain_getBlockHash", "chain_getHeader",
         "system_syncState", "system_properties", "subnet_list", "subnet_getHyperparameters",
         "subnet_getMetagraph", "subnet_publishMessage", "subnet_getMessages", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
-        "weights_nextAllowedBlock", "system_networkState", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
+        "weights_nextAllowedBlock", "delegate_getInfo", "system_networkState", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
     ]
 
     static func pointer(_ p: ChainPointer) -> JSONValue { .object([("number", .int(p.number)), ("hash", .string(p.hash.hex))]) }
@@ -291,6 +293,22 @@ extension Node {
                 .object([("hash", .string(tx.hash.hex)), ("signer", .string(tx.signer.hex)), ("nonce", .int(tx.nonce)),
                          ("fee", .int(tx.fee)), ("call", .string(tx.call.name))])
             })),
+        ])
+    }
+
+    /// A hotkey's owner, take and stakers (for `delegate_getInfo`).
+    static func delegateJSON(_ hotkey: AccountID, state: ChainState) -> JSONValue {
+        let take = state.delegateTake(of: hotkey)
+        let changed = state.takeChangedAt[hotkey]
+        let limit = state.params.delegateTakeRateLimit
+        let nextIncrease: JSONValue = changed.map { $0 == 0 ? JSONValue.int(state.number) : .int(max(state.number, $0.addingSaturated(limit).addingSaturated(1))) } ?? .int(state.number)
+        let stakers = state.stakeEntries(involving: hotkey).filter { $0.key.hotkey == hotkey }
+        return .object([
+            ("hotkey", .string(hotkey.hex)), ("owner", state.owner(of: hotkey).map { .string($0.hex) } ?? .null),
+            ("take", .int(take)), ("takeFraction", .double(Double(take) / 65535)),
+            ("takeChangedAt", changed.map { .int($0) } ?? .null), ("nextIncreaseAt", nextIncrease),
+            ("maxTake", .int(state.params.maxDelegateTake)), ("minTake", .int(state.params.minDelegateTake)),
+            ("stakers", .array(stakers.map { .object([("coldkey", .string($0.key.coldkey.hex)), ("netuid", .int($0.key.netuid)), ("amount", .int($0.amount))]) })),
         ])
     }
 

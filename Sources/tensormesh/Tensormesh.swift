@@ -12,7 +12,7 @@ struct Tensormesh: AsyncParsableCommand {
             Exit codes: 0 success, 1 runtime failure, 2 usage error.
             """,
         version: TensormeshVersion.string,
-        subcommands: [Run.self, Key.self, Genesis.self, WalletCommand.self, Subnets.self, StakeCommand.self, Weights.self, Transfer.self, Epoch.self])
+        subcommands: [Run.self, Key.self, Genesis.self, WalletCommand.self, Subnets.self, StakeCommand.self, Delegate.self, Weights.self, Transfer.self, Epoch.self])
 }
 
 enum TensormeshVersion {
