@@ -344,6 +344,7 @@ struct ChainCodecBoundsTests {
             .commitWeights(netuid: 0, commitHash: .zero), .revealWeights(netuid: 0, uids: [], values: [], salt: [], versionKey: 0),
             .serveAxon(netuid: 0, ip: [], port: 0, nodeId: nil), .setHyperparameter(netuid: 0, parameter: .tempo, value: 0),
             .sudoSetBalance(account: a, amount: 0), .sudoForceValidators(validators: [], delay: 0), .reportEquivocation(evidence: []),
+            .increaseTake(hotkey: a, take: 0), .decreaseTake(hotkey: a, take: 0),
         ]
         let genesis = Hash32.of([1])
         let txs = calls.map { Transaction(signer: k, nonce: 0, validUntil: 0, fee: 0, call: $0, genesis: genesis) }
