@@ -22,6 +22,8 @@ let package = Package(
         .executable(name: "meshfuzz", targets: ["meshfuzz"]),
         .library(name: "MeshCrypto", targets: ["MeshCrypto"]),
         .library(name: "MeshCodec", targets: ["MeshCodec"]),
+        // The subnet SDK, for subnets built outside this repository (Bootstrap/templates/subnet).
+        .library(name: "MeshSubnet", targets: ["MeshSubnet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -85,7 +87,11 @@ let package = Package(
         .target(name: "MeshClient", dependencies: ["MeshChain", "MeshCodec", "MeshCrypto"], swiftSettings: strict),
 
         // The subnet SDK: synapses, miner, validator loop.
-        .target(name: "MeshSubnet", dependencies: ["MeshQuery", "MeshClient", "MeshChain", "MeshSockets", "MeshCrypto"], swiftSettings: strict),
+        .target(
+            name: "MeshSubnet",
+            dependencies: ["MeshQuery", "MeshClient", "MeshChain", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshKeystore", "MeshCLI",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
 
         // The two example markets shipped with the repository (run by the devnet).
         .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto"], swiftSettings: strict),
@@ -156,7 +162,10 @@ let package = Package(
         .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshSim", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshGossipTests", dependencies: ["MeshGossip", "MeshSim", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SubnetTests", dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "SubnetTests",
+            dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshQuery", "MeshSockets", "MeshCodec", "MeshTestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshKeystore", "MeshTestSupport", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshGossip", "MeshNode", "MeshFinality", "MeshQuery"], swiftSettings: strict),
         .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),

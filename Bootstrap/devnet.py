@@ -173,12 +173,12 @@ def cmd_up(a):
         p2p = [base] * (validators + 1)
         rpcp = [a.rpc_port] * (validators + 1)
         prom = [a.prometheus_port] * (validators + 1)
-        axon = [a.axon_port] * 8
+        axon = [a.axon_port] * 16
     else:
         p2p = [base + i for i in range(validators + 1)]
         rpcp = [a.rpc_port + i for i in range(validators + 1)]
         prom = [a.prometheus_port + i for i in range(validators + 1)]
-        axon = [a.axon_port + i for i in range(8)]
+        axon = [a.axon_port + i for i in range(16)]
         for p in p2p + rpcp + prom + axon + [base + 111]:
             if not port_free(p):
                 die(f"port {p} is in use; pick other ports with --base-port/--rpc-port/--prometheus-port/--axon-port")
@@ -191,9 +191,11 @@ def cmd_up(a):
     # Wallets: one coldkey per subnet process, so their transactions never race on a nonce.
     processes = [
         ("predict-validator", 1, "subnet-validator", ["predict", "validator"]),
-        ("predict-miner-1", 1, "miner", ["predict", "miner"]),
-        ("predict-miner-2", 1, "miner", ["predict", "miner"]),
-        ("predict-miner-lazy", 1, "miner", ["predict", "miner", "--lazy"]),
+        # Four miners of graded quality: incentive should follow this order.
+        ("predict-miner-zeros", 1, "miner", ["predict", "miner", "--strategy", "zeros"]),
+        ("predict-miner-last", 1, "miner", ["predict", "miner", "--strategy", "last"]),
+        ("predict-miner-seasonal", 1, "miner", ["predict", "miner", "--strategy", "seasonal"]),
+        ("predict-miner-model", 1, "miner", ["predict", "miner", "--strategy", "model"]),
         ("storage-validator", 2, "subnet-validator", ["storage", "validator"]),
         ("storage-miner-1", 2, "miner", ["storage", "miner"]),
         ("storage-miner-2-relayed", 2, "miner", ["storage", "miner"]),
@@ -284,7 +286,7 @@ def cmd_up(a):
             if sub[0] == "storage":
                 args += ["--data-dir", os.path.join(d, name, "chunks"), "--budget-mib", "64"]
         else:
-            args += ["--stake", "100", "--step-seconds", "3", "--timeout", "2"]
+            args += ["--stake", "100", "--step-seconds", "3", "--timeout", "2", "--state", os.path.join(d, name, "validator-state.json")]
         pid = start(d, name, wrap(name, args), env)
         nodes.append({"name": name, "nodeId": None, "address": None, "host": host(name), "rpcPort": None, "prometheusPort": None, "role": role,
                       "pid": pid, "netuid": netuid, "hotkey": wallets[name]["hotkeyPublic"], "axonPort": axon[idx] if role == "miner" else None})

@@ -1,17 +1,35 @@
 import Foundation
 import MeshSubnet
 
-/// The intelligence market: miners forecast the next values of a time series from its recent
-/// history; validators know the series only as it unfolds and score each forecast once the
-/// true values are out (R² against the truth, floored at 0).
+/// The intelligence market: miners forecast a seasonal series that depends on a covariate
+/// whose future is published (think demand against a weather forecast), with regime changes
+/// (level, seasonal amplitude and phase, the covariate's effect) at random times and
+/// autocorrelated noise. Validators generate the series privately, so they know the truth of
+/// each forecast at once, and score each answer relative to the round: the best mean squared
+/// error among the answers and the validator's own reference model, divided by the miner's
+/// (1 for the best, near 0 for a forecast many times worse). Rules that ignore what they are
+/// given earn little: on the offline evaluation (`tmsubnet predict evaluate`), all zeros earn
+/// under 2 % of what the four graded miners earn, "repeat the last value" a few percent,
+/// seasonal-naive about a tenth, and a fitted model the rest.
 public enum Prediction {
-    /// The query: the last values of the series and how many steps ahead to forecast.
+    /// The query: the series' recent history, the covariate over that history and the
+    /// horizon, the season's length, and how many steps ahead to forecast.
     public struct Forecast: Synapse {
         public static let name = "forecast"
+        public static let policy = AnswerPolicy.aggregate
+        public static var example: Forecast? {
+            var s = Series(seed: 7)
+            return s.request(historyLength: 48, horizon: 4).0
+        }
         public var history: [Double]
+        /// Known covariate values: one per history value, then one per step of the horizon.
+        public var covariate: [Double]
+        public var period: Int
         public var horizon: Int
-        public init(history: [Double], horizon: Int) {
+        public init(history: [Double], covariate: [Double], period: Int, horizon: Int) {
             self.history = history
+            self.covariate = covariate
+            self.period = period
             self.horizon = horizon
         }
         public struct Response: Codable, Sendable, Equatable {
@@ -22,87 +40,202 @@ public enum Prediction {
 
     public static let maxHistory = 1024
     public static let maxHorizon = 16
+    public static let periods = 2...256
+
+    /// Checks a request's shape (it is hostile input): sizes, finiteness, the covariate's length.
+    public static func validate(_ req: Forecast) throws {
+        guard (1...maxHorizon).contains(req.horizon), (1...maxHistory).contains(req.history.count), periods.contains(req.period),
+              req.covariate.count == req.history.count + req.horizon,
+              req.history.allSatisfy({ $0.isFinite && abs($0) < 1e9 }), req.covariate.allSatisfy({ $0.isFinite && abs($0) < 1e9 }) else {
+            throw SubnetError("""
+                horizon must be 1...\(maxHorizon), history 1...\(maxHistory) finite values, period \(periods), \
+                and the covariate one value per history value and horizon step
+                """)
+        }
+    }
 
     // MARK: The series (validator side)
 
-    /// A seasonal autoregressive series with seeded noise: hard to guess, easy to learn from
-    /// its history. Deterministic for a seed.
+    /// The validator's private series, deterministic for a seed.
     public struct Series: Sendable {
+        public let period: Int
         public private(set) var values: [Double] = []
-        var state: UInt64
-        let period: Double
+        public private(set) var covariate: [Double] = []
+        /// Index (in the whole series) of `values[0]`: old values are dropped.
+        public private(set) var offset = 0
+        var rng: Xorshift
+        var level = 0.0, amplitude = 8.0, phase = 0.0, beta = 1.0
+        var noise = 0.0, c = 0.0
+        var regimeLeft = 0
 
-        public init(seed: UInt64, period: Double = 20, warmUp: Int = 64) {
-            self.state = seed | 1
+        public init(seed: UInt64, period: Int = 24, warmUp: Int = 200) {
             self.period = period
+            self.rng = Xorshift(seed: seed)
             for _ in 0..<warmUp { self.advance() }
         }
 
-        mutating func gaussian() -> Double {
-            // xorshift64* then Box-Muller.
-            func next(_ s: inout UInt64) -> Double {
-                s ^= s >> 12; s ^= s << 25; s ^= s >> 27
-                return Double((s &* 2_685_821_657_736_338_717) >> 11) / Double(1 << 53)
+        /// Appends the next value (and its covariate).
+        public mutating func advance() {
+            if self.regimeLeft <= 0 {
+                self.regimeLeft = 300 + Int(self.rng.uniform() * 400)
+                self.level = 40 + 8 * self.rng.gaussian()
+                self.amplitude = 6 + 4 * self.rng.uniform()
+                self.phase = 2 * .pi * self.rng.uniform()
+                self.beta = (0.5 + self.rng.uniform()) * (self.rng.uniform() < 0.5 ? -1 : 1)
             }
-            let u1 = max(next(&self.state), 1e-12), u2 = next(&self.state)
+            self.regimeLeft -= 1
+            self.c = 0.9 * self.c + self.rng.gaussian()
+            self.noise = 0.5 * self.noise + 0.8 * self.rng.gaussian()
+            let t = Double(self.offset + self.values.count)
+            let x = self.level + self.amplitude * sin(2 * .pi * t / Double(self.period) + self.phase) + self.beta * self.c + self.noise
+            self.values.append(x)
+            self.covariate.append(self.c)
+            if self.values.count > 4096 {
+                self.values.removeFirst(2048)
+                self.covariate.removeFirst(2048)
+                self.offset += 2048
+            }
+        }
+
+        /// Advances `horizon` steps and returns a request whose history ends before them,
+        /// with their true values (kept by the validator).
+        public mutating func request(historyLength: Int, horizon: Int) -> (Forecast, truth: [Double]) {
+            while self.values.count < historyLength { self.advance() }
+            for _ in 0..<horizon { self.advance() }
+            let end = self.values.count - horizon
+            let start = max(0, end - historyLength)
+            let req = Forecast(history: Array(self.values[start..<end]), covariate: Array(self.covariate[start..<(end + horizon)]),
+                               period: self.period, horizon: horizon)
+            return (req, Array(self.values[end...]))
+        }
+    }
+
+    /// xorshift64* with Box-Muller: the series' own seeded generator.
+    struct Xorshift: Sendable {
+        var state: UInt64
+        init(seed: UInt64) {
+            // SplitMix64 of the seed: nearby seeds give unrelated streams (never 0).
+            var z = seed &+ 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            self.state = (z ^ (z >> 31)) | 1
+        }
+        mutating func uniform() -> Double {
+            self.state ^= self.state >> 12
+            self.state ^= self.state << 25
+            self.state ^= self.state >> 27
+            return Double((self.state &* 2_685_821_657_736_338_717) >> 11) / Double(1 << 53)
+        }
+        mutating func gaussian() -> Double {
+            let u1 = max(self.uniform(), 1e-12), u2 = self.uniform()
             return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
         }
-
-        /// Appends the next value.
-        @discardableResult
-        public mutating func advance() -> Double {
-            let t = Double(self.values.count)
-            let a = self.values.last ?? 0
-            let b = self.values.count >= 2 ? self.values[self.values.count - 2] : 0
-            let x = 0.5 * a + 0.2 * b + 6 * sin(2 * .pi * t / self.period) + 0.5 * self.gaussian()
-            self.values.append(x)
-            return x
-        }
     }
 
-    /// R² of `prediction` against `truth`, floored at 0; `scale` is the variance the forecast
-    /// is judged against (the history's).
-    public static func score(prediction: [Double], truth: [Double], scale: Double) -> Double {
-        guard prediction.count == truth.count, !truth.isEmpty, prediction.allSatisfy({ $0.isFinite }), scale > 0 else { return 0 }
-        let mse = zip(prediction, truth).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(truth.count)
-        return max(0, 1 - mse / scale)
+    // MARK: Scoring (validator side)
+
+    /// Mean squared error of a forecast; nil when it is not a forecast of `truth`.
+    public static func mse(_ prediction: [Double], _ truth: [Double]) -> Double? {
+        guard prediction.count == truth.count, !truth.isEmpty, prediction.allSatisfy({ $0.isFinite }) else { return nil }
+        return zip(prediction, truth).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(truth.count)
     }
 
-    public static func variance(_ xs: [Double]) -> Double {
-        guard xs.count > 1 else { return 1 }
-        let m = xs.reduce(0, +) / Double(xs.count)
-        return xs.reduce(0.0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count - 1)
-    }
-
-    // MARK: The model (miner side)
-
-    /// Fits an AR(`order`) model with intercept by least squares and forecasts `horizon`
-    /// steps by iterating it. Falls back to the last value when the history is too short.
-    public static func forecast(history: [Double], horizon: Int, order: Int = 6) -> [Double] {
-        let p = min(order, max(0, history.count / 3))
-        guard p > 0, history.count > p + 1 else { return [Double](repeating: history.last ?? 0, count: horizon) }
-        // Normal equations (XᵀX) β = Xᵀy for rows [1, x_{t-1}, …, x_{t-p}].
-        let k = p + 1
-        var a = [[Double]](repeating: [Double](repeating: 0, count: k + 1), count: k)
-        for t in p..<history.count {
-            var row = [1.0]
-            for j in 1...p { row.append(history[t - j]) }
-            for i in 0..<k {
-                for j in 0..<k { a[i][j] += row[i] * row[j] }
-                a[i][k] += row[i] * history[t]
-            }
-        }
-        for i in 0..<k { a[i][i] += 1e-6 }  // ridge, for degenerate histories
-        guard let beta = solve(&a) else { return [Double](repeating: history.last ?? 0, count: horizon) }
-        var h = history
-        var out: [Double] = []
-        for _ in 0..<horizon {
-            var x = beta[0]
-            for j in 1...p { x += beta[j] * h[h.count - j] }
-            out.append(x)
-            h.append(x)
-        }
+    /// Scores a round relative to its answers: the best error among the answers and the
+    /// validator's `reference` error, divided by each miner's (in (0, 1]; 0 for no answer or a
+    /// malformed one). A miner alone in a round is still judged against the reference, and
+    /// errors are floored so a lucky exact answer cannot divide by zero.
+    public static func scoreRound(_ predictions: [UInt16: [Double]], truth: [Double], reference: Double,
+                                  sharpness: Double = defaultSharpness) -> [UInt16: Double] {
+        let floor = 1e-6
+        var errors: [UInt16: Double] = [:]
+        for (uid, p) in predictions { if let e = mse(p, truth) { errors[uid] = max(e, floor) } }
+        let best = min(errors.values.min() ?? .infinity, max(reference.isFinite ? reference : .infinity, floor))
+        var out: [UInt16: Double] = [:]
+        for uid in predictions.keys { out[uid] = errors[uid].map { best.isFinite ? pow(min(1, best / $0), sharpness) : 0 } ?? 0 }
         return out
+    }
+
+    /// The exponent of the error ratio in a round's score: 2 makes a forecast with twice the
+    /// best error earn a quarter.
+    public static let defaultSharpness = 2.0
+
+    // MARK: The miners
+
+    /// The graded strategies the devnet runs, from worst to best.
+    public enum Strategy: String, CaseIterable, Sendable, Codable {
+        /// All zeros, at once (the idle miner).
+        case zeros
+        /// The last value, repeated.
+        case last
+        /// The value one season earlier.
+        case seasonal
+        /// A least-squares fit of level, season and covariate effect on the recent history,
+        /// with an autoregressive correction of its residuals.
+        case model
+    }
+
+    /// The miner's handler: validates the request, then forecasts with `strategy`.
+    public static func handle(_ req: Forecast, strategy: Strategy) throws -> Forecast.Response {
+        try validate(req)
+        return .init(prediction: forecast(req, strategy: strategy))
+    }
+
+    public static func forecast(_ req: Forecast, strategy: Strategy) -> [Double] {
+        let h = req.history, n = h.count
+        switch strategy {
+        case .zeros:
+            return [Double](repeating: 0, count: req.horizon)
+        case .last:
+            return [Double](repeating: h[n - 1], count: req.horizon)
+        case .seasonal:
+            return (0..<req.horizon).map { k in
+                var i = n + k - req.period
+                while i >= n { i -= req.period }
+                return i >= 0 ? h[i] : h[n - 1]
+            }
+        case .model:
+            return fitted(req) ?? forecast(req, strategy: .seasonal)
+        }
+    }
+
+    /// The fitted model: y_t = a + b·sin(2πt/P) + c·cos(2πt/P) + d·cov_t by least squares on
+    /// the last three seasons, recent points weighing more (half-life of about a season, so
+    /// the fit follows a regime change), then the residual's lag-1 autocorrelation carried
+    /// into the horizon.
+    static func fitted(_ req: Forecast) -> [Double]? {
+        let n = req.history.count, p = Double(req.period)
+        let window = min(n, max(3 * req.period, 24))
+        guard window >= 8 else { return nil }
+        let start = n - window
+        let decay = pow(0.5, 1 / Double(max(req.period, 8)))
+        func row(_ t: Int) -> [Double] {
+            [1, sin(2 * .pi * Double(t) / p), cos(2 * .pi * Double(t) / p), req.covariate[t]]
+        }
+        var a = [[Double]](repeating: [Double](repeating: 0, count: 5), count: 4)
+        var w = 1.0
+        for t in stride(from: n - 1, through: start, by: -1) {
+            let r = row(t)
+            for i in 0..<4 {
+                for j in 0..<4 { a[i][j] += w * r[i] * r[j] }
+                a[i][4] += w * r[i] * req.history[t]
+            }
+            w *= decay
+        }
+        for i in 0..<4 { a[i][i] += 1e-6 }
+        guard let beta = solve(&a), beta.allSatisfy({ $0.isFinite }) else { return nil }
+        func predict(_ t: Int) -> Double { zip(beta, row(t)).reduce(0) { $0 + $1.0 * $1.1 } }
+        let residuals = (start..<n).map { req.history[$0] - predict($0) }
+        var num = 0.0, den = 0.0
+        for i in 1..<residuals.count {
+            num += residuals[i] * residuals[i - 1]
+            den += residuals[i - 1] * residuals[i - 1]
+        }
+        let rho = den > 0 ? max(-0.99, min(0.99, num / den)) : 0
+        var r = residuals.last ?? 0
+        return (0..<req.horizon).map { k in
+            r *= rho
+            return predict(n + k) + r
+        }
     }
 
     /// Gaussian elimination with partial pivoting on an augmented matrix.
@@ -126,44 +259,40 @@ public enum Prediction {
         return x
     }
 
-    /// The miner's handler: validates the request, then forecasts (or, when `lazy`, answers
-    /// zeros at once without looking).
-    public static func handle(_ req: Forecast, lazy: Bool) throws -> Forecast.Response {
-        guard (1...maxHorizon).contains(req.horizon), req.history.count <= maxHistory, req.history.allSatisfy({ $0.isFinite }) else {
-            throw SubnetError("horizon must be 1...\(maxHorizon) and history at most \(maxHistory) finite values")
-        }
-        if lazy { return .init(prediction: [Double](repeating: 0, count: req.horizon)) }
-        return .init(prediction: forecast(history: req.history, horizon: req.horizon))
+    // MARK: Offline evaluation
+
+    /// One strategy's figures over an evaluation.
+    public struct Evaluation: Codable, Sendable {
+        public var strategy: Strategy
+        public var meanSquaredError: Double
+        /// Mean round score (what a validator's moving average settles at).
+        public var meanScore: Double
+        /// Its share of the scores of all strategies: the incentive one validator setting
+        /// weights in proportion to moving averages would give it.
+        public var share: Double
     }
 
-    // MARK: Validator bookkeeping
-
-    /// Forecasts waiting for their truth: asked at series index `asked`, for the next `horizon` values.
-    public struct Ledger: Sendable {
-        public struct Entry: Sendable {
-            public var uid: UInt16
-            public var asked: Int
-            public var prediction: [Double]
-            public var scale: Double
-        }
-        public private(set) var entries: [Entry] = []
-        public init() {}
-
-        public mutating func record(uid: UInt16, asked: Int, prediction: [Double], scale: Double) {
-            self.entries.append(Entry(uid: uid, asked: asked, prediction: prediction, scale: scale))
-            if self.entries.count > 100_000 { self.entries.removeFirst(self.entries.count - 100_000) }
-        }
-
-        /// Scores every forecast whose truth is now known and forgets it.
-        public mutating func settle(series: [Double]) -> [(uid: UInt16, score: Double)] {
-            var out: [(UInt16, Double)] = []
-            self.entries.removeAll { e in
-                let end = e.asked + e.prediction.count
-                guard end <= series.count else { return false }
-                out.append((e.uid, Prediction.score(prediction: e.prediction, truth: Array(series[e.asked..<end]), scale: e.scale)))
-                return true
+    /// Runs `rounds` rounds of the market on a seeded series, every strategy answering each.
+    public static func evaluate(seed: UInt64, rounds: Int, historyLength: Int = 96, horizon: Int = 8,
+                                sharpness: Double = defaultSharpness) -> [Evaluation] {
+        var series = Series(seed: seed)
+        var sse = [Strategy: Double](), scores = [Strategy: Double]()
+        let uids = Dictionary(uniqueKeysWithValues: Strategy.allCases.enumerated().map { (UInt16($0.offset), $0.element) })
+        for _ in 0..<rounds {
+            let (req, truth) = series.request(historyLength: historyLength, horizon: horizon)
+            var predictions: [UInt16: [Double]] = [:]
+            for (uid, s) in uids {
+                let p = forecast(req, strategy: s)
+                predictions[uid] = p
+                sse[s, default: 0] += mse(p, truth) ?? .infinity
             }
-            return out
+            let reference = mse(forecast(req, strategy: .model), truth) ?? .infinity
+            for (uid, score) in scoreRound(predictions, truth: truth, reference: reference, sharpness: sharpness) { scores[uids[uid]!, default: 0] += score }
+        }
+        let total = scores.values.reduce(0, +)
+        return Strategy.allCases.map { s in
+            Evaluation(strategy: s, meanSquaredError: sse[s, default: 0] / Double(max(rounds, 1)), meanScore: scores[s, default: 0] / Double(max(rounds, 1)),
+                       share: total > 0 ? scores[s, default: 0] / total : 0)
         }
     }
 }

@@ -63,6 +63,9 @@ public struct QueryResult: Sendable {
     public var latencyMs: Double
     /// The handler time the miner reported.
     public var processingMicros: UInt64
+    /// The miner's trailer (signed for verified requests): a receipt a caller can show to
+    /// others, who check it with ``QueryResponseTrailer/isSigned(by:)``.
+    public var receipt: QueryResponseTrailer?
 
     public var isSuccess: Bool { self.failure == nil && self.status == .ok }
 }
@@ -266,7 +269,8 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
         conn.waiting.removeAll()
     }
 
-    func complete(_ id: UInt64, status: QueryStatus, failure: QueryFailure?, body: [UInt8] = [], processing: UInt64 = 0) {
+    func complete(_ id: UInt64, status: QueryStatus, failure: QueryFailure?, body: [UInt8] = [], processing: UInt64 = 0,
+                  receipt: QueryResponseTrailer? = nil) {
         guard let call = self.calls.removeValue(forKey: id) else {
             return
         }
@@ -279,7 +283,7 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
         }
         let latency = Double(EventLoop.now() - call.startedNs) / 1e6
         call.continuation?.resume(returning: QueryResult(target: call.endpoint.hotkey, status: status, body: body, failure: failure,
-                                                         latencyMs: latency, processingMicros: processing))
+                                                         latencyMs: latency, processingMicros: processing, receipt: receipt))
         call.continuation = nil
     }
 
@@ -338,9 +342,10 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
                     self.complete(id, status: .badResponse, failure: .badResponse("body does not match the signed trailer"))
                     return
                 }
-                self.complete(id, status: .ok, failure: nil, body: call.received, processing: t.processingMicros)
+                self.complete(id, status: .ok, failure: nil, body: call.received, processing: t.processingMicros, receipt: t)
             } else {
-                self.complete(id, status: t.status, failure: .refused(t.status, t.message), processing: t.processingMicros)
+                self.complete(id, status: t.status, failure: .refused(t.status, t.message), processing: t.processingMicros,
+                              receipt: t.signature != nil && t.responder == call.endpoint.hotkey ? t : nil)
             }
         }
     }

@@ -2,3 +2,4 @@
 // info) and the chain client types (metagraph) come with it.
 @_exported import MeshClient
 @_exported import MeshQuery
+@_exported import ArgumentParser

@@ -1,12 +1,19 @@
 /// A validator's running scores of miners: an exponential moving average per uid, reset when
 /// a uid changes hands (a new hotkey registered in its place). Pure; the validator loop feeds it.
-public struct ScoreBook: Sendable, Equatable {
+public struct ScoreBook: Sendable, Equatable, Codable {
     /// Weight of the newest score in the average.
     public var alpha: Double
     public private(set) var scores: [UInt16: Double] = [:]
     var owners: [UInt16: [UInt8]] = [:]
 
     public init(alpha: Double = 0.1) { self.alpha = alpha }
+
+    /// Whether the book is one a validator could have written: alpha in (0, 1], every score
+    /// in [0, 1] with its owner's 32-byte hotkey (a restored file is checked with this).
+    public var isValid: Bool {
+        self.alpha > 0 && self.alpha <= 1 && self.scores.count <= 65_536
+            && self.scores.allSatisfy { $0.value >= 0 && $0.value <= 1 && self.owners[$0.key]?.count == 32 }
+    }
 
     /// Folds one score (clamped to [0, 1]) for `uid`, currently held by `hotkey`.
     public mutating func update(uid: UInt16, hotkey: [UInt8], score: Double) {

@@ -4,6 +4,7 @@ import MeshClient
 import MeshCrypto
 import MeshQuery
 import MeshSockets
+import Synchronization
 
 /// A subnet validator: each step it samples miners, queries them through a dendrite, scores
 /// the answers, keeps a moving average per miner, and sets (or commits and later reveals)
@@ -25,15 +26,27 @@ public final class SubnetValidator: @unchecked Sendable {
     public private(set) var book: ScoreBook
     public private(set) var metagraph: Metagraph?
     public private(set) var weightsSet = 0
-    var pendingReveal: (uids: [UInt16], values: [UInt16], salt: [UInt8], epoch: UInt64)?
+    var pendingReveal: ValidatorState.PendingReveal?
     let stake: Rao
+    /// Where the state is kept across restarts (nil: in memory only).
+    public let statePath: String?
 
-    public init(_ context: SubnetContext, stake: Rao = 0, sampleSize: Int = 32, timeout: Double = 6, alpha: Double = 0.1) async throws {
+    /// - Parameter statePath: a file to keep the moving averages and a pending weight commit
+    ///   in; what it holds for this subnet and hotkey is restored now.
+    public init(_ context: SubnetContext, stake: Rao = 0, sampleSize: Int = 32, timeout: Double = 6, alpha: Double = 0.1,
+                statePath: String? = nil) async throws {
         self.context = context
         self.sampleSize = sampleSize
         self.timeout = timeout
         self.book = ScoreBook(alpha: alpha)
         self.stake = stake
+        self.statePath = statePath
+        if let statePath, let saved = ValidatorState.load(from: statePath, netuid: context.netuid, hotkey: context.hotkey.publicKey.hex) {
+            self.book = saved.book
+            self.pendingReveal = saved.pendingReveal
+            self.weightsSet = saved.weightsSet
+            context.log("restored \(saved.book.scores.count) moving averages\(saved.pendingReveal == nil ? "" : " and a pending weight commit") from \(statePath)")
+        }
         try await context.waitForChain()
         let genesis = try await context.genesis()
         self.loop = try EventLoop(name: "tensormesh.validator")
@@ -55,27 +68,68 @@ public final class SubnetValidator: @unchecked Sendable {
         } else {
             chosen = Array(all.shuffled().prefix(max(0, self.sampleSize))).sorted { $0.uid < $1.uid }
         }
-        guard let body = try? SynapseCoding.encode(synapse) else { return [] }
-        var endpoints: [AxonEndpoint] = []
-        var targets: [Metagraph.Neuron] = []
-        for n in chosen {
-            guard let a = n.axon, let id = a.nodeId, let addr = SocketAddress(numericHost: a.host, port: a.port) else { continue }
-            endpoints.append(AxonEndpoint(hotkey: n.hotkey, nodeId: id, address: addr))
-            targets.append(n)
-        }
+        guard let body = try? synapse.encodeRequest() else { return [] }
+        let (targets, endpoints) = Self.endpoints(chosen)
         let results = await self.dendrite.query(endpoints, netuid: self.context.netuid, synapse: S.name, body: body, timeout: self.timeout)
         return zip(targets, results).map { n, r in
             var response: S.Response?
             var failure = r.failure
             var status = r.status
             if r.isSuccess {
-                do { response = try SynapseCoding.decode(S.Response.self, r.body) } catch {
+                do { response = try S.decodeResponse(r.body) } catch {
                     failure = .badResponse("undecodable \(S.name) response")
                     status = .badResponse
                 }
             }
-            return SynapseResult(uid: n.uid, response: response, status: status, failure: failure, latencyMs: r.latencyMs)
+            return SynapseResult(uid: n.uid, response: response, status: status, failure: failure, latencyMs: r.latencyMs, receipt: r.receipt)
         }
+    }
+
+    /// Queries one miner with a streaming synapse: `onItem` gets each value as its chunk
+    /// arrives (before the miner's signed trailer covers the whole stream, so treat items as
+    /// provisional until the result says `.ok`); the result holds every item in order.
+    public func queryStream<S: StreamingSynapse>(_ synapse: S, uid: UInt16,
+                                                 onItem: @escaping @Sendable (S.Response) -> Void = { _ in }) async -> SynapseResult<[S.Response]> {
+        let (targets, endpoints) = Self.endpoints(self.miners().filter { $0.uid == uid })
+        guard let n = targets.first, let e = endpoints.first, let body = try? synapse.encodeRequest() else {
+            return SynapseResult(uid: uid, response: nil, status: .notFound, failure: .unreachable("uid \(uid) has no reachable axon"), latencyMs: 0)
+        }
+        let items = Mutex<(values: [S.Response], undecodable: Bool)>(([], false))
+        let r = await self.dendrite.call(e, netuid: self.context.netuid, synapse: S.name, body: body, timeout: self.timeout) { chunk in
+            guard let v = try? S.decodeResponse(chunk) else {
+                items.withLock { $0.undecodable = true }
+                return
+            }
+            items.withLock { $0.values.append(v) }
+            onItem(v)
+        }
+        let (values, bad) = items.withLock { ($0.values, $0.undecodable) }
+        guard r.isSuccess else { return SynapseResult(uid: n.uid, response: nil, status: r.status, failure: r.failure, latencyMs: r.latencyMs, receipt: r.receipt) }
+        guard !bad else {
+            return SynapseResult(uid: n.uid, response: nil, status: .badResponse, failure: .badResponse("undecodable \(S.name) chunk"),
+                                 latencyMs: r.latencyMs, receipt: r.receipt)
+        }
+        return SynapseResult(uid: n.uid, response: values, status: .ok, failure: nil, latencyMs: r.latencyMs, receipt: r.receipt)
+    }
+
+    /// The dialable endpoints of `neurons` (those with a node id and a numeric address).
+    static func endpoints(_ neurons: [Metagraph.Neuron]) -> ([Metagraph.Neuron], [AxonEndpoint]) {
+        var endpoints: [AxonEndpoint] = []
+        var targets: [Metagraph.Neuron] = []
+        for n in neurons {
+            guard let a = n.axon, let id = a.nodeId, let addr = SocketAddress(numericHost: a.host, port: a.port) else { continue }
+            endpoints.append(AxonEndpoint(hotkey: n.hotkey, nodeId: id, address: addr))
+            targets.append(n)
+        }
+        return (targets, endpoints)
+    }
+
+    /// Saves the state when a file was given (a failure is logged, not fatal).
+    func persist() {
+        guard let path = self.statePath else { return }
+        let state = ValidatorState(netuid: self.context.netuid, hotkey: self.context.hotkey.publicKey.hex, book: self.book,
+                                   pendingReveal: self.pendingReveal, weightsSet: self.weightsSet)
+        do { try state.save(to: path) } catch { self.context.log("cannot save the validator state to \(path): \(error)") }
     }
 
     /// Registers, stakes, then runs `step` every `stepSeconds` until cancelled. `step` returns
@@ -92,6 +146,7 @@ public final class SubnetValidator: @unchecked Sendable {
                 try await self.refreshMetagraph()
                 let scores = try await step(n, self)
                 self.fold(scores)
+                if !scores.isEmpty { self.persist() }
                 if n % 10 == 0 {
                     let shown = self.book.scores.sorted { $0.key < $1.key }.map { "\($0.key):\(String(format: "%.3f", $0.value))" }.joined(separator: " ")
                     self.context.log("step \(n): \(self.miners().count) miners, \(scores.count) scored this step; moving averages \(shown)")
@@ -149,8 +204,10 @@ public final class SubnetValidator: @unchecked Sendable {
         if let p = self.pendingReveal {
             if subnet.epochs > p.epoch {
                 self.pendingReveal = nil
+                self.persist()
                 try await self.context.submit(.revealWeights(netuid: netuid, uids: p.uids, values: p.values, salt: p.salt, versionKey: version), signer: self.context.hotkey)
                 self.weightsSet += 1
+                self.persist()
                 self.context.log("revealed weights for \(p.uids.count) miners")
             }
             return
@@ -165,11 +222,13 @@ public final class SubnetValidator: @unchecked Sendable {
             let salt = (0..<8).map { _ in UInt8.random(in: 0...255) }
             let hash = ChainState.commitHash(hotkey: hot, netuid: netuid, uids: uids, values: values, salt: salt, versionKey: version)
             try await self.context.submit(.commitWeights(netuid: netuid, commitHash: hash), signer: self.context.hotkey)
-            self.pendingReveal = (uids, values, salt, subnet.epochs)
+            self.pendingReveal = ValidatorState.PendingReveal(uids: uids, values: values, salt: salt, epoch: subnet.epochs)
+            self.persist()
             self.context.log("committed weights for \(uids.count) miners")
         } else {
             try await self.context.submit(.setWeights(netuid: netuid, uids: uids, values: values, versionKey: version), signer: self.context.hotkey)
             self.weightsSet += 1
+            self.persist()
             let shown = zip(uids, values).map { "\($0):\($1)" }.joined(separator: " ")
             self.context.log("set weights \(shown)")
         }

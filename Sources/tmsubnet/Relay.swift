@@ -7,6 +7,7 @@ import MeshCrypto
 import MeshKeystore
 import MeshQuery
 import MeshSockets
+import MeshSubnet
 
 struct Relay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -25,8 +25,7 @@ struct StorageMiner: AsyncParsableCommand {
 
     func run() async throws {
         let ctx = try self.subnet.context(role: self.miner.lazy ? "storage-miner(lazy)" : "storage-miner")
-        let m = try await Miner(ctx, port: self.miner.port, listenHost: self.miner.listen, externalHost: self.miner.externalIP,
-                                relay: try self.miner.relayTarget())
+        let m = try await self.miner.miner(ctx)
         let cheat = self.miner.lazy
         let store = cheat ? nil : try Storage.ChunkStore(directory: self.dataDir, budgetBytes: self.budgetMib << 20)
         m.serve(Storage.Store.self) { req, caller in
@@ -53,7 +52,7 @@ struct StorageValidator: AsyncParsableCommand {
 
     func run() async throws {
         let ctx = try self.subnet.context(role: "storage-validator")
-        let v = try await SubnetValidator(ctx, stake: try self.options.stakeRao(), sampleSize: self.options.sample, timeout: self.options.timeout)
+        let v = try await self.options.validator(ctx)
         let ledger = LedgerBox()
         let size = self.chunkBytes
         let timeoutMs = self.options.timeout * 1000

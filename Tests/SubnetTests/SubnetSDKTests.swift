@@ -41,38 +41,36 @@ struct SubnetSDKTests {
         #expect(ScoreBook().weights(n: 4).uids.isEmpty)
     }
 
-    @Test("forecasting: the fitted model beats a lazy miner on the validators' series, across seeds")
+    @Test("forecasting: on a seeded evaluation, scores rank zeros < last < seasonal < model and zeros earn at most 2 %")
     func prediction() throws {
         for seed in [1, 2, 3, 99] as [UInt64] {
-            var series = Prediction.Series(seed: seed)
-            var honest = 0.0, lazy = 0.0
-            for _ in 0..<50 {
-                let history = Array(series.values.suffix(64))
-                let scale = Prediction.variance(history)
-                let h = try Prediction.handle(.init(history: history, horizon: 2), lazy: false).prediction
-                let l = try Prediction.handle(.init(history: history, horizon: 2), lazy: true).prediction
-                let truth = [series.advance(), series.advance()]
-                honest += Prediction.score(prediction: h, truth: truth, scale: scale)
-                lazy += Prediction.score(prediction: l, truth: truth, scale: scale)
+            let e = Prediction.evaluate(seed: seed, rounds: 300)
+            let by = Dictionary(uniqueKeysWithValues: e.map { ($0.strategy, $0) })
+            let order: [Prediction.Strategy] = [.zeros, .last, .seasonal, .model]
+            for (worse, better) in zip(order, order.dropFirst()) {
+                #expect(by[worse]!.meanScore < by[better]!.meanScore, "seed \(seed): \(worse) vs \(better): \(e)")
+                #expect(by[worse]!.meanSquaredError > by[better]!.meanSquaredError, "seed \(seed): \(e)")
             }
-            #expect(honest / 50 > 0.8, "seed \(seed): honest mean score \(honest / 50)")
-            #expect(lazy / 50 < honest / 50 / 2, "seed \(seed): lazy \(lazy / 50) vs honest \(honest / 50)")
+            #expect(by[.zeros]!.share <= 0.02, "seed \(seed): zeros earn \(by[.zeros]!.share)")
+            #expect(by[.model]!.share >= 0.5, "seed \(seed): the model earns only \(by[.model]!.share)")
         }
-        // An exact AR(2) process is recovered.
-        var xs: [Double] = [1, 2]
-        for _ in 0..<60 { xs.append(0.6 * xs[xs.count - 1] - 0.3 * xs[xs.count - 2] + 1) }
-        let f = Prediction.forecast(history: xs, horizon: 1, order: 2)[0]
-        #expect(abs(f - (0.6 * xs[xs.count - 1] - 0.3 * xs[xs.count - 2] + 1)) < 1e-3)
-        // Bad requests are refused; odd predictions score 0.
-        #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [1, 2], horizon: 0), lazy: false) }
-        #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [.infinity], horizon: 1), lazy: false) }
-        #expect(Prediction.score(prediction: [.nan], truth: [1], scale: 1) == 0)
-        #expect(Prediction.score(prediction: [1, 2], truth: [1], scale: 1) == 0)
-        var ledger = Prediction.Ledger()
-        ledger.record(uid: 3, asked: 2, prediction: [5, 6], scale: 1)
-        #expect(ledger.settle(series: [0, 0, 5]).isEmpty)  // truth not out yet
-        let settled = ledger.settle(series: [0, 0, 5, 6])
-        #expect(settled.count == 1 && settled[0].uid == 3 && settled[0].score == 1)
+        // Bad requests are refused; odd predictions score 0; a lone miner is judged against the reference.
+        #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [1, 2], covariate: [0, 0], period: 24, horizon: 0), strategy: .model) }
+        #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [.infinity], covariate: [0, 0], period: 24, horizon: 1), strategy: .model) }
+        #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [1], covariate: [0], period: 24, horizon: 1), strategy: .model) }
+        #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [1], covariate: [0, 0], period: 1, horizon: 1), strategy: .model) }
+        let s = Prediction.scoreRound([1: [.nan], 2: [1, 2], 3: [1.5], 4: [3]], truth: [1], reference: 0.5)
+        #expect(s[1] == 0 && s[2] == 0 && s[3] == 1 && s[4] == (0.25 / 4) * (0.25 / 4), "\(s)")
+        #expect(Prediction.scoreRound([7: [0]], truth: [10], reference: 1)[7] == 0.0001)
+        // Every strategy answers a well-formed request with `horizon` finite values.
+        var series = Prediction.Series(seed: 5)
+        let (req, _) = series.request(historyLength: 96, horizon: 6)
+        for st in Prediction.Strategy.allCases {
+            let p = try Prediction.handle(req, strategy: st).prediction
+            #expect(p.count == 6 && p.allSatisfy { $0.isFinite }, "\(st)")
+        }
+        let example = try #require(Prediction.Forecast.example)
+        try Prediction.validate(example)
     }
 
     @Test("storage: proofs need the bytes, the store is bounded and path-safe, cheaters fail challenges")
@@ -130,11 +128,17 @@ struct SubnetSDKTests {
         #expect(mode == 0o600)
     }
 
-    @Test("the README's minimal subnet is the one that ships and is under 80 lines")
+    @Test("the README's subnet is the template's, under 80 lines, and the one tmsubnet ships")
     func readmeExample() throws {
-        let source = try String(contentsOfFile: TestPaths.repositoryRoot + "/Sources/tmsubnet/Minimal.swift", encoding: .utf8)
+        let template = TestPaths.repositoryRoot + "/Bootstrap/templates/subnet/Sources/MySubnet/"
+        let source = try String(contentsOfFile: template + "Minimal.swift", encoding: .utf8)
+        let main = try String(contentsOfFile: template + "main.swift", encoding: .utf8)
         let readme = try String(contentsOfFile: TestPaths.repositoryRoot + "/README.md", encoding: .utf8)
         #expect(source.split(separator: "\n", omittingEmptySubsequences: false).count < 80)
-        #expect(readme.contains(source.trimmingCharacters(in: .whitespacesAndNewlines)), "README.md must show Sources/tmsubnet/Minimal.swift verbatim")
+        for text in [source, main] {
+            #expect(readme.contains(text.trimmingCharacters(in: .whitespacesAndNewlines)), "README.md must show the template verbatim")
+        }
+        let shipped = try FileManager.default.destinationOfSymbolicLink(atPath: TestPaths.repositoryRoot + "/Sources/tmsubnet/Minimal.swift")
+        #expect(shipped.hasSuffix("Bootstrap/templates/subnet/Sources/MySubnet/Minimal.swift"))
     }
 }

@@ -1,0 +1,3 @@
+import MeshSubnet
+
+await SubnetMain.run(Minimal.self)
