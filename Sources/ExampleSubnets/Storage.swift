@@ -1,59 +1,86 @@
 import Foundation
+import MeshCodec
 import MeshCrypto
 import MeshSubnet
 
-/// The storage market: validators hand miners chunks to keep and later challenge them at a
-/// random offset with a fresh nonce; only a miner that still holds the bytes can answer
-/// SHA-256(nonce ‖ chunk[offset ..< offset+length]). Scores reward correct answers, and fast
-/// ones a little more.
+/// The storage market: miners keep objects for validators and apps, and are paid for what
+/// they provably hold. A miner commits to each object with the root of a Merkle tree over
+/// its 4 KiB chunks; the validator checks the root against the bytes it sent, then keeps only
+/// the commitment (key, root, size). Later it challenges any chunk of anything it stored, and
+/// only a miner that still holds the bytes can answer with the chunk and its Merkle path.
+/// A miner's score is its proven capacity (bytes committed with this validator, relative to
+/// the miner holding most) times its challenge pass rate to the fourth power; latency counts
+/// only as a cap (an answer after the validator's deadline fails).
 public enum Storage {
-    public static let maxChunk = 64 * 1024
+    /// Chunk size of the Merkle commitments.
+    public static let chunkSize = 4096
+    /// Largest object (it travels in one query body).
+    public static let maxObject = 512 << 10
 
-    public struct Store: Synapse {
+    /// Keep `payload` under `key` (the caller's own namespace); answers the Merkle root.
+    public struct Store: Synapse, BinaryPayload {
         public static let name = "store"
-        public var id: String
-        public var data: Data
-        public init(id: String, data: Data) {
-            self.id = id
-            self.data = data
+        public var key: String
+        public var payload: Data
+        public init(key: String, payload: Data) {
+            self.key = key
+            self.payload = payload
         }
-        public struct Response: Codable, Sendable {
-            public var stored: Bool
-            public init(stored: Bool) { self.stored = stored }
+        public struct Response: Codable, Sendable, Equatable {
+            /// Hex of the Merkle root over the object's chunks.
+            public var root: String
+            public var size: Int
+            public init(root: String, size: Int) {
+                self.root = root
+                self.size = size
+            }
         }
     }
 
+    /// Prove chunk `index` of object `key`: the chunk and its Merkle path.
     public struct Challenge: Synapse {
         public static let name = "challenge"
-        public var id: String
-        public var offset: Int
-        public var length: Int
-        public var nonce: Data
-        public init(id: String, offset: Int, length: Int, nonce: Data) {
-            self.id = id
-            self.offset = offset
-            self.length = length
-            self.nonce = nonce
+        public var key: String
+        public var index: Int
+        public init(key: String, index: Int) {
+            self.key = key
+            self.index = index
         }
-        public struct Response: Codable, Sendable {
-            public var proof: Data
-            public init(proof: Data) { self.proof = proof }
+        public struct Response: Codable, Sendable, BinaryPayload {
+            /// Sibling hashes (hex) from the leaf up.
+            public var siblings: [String]
+            /// The chunk.
+            public var payload: Data
+            public init(siblings: [String], payload: Data) {
+                self.siblings = siblings
+                self.payload = payload
+            }
         }
     }
 
-    /// The expected answer to a challenge.
-    public static func proof(nonce: Data, chunk: Data, offset: Int, length: Int) -> Data? {
-        guard offset >= 0, length > 0, offset <= chunk.count, length <= chunk.count - offset, nonce.count <= 64 else { return nil }
-        return Data(SHA256.hash(Array(nonce) + Array(chunk[chunk.startIndex + offset ..< chunk.startIndex + offset + length])))
+    /// Return object `key` whole.
+    public struct Retrieve: Synapse {
+        public static let name = "retrieve"
+        public var key: String
+        public init(key: String) { self.key = key }
+        public struct Response: Codable, Sendable, BinaryPayload {
+            public var payload: Data
+            public init(payload: Data) { self.payload = payload }
+        }
     }
 
-    /// Whether an id is safe as a file name (hex, ≤ 64 characters).
-    public static func isValidID(_ id: String) -> Bool {
-        !id.isEmpty && id.count <= 64 && id.allSatisfy { $0.isHexDigit }
+    /// Whether a key is safe as a file name (hex, 1-64 characters).
+    public static func isValidKey(_ key: String) -> Bool {
+        !key.isEmpty && key.utf8.count <= 64 && key.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
-    /// A miner's chunk store on disk: `<dir>/<caller>/<id>`, with a byte budget.
-    public final class ChunkStore: @unchecked Sendable {
+    /// The Merkle root of an object (hex).
+    public static func root(of data: Data) -> String { Hex.encode(MerkleTree(data: Array(data), chunkSize: chunkSize).root) }
+
+    // MARK: Miner side
+
+    /// A miner's objects on disk: `<dir>/<caller>/<key>`, within a byte budget.
+    public final class ObjectStore: @unchecked Sendable {
         // Safety: every access holds `lock`.
         let dir: String
         let budget: Int
@@ -73,72 +100,146 @@ public enum Storage {
             }
         }
 
-        func path(caller: String, id: String) -> String { "\(self.dir)/\(caller)/\(id)" }
+        func path(caller: String, key: String) -> String { "\(self.dir)/\(caller)/\(key)" }
 
-        public func put(caller: String, id: String, data: Data) throws {
-            guard Storage.isValidID(id), Storage.isValidID(caller) else { throw SubnetError("ids are 1-64 hex digits") }
-            guard data.count <= Storage.maxChunk else { throw SubnetError("chunks are at most \(Storage.maxChunk) bytes") }
+        /// Stores an object; its Merkle root. Throws when the key is unsafe, the object too
+        /// large or the budget exhausted.
+        @discardableResult
+        public func put(caller: String, key: String, data: Data) throws -> String {
+            guard Storage.isValidKey(key), Storage.isValidKey(caller) else { throw QueryError(.badRequest, "keys are 1-64 lowercase hex digits") }
+            guard data.count <= Storage.maxObject else { throw QueryError(.payloadTooLarge, "objects are at most \(Storage.maxObject) bytes") }
             try self.lock.withLock {
-                let p = self.path(caller: caller, id: id)
+                let p = self.path(caller: caller, key: key)
                 let old = (try? FileManager.default.attributesOfItem(atPath: p))?[.size] as? Int ?? 0
-                guard self.used - old + data.count <= self.budget else { throw SubnetError("storage budget exhausted") }
+                guard self.used - old + data.count <= self.budget else { throw QueryError(.payloadTooLarge, "storage budget exhausted") }
                 try FileManager.default.createDirectory(atPath: "\(self.dir)/\(caller)", withIntermediateDirectories: true)
                 try data.write(to: URL(fileURLWithPath: p), options: .atomic)
                 self.used += data.count - old
             }
+            return Storage.root(of: data)
         }
 
-        public func get(caller: String, id: String) -> Data? {
-            guard Storage.isValidID(id), Storage.isValidID(caller) else { return nil }
-            return self.lock.withLock { FileManager.default.contents(atPath: self.path(caller: caller, id: id)) }
+        public func get(caller: String, key: String) -> Data? {
+            guard Storage.isValidKey(key), Storage.isValidKey(caller) else { return nil }
+            return self.lock.withLock { FileManager.default.contents(atPath: self.path(caller: caller, key: key)) }
         }
 
         public var usedBytes: Int { self.lock.withLock { self.used } }
     }
 
-    /// The miner's side of a challenge. A cheating miner (`cheat`) acknowledges stores but
-    /// keeps nothing, and answers challenges with made-up bytes.
-    public static func answer(_ c: Challenge, caller: String, store: ChunkStore?, cheat: Bool) throws -> Challenge.Response {
-        if cheat { return .init(proof: Data((0..<32).map { _ in UInt8.random(in: 0...255) })) }
-        guard let store, let chunk = store.get(caller: caller, id: c.id) else { throw SubnetError("unknown chunk \(c.id)") }
-        guard let p = proof(nonce: c.nonce, chunk: chunk, offset: c.offset, length: c.length) else { throw SubnetError("offset or length out of range") }
-        return .init(proof: p)
+    /// The miner's handlers. A cheating miner (`cheat`) acknowledges stores with the right
+    /// root but keeps nothing.
+    public static func answer(_ s: Store, caller: String, store: ObjectStore?, cheat: Bool) throws -> Store.Response {
+        guard s.payload.count <= maxObject else { throw QueryError(.payloadTooLarge, "objects are at most \(maxObject) bytes") }
+        if cheat || store == nil { return .init(root: root(of: s.payload), size: s.payload.count) }
+        return .init(root: try store!.put(caller: caller, key: s.key, data: s.payload), size: s.payload.count)
     }
 
-    /// What a validator handed to each miner (bounded per miner), to check the answers.
+    public static func answer(_ c: Challenge, caller: String, store: ObjectStore?) throws -> Challenge.Response {
+        guard let data = store?.get(caller: caller, key: c.key) else { throw QueryError(.notFound, "no object \(c.key.prefix(64))") }
+        let tree = MerkleTree(data: Array(data), chunkSize: chunkSize)
+        guard let siblings = tree.proof(index: c.index) else { throw QueryError(.badRequest, "chunk \(c.index) out of range") }
+        let chunks = MerkleTree.chunks(Array(data), size: chunkSize)
+        return .init(siblings: siblings.map { Hex.encode($0) }, payload: Data(chunks[c.index]))
+    }
+
+    public static func answer(_ r: Retrieve, caller: String, store: ObjectStore?) throws -> Retrieve.Response {
+        guard let data = store?.get(caller: caller, key: r.key) else { throw QueryError(.notFound, "no object \(r.key.prefix(64))") }
+        return .init(payload: data)
+    }
+
+    // MARK: Validator side
+
+    /// What a validator keeps of an object it stored: not the bytes, only the commitment.
+    public struct Commitment: Sendable, Equatable {
+        public var key: String
+        public var root: [UInt8]
+        public var size: Int
+        public var chunks: Int { MerkleTree.chunkCount(length: self.size, size: Storage.chunkSize) }
+
+        public init(key: String, root: [UInt8], size: Int) {
+            self.key = key
+            self.root = root
+            self.size = size
+        }
+    }
+
+    /// Whether a challenge answer proves chunk `index` of `c`: the chunk has the right length
+    /// and its Merkle path leads to the committed root.
+    public static func verify(_ r: Challenge.Response, index: Int, of c: Commitment) -> Bool {
+        guard index >= 0, index < c.chunks, r.siblings.count <= 64 else { return false }
+        let expectedLength = index == c.chunks - 1 ? c.size - index * chunkSize : chunkSize
+        guard r.payload.count == expectedLength else { return false }
+        let siblings = r.siblings.compactMap { Hex.decode($0) }
+        guard siblings.count == r.siblings.count else { return false }
+        return MerkleTree.verify(chunk: Array(r.payload), index: index, count: c.chunks, siblings: siblings, root: c.root)
+    }
+
+    /// A validator's commitments per miner and the miners' challenge records. Bounded:
+    /// ``perMiner`` commitments per miner (the oldest forgotten first).
     public struct Ledger: Sendable {
         public var perMiner: Int
-        public private(set) var chunks: [UInt16: [(id: String, data: Data)]] = [:]
-        var owners: [UInt16: [UInt8]] = [:]
+        /// Weight of the newest challenge in a miner's pass rate.
+        public var alpha: Double
+        struct Miner: Sendable {
+            var hotkey: [UInt8]
+            var commitments: [Commitment] = []
+            var bytes = 0
+            var passRate = 0.0
+            var challenged = 0
+        }
+        var miners: [UInt16: Miner] = [:]
 
-        public init(perMiner: Int = 16) { self.perMiner = perMiner }
+        public init(perMiner: Int = 4096, alpha: Double = 0.1) {
+            self.perMiner = perMiner
+            self.alpha = alpha
+        }
 
-        /// Records a stored chunk; a uid with a new hotkey starts over.
-        public mutating func stored(uid: UInt16, hotkey: [UInt8], id: String, data: Data) {
-            if self.owners[uid] != hotkey {
-                self.owners[uid] = hotkey
-                self.chunks[uid] = []
+        mutating func entry(_ uid: UInt16, _ hotkey: [UInt8]) -> Miner {
+            if let m = self.miners[uid], m.hotkey == hotkey { return m }
+            return Miner(hotkey: hotkey)  // a new hotkey on the uid starts over
+        }
+
+        /// Records an object the miner committed to (after its root was checked).
+        public mutating func stored(uid: UInt16, hotkey: [UInt8], _ c: Commitment) {
+            var m = self.entry(uid, hotkey)
+            m.commitments.append(c)
+            m.bytes += c.size
+            if m.commitments.count > self.perMiner {
+                m.bytes -= m.commitments.removeFirst().size
             }
-            var list = self.chunks[uid, default: []]
-            list.append((id, data))
-            if list.count > self.perMiner { list.removeFirst(list.count - self.perMiner) }
-            self.chunks[uid] = list
+            self.miners[uid] = m
         }
 
-        /// A random challenge on one of the miner's chunks, with its expected proof.
-        public func challenge<R: RandomNumberGenerator>(uid: UInt16, hotkey: [UInt8], using rng: inout R) -> (Challenge, Data)? {
-            guard self.owners[uid] == hotkey, let list = self.chunks[uid], let pick = list.randomElement(using: &rng) else { return nil }
-            let length = Int.random(in: 1...min(1024, pick.data.count), using: &rng)
-            let offset = Int.random(in: 0...(pick.data.count - length), using: &rng)
-            let nonce = Data((0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) })
-            guard let expected = proof(nonce: nonce, chunk: pick.data, offset: offset, length: length) else { return nil }
-            return (Challenge(id: pick.id, offset: offset, length: length, nonce: nonce), expected)
+        /// A challenge on a random chunk of a random object the miner holds.
+        public func challenge<R: RandomNumberGenerator>(uid: UInt16, hotkey: [UInt8], using rng: inout R) -> (Challenge, Commitment)? {
+            guard let m = self.miners[uid], m.hotkey == hotkey, let c = m.commitments.randomElement(using: &rng) else { return nil }
+            return (Challenge(key: c.key, index: Int.random(in: 0..<c.chunks, using: &rng)), c)
         }
-    }
 
-    /// The score of one challenge answer.
-    public static func score(correct: Bool, latencyMs: Double, timeoutMs: Double) -> Double {
-        guard correct else { return 0 }
-        return 0.7 + 0.3 * max(0, 1 - latencyMs / timeoutMs)
+        /// Records a challenge's outcome.
+        public mutating func record(uid: UInt16, hotkey: [UInt8], passed: Bool) {
+            var m = self.entry(uid, hotkey)
+            m.passRate = m.challenged == 0 ? (passed ? 1 : 0) : m.passRate * (1 - self.alpha) + (passed ? self.alpha : 0)
+            m.challenged += 1
+            self.miners[uid] = m
+        }
+
+        /// Bytes the miner has committed to with this validator.
+        public func bytes(uid: UInt16) -> Int { self.miners[uid]?.bytes ?? 0 }
+        public func passRate(uid: UInt16) -> Double { self.miners[uid]?.passRate ?? 0 }
+
+        /// Scores of the miners with commitments: proven capacity relative to the largest,
+        /// times the pass rate to the fourth power (a miner that lost a tenth of its data keeps
+        /// about two thirds of its score; one that lost half keeps a sixteenth).
+        public func scores() -> [UInt16: Double] {
+            let largest = self.miners.values.map { $0.bytes }.max() ?? 0
+            guard largest > 0 else { return [:] }
+            var out: [UInt16: Double] = [:]
+            for (uid, m) in self.miners where m.challenged > 0 {
+                out[uid] = Double(m.bytes) / Double(largest) * pow(m.passRate, 4)
+            }
+            return out
+        }
     }
 }

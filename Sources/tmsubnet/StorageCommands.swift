@@ -1,21 +1,22 @@
 import ArgumentParser
 import ExampleSubnets
 import Foundation
+import MeshCodec
 import MeshCrypto
 import MeshSubnet
 
 struct StorageMarket: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "storage", abstract: "The storage market: keep chunks, prove it on challenge.",
+        commandName: "storage", abstract: "The storage market: keep objects, prove any chunk on challenge.",
         subcommands: [StorageMiner.self, StorageValidator.self])
 }
 
 struct StorageMiner: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "miner", abstract: "Store validators' chunks on disk and answer challenges.")
+    static let configuration = CommandConfiguration(commandName: "miner", abstract: "Store validators' and apps' objects on disk and answer challenges with Merkle proofs.")
     @OptionGroup var subnet: SubnetOptions
     @OptionGroup var miner: MinerOptions
-    @Option(help: ArgumentHelp("Where chunks are kept.", valueName: "DIR"))
-    var dataDir: String = "./chunks"
+    @Option(help: ArgumentHelp("Where objects are kept.", valueName: "DIR"))
+    var dataDir: String = "./objects"
     @Option(help: "Storage budget in MiB.")
     var budgetMib: Int = 256
 
@@ -24,71 +25,85 @@ struct StorageMiner: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let ctx = try self.subnet.context(role: self.miner.lazy ? "storage-miner(lazy)" : "storage-miner")
-        let m = try await self.miner.miner(ctx)
         let cheat = self.miner.lazy
-        let store = cheat ? nil : try Storage.ChunkStore(directory: self.dataDir, budgetBytes: self.budgetMib << 20)
-        m.serve(Storage.Store.self) { req, caller in
-            if let store { try store.put(caller: caller.hotkey.hex, id: req.id, data: req.data) }
-            return .init(stored: true)
-        }
-        m.serve(Storage.Challenge.self) { req, caller in
-            try Storage.answer(req, caller: caller.hotkey.hex, store: store, cheat: cheat)
-        }
+        let ctx = try self.subnet.context(role: cheat ? "storage-miner(lazy)" : "storage-miner")
+        let m = try await self.miner.miner(ctx)
+        let store = cheat ? nil : try Storage.ObjectStore(directory: self.dataDir, budgetBytes: self.budgetMib << 20)
+        m.serve(Storage.Store.self) { req, caller in try Storage.answer(req, caller: caller.hotkey.hex, store: store, cheat: cheat) }
+        m.serve(Storage.Challenge.self) { req, caller in try Storage.answer(req, caller: caller.hotkey.hex, store: store) }
+        m.serve(Storage.Retrieve.self) { req, caller in try Storage.answer(req, caller: caller.hotkey.hex, store: store) }
         try await runUntilSignalled { try await m.run() }
     }
 }
 
 struct StorageValidator: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "validator", abstract: "Hand miners chunks, challenge them, score the proofs.")
+    static let configuration = CommandConfiguration(commandName: "validator", abstract: "Hand miners objects, keep their Merkle roots, challenge any chunk, score proven capacity.")
     @OptionGroup var subnet: SubnetOptions
     @OptionGroup var options: ValidatorOptions
-    @Option(help: "Chunk size in bytes.")
-    var chunkBytes: Int = 4096
+    @Option(help: "Size of each object handed to a miner, bytes.")
+    var objectBytes: Int = 64 << 10
+    @Option(help: "Challenges per miner per round.")
+    var challenges: Int = 3
 
     func validate() throws {
-        guard (1...Storage.maxChunk).contains(self.chunkBytes) else { throw ValidationError("--chunk-bytes must be 1...\(Storage.maxChunk)") }
+        guard (1...Storage.maxObject).contains(self.objectBytes) else { throw ValidationError("--object-bytes must be 1...\(Storage.maxObject)") }
+        guard (1...64).contains(self.challenges) else { throw ValidationError("--challenges must be 1...64") }
     }
 
     func run() async throws {
         let ctx = try self.subnet.context(role: "storage-validator")
         let v = try await self.options.validator(ctx)
         let ledger = LedgerBox()
-        let size = self.chunkBytes
-        let timeoutMs = self.options.timeout * 1000
+        let size = self.objectBytes, rounds = self.challenges
         try await runUntilSignalled {
             try await v.run(stepSeconds: self.options.stepSeconds) { step, v in
-                var scores: [UInt16: Double] = [:]
                 let miners = v.miners()
-                // Challenge what each miner holds, then hand each a new chunk.
-                var rng = SystemRandomNumberGenerator()
-                for n in miners {
-                    guard let (challenge, expected) = ledger.challenge(uid: n.uid, hotkey: n.hotkey.bytes, using: &rng) else { continue }
-                    let r = await v.query(challenge, uids: [n.uid]).first
-                    scores[n.uid] = Storage.score(correct: r?.response?.proof == expected, latencyMs: r?.latencyMs ?? timeoutMs, timeoutMs: timeoutMs)
+                await withTaskGroup(of: Void.self) { group in
+                    for n in miners {
+                        group.addTask {
+                            var local = SystemRandomNumberGenerator()
+                            // Challenge what the miner holds (any chunk of any object), then hand it a new object.
+                            for _ in 0..<rounds {
+                                guard let (challenge, commitment) = ledger.challenge(uid: n.uid, hotkey: n.hotkey.bytes, using: &local) else { break }
+                                let r = await v.query(challenge, uids: [n.uid]).first
+                                let passed = r?.response.map { Storage.verify($0, index: challenge.index, of: commitment) } ?? false
+                                ledger.record(uid: n.uid, hotkey: n.hotkey.bytes, passed: passed)
+                            }
+                            guard !ledger.isFull(uid: n.uid, step: step) else { return }
+                            var bytes = [UInt8](repeating: 0, count: size)
+                            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &local) }
+                            let data = Data(bytes)
+                            let key = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &local) })
+                            let expected = MerkleTree(data: bytes, chunkSize: Storage.chunkSize).root
+                            let r = await v.query(Storage.Store(key: key, payload: data), uids: [n.uid]).first
+                            if let root = r?.response?.root, Hex.decode(root) == expected {
+                                ledger.stored(uid: n.uid, hotkey: n.hotkey.bytes, Storage.Commitment(key: key, root: expected, size: size))
+                            } else if r?.status == .payloadTooLarge {
+                                ledger.full(uid: n.uid, step: step)  // its budget is spent: try again later
+                            }
+                        }
+                    }
                 }
-                for n in miners {
-                    let id = String(format: "%08x%08x", step, UInt32.random(in: 0...UInt32.max))
-                    let data = Data((0..<size).map { _ in UInt8.random(in: 0...255) })
-                    let r = await v.query(Storage.Store(id: id, data: data), uids: [n.uid]).first
-                    if r?.response?.stored == true { ledger.stored(uid: n.uid, hotkey: n.hotkey.bytes, id: id, data: data) } else if r != nil { scores[n.uid] = 0 }
-                }
-                return scores
+                return ledger.scores()
             }
         }
     }
 }
 
+/// The validator's ledger, shared by the round's concurrent miner tasks.
 final class LedgerBox: @unchecked Sendable {
     // Safety: every access holds `lock`.
     let lock = NSLock()
     var ledger = Storage.Ledger()
+    var fullUntil: [UInt16: Int] = [:]
 
-    func stored(uid: UInt16, hotkey: [UInt8], id: String, data: Data) {
-        self.lock.withLock { self.ledger.stored(uid: uid, hotkey: hotkey, id: id, data: data) }
-    }
+    func stored(uid: UInt16, hotkey: [UInt8], _ c: Storage.Commitment) { self.lock.withLock { self.ledger.stored(uid: uid, hotkey: hotkey, c) } }
+    func record(uid: UInt16, hotkey: [UInt8], passed: Bool) { self.lock.withLock { self.ledger.record(uid: uid, hotkey: hotkey, passed: passed) } }
+    func scores() -> [UInt16: Double] { self.lock.withLock { self.ledger.scores() } }
+    func full(uid: UInt16, step: Int) { self.lock.withLock { self.fullUntil[uid] = step + 100 } }
+    func isFull(uid: UInt16, step: Int) -> Bool { self.lock.withLock { (self.fullUntil[uid] ?? 0) > step } }
 
-    func challenge(uid: UInt16, hotkey: [UInt8], using rng: inout SystemRandomNumberGenerator) -> (Storage.Challenge, Data)? {
+    func challenge(uid: UInt16, hotkey: [UInt8], using rng: inout SystemRandomNumberGenerator) -> (Storage.Challenge, Storage.Commitment)? {
         self.lock.withLock { self.ledger.challenge(uid: uid, hotkey: hotkey, using: &rng) }
     }
 }
