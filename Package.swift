@@ -94,7 +94,14 @@ let package = Package(
             swiftSettings: strict),
 
         // The two example markets shipped with the repository (run by the devnet).
-        .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto"], swiftSettings: strict),
+        .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+
+        // The apps gateway: end users' keyed HTTP API routed to subnets' best miners.
+        .target(
+            name: "MeshGateway",
+            dependencies: ["MeshSubnet", "ExampleSubnets", "MeshQuery", "MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshKeystore",
+                           "MeshSockets", .product(name: "FlyingFox", package: "FlyingFox"), .product(name: "FlyingSocks", package: "FlyingFox")],
+            swiftSettings: strict),
 
         // Command-line support shared by the executables.
         .target(
@@ -107,7 +114,7 @@ let package = Package(
             name: "tensormesh",
             dependencies: [
                 "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshNode", "MeshChain", "MeshChannel",
-                "MeshSockets", "MeshNetwork", "MeshFinality", "MeshStore", "MeshClient", "MeshQuery",
+                "MeshSockets", "MeshNetwork", "MeshFinality", "MeshStore", "MeshClient", "MeshQuery", "MeshGateway", "MeshSubnet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -167,6 +174,10 @@ let package = Package(
             dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshQuery", "MeshSockets", "MeshCodec", "MeshTestSupport"],
             swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshKeystore", "MeshTestSupport", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshGossip", "MeshNode", "MeshFinality", "MeshQuery"], swiftSettings: strict),
+        .testTarget(
+            name: "MeshGatewayTests",
+            dependencies: ["MeshGateway", "MeshSubnet", "ExampleSubnets", "MeshQuery", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),

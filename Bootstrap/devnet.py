@@ -4,6 +4,7 @@
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -179,7 +180,7 @@ def cmd_up(a):
         rpcp = [a.rpc_port + i for i in range(validators + 1)]
         prom = [a.prometheus_port + i for i in range(validators + 1)]
         axon = [a.axon_port + i for i in range(16)]
-        for p in p2p + rpcp + prom + axon + [base + 111]:
+        for p in p2p + rpcp + prom + axon + [base + 111, a.gateway_port]:
             if not port_free(p):
                 die(f"port {p} is in use; pick other ports with --base-port/--rpc-port/--prometheus-port/--axon-port")
 
@@ -216,7 +217,7 @@ def cmd_up(a):
 
     log("creating wallets")
     wallets = {}
-    for name, _, _, _ in processes:
+    for name in [p[0] for p in processes] + ["gateway"]:
         out = run([tm, "wallet", "create", "--wallet", name, "--hotkey", "default", "--password-env", PASSWORD_ENV, "--json"], env)
         wallets[name] = json.loads(out)
 
@@ -291,9 +292,27 @@ def cmd_up(a):
         nodes.append({"name": name, "nodeId": None, "address": None, "host": host(name), "rpcPort": None, "prometheusPort": None, "role": role,
                       "pid": pid, "netuid": netuid, "hotkey": wallets[name]["hotkeyPublic"], "axonPort": axon[idx] if role == "miner" else None})
 
+    # The apps gateway, in the root namespace on 127.0.0.1 (it reaches the nodes and miners
+    # on their own addresses with --netns): one devnet API key, 10 requests per second.
+    gateway_dir = os.path.join(d, "gateway")
+    os.makedirs(gateway_dir, exist_ok=True)
+    api_key = "tm-devnet-" + secrets.token_hex(16)
+    keys_file = os.path.join(gateway_dir, "api-keys.json")
+    with open(keys_file, "w") as f:
+        json.dump({"keys": [{"name": "devnet", "key": api_key, "ratePerSecond": 10, "burst": 10},
+                            {"name": "devnet-validator", "key": "tm-organic-" + secrets.token_hex(16), "ratePerSecond": 10,
+                             "burst": 10, "organic": True}]}, f, indent=2)
+    os.chmod(keys_file, 0o600)
+    gateway_url = f"http://127.0.0.1:{a.gateway_port}"
+    gateway_pid = start(d, "gateway", [tm, "gateway", "--rpc-url", f"http://{host('full-0')}:{rpcp[4]}", "--netuid", "1",
+                                       "--storage-netuid", "2", "--listen", f"127.0.0.1:{a.gateway_port}", "--api-keys", keys_file,
+                                       "--wallet", "gateway", "--hotkey", "default", "--password-env", PASSWORD_ENV, "--stake", "10",
+                                       "--state-dir", gateway_dir, "--organic-sample", "0.1"], env)
+
     manifest = {"dir": d, "chainSpec": spec, "genesis": genesis["genesis"], "started": int(time.time()), "nodes": nodes,
                 "passwordEnv": PASSWORD_ENV, "wallets": os.path.join(d, "wallets"),
-                "netns": [v[0] for v in hosts.values()]}
+                "netns": [v[0] for v in hosts.values()],
+                "gateway": {"url": gateway_url, "apiKey": api_key, "pid": gateway_pid, "hotkey": wallets["gateway"]["hotkeyPublic"]}}
     with open(manifest_path(d), "w") as f:
         json.dump(manifest, f, indent=2)
 
@@ -304,6 +323,9 @@ Tensormesh devnet is up (state and logs in {d}{', one network namespace per proc
   Prometheus     http://{host('validator-0')}:{prom[0]}/metrics … http://{host('full-0')}:{prom[4]}/metrics
   Bootnode       {nodes[0]['address']}
   Subnets        1 predict (intelligence market), 2 storage (storage market), tempo {a.tempo} blocks of {a.slot_ms} ms
+
+  Apps gateway   {gateway_url}   API key {api_key}   (10 requests per second)
+                 curl -s -H "Authorization: Bearer {api_key}" -d @- {gateway_url}/v1/subnets/1/forecast <<< "$(curl -s -H "Authorization: Bearer {api_key}" {gateway_url}/v1/subnets | jq -c '.subnets[0].synapses[] | select(.name == "forecast") | .example')"
 
   Bootstrap/devnet status          live table (add --json for machine output)
   .build/{ 'debug' if a.debug else 'release'}/tensormesh subnets metagraph --netuid 1 --rpc-url http://{host('full-0')}:{rpcp[4]}
@@ -339,6 +361,8 @@ def gather(m):
                     continue
                 mg = rpc(port, "subnet_getMetagraph", {"netuid": s["netuid"]}, host=h)
                 names = {n["hotkey"]: n["name"] for n in m["nodes"] if n.get("hotkey")}
+                if m.get("gateway", {}).get("hotkey"):
+                    names[m["gateway"]["hotkey"]] = "gateway"
                 neurons = []
                 for uid in mg["uids"]:
                     hk = mg["hotkeys"][uid]
@@ -366,6 +390,8 @@ def cmd_status(a):
                "nodes": [dict({k: n.get(k) for k in keys}, running=n["running"], best=n.get("best"), finalized=n.get("finalized"),
                               peers=n.get("peers")) for n in nodes],
                "subnets": subnets}
+        g = m.get("gateway")
+        out["gateway"] = {"url": g["url"], "apiKey": g["apiKey"], "running": alive(g.get("pid"))} if g else None
         print(json.dumps(out, indent=2))
         return
     print(f"{'NAME':26} {'ROLE':17} {'PID':>7} {'STATE':8} {'BEST':>6} {'FINAL':>6} {'PEERS':>5}  RPC")
@@ -373,6 +399,9 @@ def cmd_status(a):
         state = "running" if n["running"] else "stopped"
         print(f"{n['name']:26} {n['role']:17} {n['pid']:>7} {state:8} {str(n.get('best', '')):>6} {str(n.get('finalized', '')):>6} "
               f"{str(n.get('peers', '')):>5}  {(n.get('host', '127.0.0.1') + ':' + str(n['rpcPort'])) if n.get('rpcPort') else ''}")
+    g = m.get("gateway")
+    if g:
+        print(f"\ngateway {g['url']} ({'running' if alive(g.get('pid')) else 'stopped'}), API key {g['apiKey']}")
     for s in subnets:
         if "error" in s:
             print(f"\nsubnets: {s['error']}")
@@ -387,7 +416,7 @@ def cmd_status(a):
 def cmd_down(a):
     d = os.path.abspath(a.dir)
     m = load_manifest(d)
-    pids = [n["pid"] for n in (m or {}).get("nodes", []) if alive(n.get("pid"))]
+    pids = [n["pid"] for n in (m or {}).get("nodes", []) + [(m or {}).get("gateway") or {}] if alive(n.get("pid"))]
     for pid in pids:
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -419,6 +448,7 @@ def main():
     up.add_argument("--rpc-port", type=int, default=9944)
     up.add_argument("--prometheus-port", type=int, default=9615)
     up.add_argument("--axon-port", type=int, default=8091)
+    up.add_argument("--gateway-port", type=int, default=8080, help="the apps gateway's HTTP port on 127.0.0.1")
     up.add_argument("--slot-ms", type=int, default=1000)
     up.add_argument("--tempo", type=int, default=40)
     up.add_argument("--netns", action="store_true",

@@ -67,6 +67,17 @@ public struct QueryResult: Sendable {
     /// others, who check it with ``QueryResponseTrailer/isSigned(by:)``.
     public var receipt: QueryResponseTrailer?
 
+    public init(target: Ed25519.PublicKey, status: QueryStatus, body: [UInt8], failure: QueryFailure?, latencyMs: Double,
+                processingMicros: UInt64, receipt: QueryResponseTrailer? = nil) {
+        self.target = target
+        self.status = status
+        self.body = body
+        self.failure = failure
+        self.latencyMs = latencyMs
+        self.processingMicros = processingMicros
+        self.receipt = receipt
+    }
+
     public var isSuccess: Bool { self.failure == nil && self.status == .ok }
 }
 

@@ -9,10 +9,11 @@ struct Tensormesh: AsyncParsableCommand {
             Run a node with `tensormesh run`, or a one-node development chain with `tensormesh run --dev`.
             Keys: `tensormesh key generate --out FILE`, `tensormesh key inspect FILE`.
             Wallets and chain (btcli-like, through a node's RPC): `wallet`, `subnets`, `stake`, `weights`, `transfer`.
+            The apps gateway for end users: `tensormesh gateway --netuid N --api-keys FILE`.
             Exit codes: 0 success, 1 runtime failure, 2 usage error.
             """,
         version: TensormeshVersion.string,
-        subcommands: [Run.self, Key.self, Genesis.self, WalletCommand.self, Subnets.self, StakeCommand.self, Delegate.self, Weights.self, Transfer.self, Epoch.self])
+        subcommands: [Run.self, Key.self, Genesis.self, WalletCommand.self, Subnets.self, StakeCommand.self, Delegate.self, Weights.self, Transfer.self, Epoch.self, GatewayCommand.self])
 }
 
 enum TensormeshVersion {

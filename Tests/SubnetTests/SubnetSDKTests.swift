@@ -1,5 +1,6 @@
 import ExampleSubnets
 import Foundation
+import MeshCodec
 import MeshCrypto
 import MeshKeystore
 import MeshSubnet
@@ -73,39 +74,82 @@ struct SubnetSDKTests {
         try Prediction.validate(example)
     }
 
-    @Test("storage: proofs need the bytes, the store is bounded and path-safe, cheaters fail challenges")
+    @Test("Merkle commitments: every chunk of every object size proves its place; any change fails")
+    func merkle() {
+        for count in 1...9 {
+            let chunks = (0..<count).map { i in [UInt8](repeating: UInt8(i), count: 5 + i) }
+            let tree = MerkleTree(chunks: chunks)
+            for i in 0..<count {
+                let proof = tree.proof(index: i)!
+                #expect(MerkleTree.verify(chunk: chunks[i], index: i, count: count, siblings: proof, root: tree.root), "count \(count) index \(i)")
+                #expect(!MerkleTree.verify(chunk: chunks[i] + [0], index: i, count: count, siblings: proof, root: tree.root))
+                #expect(!MerkleTree.verify(chunk: chunks[i], index: (i + 1) % count, count: count, siblings: proof, root: tree.root) || chunks[i] == chunks[(i + 1) % count])
+                if !proof.isEmpty {
+                    var bent = proof
+                    bent[0][0] ^= 1
+                    #expect(!MerkleTree.verify(chunk: chunks[i], index: i, count: count, siblings: bent, root: tree.root))
+                    #expect(!MerkleTree.verify(chunk: chunks[i], index: i, count: count, siblings: proof + [proof[0]], root: tree.root))
+                }
+            }
+            #expect(tree.proof(index: count) == nil && tree.proof(index: -1) == nil)
+        }
+        #expect(!MerkleTree.verify(chunk: [], index: 0, count: 0, siblings: [], root: []))
+        #expect(MerkleTree.chunkCount(length: 8193, size: 4096) == 3 && MerkleTree.chunkCount(length: 0, size: 4096) == 1)
+        // A leaf cannot pass for an inner node (domain-separated hashes).
+        let pair = MerkleTree(chunks: [[1], [2]])
+        #expect(MerkleTree(chunks: [pair.levels[0][0] + pair.levels[0][1]]).root != pair.root)
+    }
+
+    @Test("storage: a miner proves any chunk of anything it holds; a cheat or a deleted object fails; scores follow proven capacity")
     func storage() throws {
         let dir = TestPaths.temporaryDirectory()
-        let store = try Storage.ChunkStore(directory: dir, budgetBytes: 10_000)
+        let store = try Storage.ObjectStore(directory: dir, budgetBytes: 100_000)
         let caller = String(repeating: "ab", count: 32)
-        let data = Data((0..<4096).map { UInt8($0 % 251) })
-        try store.put(caller: caller, id: "00ff", data: data)
-        #expect(store.usedBytes == 4096)
-        #expect(throws: SubnetError.self) { try store.put(caller: caller, id: "../../etc", data: data) }
-        #expect(throws: SubnetError.self) { try store.put(caller: "x/y", id: "01", data: data) }
-        try store.put(caller: caller, id: "00ff", data: data)  // replacing does not double count
-        #expect(store.usedBytes == 4096)
-        try store.put(caller: caller, id: "01", data: data)
-        #expect(throws: SubnetError.self) { try store.put(caller: caller, id: "02", data: data) }  // budget
-        // A reopened store knows what it holds.
-        #expect(try Storage.ChunkStore(directory: dir, budgetBytes: 10_000).usedBytes == 8192)
-
-        var ledger = Storage.Ledger(perMiner: 2)
+        let data = Data((0..<10_000).map { UInt8($0 % 251) })
+        #expect(throws: QueryError.self) { try store.put(caller: caller, key: "../../etc", data: data) }
+        #expect(throws: QueryError.self) { try store.put(caller: "x/y", key: "01", data: data) }
+        #expect(throws: QueryError.self) { try store.put(caller: caller, key: "01", data: Data(count: Storage.maxObject + 1)) }
+        var ledger = Storage.Ledger(perMiner: 50)
+        let hot: [UInt8] = [1]
+        for i in 0..<9 {
+            let key = String(format: "%02x", i)
+            let answer = try Storage.answer(Storage.Store(key: key, payload: data), caller: caller, store: store, cheat: false)
+            #expect(answer.root == Storage.root(of: data) && answer.size == data.count)
+            ledger.stored(uid: 4, hotkey: hot, Storage.Commitment(key: key, root: Hex.decode(answer.root)!, size: data.count))
+        }
+        #expect(store.usedBytes == 90_000)
+        #expect(throws: QueryError.self) { try store.put(caller: caller, key: "ff", data: data + data) }  // budget
+        #expect(try Storage.ObjectStore(directory: dir, budgetBytes: 100_000).usedBytes == 90_000)
         var rng = SeededRNG(seed: 7)
-        ledger.stored(uid: 4, hotkey: [1], id: "00ff", data: data)
-        for _ in 0..<20 {
-            let (challenge, expected) = try #require(ledger.challenge(uid: 4, hotkey: [1], using: &rng))
-            let honest = try Storage.answer(challenge, caller: caller, store: store, cheat: false)
-            #expect(honest.proof == expected)
-            let cheat = try Storage.answer(challenge, caller: caller, store: nil, cheat: true)
-            #expect(cheat.proof != expected)
+        for _ in 0..<30 {
+            let (challenge, commitment) = try #require(ledger.challenge(uid: 4, hotkey: hot, using: &rng))
+            let proof = try Storage.answer(challenge, caller: caller, store: store)
+            #expect(Storage.verify(proof, index: challenge.index, of: commitment))
+            #expect(!Storage.verify(proof, index: (challenge.index + 1) % commitment.chunks, of: commitment))
+            var forged = proof
+            forged.payload = Data(repeating: 0, count: proof.payload.count)
+            #expect(!Storage.verify(forged, index: challenge.index, of: commitment))
+            ledger.record(uid: 4, hotkey: hot, passed: true)
         }
-        #expect(ledger.challenge(uid: 4, hotkey: [2], using: &rng) == nil)  // another hotkey holds uid 4 now
-        #expect(throws: SubnetError.self) {
-            try Storage.answer(Storage.Challenge(id: "00ff", offset: 4000, length: 500, nonce: Data([1])), caller: caller, store: store, cheat: false)
-        }
-        #expect(Storage.score(correct: true, latencyMs: 0, timeoutMs: 1000) == 1)
-        #expect(Storage.score(correct: false, latencyMs: 0, timeoutMs: 1000) == 0)
+        // The oldest object deleted behind the validator's back: a challenge on it fails.
+        try FileManager.default.removeItem(atPath: dir + "/" + caller + "/00")
+        #expect(throws: QueryError.self) { try Storage.answer(Storage.Challenge(key: "00", index: 2), caller: caller, store: store) }
+        // A cheat keeps nothing: it acknowledges the store with the right root, then cannot prove anything.
+        let cheat = try Storage.answer(Storage.Store(key: "aa", payload: data), caller: caller, store: nil, cheat: true)
+        #expect(cheat.root == Storage.root(of: data))
+        #expect(throws: QueryError.self) { try Storage.answer(Storage.Challenge(key: "aa", index: 0), caller: caller, store: nil) }
+        ledger.stored(uid: 5, hotkey: [2], Storage.Commitment(key: "aa", root: Hex.decode(cheat.root)!, size: data.count))
+        for _ in 0..<5 { ledger.record(uid: 5, hotkey: [2], passed: false) }
+        // Half the capacity with every challenge passed.
+        for i in 0..<4 { ledger.stored(uid: 6, hotkey: [3], Storage.Commitment(key: "\(i)", root: [], size: data.count)) }
+        ledger.record(uid: 6, hotkey: [3], passed: true)
+        let scores = ledger.scores()
+        #expect(scores[4] == 1 && scores[5] == 0 && abs((scores[6] ?? 0) - 4.0 / 9) < 1e-9, "\(scores)")
+        // A new hotkey on a uid starts over.
+        ledger.record(uid: 4, hotkey: [9], passed: true)
+        #expect(ledger.bytes(uid: 4) == 0 && ledger.challenge(uid: 4, hotkey: hot, using: &rng) == nil)
+        // Retrieval returns the bytes.
+        #expect(try Storage.answer(Storage.Retrieve(key: "05"), caller: caller, store: store).payload == data)
     }
 
     @Test("wallets: coldkey and hotkeys encrypted under one directory, listed without the password")
