@@ -75,10 +75,14 @@ public struct HTTPForwarder: Sendable {
             \r
 
             """
-        let exchange = Exchange(deadline: DispatchTime.now().uptimeNanoseconds.addingSaturated(UInt64(seconds * 1e9)),
+        return try await self.exchangeReply(Array(head.utf8) + req.body, seconds: seconds)
+    }
+
+    /// Sends a whole HTTP/1.1 request and returns the answer as the axon sends it.
+    func exchangeReply(_ request: [UInt8], seconds: Double) async throws -> QueryReply {
+        let exchange = Exchange(deadline: DispatchTime.now().uptimeNanoseconds.addingSaturated(UInt64(max(0.001, min(seconds, 3600)) * 1e9)),
                                 maxBody: self.maxResponseBytes)
         let (host, port) = (self.host, self.port)
-        let request = Array(head.utf8) + req.body
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<QueryReply, any Error>) in
                 DispatchQueue.global().async { exchange.run(host: host, port: port, request: request, reply: cont) }

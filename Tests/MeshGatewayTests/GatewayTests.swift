@@ -216,8 +216,11 @@ struct GatewayTests {
 
         // Organic queries for validators; metrics.
         #expect(try await rig.http("GET", "/v1/organic/1", key: main.key).status == 403)
-        let organic = try await rig.http("GET", "/v1/organic/1", key: validator.key)
-        #expect(((organic.json["queries"] as? [[String: Any]])?.count ?? 0) >= 1, "\(organic.json)")
+        let feed = try OrganicFeed(gateway: "http://127.0.0.1:\(rig.port)", key: validator.key, netuid: 1)
+        let sampled = try await feed.fetch()
+        #expect(sampled.contains { $0.synapse == "double" && $0.answers.contains { $0.hotkey == rig.minerKeys[0].publicKey.hex || $0.hotkey == rig.minerKeys[1].publicKey.hex } },
+                "\(sampled.map(\.synapse))")
+        #expect(try await feed.fetch().isEmpty)  // drained on read
         let metrics = try await rig.http("GET", "/metrics", key: nil)
         let m = String(decoding: metrics.body, as: UTF8.self)
         #expect(m.contains("tensormesh_gateway_responses_total{route=\"subnets\",status=\"429\"}") && m.contains("key=\"tight\""), "\(m.prefix(2000))")
