@@ -52,12 +52,19 @@ let package = Package(
         .target(name: "MeshNetwork", dependencies: ["MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // The deterministic network simulator (test support, and the meshsim tool).
-        .target(name: "MeshSim", dependencies: ["MeshFinality", "MeshDiscovery", "MeshGossip", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        .target(name: "MeshSim", dependencies: ["MeshNodeCore", "MeshFinality", "MeshDiscovery", "MeshGossip", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
-        // The node: wiring, JSON-RPC, metrics, logs.
+        // The node core (sans-IO): peer manager, sync, block relay, production, and the glue
+        // between chain, gossip and finality. The node binary and the simulator run it.
+        .target(
+            name: "MeshNodeCore",
+            dependencies: ["MeshChain", "MeshFinality", "MeshGossip", "MeshDiscovery", "MeshChannel", "MeshCrypto", "MeshCodec"],
+            swiftSettings: strict),
+
+        // The node: a thin driver (sockets, timer, store, JSON-RPC, metrics, logs) over the core.
         .target(
             name: "MeshNode",
-            dependencies: ["MeshDiscovery", "MeshGossip",
+            dependencies: ["MeshNodeCore", "MeshDiscovery", "MeshGossip",
                 "MeshNetwork", "MeshSockets", "MeshChannel", "MeshChain", "MeshStore", "MeshFinality", "MeshIncentive",
                 "MeshCrypto", "MeshCodec", .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),
@@ -113,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "tensormesh",
             dependencies: [
-                "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshNode", "MeshChain", "MeshChannel",
+                "MeshCLI", "MeshKeystore", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshNode", "MeshNodeCore", "MeshChain", "MeshChannel",
                 "MeshSockets", "MeshNetwork", "MeshFinality", "MeshStore", "MeshClient", "MeshQuery", "MeshGateway", "MeshSubnet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -128,14 +135,14 @@ let package = Package(
         .executableTarget(
             name: "meshprobe",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshNode", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshDiscovery", "MeshChain",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshNode", "MeshNodeCore", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshDiscovery", "MeshChain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshprobe",
             swiftSettings: strict),
         .executableTarget(
             name: "meshsim",
-            dependencies: ["MeshSim", "MeshFinality", "MeshCLI", "MeshCodec", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["MeshSim", "MeshNodeCore", "MeshFinality", "MeshCLI", "MeshCodec", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/meshsim",
             swiftSettings: strict),
         .executableTarget(
@@ -151,7 +158,7 @@ let package = Package(
         .target(
             name: "MeshFuzz",
             dependencies: ["MeshChain", "MeshChannel", "MeshCodec", "MeshCrypto", "MeshDiscovery", "MeshFinality", "MeshGossip",
-                           "MeshNode", "MeshQuery", "MeshClient", "MeshKeystore", "MeshSockets"],
+                           "MeshNode", "MeshNodeCore", "MeshQuery", "MeshClient", "MeshKeystore", "MeshSockets"],
             path: "Tools/fuzz/Targets",
             swiftSettings: strict),
         .executableTarget(name: "meshfuzz", dependencies: ["MeshFuzz"], path: "Tools/fuzz/Driver", swiftSettings: strict),
@@ -173,12 +180,16 @@ let package = Package(
             name: "SubnetTests",
             dependencies: ["ExampleSubnets", "MeshSubnet", "MeshKeystore", "MeshCrypto", "MeshQuery", "MeshSockets", "MeshCodec", "MeshTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshKeystore", "MeshTestSupport", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshGossip", "MeshNode", "MeshFinality", "MeshQuery"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshKeystore", "MeshTestSupport", "MeshNetwork", "MeshChannel", "MeshSockets", "MeshGossip", "MeshNode", "MeshNodeCore", "MeshFinality", "MeshQuery"], swiftSettings: strict),
         .testTarget(
             name: "MeshGatewayTests",
             dependencies: ["MeshGateway", "MeshSubnet", "ExampleSubnets", "MeshQuery", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "MeshNodeCoreTests",
+            dependencies: ["MeshNodeCore", "MeshSim", "MeshChain", "MeshChannel", "MeshCodec", "MeshCrypto", "MeshFinality", "MeshGossip", "MeshTestSupport"],
+            swiftSettings: strict),
+        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]

@@ -8,6 +8,7 @@ import MeshCrypto
 import MeshFinality
 import MeshIncentive
 import MeshNetwork
+import MeshNodeCore
 import MeshSockets
 import MeshStore
 /// JSON-RPC 2.0 over HTTP POST and Prometheus text on `GET /metrics`, served by FlyingFox

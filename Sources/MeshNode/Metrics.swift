@@ -7,6 +7,7 @@ import MeshFinality
 import MeshGossip
 import MeshIncentive
 import MeshNetwork
+import MeshNodeCore
 import MeshSockets
 import MeshStore
 extension Node {
@@ -37,12 +38,12 @@ extension Node {
         }
         let best = self.chain.best.number
         let fin = self.chain.finalized.number
-        metric("peers", "gauge", "Connected peers.", [("", Double(self.peers.count))])
+        metric("peers", "gauge", "Connected peers.", [("", Double(self.core.peers.connected.count))])
         metric("peer_inbound_streams", "gauge", "Streams peers opened that the node still tracks.",
-               [("", Double(self.peers.values.reduce(0) { $0 + $1.incoming.count }))])
+               [("", Double(self.core.peers.connected.values.reduce(0) { $0 + $1.trackedStreams }))])
         metric("block_height", "gauge", "Block height by status.", [("status=\"best\"", Double(best)), ("status=\"finalized\"", Double(fin))])
         metric("finality_lag_blocks", "gauge", "Best minus finalized height.", [("", Double(best - fin))])
-        let lagSeconds = self.chain.header(self.chain.finalized.hash).map { h in Double(Node.wallClockMillis() - min(Node.wallClockMillis(), h.timestamp)) / 1000 } ?? 0
+        let lagSeconds = self.chain.header(self.chain.finalized.hash).map { h in Double(SystemTimeSource.wallMillis() - min(SystemTimeSource.wallMillis(), h.timestamp)) / 1000 } ?? 0
         metric("finality_lag_seconds", "gauge", "Age of the finalized block.", [("", lagSeconds)])
         metric("finality_round", "gauge", "Current finality round.", [("", Double(self.finality.round))])
         metric("finality_set_id", "gauge", "Current validator set id.", [("", Double(self.finality.setId))])
@@ -56,13 +57,13 @@ extension Node {
         metric("gossip_duplicates_total", "counter", "Duplicate gossip messages received by topic.",
                byTopic.map { (Self.label("topic", $0.key), Double($0.value.duplicates)) })
         metric("finality_messages_total", "counter", "Finality messages received on the direct stream.",
-               [("kind=\"new\"", Double(self.counters.finalityMessages)), ("kind=\"duplicate\"", Double(self.counters.finalityDuplicates))])
+               [("", Double(self.counters.finalityMessages))])
         metric("invalid_messages_total", "counter", "Invalid messages from peers by reason.",
                self.counters.invalidMessages.sorted { $0.key < $1.key }.map { (Self.label("reason", $0.key), Double($0.value)) })
-        // Protocols: the node's own and the registered plug-ins; names peers chose are "other".
-        let known = self.knownProtocols
-        var inBy = self.counters.closedBytesIn
-        var outBy = self.counters.closedBytesOut
+        // Protocols: the node's own; names peers chose are "other".
+        let known = Set(ProtocolName.all)
+        var inBy = self.closedBytesIn
+        var outBy = self.closedBytesOut
         for p in self.host.peers.values {
             for (k, v) in p.bytesInByProtocol { inBy[known.contains(k) ? k : "other", default: 0] += v }
             for (k, v) in p.bytesOutByProtocol { outBy[known.contains(k) ? k : "other", default: 0] += v }

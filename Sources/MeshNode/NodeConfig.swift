@@ -1,5 +1,7 @@
 import MeshChain
 import MeshChannel
+import MeshCodec
+import MeshNodeCore
 
 /// Everything `tensormesh run` is told.
 public struct NodeConfig: Sendable {

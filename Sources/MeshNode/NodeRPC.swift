@@ -3,11 +3,12 @@ import MeshChain
 import MeshChannel
 import MeshCodec
 import MeshCrypto
+import MeshDiscovery
 import MeshFinality
+import MeshGossip
 import MeshIncentive
 import MeshNetwork
-import MeshGossip
-import MeshDiscovery
+import MeshNodeCore
 import MeshSockets
 import MeshStore
 /// A JSON-RPC error object.
@@ -92,15 +93,16 @@ extension Node {
         let params = RPCParams(value: p)
         switch method {
         case "system_health":
-            return .object([("peers", .int(self.peers.count)), ("isSyncing", .bool(self.isSyncing)),
+            return .object([("peers", .int(self.core.peers.connected.count)), ("isSyncing", .bool(self.isSyncing)),
                             ("shouldHavePeers", .bool(!self.config.bootnodes.isEmpty || self.chain.bestState.authorities.count > 1))])
         case "system_peers":
-            return .array(self.peers.values.sorted { $0.tag < $1.tag }.compactMap { q in
-                guard let id = q.peer.remoteNodeId, let hello = q.peer.remoteHello else { return nil }
-                let port = q.peer.isInbound ? hello.listenPort : q.peer.socket.remoteAddress.port
-                return .object([("nodeId", .string(id.hex)), ("address", .string("\(id.hex)@\(q.peer.socket.remoteAddress.host):\(port)")),
+            return .array(self.core.peers.connected.values.sorted { $0.id < $1.id }.map { q in
+                let hello = q.info.hello
+                let port = q.inbound ? hello.listenPort : q.info.remotePort
+                let address = NodeAddress(nodeId: q.nodeId, host: q.info.remoteHost, port: port)
+                return .object([("nodeId", .string(q.nodeId.hex)), ("address", .string(address.description)),
                                 ("bestNumber", .int(q.best.number)), ("roles", .array(hello.roles.names.map { .string($0) })),
-                                ("inbound", .bool(q.peer.isInbound)), ("agent", .string(hello.agent)), ("score", .int(q.score))])
+                                ("inbound", .bool(q.inbound)), ("agent", .string(hello.agent)), ("score", .int(q.score))])
             })
         case "system_nodeId":
             return .string(self.nodeId.hex)
@@ -118,8 +120,8 @@ extension Node {
         case "system_syncState":
             // Substrate's shape: where sync started, where we are, the best any peer claims
             // (claims are hints; see `isSyncing`).
-            let highest = max(self.chain.best.number, self.peers.values.map { $0.best.number }.max() ?? 0)
-            return .object([("startingBlock", .int(self.startingBlock)), ("currentBlock", .int(self.chain.best.number)),
+            let highest = max(self.chain.best.number, self.core.peers.connected.values.map { $0.best.number }.max() ?? 0)
+            return .object([("startingBlock", .int(self.core.startingBlock)), ("currentBlock", .int(self.chain.best.number)),
                             ("highestBlock", .int(highest))])
         case "system_properties":
             return .object([("ss58Format", .int(42)), ("tokenDecimals", .int(9)), ("tokenSymbol", .string("TAO"))])
@@ -180,7 +182,7 @@ extension Node {
             return .object([("topic", .string(SubnetGossipMessage.topic(m.netuid))), ("subscribed", .bool(self.config.subnetTopics.contains(m.netuid)))])
         case "subnet_getMessages":
             let netuid = try params.netuid(0)
-            return .array((self.subnetMessages[netuid] ?? []).map { m in
+            return .array((self.core.subnetMessages[netuid] ?? []).map { m in
                 .object([("netuid", .int(m.netuid)), ("hotkey", .string(m.hotkey.hex)), ("timestamp", .int(m.timestamp)),
                          ("payload", .string(Hex.encode(m.payload)))])
             })
@@ -233,7 +235,7 @@ extension Node {
         case "finality_getState":
             let best = self.chain.best
             let fin = self.chain.finalized
-            let lagSeconds = self.chain.header(fin.hash).map { h in Double(Node.wallClockMillis() - min(Node.wallClockMillis(), h.timestamp)) / 1000 } ?? 0
+            let lagSeconds = self.chain.header(fin.hash).map { h in Double(SystemTimeSource.wallMillis() - min(SystemTimeSource.wallMillis(), h.timestamp)) / 1000 } ?? 0
             let votes = self.finality.currentRoundVotes
             return .object([("round", .int(self.finality.round)), ("setId", .int(self.finality.setId)),
                             ("finalized", Self.pointer(fin)), ("best", Self.pointer(best)),
@@ -248,7 +250,7 @@ extension Node {
                 bytesOut += p.socket.bytesWritten
             }
             let g = self.gossip.counters
-            return .object([("peers", .int(self.peers.count)), ("discovered", .int(self.discovery?.core.table.count ?? 0)),
+            return .object([("peers", .int(self.core.peers.connected.count)), ("discovered", .int(self.discovery?.core.table.count ?? 0)),
                             ("bytesIn", .int(bytesIn)), ("bytesOut", .int(bytesOut)),
                             ("gossip", .object([("received", .int(g.received)), ("duplicates", .int(g.duplicates)),
                                                 ("delivered", .int(g.delivered)), ("invalid", .int(g.invalid))])),
@@ -288,7 +290,7 @@ extension Node {
                 }
             })),
             ("justified", .bool(((try? self.store.justification(h.number)) ?? nil) != nil)),
-            ("importedAtMs", self.importedAt[b.hash].map { .int($0) } ?? .null),
+            ("importedAtMs", self.core.importedAt(b.hash).map { .int($0) } ?? .null),
             ("transactions", .array(b.transactions.map { tx in
                 .object([("hash", .string(tx.hash.hex)), ("signer", .string(tx.signer.hex)), ("nonce", .int(tx.nonce)),
                          ("fee", .int(tx.fee)), ("call", .string(tx.call.name))])

@@ -7,6 +7,7 @@ import MeshCrypto
 import MeshIncentive
 import MeshKeystore
 import MeshNode
+import MeshNodeCore
 
 extension Tensormesh {
     /// `tensormesh genesis …`

@@ -9,6 +9,7 @@ import MeshCrypto
 import MeshIncentive
 import MeshKeystore
 import MeshNode
+import MeshNodeCore
 import MeshQuery
 import MeshSockets
 import Synchronization

@@ -8,6 +8,7 @@ import MeshFinality
 import MeshGossip
 import MeshNetwork
 import MeshNode
+import MeshNodeCore
 import MeshSockets
 import MeshTestSupport
 import Testing

@@ -2,6 +2,7 @@ import MeshChain
 import MeshCodec
 import MeshCrypto
 @testable import MeshNode
+@testable import MeshNodeCore
 import Testing
 
 /// The node's own decisions on what peers send, as pure functions (the wire-level attacks
@@ -111,13 +112,16 @@ struct NodeInputTests {
             PeerEntry(nodeId: id(5), address: "not an address", bestNumber: .max, roles: .max, inbound: true),
             PeerEntry(nodeId: id(6), address: "192.0.2.6:30333", bestNumber: 0, roles: 0, inbound: false),
         ]
-        let learned = Node.learnableAddresses(PeerList(peers: entries), ours: ours, isKnown: { $0 == id(6) })
-        #expect(learned.map(\.nodeId) == [id(1), id(3)])
+        var manager = PeerManager(config: PeerManagerConfig(), ownId: ours, bootnodes: [], random: { _ in 0 })
+        manager.remember(NodeAddress(nodeId: id(6), host: "192.0.2.6", port: 30333))
+        let learned = manager.learnable(PeerList(peers: entries))
+        #expect(learned.map { $0.nodeId } == [id(1), id(3)])
         // Past the 64th entry nothing is looked at, whatever it holds.
         entries = (0..<64).map { _ in PeerEntry(nodeId: ours, address: "192.0.2.1:1", bestNumber: 0, roles: 0, inbound: false) }
             + (10..<100).map { PeerEntry(nodeId: id($0), address: "192.0.2.1:1", bestNumber: 0, roles: 0, inbound: false) }
-        #expect(Node.learnableAddresses(PeerList(peers: entries), ours: ours, isKnown: { _ in false }).isEmpty)
-        #expect(Node.maxLearnedPerAnswer == 16)
+        let empty = PeerManager(config: PeerManagerConfig(), ownId: ours, bootnodes: [], random: { _ in 0 })
+        #expect(empty.learnable(PeerList(peers: entries)).isEmpty)
+        #expect(PeerManagerConfig().maxLearnedPerAnswer == 16)
     }
 
     @Test("the address book counts entries per network as they come and go")
@@ -140,7 +144,7 @@ struct NodeInputTests {
         #expect(book.count == 34)
         for i in 10..<40 { book[id(i)] = nil }
         #expect(book.countInNetwork(of: probe) == 0 && book.networks == 2)
-        #expect(Node.maxAddressesPerNetwork == 32)
+        #expect(PeerManagerConfig().maxAddressesPerNetwork == 32)
     }
 
     @Test("metric label values are escaped as the Prometheus text format requires")
@@ -153,25 +157,14 @@ struct NodeInputTests {
         #expect(hostile.hasSuffix("\""))
     }
 
-    @Test("the seen-set forgets its oldest members past its capacity")
-    func lruBound() {
-        var s = LRUSet<Int>(capacity: 100)
-        for i in 0..<10_000 { let r8 = s.insert(i); #expect(r8) }
-        #expect(s.set.count == 100)
-        #expect(s.order.count <= 201)
-        #expect(s.contains(9_999) && !s.contains(9_899))
-        let again = s.insert(9_999)
-        #expect(!again)
-    }
-
     @Test("every node protocol with a request budget is one of ours, and the budgets are sane")
     func budgets() {
-        for (name, b) in Node.budgets {
-            #expect(ProtocolName.all.contains(name) || name == Node.unknownProtocols, "\(name)")
+        for (name, b) in PeerManager.budgets {
+            #expect(ProtocolName.all.contains(name) || name == PeerManager.unknownProtocols, "\(name)")
             #expect(b.rate > 0 && b.burst >= b.rate, "\(name)")
         }
         // A sync request every 100 ms at most, sustained: far above an honest node's one in flight.
-        #expect(Node.budgets[ProtocolName.sync]?.rate == 10)
+        #expect(PeerManager.budgets[ProtocolName.sync]?.rate == 10)
     }
 
     @Test("a backlog read at once after a stall is refused but not charged; only a sustained excess is charged")

@@ -6,6 +6,7 @@ import MeshCLI
 import MeshCodec
 import MeshCrypto
 import MeshNode
+import MeshNodeCore
 import MeshSockets
 import Synchronization
 

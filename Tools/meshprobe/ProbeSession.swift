@@ -4,6 +4,7 @@ import MeshCodec
 import MeshCrypto
 import MeshNetwork
 import MeshNode
+import MeshNodeCore
 import MeshSockets
 import Synchronization
 

@@ -15,7 +15,7 @@ struct MeshSimCommand: AsyncParsableCommand {
 }
 
 struct SimOptions: ParsableArguments {
-    @Option(help: "Scenario: finality, twins, gossip, discovery.")
+    @Option(help: "Scenario: node (whole nodes: the binary's own core), finality, twins, gossip, discovery.")
     var scenario: String
     @Option(help: "Number of nodes.")
     var nodes: Int = 16
@@ -53,6 +53,54 @@ struct SimOptions: ParsableArguments {
     var plantBug = false
     @Flag(help: "Give every validator the same stake (default: random stakes in 1...100).")
     var equalStake = false
+    @Option(help: ArgumentHelp("Node: every PERIOD seconds N full nodes go offline for DOWN seconds and restart from their store.", valueName: "N@PERIOD:DOWN"))
+    var churn: String?
+    @Option(help: "Node: transfers submitted per second across the network.")
+    var tps: Double = 0
+    @Option(help: "Node: outbound peers each node keeps.")
+    var outPeers: Int = 8
+
+    func nodeConfig() throws -> NodeScenarioConfig {
+        var c = NodeScenarioConfig()
+        c.nodes = self.nodes
+        c.validators = self.validators ?? min(self.nodes, 16)
+        c.byzantine = self.byzantine
+        c.seconds = self.seconds
+        c.slotMs = UInt64(self.slotMs)
+        c.network = try self.model()
+        c.outPeers = self.outPeers
+        c.clockSkewMs = UInt64(max(0, self.clockSkew))
+        c.transactionsPerSecond = self.tps
+        if self.plantBug { c.finality.fault = .countEquivocatorsTwice }
+        if let churn = self.churn {
+            let parts = churn.split(separator: "@")
+            let rest = parts.count == 2 ? parts[1].split(separator: ":") : []
+            guard parts.count == 2, let n = Int(parts[0]), rest.count == 2, let period = Double(rest[0]), let down = Double(rest[1]),
+                  n >= 0, period > 0, down > 0, down < period else {
+                throw CommandFailure.usage("bad --churn \"\(churn)\" (expected N@PERIOD:DOWN, e.g. 2@20:5)")
+            }
+            c.churnNodes = n
+            c.churnPeriod = period
+            c.churnDowntime = down
+        }
+        if let crash = self.crash {
+            let (n, a, b) = try Self.window(crash)
+            c.restartValidators = n
+            c.restartFrom = a
+            c.restartAt = b
+        }
+        return c
+    }
+
+    /// Parses N@START-END.
+    static func window(_ text: String) throws -> (Int, Double, Double) {
+        let parts = text.split(separator: "@")
+        let window = parts.count == 2 ? parts[1].split(separator: "-") : []
+        guard parts.count == 2, let n = Int(parts[0]), window.count == 2, let a = Double(window[0]), let b = Double(window[1]), a < b else {
+            throw CommandFailure.usage("bad --crash \"\(text)\" (expected N@START-END, e.g. 2@10-30)")
+        }
+        return (n, a, b)
+    }
 
     func model() throws -> NetworkModel {
         var net = NetworkModel()
@@ -71,6 +119,8 @@ struct SimOptions: ParsableArguments {
     func run(seed: UInt64) throws -> SimSummary {
         let clock = { DispatchTime.now().uptimeNanoseconds }
         switch self.scenario {
+        case "node":
+            return try NodeScenario(config: try self.nodeConfig(), seed: seed).run(clock: clock)
         case "finality", "twins":
             var c = FinalityScenarioConfig()
             c.nodes = self.nodes
@@ -83,11 +133,7 @@ struct SimOptions: ParsableArguments {
             c.gstSeconds = self.gst
             if self.plantBug { c.finality.fault = .countEquivocatorsTwice }
             if let crash = self.crash {
-                let parts = crash.split(separator: "@")
-                let window = parts.count == 2 ? parts[1].split(separator: "-") : []
-                guard parts.count == 2, let n = Int(parts[0]), window.count == 2, let a = Double(window[0]), let b = Double(window[1]), a < b else {
-                    throw CommandFailure.usage("bad --crash \"\(crash)\" (expected N@START-END, e.g. 2@10-30)")
-                }
+                let (n, a, b) = try Self.window(crash)
                 c.silentValidators = n
                 c.silentFrom = a
                 c.silentUntil = b
@@ -116,7 +162,7 @@ struct SimOptions: ParsableArguments {
             c.network = try self.model()
             return DiscoveryScenario(config: c, seed: seed).run(clock: clock)
         default:
-            throw CommandFailure.usage("unknown scenario \"\(self.scenario)\" (finality, twins, gossip, discovery)")
+            throw CommandFailure.usage("unknown scenario \"\(self.scenario)\" (node, finality, twins, gossip, discovery)")
         }
     }
 }

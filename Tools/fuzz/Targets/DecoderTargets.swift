@@ -6,6 +6,7 @@ import MeshDiscovery
 import MeshFinality
 import MeshGossip
 import MeshNode
+import MeshNodeCore
 import MeshQuery
 
 /// Decoders of everything a peer sends: each must refuse garbage with a typed error, and what

@@ -6,6 +6,7 @@ import MeshDiscovery
 import MeshFinality
 import MeshGossip
 import MeshNode
+import MeshNodeCore
 import MeshQuery
 
 /// Fixed keys and valid messages: the seed corpora, and the honest parties stateful targets

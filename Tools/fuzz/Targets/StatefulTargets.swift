@@ -14,7 +14,7 @@ import Synchronization
 /// sends), run against a fresh core; afterwards every table a peer can fill is within its
 /// bound.
 enum StatefulTargets {
-    static let all: [FuzzTarget] = [handshake, channel, gossipCore, discoveryCore, finalityCore, axon, compactBlock, stateMachine]
+    static let all: [FuzzTarget] = [handshake, channel, gossipCore, discoveryCore, finalityCore, axon, compactBlock, stateMachine, NodeCoreTarget.target]
 
     // MARK: Secure channel
 

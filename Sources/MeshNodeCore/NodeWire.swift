@@ -1,13 +1,11 @@
-import Foundation
 import MeshChain
 import MeshChannel
 import MeshCodec
 import MeshCrypto
+import MeshDiscovery
 import MeshFinality
-import MeshIncentive
-import MeshNetwork
-import MeshSockets
-import MeshStore
+import MeshGossip
+
 /// Stream protocol names spoken over the secure channel (docs/node-protocols.md).
 public enum ProtocolName {
     /// Long-lived: finality messages sent to one peer (catch-up, vote requests and their
@@ -198,5 +196,44 @@ public struct NodeAddress: Equatable, Hashable, Sendable, CustomStringConvertibl
     public var description: String {
         let h = self.host.contains(":") ? "[\(self.host)]" : self.host
         return "\(self.nodeId.hex)@\(h):\(self.port)"
+    }
+}
+
+/// The finality set the node last enacted (persisted).
+struct FinalitySetInfo: BinaryCodable {
+    var setId: UInt64
+    var authorities: [WeightedAuthority]
+
+    init(setId: UInt64, authorities: [WeightedAuthority]) {
+        self.setId = setId
+        self.authorities = authorities
+    }
+
+    func encode(to w: inout ByteWriter) { w.u64(self.setId); w.list(self.authorities) }
+    init(from r: inout ByteReader) throws(CodecError) {
+        self.setId = try r.u64()
+        self.authorities = try r.list(of: WeightedAuthority.self, limit: 1024, minElementSize: 40)
+    }
+}
+
+/// The peers answer.
+public struct PeerList: BinaryCodable, Sendable, Equatable {
+    public var peers: [PeerEntry]
+    public init(peers: [PeerEntry]) { self.peers = peers }
+    public func encode(to w: inout ByteWriter) { w.list(self.peers) }
+    public init(from r: inout ByteReader) throws(CodecError) { self.peers = try r.list(of: PeerEntry.self, limit: 1024, minElementSize: 40) }
+}
+
+/// Addresses of peers, persisted across restarts.
+struct PeerCache: BinaryCodable {
+    var addresses: [NodeAddress]
+    init(addresses: [NodeAddress]) { self.addresses = addresses }
+    func encode(to w: inout ByteWriter) { w.list(self.addresses) { w, a in w.string(a.description) } }
+    init(from r: inout ByteReader) throws(CodecError) {
+        self.addresses = try r.list(limit: 4096) { (r: inout ByteReader) throws(CodecError) in
+            let s = try r.string(limit: 200)
+            guard let a = NodeAddress(s) else { throw .invalidValue(field: "peer", reason: s) }
+            return a
+        }
     }
 }

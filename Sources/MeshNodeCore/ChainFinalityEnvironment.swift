@@ -1,13 +1,11 @@
-import Foundation
 import MeshChain
 import MeshChannel
 import MeshCodec
 import MeshCrypto
+import MeshDiscovery
 import MeshFinality
-import MeshIncentive
-import MeshNetwork
-import MeshSockets
-import MeshStore
+import MeshGossip
+
 /// The finality gadget's view of the node's chain.
 final class ChainFinalityEnvironment: FinalityEnvironment {
     unowned let chain: ChainCore

@@ -1,4 +1,10 @@
+import MeshChain
+import MeshChannel
 import MeshCodec
+import MeshCrypto
+import MeshDiscovery
+import MeshFinality
+import MeshGossip
 
 /// A peer's allowance for one kind of inbound message: a token bucket of `rate` per second
 /// and `burst`, and behind it a grace bucket of twice the burst that refills at a quarter of

@@ -1,5 +1,10 @@
 import MeshChain
-import MeshSockets
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshDiscovery
+import MeshFinality
+import MeshGossip
 
 /// The node's known peer addresses by node id, with a count per network (/24, /48) kept as
 /// entries come and go, so the diversity limit costs O(1) per insert. Host names (operator
@@ -10,8 +15,8 @@ struct AddressBook {
 
     /// The network an address counts against, if any.
     static func network(_ a: NodeAddress) -> [UInt8]? {
-        guard let sa = SocketAddress(numericHost: a.host, port: a.port), !sa.isLoopback else { return nil }
-        return sa.subnetKey
+        guard let e = Endpoint(numericHost: a.host, port: a.port), !e.isLoopback else { return nil }
+        return e.subnet
     }
 
     subscript(id: AccountID) -> NodeAddress? {

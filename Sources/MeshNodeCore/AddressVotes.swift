@@ -1,3 +1,11 @@
+import MeshChain
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshDiscovery
+import MeshFinality
+import MeshGossip
+
 /// Learning our public IP from what peers observe (discovery PONGs), as a pure decision.
 ///
 /// A reporter's claim is a hint: one peer, or many node ids behind one address, repeating a

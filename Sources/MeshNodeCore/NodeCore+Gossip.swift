@@ -1,0 +1,117 @@
+import MeshChain
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshDiscovery
+import MeshFinality
+import MeshGossip
+
+/// Gossip topics of the node.
+public enum GossipTopic {
+    /// The node's gossip tunables: sizes per topic, so anything larger is invalid before it is
+    /// validated (subnet topics take the default: a signed message of at most 64 KiB).
+    public static var config: GossipConfig {
+        var c = GossipConfig()
+        c.maxMessageSize = [blocks: 1 << 20, transactions: Transaction.maxSize, finality: 256 << 10]
+        c.defaultMaxMessageSize = SubnetGossipMessage.maxPayload + 4096
+        return c
+    }
+
+    public static let blocks = "blocks"
+    public static let transactions = "tx"
+    public static let finality = "finality"
+    public static let all = [blocks, transactions, finality]
+}
+
+/// The gossip core's outputs turned into actions, and validation: a message is forwarded only
+/// once the chain, the pool or the finality gadget accepted it.
+extension NodeCore {
+    /// Performs what gossip produced — frames to send, messages to validate — until it has
+    /// nothing more to say. Validation runs here, after the core returned (it never calls
+    /// back into the node), and its verdict goes back in with `validated`. Not re-entrant:
+    /// a publish made while validating is drained by the loop already running.
+    func flushGossip(now: NodeTime) {
+        guard !self.flushingGossip else { return }
+        self.flushingGossip = true
+        defer { self.flushingGossip = false }
+        while true {
+            let outputs = self.gossip.drain()
+            if outputs.isEmpty { return }
+            for o in outputs { self.performGossip(o, now: now) }
+        }
+    }
+
+    func performGossip(_ o: GossipOutput<PeerID>, now: NodeTime) {
+        switch o {
+        case .send(let id, let frame):
+            guard self.peers[id] != nil else { return }
+            self.emit(.send(id, protocol: ProtocolName.gossip, frame.encoded))
+        case .cancel, .deliver:
+            break  // frames already handed to the channel go out; IDONTWANT stops later ones
+        case .validate(let m, let from):
+            if let verdict = self.validateGossip(m, from: from, now: now) { self.gossip.validated(m.id, verdict, now: now.instant.nanoseconds) }
+        case .disconnect(let id, let reason):
+            guard self.peers[id] != nil else { return }
+            self.log.debug("gossip score at the ban threshold", ["peer": "\(id)", "reason": reason])
+            self.penalize(id, "gossip score", by: 100, now: now)
+        }
+    }
+
+    func receiveGossipFrame(_ bytes: [UInt8], from id: PeerID, now: NodeTime) {
+        // A graylisted peer's frames are not even decoded.
+        if let score = self.gossip.score(of: id), score < self.gossip.config.graylistThreshold { return }
+        guard let f = try? GossipFrame.decode(bytes) else {
+            self.penalize(id, "undecodable gossip frame", by: 20, now: now)
+            return
+        }
+        self.gossip.receive(f, from: id, now: now.instant.nanoseconds)
+    }
+
+    /// Validation before forwarding (gossipsub's validator): accept what the chain, the pool
+    /// or the gadget took in, reject what is invalid (the sender is scored down), ignore the
+    /// rest; nil when the verdict comes later (a compact block waiting for transactions).
+    func validateGossip(_ m: GossipMessage, from id: PeerID?, now: NodeTime) -> ValidationResult? {
+        switch m.topic {
+        case GossipTopic.blocks:
+            return self.validateCompactBlock(m, from: id, now: now)
+        case GossipTopic.transactions:
+            guard let tx = try? Transaction.decode(m.data) else {
+                self.countInvalid("undecodable transaction")
+                return .reject
+            }
+            do {
+                _ = try self.mempool.submit(tx, state: self.chain.bestState, context: self.chain.context)
+                return .accept
+            } catch MempoolError.invalid(.badSignature) {
+                return .reject
+            } catch {
+                return .ignore
+            }
+        case GossipTopic.finality:
+            guard let fm = try? FinalityMessage.decode(m.data) else { return .reject }
+            switch fm {
+            case .vote, .commit, .equivocation: break
+            default: return .reject  // requests travel directly, never by gossip
+            }
+            return self.applyFinality(fm, from: id, now: now)
+        default:
+            guard m.topic.hasPrefix("subnet/"), let netuid = UInt16(m.topic.dropFirst("subnet/".count)) else { return .reject }
+            guard let message = try? SubnetGossipMessage.decode(m.data) else { return .reject }
+            switch message.check(state: self.chain.bestState, genesis: self.chain.genesisHash, topic: netuid, nowMs: now.wallMillis) {
+            case nil:
+                self.keepSubnetMessage(message)
+                return .accept
+            case .stale, .notRegistered, .unknownSubnet:
+                return .ignore  // clocks and registrations differ a little between nodes
+            case .wrongTopic, .badSignature:
+                return .reject
+            }
+        }
+    }
+
+    /// Publishes a message of ours (flood publish to every subscribed peer).
+    func publish(_ topic: String, _ bytes: [UInt8], now: NodeTime) {
+        self.gossip.publish(topic: topic, data: bytes, now: now.instant.nanoseconds)
+        self.flushGossip(now: now)
+    }
+}

@@ -1,0 +1,213 @@
+import MeshChain
+import MeshChannel
+import MeshCodec
+import MeshCrypto
+import MeshDiscovery
+import MeshFinality
+import MeshGossip
+
+/// Blocks in: import (from gossip, sync or ancestry fetches), range sync from peers that are
+/// ahead, fetches by hash for forks and vote targets, and serving both to peers.
+extension NodeCore {
+    // MARK: Import
+
+    /// Imports a block; the gossip verdict: accept when imported, ignore when its parent is
+    /// unknown (a sync is started), stale or a local store failure, reject when invalid.
+    func importBlock(_ block: Block, from id: PeerID?, now: NodeTime) -> ValidationResult {
+        let hashes = block.transactions.map { $0.hash }
+        do {
+            let outcome = try self.chain.importBlock(block, now: now.wallMillis, preverified: self.mempool.verifiedAmong(hashes))
+            guard case .imported(let newBest, let depth) = outcome else { return .ignore }
+            self.afterImport(block, newBest: newBest, reorgDepth: depth, produced: false, now: now)
+            return .accept
+        } catch BlockError.unknownParent {
+            if let id { self.requestSync(from: id, now: now) }
+            return .ignore
+        } catch BlockError.conflictsWithFinalized {
+            // Stale (built beside what we finalized), e.g. by a peer that was paused: dropped.
+            self.countInvalid("stale block")
+            return .ignore
+        } catch where error.isLocal {
+            self.log.error("cannot store a block", ["number": "#\(block.number)", "error": "\(error)"])
+            return .ignore
+        } catch {
+            if let id { self.penalize(id, "invalid block", by: 50, now: now) }
+            self.log.debug("rejected block", ["number": "#\(block.number)", "reason": "\(error)"])
+            return .reject
+        }
+    }
+
+    /// What follows every import: the pool forgets what the block included, the gadget hears
+    /// of it, epochs are noted.
+    /// `prune`: re-check the pool against the new best state now (a batch prunes once, after).
+    func afterImport(_ block: Block, newBest: Bool, reorgDepth: Int, produced: Bool, prune: Bool = true, now: NodeTime) {
+        if reorgDepth > 0 {
+            self.counters.reorgs += 1
+            self.log.info("reorganised", ["depth": "\(reorgDepth)", "best": "#\(block.number)"])
+        }
+        self.imported.note(block.hash, at: now.wallMillis)
+        for tx in block.transactions { self.mempool.remove(tx.hash) }
+        if newBest && prune { self.mempool.prune(state: self.chain.bestState) }
+        self.sync.forgetFetch(block.hash)
+        self.emit(.event(.imported(ChainPointer(number: block.number, hash: block.hash), newBest: newBest, produced: produced)))
+        self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: now.instant.nanoseconds), now: now)
+        self.noteEpochs(block)
+    }
+
+    func noteEpochs(_ block: Block) {
+        guard let parent = self.chain.state(at: block.header.parentHash), let state = self.chain.state(at: block.hash) else { return }
+        for (id, s) in state.subnets.sorted(by: { $0.key < $1.key }) where s.epochCount > (parent.subnets[id]?.epochCount ?? 0) {
+            self.counters.epochsRun += 1
+            self.emit(.event(.epoch(netuid: id, block: block.number)))
+            self.log.info("epoch ran", ["netuid": "\(id)", "block": "#\(block.number)", "uids": "\(s.neurons.count)"])
+        }
+    }
+
+    // MARK: Range sync
+
+    func maybeSync(_ id: PeerID, now: NodeTime) {
+        guard let p = self.peers[id], p.best.number > self.chain.best.number else { return }
+        self.requestSync(from: id, now: now)
+    }
+
+    /// Asks a peer for the blocks above our best (one range request in flight per peer).
+    func requestSync(from id: PeerID, now: NodeTime) {
+        guard let p = self.peers[id], !p.syncing else { return }
+        self.peers.update(id) { $0.syncing = true }
+        // From just above our best. When the peer's chain forks below it, the first block does
+        // not attach (unknown parent) and the fork is fetched back by hash (importSynced).
+        let from = self.chain.best.number.addingSaturated(1)
+        self.request(id, protocol: ProtocolName.sync, body: BlocksRequest(from: min(from, UInt64.max - BlocksRequest.maxCount),
+                                                                          count: BlocksRequest.maxCount).encoded, now: now)
+    }
+
+    func serveSync(_ message: [UInt8], to id: PeerID, stream: StreamID, now: NodeTime) {
+        guard let req = try? BlocksRequest.decode(message) else {
+            self.penalize(id, "bad sync request", now: now)
+            self.resetIncoming(id, stream, code: ChannelCode.protocolError)
+            return
+        }
+        var blocks: [Block] = []
+        var justifications: [(UInt64, [UInt8])] = []
+        var size = 0
+        var n = req.from
+        let end = req.from.addingSaturated(req.count)
+        while n < end, let b = self.chain.block(number: n) {
+            blocks.append(b)
+            size += b.encoded.count
+            if let j = try? self.chain.store.justification(n) { justifications.append((n, j)) }
+            n += 1
+            if size > 8 << 20 { break }
+        }
+        self.reply(id, stream, BlocksResponse(blocks: blocks, justifications: justifications).encoded)
+    }
+
+    func importSynced(_ resp: BlocksResponse, from id: PeerID, now: NodeTime) {
+        var imported = 0
+        for block in resp.blocks {
+            if self.chain.contains(block.hash) { continue }
+            do {
+                let outcome = try self.chain.importBlock(block, now: now.wallMillis)
+                imported += 1
+                if case .imported(let newBest, let depth) = outcome {
+                    self.afterImport(block, newBest: newBest, reorgDepth: depth, produced: false, prune: false, now: now)
+                }
+            } catch BlockError.unknownParent(let parent) {
+                // The peer's chain forks below our best: fetch its branch back by hash.
+                self.fetchBlock(parent, voter: nil, from: id, now: now)
+                break
+            } catch where error.isLocal {
+                self.log.error("cannot store a synced block", ["number": "#\(block.number)", "error": "\(error)"])
+                break
+            } catch {
+                self.log.debug("invalid synced block", ["number": "#\(block.number)", "error": "\(error)"])
+                self.penalize(id, "invalid synced block", by: 50, now: now)
+                break
+            }
+        }
+        self.counters.syncedBlocks += imported
+        if imported > 0 {
+            self.sync.noteProgress(now.instant)
+            self.mempool.prune(state: self.chain.bestState)
+        }
+        let ours = self.chain.best
+        if resp.blocks.isEmpty, let p = self.peers[id], p.best.number > ours.number {
+            // The peer claimed more than it could show: its claim is disproven.
+            self.peers.update(id) { $0.best = ours }
+            self.penalize(id, "sync answer below the claimed best", by: 5, now: now)
+        }
+        for (_, j) in resp.justifications {
+            if let c = try? Commit.decode(j) { _ = self.applyFinality(.commit(c), from: id, now: now) }
+        }
+        if imported > 0, let p = self.peers[id], p.best.number > self.chain.best.number {
+            self.log.info("syncing", ["best": "#\(self.chain.best.number)", "target": "#\(p.best.number)", "imported": "\(imported)"])
+            self.requestSync(from: id, now: now)
+        }
+    }
+
+    // MARK: Blocks by hash
+
+    /// Fetches a block we lack by hash (and the ancestors we lack), e.g. the fork block a
+    /// finality vote points at: range sync only follows the peer's canonical chain. Asks the
+    /// voter's own node when connected (it holds its votes' targets), and the sender.
+    func fetchBlock(_ hash: Hash32, voter: AccountID?, from id: PeerID?, now: NodeTime) {
+        if self.chain.contains(hash) { return }
+        guard self.sync.beginFetch(hash, now: now.instant) else { return }
+        var asked = Set<PeerID>()
+        let owner = voter.flatMap { self.peers.peer(nodeId: $0) }
+        for q in [owner, id].compactMap({ $0 }) where asked.insert(q).inserted {
+            self.log.debug("fetching block by hash", ["hash": String(hash.hex.prefix(18)), "peer": "\(q)"])
+            self.request(q, protocol: ProtocolName.ancestry, body: AncestryRequest(hash: hash, count: 32).encoded, hash: hash, now: now)
+        }
+    }
+
+    func serveAncestry(_ message: [UInt8], to id: PeerID, stream: StreamID, now: NodeTime) {
+        guard let req = try? AncestryRequest.decode(message) else {
+            self.penalize(id, "bad ancestry request", now: now)
+            self.resetIncoming(id, stream, code: ChannelCode.protocolError)
+            return
+        }
+        var blocks: [Block] = []
+        var cursor = req.hash
+        var size = 0
+        while blocks.count < Int(req.count), size < 8 << 20, let b = self.chain.block(cursor) {
+            blocks.append(b)
+            size += b.encoded.count
+            if b.number <= self.chain.finalized.number { break }
+            cursor = b.header.parentHash
+        }
+        guard !blocks.isEmpty else {
+            self.resetIncoming(id, stream, code: ChannelCode.refused)
+            return
+        }
+        self.reply(id, stream, BlocksResponse(blocks: blocks.reversed(), justifications: []).encoded)
+    }
+
+    /// An answer to our request for `asked` and its ancestors: it must end with that block and
+    /// be a parent-linked run of consecutive numbers; anything else is the peer's fault.
+    func receiveAncestry(_ message: [UInt8], asked: Hash32, from id: PeerID, now: NodeTime) {
+        guard let resp = try? BlocksResponse.decode(message), let last = resp.blocks.last, last.hash == asked,
+              zip(resp.blocks, resp.blocks.dropFirst()).allSatisfy({ $0.hash == $1.header.parentHash && $0.number &+ 1 == $1.number }) else {
+            self.penalize(id, "ancestry answer not the chain asked for", by: 30, now: now)
+            return
+        }
+        // Blocks we hold already (the common ancestor, typically) are skipped.
+        let missing = resp.blocks.drop { self.chain.contains($0.hash) }
+        guard let first = missing.first else { return }
+        self.log.debug("blocks by hash received", ["count": "\(missing.count)", "from": "#\(first.number)",
+                                                   "parentKnown": "\(self.chain.contains(first.header.parentHash))"])
+        if !self.chain.contains(first.header.parentHash) {
+            if first.number > self.chain.finalized.number.addingSaturated(1),
+               first.number <= self.chain.best.number.addingSaturated(SyncState.maxFetchAhead) {
+                self.sync.forgetFetch(first.header.parentHash)
+                self.fetchBlock(first.header.parentHash, voter: nil, from: id, now: now)
+            }
+            return
+        }
+        for block in missing where !self.chain.contains(block.hash) {
+            guard self.chain.contains(block.header.parentHash) else { break }
+            if self.importBlock(block, from: id, now: now) == .reject { break }
+        }
+        self.maybeSync(id, now: now)
+    }
+}

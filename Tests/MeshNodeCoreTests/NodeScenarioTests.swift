@@ -1,0 +1,73 @@
+import MeshChain
+import MeshCodec
+@testable import MeshSim
+import Testing
+
+/// Whole nodes — the core the binary runs — under the simulator, at sizes the test suite
+/// affords in a debug build (larger runs: `meshsim run --scenario node`, a benchmark).
+@Suite("Whole nodes under the simulator")
+struct NodeScenarioTests {
+    static func run(_ configure: (inout NodeScenarioConfig) -> Void, seed: UInt64) throws -> SimSummary {
+        var c = NodeScenarioConfig()
+        c.nodes = 12
+        c.validators = 4
+        c.seconds = 40
+        configure(&c)
+        let scenario = try NodeScenario(config: c, seed: seed)
+        return scenario.run(clock: { UInt64(0) })
+    }
+
+    static func int(_ s: SimSummary, _ key: String) -> Int {
+        s.extra.first(where: { $0.0 == key })?.1.int64.map { Int($0) } ?? -1
+    }
+
+    @Test("honest nodes produce and finalize; the same seed gives the same trace", arguments: [1, 2] as [UInt64])
+    func honest(seed: UInt64) throws {
+        let a = try Self.run({ $0.transactionsPerSecond = 3 }, seed: seed)
+        #expect(a.safetyViolations == 0, "seed \(seed): \(a.violations)")
+        #expect(Self.int(a, "finalizedHeight") >= 15, "seed \(seed): finalized \(Self.int(a, "finalizedHeight"))")
+        #expect(Self.int(a, "transactions") > 50)
+        let b = try Self.run({ $0.transactionsPerSecond = 3 }, seed: seed)
+        #expect(a.traceHash == b.traceHash, "seed \(seed)")
+    }
+
+    @Test("hostile nodes (lying hellos, junk, replay, equivocating or silent validators) neither break safety nor stop finality, and no honest node is banned")
+    func byzantine() throws {
+        for seed: UInt64 in [3, 4] {
+            let s = try Self.run({ $0.nodes = 16; $0.validators = 7; $0.byzantine = 4 }, seed: seed)
+            #expect(s.safetyViolations == 0, "seed \(seed): \(s.violations)")
+            #expect(Self.int(s, "finalizedHeight") >= 10, "seed \(seed): finalized \(Self.int(s, "finalizedHeight"))")
+            #expect(Self.int(s, "bans") > 0, "seed \(seed): the hostile nodes went unnoticed")
+            #expect(Self.int(s, "honestBans") == 0, "seed \(seed)")
+        }
+    }
+
+    @Test("a partition that splits the validators stops finality; once it heals, finality catches up")
+    func partitionHeals() throws {
+        let seed: UInt64 = 5
+        let s = try Self.run({ c in
+            c.seconds = 60
+            c.network.partitions = [NetworkModel.Partition(spec: "16/84@10-30")!]  // validators 0, 1 apart from 2, 3
+        }, seed: seed)
+        #expect(s.safetyViolations == 0, "seed \(seed): \(s.violations)")
+        // 29 slots of 2 s; finality stalls for the 20 s apart, then covers them.
+        #expect(Self.int(s, "finalizedHeight") >= 22, "seed \(seed): finalized \(Self.int(s, "finalizedHeight"))")
+    }
+
+    @Test("validators that crash and restart from their store, and churning full nodes, rejoin and finality goes on")
+    func restarts() throws {
+        let seed: UInt64 = 6
+        let s = try Self.run({ c in
+            c.seconds = 60
+            c.restartValidators = 1
+            c.restartFrom = 15
+            c.restartAt = 25
+            c.churnNodes = 2
+            c.churnPeriod = 15
+            c.churnDowntime = 5
+        }, seed: seed)
+        #expect(s.safetyViolations == 0, "seed \(seed): \(s.violations)")
+        #expect(Self.int(s, "restarts") >= 3)
+        #expect(Self.int(s, "finalizedHeight") >= 22, "seed \(seed): finalized \(Self.int(s, "finalizedHeight"))")
+    }
+}
