@@ -325,7 +325,8 @@ Tensormesh devnet is up (state and logs in {d}{', one network namespace per proc
   Subnets        1 predict (intelligence market), 2 storage (storage market), tempo {a.tempo} blocks of {a.slot_ms} ms
 
   Apps gateway   {gateway_url}   API key {api_key}   (10 requests per second)
-                 curl -s -H "Authorization: Bearer {api_key}" -d @- {gateway_url}/v1/subnets/1/forecast <<< "$(curl -s -H "Authorization: Bearer {api_key}" {gateway_url}/v1/subnets | jq -c '.subnets[0].synapses[] | select(.name == "forecast") | .example')"
+                 curl -s -H "Authorization: Bearer {api_key}" {gateway_url}/v1/subnets/1/forecast \\
+                   -d '{{"period":4,"horizon":2,"history":[50,58,50,42,50,58,50,42],"covariate":[0,0,0,0,0,0,0,0,0,0]}}'
 
   Bootstrap/devnet status          live table (add --json for machine output)
   .build/{ 'debug' if a.debug else 'release'}/tensormesh subnets metagraph --netuid 1 --rpc-url http://{host('full-0')}:{rpcp[4]}

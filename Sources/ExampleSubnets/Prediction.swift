@@ -198,16 +198,33 @@ public enum Prediction {
         }
     }
 
-    /// The fitted model: y_t = a + b·sin(2πt/P) + c·cos(2πt/P) + d·cov_t by least squares on
-    /// the last three seasons, recent points weighing more (half-life of about a season, so
-    /// the fit follows a regime change), then the residual's lag-1 autocorrelation carried
-    /// into the horizon.
+    /// The fitted model: y_t = a + b·sin(2πt/P) + c·cos(2πt/P) + d·cov_t by weighted least
+    /// squares on the last three seasons, then the residual's lag-1 autocorrelation carried
+    /// into the horizon. Two fits compete: one whose weights halve every season (steady,
+    /// for a stable regime) and one whose weights halve every quarter season (quick to
+    /// follow a regime change); each is fitted without the last few values and the one that
+    /// forecasts those better is refitted on everything.
     static func fitted(_ req: Forecast) -> [Double]? {
+        let holdout = min(req.horizon, max(2, req.period / 6))
+        let p = Double(max(req.period, 8))
+        guard req.history.count > 3 * holdout + 8 else { return fitted(req, halfLife: p) }
+        var shorter = req
+        shorter.history.removeLast(holdout)
+        shorter.covariate.removeLast(req.covariate.count - shorter.history.count - holdout)
+        shorter.horizon = holdout
+        let truth = Array(req.history.suffix(holdout))
+        let candidates = [p, p / 4]
+        let errors = candidates.map { h in fitted(shorter, halfLife: h).flatMap { mse($0, truth) } ?? .infinity }
+        let best = errors[1] < errors[0] ? candidates[1] : candidates[0]
+        return fitted(req, halfLife: best)
+    }
+
+    static func fitted(_ req: Forecast, halfLife: Double) -> [Double]? {
         let n = req.history.count, p = Double(req.period)
         let window = min(n, max(3 * req.period, 24))
         guard window >= 8 else { return nil }
         let start = n - window
-        let decay = pow(0.5, 1 / Double(max(req.period, 8)))
+        let decay = pow(0.5, 1 / max(halfLife, 1))
         func row(_ t: Int) -> [Double] {
             [1, sin(2 * .pi * Double(t) / p), cos(2 * .pi * Double(t) / p), req.covariate[t]]
         }

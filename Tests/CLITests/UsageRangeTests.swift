@@ -25,6 +25,26 @@ struct UsageRangeTests {
         try self.usage("tmsubnet", ["minimal", "validator", "--stake", "lots"], mentions: "--stake")
     }
 
+    @Test("gateway, forwarding miner and predict evaluation: bad options are usage errors; a bad keys file is a runtime error")
+    func gatewayAndMinerOptions() throws {
+        let keys = TestPaths.temporaryDirectory() + "/keys.json"
+        try Data(#"{"keys": [{"name": "a", "key": "short"}]}"#.utf8).write(to: URL(fileURLWithPath: keys))
+        try self.usage("tensormesh", ["gateway", "--api-keys", keys], mentions: "--netuid")
+        try self.usage("tensormesh", ["gateway", "--api-keys", keys, "--netuid", "1", "--listen", "nowhere"], mentions: "--listen")
+        try self.usage("tensormesh", ["gateway", "--api-keys", keys, "--netuid", "1", "--top-k", "0"], mentions: "--top-k")
+        try self.usage("tensormesh", ["gateway", "--api-keys", keys, "--netuid", "1", "--organic-sample", "2"], mentions: "--organic-sample")
+        let bad = try ProcessRunner.run("tensormesh", ["gateway", "--api-keys", keys, "--netuid", "1"])
+        #expect(bad.status == 1 && bad.stderr.contains("16 to 256"), "\(bad.status) \(bad.stderr)")
+        try self.usage("tmsubnet", ["miner", "--forward-url", "https://x:1/", "--synapse", "s"], mentions: "http://")
+        try self.usage("tmsubnet", ["miner", "--forward-url", "http://127.0.0.1:8000/f"], mentions: "--synapse")
+        try self.usage("tmsubnet", ["miner", "--forward-url", "http://127.0.0.1:8000/f", "--synapse", "s", "--example", "{"], mentions: "--example")
+        try self.usage("tmsubnet", ["miner", "--forward-url", "http://127.0.0.1:8000/f", "--synapse", "tm.synapses"], mentions: "--synapse")
+        try self.usage("tmsubnet", ["predict", "miner", "--external-address", "not-an-ip"], mentions: "--external-address")
+        try self.usage("tmsubnet", ["predict", "evaluate", "--rounds", "0"], mentions: "--rounds")
+        let eval = try ProcessRunner.run("tmsubnet", ["predict", "evaluate", "--rounds", "200", "--json"])
+        #expect(eval.status == 0 && eval.stdout.contains("\"share\""), "\(eval.stderr)")
+    }
+
     @Test("tensormesh: --base-port past 65535 for the last validator and --wait inf/nan/1e20 are usage errors")
     func tensormeshOptions() throws {
         let dir = TestPaths.temporaryDirectory()
