@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "MeshChannel", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // Networking runtime: secure peers over the socket layer, discovery, peer manager.
-        .target(name: "MeshNetwork", dependencies: ["MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        .target(name: "MeshNetwork", dependencies: ["MeshSockets", "MeshChannel", "MeshDiscovery", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // The deterministic network simulator (test support, and the meshsim tool).
         .target(name: "MeshSim", dependencies: ["MeshNodeCore", "MeshFinality", "MeshDiscovery", "MeshGossip", "MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
@@ -81,8 +81,9 @@ let package = Package(
         // Finality gadget (sans-IO).
         .target(name: "MeshFinality", dependencies: ["MeshChain", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
-        // Encrypted peer discovery: sans-IO core (records, packets, Kademlia table, lookups) and its UDP driver.
-        .target(name: "MeshDiscovery", dependencies: ["MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        // Encrypted peer discovery (sans-IO): records, packets, Kademlia table, lookups. Its UDP
+        // driver is in MeshNetwork.
+        .target(name: "MeshDiscovery", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // Gossip (gossipsub-style pub/sub with IDONTWANT preambles), sans-IO.
         .target(name: "MeshGossip", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
@@ -173,7 +174,7 @@ let package = Package(
         .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshFinalityTests", dependencies: ["MeshFinality", "MeshSim", "MeshChain", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
-        .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshSim", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshNetwork", "MeshSim", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshGossipTests", dependencies: ["MeshGossip", "MeshSim", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(

@@ -4,8 +4,8 @@ import MeshCrypto
 
 /// Tunables of the gadget.
 public struct FinalityConfig: Sendable {
-    /// The gossip bound T (nanoseconds): prevote at 2T, precommit at the latest at 4T.
-    public var gossipDuration: UInt64 = 333_000_000
+    /// The gossip bound T: prevote at 2T, precommit at the latest at 4T.
+    public var gossipDuration: Duration = .milliseconds(333)
     /// Precommit as soon as no child of the prevote-GHOST can still reach a supermajority
     /// (specs/finality.md 5.1), instead of waiting for 4T.
     public var responsivePrecommit = true
@@ -187,7 +187,8 @@ public final class FinalityCore {
     /// Creates a gadget. `persisted` is the voter's stored state (nil on first start); when it
     /// is missing on a chain that already finalized blocks, the voter waits for a full round.
     public init(config: FinalityConfig = FinalityConfig(), key: Ed25519.PrivateKey?, authorities: [WeightedAuthority], setId: UInt64,
-                finalized: VoteTarget, persisted: VoterState?, now: UInt64, env: any FinalityEnvironment, signatures: SignatureCache) {
+                finalized: VoteTarget, persisted: VoterState?, now instant: Instant, env: any FinalityEnvironment, signatures: SignatureCache) {
+        let now = instant.nanoseconds
         self.config = config
         self.key = key
         self.env = env
@@ -215,6 +216,8 @@ public final class FinalityCore {
     public var isVoter: Bool { self.key.map { self.voters.contains($0.publicKey) } ?? false }
     /// The current round number.
     public var round: UInt64 { self.current.number }
+    /// T in nanoseconds (the unit the rounds' timers are kept in).
+    var gossipNanos: UInt64 { self.config.gossipDuration.nanoseconds }
 
     /// A one-line summary of the voter's state, for diagnostics.
     public var debugDescription: String {
@@ -228,8 +231,12 @@ public final class FinalityCore {
     public var currentRoundVotes: (prevotes: Int, precommits: Int) { (self.current.prevotes.votes.count, self.current.precommits.votes.count) }
 
     /// The next time ``tick(now:)`` has work (always after `now`).
-    public func nextDeadline(after now: UInt64) -> UInt64 {
-        let t = self.config.gossipDuration
+    public func nextDeadline(after instant: Instant) -> Instant {
+        Instant(nanoseconds: self.nextDeadline(afterNanos: instant.nanoseconds))
+    }
+
+    func nextDeadline(afterNanos now: UInt64) -> UInt64 {
+        let t = self.gossipNanos
         var candidates: [UInt64] = []
         if self.canVote(in: self.current.number) {
             if self.current.prevoted == nil { candidates.append(self.current.startedAt + 2 * t) }
@@ -244,7 +251,9 @@ public final class FinalityCore {
     // MARK: Inputs
 
     /// Starts voting (re-sends persisted votes of the current round).
-    public func start(now: UInt64) -> [FinalityAction] {
+    public func start(now: Instant) -> [FinalityAction] { self.start(at: now.nanoseconds) }
+
+    func start(at now: UInt64) -> [FinalityAction] {
         var out: [FinalityAction] = []
         if let v = self.current.prevoted { out.append(.broadcast(.vote(v))) }
         if let v = self.current.precommitted { out.append(.broadcast(.vote(v))) }
@@ -252,10 +261,12 @@ public final class FinalityCore {
         return out + self.progress(now: now)
     }
 
-    public func tick(now: UInt64) -> [FinalityAction] {
+    public func tick(now: Instant) -> [FinalityAction] { self.tick(at: now.nanoseconds) }
+
+    func tick(at now: UInt64) -> [FinalityAction] {
         var out = self.progress(now: now)
         // Stuck for 4T: ask peers for votes we may have missed (again every 4T).
-        let t4 = 4 * self.config.gossipDuration
+        let t4 = 4 * self.gossipNanos
         if now >= max(self.current.startedAt, self.lastVoteRequestAt) + t4 && !self.current.completable {
             self.current.voteRequested = true
             self.lastVoteRequestAt = now
@@ -267,7 +278,7 @@ public final class FinalityCore {
         // Asked a peer to catch us up and still in the same round 8T later (the answer was
         // lost, or the blocks it named were missing): ask it again, one peer per tick — the
         // votes that showed us behind may not come again.
-        let t8 = 8 * self.config.gossipDuration
+        let t8 = 8 * self.gossipNanos
         if let (peer, asked) = self.catchUpRequested.filter({ $0.value.round == self.current.number && now >= $0.value.at.addingSaturated(t8) })
             .min(by: { $0.key < $1.key }) {
             self.catchUpRequested[peer] = (asked.round, now)
@@ -278,7 +289,11 @@ public final class FinalityCore {
 
     /// A block was imported: consensus digests may schedule validator-set changes, and
     /// votes for it can now be counted.
-    public func blockImported(hash: Hash32, number: UInt64, digest: [DigestItem], now: UInt64) -> [FinalityAction] {
+    public func blockImported(hash: Hash32, number: UInt64, digest: [DigestItem], now: Instant) -> [FinalityAction] {
+        self.blockImported(hash: hash, number: number, digest: digest, at: now.nanoseconds)
+    }
+
+    func blockImported(hash: Hash32, number: UInt64, digest: [DigestItem], at now: UInt64) -> [FinalityAction] {
         let signal = VoteTarget(hash: hash, number: number)
         for item in digest {
             switch item {
@@ -300,7 +315,7 @@ public final class FinalityCore {
     }
 
     /// A message from a peer (`peer` identifies it for replies).
-    public func handle(_ message: FinalityMessage, from peer: PeerTag, now: UInt64) -> [FinalityAction] {
+    public func handle(_ message: FinalityMessage, from peer: PeerTag, now: Instant) -> [FinalityAction] {
         self.receive(message, from: peer, now: now).actions
     }
 
@@ -310,7 +325,11 @@ public final class FinalityCore {
     /// precommits carry a supermajority of valid signatures for a block we lack
     /// (`needsBlock`: fetch it, the commit is sent again by sync). Only `valid` messages may
     /// travel on; nothing the gadget did not check is relayed.
-    public func receive(_ message: FinalityMessage, from peer: PeerTag, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
+    public func receive(_ message: FinalityMessage, from peer: PeerTag, now: Instant) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
+        self.receive(message, from: peer, at: now.nanoseconds)
+    }
+
+    func receive(_ message: FinalityMessage, from peer: PeerTag, at now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
         switch message {
         case .vote(let v):
             return self.handleVote(v, from: peer, now: now)
@@ -318,7 +337,7 @@ public final class FinalityCore {
             return self.handleCommit(c, now: now)
         case .catchUpRequest(let round, let setId):
             guard setId == self.setId, let p = self.previous, p.completable, p.number > round, self.current.number >= round &+ 2 else { return (.irrelevant, []) }
-            if let last = self.catchUpsSent[peer], last.round == p.number, now < last.at.addingSaturated(4 * self.config.gossipDuration) {
+            if let last = self.catchUpsSent[peer], last.round == p.number, now < last.at.addingSaturated(4 * self.gossipNanos) {
                 return (.irrelevant, [])
             }
             if self.catchUpsSent.count >= 1024 && self.catchUpsSent[peer] == nil { self.catchUpsSent.removeAll() }
@@ -333,7 +352,7 @@ public final class FinalityCore {
             // A 17-byte request must not buy the whole round's votes again and again: the same
             // round again only once an honest retry could be due (see `voteRequestsAnswered`).
             let key = PeerRound(peer: peer, round: round)
-            if let at = self.voteRequestsAnswered[key], now < at.addingSaturated(2 * self.config.gossipDuration) { return (.irrelevant, []) }
+            if let at = self.voteRequestsAnswered[key], now < at.addingSaturated(2 * self.gossipNanos) { return (.irrelevant, []) }
             if self.voteRequestsAnswered.count >= 2048 && self.voteRequestsAnswered[key] == nil {
                 self.voteRequestsAnswered = self.voteRequestsAnswered.filter { $0.key.round >= self.previous?.number ?? self.current.number }
                 if self.voteRequestsAnswered.count >= 2048 { self.voteRequestsAnswered.removeAll() }
@@ -382,7 +401,7 @@ public final class FinalityCore {
             // We are behind: ask this peer to catch us up (once per round per peer; the table
             // is bounded by the peers we have).
             let last = self.catchUpRequested[peer]
-            if last == nil || last!.round != self.current.number || now >= last!.at.addingSaturated(8 * self.config.gossipDuration) {
+            if last == nil || last!.round != self.current.number || now >= last!.at.addingSaturated(8 * self.gossipNanos) {
                 if self.catchUpRequested.count >= 1024 && last == nil { self.catchUpRequested.removeAll() }
                 self.catchUpRequested[peer] = (self.current.number, now)
                 out.append(.send(peer, .catchUpRequest(round: self.current.number, setId: self.setId)))
@@ -573,7 +592,7 @@ public final class FinalityCore {
         out += self.evaluate(&r)
         if self.setId != set { return out }
         self.current = r
-        let t = self.config.gossipDuration
+        let t = self.gossipNanos
         let roundNumber = r.number
         // Prevote at 2T.
         if self.canVote(in: roundNumber), self.current.prevoted == nil, now >= r.startedAt + 2 * t, let key = self.key {

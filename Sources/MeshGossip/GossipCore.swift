@@ -9,11 +9,11 @@ public struct GossipConfig: Sendable {
     public var dLazy = 6
     /// Outbound peers kept in each mesh (eclipse resistance).
     public var dOut = 2
-    public var heartbeat: UInt64 = 1_000_000_000
+    public var heartbeat: Duration = .seconds(1)
     /// Heartbeats a message stays in the cache for IWANT; the last `historyGossip` are announced.
     public var historyLength = 5
     public var historyGossip = 3
-    public var seenTTL: UInt64 = 120_000_000_000
+    public var seenTTL: Duration = .seconds(120)
     /// Messages at least this large are announced (preamble) and trigger IDONTWANT.
     public var idontwantThreshold = 1024
     /// Publish our own messages to every subscribed peer, not only the mesh.
@@ -23,10 +23,10 @@ public struct GossipConfig: Sendable {
     /// to the mesh.
     public var lazyLargeMessages = true
     /// How long to wait for a requested large message before asking the next announcer.
-    public var largeRequestTimeout: UInt64 = 2_000_000_000
+    public var largeRequestTimeout: Duration = .seconds(2)
     /// An IWANT must be answered within this time or counts as a broken promise.
-    public var iwantTimeout: UInt64 = 3_000_000_000
-    public var pruneBackoff: UInt64 = 60_000_000_000
+    public var iwantTimeout: Duration = .seconds(3)
+    public var pruneBackoff: Duration = .seconds(60)
     // Scores: below 0 a peer is pruned and not grafted; below `gossipThreshold` no IHAVE is
     // exchanged; below `graylistThreshold` its frames are ignored; at `banThreshold` it is
     // disconnected.
@@ -41,7 +41,7 @@ public struct GossipConfig: Sendable {
     public var decay = 0.05
     /// Messages awaiting the application's verdict, at most, and for how long.
     public var maxPending = 256
-    public var pendingTimeout: UInt64 = 5_000_000_000
+    public var pendingTimeout: Duration = .seconds(5)
     /// Bounds on what peers fill (gossipsub's `max_ihave_messages`, `max_ihave_length`,
     /// `gossip_retransmission` and friends): seen ids kept, topics and IDONTWANT ids remembered
     /// per peer, IHAVE/ANNOUNCE frames and ids accepted per peer per heartbeat, copies of one
@@ -146,7 +146,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
 
         init(outbound: Bool, config: GossipConfig) {
             self.outbound = outbound
-            self.dontWant = ExpiringSet(capacity: config.maxDontWantPerPeer, ttl: config.seenTTL / 4)
+            self.dontWant = ExpiringSet(capacity: config.maxDontWantPerPeer, ttl: config.seenTTL.nanoseconds / 4)
         }
     }
 
@@ -172,7 +172,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     public init(config: GossipConfig = GossipConfig(), random: @escaping (UInt64) -> UInt64) {
         self.config = config
         self.random = random
-        self.seen = ExpiringSet(capacity: config.maxSeen, ttl: config.seenTTL)
+        self.seen = ExpiringSet(capacity: config.maxSeen, ttl: config.seenTTL.nanoseconds)
     }
 
     /// Takes what the core produced since the last call.
@@ -211,7 +211,11 @@ public final class GossipCore<Peer: Hashable & Sendable> {
 
     /// Forgets a peer; large messages it promised are asked of the next announcer (their
     /// deadlines start at `now`).
-    public func removePeer(_ p: Peer, now: UInt64) {
+    public func removePeer(_ p: Peer, now: Instant) {
+        self.removePeer(p, at: now.nanoseconds)
+    }
+
+    func removePeer(_ p: Peer, at now: UInt64) {
         guard self.peers.removeValue(forKey: p) != nil else { return }
         self.peerOrder.removeAll { $0 == p }
         for t in self.mesh.keys { self.mesh[t]?.remove(p) }
@@ -234,7 +238,11 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         self.announcers = self.announcers.filter { self.promises[$0.key] != nil || self.incoming[$0.key] != nil }
     }
 
-    public func subscribe(_ topic: String, now: UInt64) {
+    public func subscribe(_ topic: String, now: Instant) {
+        self.subscribe(topic, at: now.nanoseconds)
+    }
+
+    func subscribe(_ topic: String, at now: UInt64) {
         guard self.subscriptions.insert(topic).inserted else { return }
         for p in self.peerOrder { self.outputs.append(.send(p, .subscribe([topic]))) }
         self.mesh[topic] = []
@@ -245,7 +253,12 @@ public final class GossipCore<Peer: Hashable & Sendable> {
 
     /// Publishes our own message: to every subscribed peer (flood publish) or to the mesh.
     @discardableResult
-    public func publish(topic: String, data: [UInt8], now: UInt64) -> MessageID {
+    public func publish(topic: String, data: [UInt8], now: Instant) -> MessageID {
+        self.publish(topic: topic, data: data, at: now.nanoseconds)
+    }
+
+    @discardableResult
+    func publish(topic: String, data: [UInt8], at now: UInt64) -> MessageID {
         let m = GossipMessage(topic: topic, data: data)
         guard !self.seen.contains(m.id, now: now) else { return m.id }
         self.remember(m, now: now)
@@ -276,7 +289,11 @@ public final class GossipCore<Peer: Hashable & Sendable> {
 
     /// Handles one frame from a peer. Every table a frame can fill is bounded, and every
     /// kind of frame is budgeted (per heartbeat) or answered at most a few times.
-    public func receive(_ f: GossipFrame, from p: Peer, now: UInt64) {
+    public func receive(_ f: GossipFrame, from p: Peer, now: Instant) {
+        self.receive(f, from: p, at: now.nanoseconds)
+    }
+
+    func receive(_ f: GossipFrame, from p: Peer, at now: UInt64) {
         guard let st = self.peers[p] else { return }
         if st.score < self.config.graylistThreshold { return }
         switch f {
@@ -295,7 +312,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
                 return  // nothing to prune: we never had a mesh for it
             } else if st.score < 0 || backedOff || !st.topics.contains(t) || (self.mesh[t]?.count ?? 0) >= limit {
                 if backedOff { self.penalize(p, self.config.protocolPenalty, "GRAFT during back-off") }
-                self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
+                self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff.nanoseconds / 1_000_000_000))))
             } else {
                 self.mesh[t, default: []].insert(p)
             }
@@ -314,7 +331,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             // will never come cannot grow the table.
             want = Array(want.prefix(max(0, self.config.maxPromises - self.promises.count)))
             guard !want.isEmpty else { return }
-            for id in want { self.promises[id] = (p, now + self.config.iwantTimeout) }
+            for id in want { self.promises[id] = (p, now + self.config.iwantTimeout.nanoseconds) }
             self.counters.iwantSent += 1
             self.outputs.append(.send(p, .iwant(want)))
         case .iwant(let ids):
@@ -339,7 +356,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         case .preamble(let t, let id, let size):
             guard self.subscriptions.contains(t), Int(size) >= self.config.idontwantThreshold, Int(size) <= self.maxSize(t) else { return }
             if self.promises[id]?.peer == p {
-                self.incoming[id] = (p, now + self.config.largeRequestTimeout)  // the body we asked for
+                self.incoming[id] = (p, now + self.config.largeRequestTimeout.nanoseconds)  // the body we asked for
                 return
             }
             if self.seen.contains(id, now: now) || self.incoming[id] != nil {
@@ -352,7 +369,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
             // them) can hold only a few at a time.
             guard st.incoming < self.config.maxIncomingPerPeer, self.incoming.count < self.config.maxIncoming else { return }
             st.incoming += 1
-            self.incoming[id] = (p, now + self.config.largeRequestTimeout)
+            self.incoming[id] = (p, now + self.config.largeRequestTimeout.nanoseconds)
             // Tell the rest of the mesh not to send it to us.
             for q in self.orderedMesh(t) where q != p {
                 self.outputs.append(.send(q, .idontwant([id])))
@@ -368,7 +385,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
                 return
             }
             self.announcers[id] = []
-            self.promises[id] = (p, now + self.config.largeRequestTimeout)
+            self.promises[id] = (p, now + self.config.largeRequestTimeout.nanoseconds)
             self.counters.iwantSent += 1
             self.outputs.append(.send(p, .iwant([id])))
         }
@@ -407,7 +424,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         }
         let p = list.removeFirst()
         self.announcers[id] = list
-        self.promises[id] = (p, now + self.config.largeRequestTimeout)
+        self.promises[id] = (p, now + self.config.largeRequestTimeout.nanoseconds)
         self.counters.iwantSent += 1
         self.outputs.append(.send(p, .iwant([id])))
     }
@@ -442,14 +459,19 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         // the verdict, which decides everything else.
         self.seen.insert(m.id, now: now)
         guard self.pending.count < self.config.maxPending else { return }
-        self.pending[m.id] = (m, p, now + self.config.pendingTimeout)
+        self.pending[m.id] = (m, p, now + self.config.pendingTimeout.nanoseconds)
         self.outputs.append(.validate(m, from: p))
     }
 
     /// The application's verdict on a message the core asked it to validate. Returns false
     /// when the message is unknown (never asked, already decided, or expired).
     @discardableResult
-    public func validated(_ id: MessageID, _ result: ValidationResult, now: UInt64) -> Bool {
+    public func validated(_ id: MessageID, _ result: ValidationResult, now: Instant) -> Bool {
+        self.validated(id, result, at: now.nanoseconds)
+    }
+
+    @discardableResult
+    func validated(_ id: MessageID, _ result: ValidationResult, at now: UInt64) -> Bool {
         guard let (m, p, _) = self.pending.removeValue(forKey: id) else { return false }
         switch result {
         case .accept:
@@ -498,7 +520,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         st.score += amount
         if st.score < 0 { for t in self.mesh.keys.sorted() where self.mesh[t]!.contains(p) {
             self.mesh[t]!.remove(p)
-            self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
+            self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff.nanoseconds / 1_000_000_000))))
         } }
         if st.score <= self.config.banThreshold { self.outputs.append(.disconnect(p, reason: reason)) }
     }
@@ -506,14 +528,18 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     // MARK: Heartbeat
 
     /// Mesh maintenance, gossip emission, promise checks, cache shifting and score decay.
-    public func heartbeat(now: UInt64) {
-        self.checkPromises(now: now)
+    public func heartbeat(now: Instant) {
+        self.heartbeat(at: now.nanoseconds)
+    }
+
+    func heartbeat(at now: UInt64) {
+        self.checkPromises(at: now)
         for (id, e) in self.pending where e.deadline <= now { self.pending[id] = nil }
         for t in self.subscriptions.sorted() {
             // Drop peers with negative scores, then fill or trim.
             for p in (self.mesh[t] ?? []).sorted(by: { self.order(of: $0) < self.order(of: $1) }) where (self.peers[p]?.score ?? -1) < 0 || self.peers[p] == nil {
                 self.mesh[t]?.remove(p)
-                if self.peers[p] != nil { self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000)))) }
+                if self.peers[p] != nil { self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff.nanoseconds / 1_000_000_000)))) }
             }
             let n = self.mesh[t]?.count ?? 0
             if n < self.config.dLow { self.fillMesh(t, now: now) }
@@ -560,7 +586,11 @@ public final class GossipCore<Peer: Hashable & Sendable> {
 
     /// Broken promises: penalise, and for large messages ask the next announcer. The driver
     /// may call this more often than the heartbeat.
-    public func checkPromises(now: UInt64) {
+    public func checkPromises(now: Instant) {
+        self.checkPromises(at: now.nanoseconds)
+    }
+
+    func checkPromises(at now: UInt64) {
         for (id, pr) in self.promises.sorted(by: { $0.key < $1.key }) where pr.deadline <= now {
             self.promises[id] = nil
             self.releaseIncoming(id)
@@ -613,7 +643,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
         for p in ordered where !keep.contains(p) && keep.count < self.config.d { keep.append(p) }
         for p in ordered where !keep.contains(p) {
             self.mesh[t]?.remove(p)
-            self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff / 1_000_000_000))))
+            self.outputs.append(.send(p, .prune(t, backoffSeconds: UInt16(self.config.pruneBackoff.nanoseconds / 1_000_000_000))))
         }
     }
 

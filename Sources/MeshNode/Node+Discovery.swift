@@ -3,6 +3,7 @@ import MeshChannel
 import MeshCodec
 import MeshCrypto
 import MeshDiscovery
+import MeshNetwork
 import MeshNodeCore
 import MeshSockets
 

@@ -28,7 +28,7 @@ extension NodeCore {
     /// supermajority of valid signatures on an unknown block makes us fetch that block. Only
     /// what the gadget checked is accepted for relay.
     func applyFinality(_ m: FinalityMessage, from id: PeerID?, now: NodeTime) -> ValidationResult {
-        let (verdict, actions) = self.finality.receive(m, from: id ?? -1, now: now.instant.nanoseconds)
+        let (verdict, actions) = self.finality.receive(m, from: id ?? -1, now: now.instant)
         self.process(actions, now: now)
         switch verdict {
         case .valid:
@@ -57,7 +57,7 @@ extension NodeCore {
     /// after it (its broadcast) happens, and a failed write stops the rest. Then re-reads the
     /// gadget's next deadline.
     func process(_ actions: [FinalityAction], now: NodeTime) {
-        defer { self.finalityAt = Instant(nanoseconds: self.finality.nextDeadline(after: now.instant.nanoseconds)) }
+        defer { self.finalityAt = self.finality.nextDeadline(after: now.instant) }
         for a in actions {
             switch a {
             case .persist(let state):

@@ -49,7 +49,7 @@ extension NodeCore {
         case .cancel, .deliver:
             break  // frames already handed to the channel go out; IDONTWANT stops later ones
         case .validate(let m, let from):
-            if let verdict = self.validateGossip(m, from: from, now: now) { self.gossip.validated(m.id, verdict, now: now.instant.nanoseconds) }
+            if let verdict = self.validateGossip(m, from: from, now: now) { self.gossip.validated(m.id, verdict, now: now.instant) }
         case .disconnect(let id, let reason):
             guard self.peers[id] != nil else { return }
             self.log.debug("gossip score at the ban threshold", ["peer": "\(id)", "reason": reason])
@@ -64,7 +64,7 @@ extension NodeCore {
             self.penalize(id, "undecodable gossip frame", by: 20, now: now)
             return
         }
-        self.gossip.receive(f, from: id, now: now.instant.nanoseconds)
+        self.gossip.receive(f, from: id, now: now.instant)
     }
 
     /// Validation before forwarding (gossipsub's validator): accept what the chain, the pool
@@ -111,7 +111,7 @@ extension NodeCore {
 
     /// Publishes a message of ours (flood publish to every subscribed peer).
     func publish(_ topic: String, _ bytes: [UInt8], now: NodeTime) {
-        self.gossip.publish(topic: topic, data: bytes, now: now.instant.nanoseconds)
+        self.gossip.publish(topic: topic, data: bytes, now: now.instant)
         self.flushGossip(now: now)
     }
 }

@@ -45,7 +45,7 @@ extension NodeCore {
     /// A connection closed.
     public func peerDisconnected(_ id: PeerID, now: NodeTime) {
         guard let p = self.peers.disconnect(id) else { return }
-        self.gossip.removePeer(id, now: now.instant.nanoseconds)
+        self.gossip.removePeer(id, now: now.instant)
         self.log.debug("peer disconnected", ["peer": String(p.nodeId.hex.prefix(16))])
         self.flushGossip(now: now)
     }

@@ -101,14 +101,14 @@ extension NodeCore {
             self.requestSync(from: id, now: now)
             verdict = .ignore
         }
-        self.gossip.validated(pending.messageID, verdict, now: now.instant.nanoseconds)
+        self.gossip.validated(pending.messageID, verdict, now: now.instant)
     }
 
     /// Fetches that took too long fall back to sync (from the heartbeat).
     func expireCompactFetches(now: NodeTime) {
         for pending in self.relay.expired(now: now.instant) {
             self.counters.compactFallbacks += 1
-            self.gossip.validated(pending.messageID, .ignore, now: now.instant.nanoseconds)
+            self.gossip.validated(pending.messageID, .ignore, now: now.instant)
             if self.peers[pending.from] != nil {
                 self.penalize(pending.from, "block transactions not served", by: 5, now: now)
                 self.requestSync(from: pending.from, now: now)

@@ -50,7 +50,7 @@ extension NodeCore {
         if newBest && prune { self.mempool.prune(state: self.chain.bestState) }
         self.sync.forgetFetch(block.hash)
         self.emit(.event(.imported(ChainPointer(number: block.number, hash: block.hash), newBest: newBest, produced: produced)))
-        self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: now.instant.nanoseconds), now: now)
+        self.process(self.finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: now.instant), now: now)
         self.noteEpochs(block)
     }
 

@@ -57,11 +57,7 @@ public struct NodeCoreConfig: Sendable {
     /// The client name in the hello.
     public var agent = "tensormesh/0.1.0"
     public var peers = PeerManagerConfig()
-    public var finality: FinalityConfig = {
-        var c = FinalityConfig()
-        c.gossipDuration = 333_000_000
-        return c
-    }()
+    public var finality = FinalityConfig()
     /// How often peers are maintained (dials, request timeouts, score healing).
     public var maintenanceInterval: Duration = .seconds(3)
 
@@ -182,10 +178,10 @@ public final class NodeCore {
         let fin = self.chain.finalized
         self.finality = FinalityCore(config: config.finality, key: key, authorities: setInfo?.authorities ?? self.chain.finalizedState.authorities,
                                      setId: setInfo?.setId ?? 0, finalized: VoteTarget(hash: fin.hash, number: fin.number),
-                                     persisted: persisted, now: now.instant.nanoseconds, env: self.finalityEnv, signatures: signatures)
+                                     persisted: persisted, now: now.instant, env: self.finalityEnv, signatures: signatures)
         // Pending finality changes from headers above the finalized block.
         for hash in self.chain.ancestry(of: self.chain.best.hash, downTo: fin.number).reversed() {
-            if let h = self.chain.header(hash) { _ = self.finality.blockImported(hash: hash, number: h.number, digest: h.digest, now: now.instant.nanoseconds) }
+            if let h = self.chain.header(hash) { _ = self.finality.blockImported(hash: hash, number: h.number, digest: h.digest, now: now.instant) }
         }
     }
 
@@ -230,14 +226,14 @@ public final class NodeCore {
             self.log.warn("--validator given but this key is not in the validator set; producing and voting only when it joins", [:])
         }
         for t in GossipTopic.all where !(self.config.blocksOnly && t == GossipTopic.transactions) {
-            self.gossip.subscribe(t, now: now.instant.nanoseconds)
+            self.gossip.subscribe(t, now: now.instant)
         }
-        for n in Set(self.config.subnetTopics).sorted() { self.gossip.subscribe(SubnetGossipMessage.topic(n), now: now.instant.nanoseconds) }
-        self.nextHeartbeat = now.instant + .nanoseconds(Int64(clamping: self.gossip.config.heartbeat))
+        for n in Set(self.config.subnetTopics).sorted() { self.gossip.subscribe(SubnetGossipMessage.topic(n), now: now.instant) }
+        self.nextHeartbeat = now.instant + self.gossip.config.heartbeat
         self.nextMaintenance = now.instant + self.config.maintenanceInterval
         self.slots.arm(wallMillis: now.wallMillis)
         self.maintainPeers(now: now)
-        self.process(self.finality.start(now: now.instant.nanoseconds), now: now)
+        self.process(self.finality.start(now: now.instant), now: now)
         self.flushGossip(now: now)
     }
 
@@ -269,8 +265,8 @@ public final class NodeCore {
     /// Runs whatever is due at `now`.
     public func tick(now: NodeTime) {
         if now.instant >= self.nextHeartbeat {
-            self.nextHeartbeat = now.instant + .nanoseconds(Int64(clamping: self.gossip.config.heartbeat))
-            self.gossip.heartbeat(now: now.instant.nanoseconds)
+            self.nextHeartbeat = now.instant + self.gossip.config.heartbeat
+            self.gossip.heartbeat(now: now.instant)
             self.expireCompactFetches(now: now)
         }
         if now.instant >= self.nextMaintenance {
@@ -280,7 +276,7 @@ public final class NodeCore {
             self.peers.heal()
         }
         if now.instant >= self.finalityAt {
-            self.process(self.finality.tick(now: now.instant.nanoseconds), now: now)
+            self.process(self.finality.tick(now: now.instant), now: now)
         }
         if now.wallMillis >= self.slots.nextAt {
             self.onSlot(now: now)

@@ -195,7 +195,7 @@ public final class FinalityScenario {
             let tree = SimBlockTree(genesis: self.genesis)
             let key = validator.map { self.keys[$0] }
             let core = FinalityCore(config: self.config.finality, key: key, authorities: self.authorities, setId: 0,
-                                    finalized: tree.genesis, persisted: nil, now: 0, env: tree, signatures: self.signatures)
+                                    finalized: tree.genesis, persisted: nil, now: .zero, env: tree, signatures: self.signatures)
             let node = Node(index: index, validator: validator, instance: instance, honest: honest, silent: silent, tree: tree, core: core)
             node.key = key
             if self.config.clockSkewMs > 0 {
@@ -240,10 +240,10 @@ public final class FinalityScenario {
             node.core = FinalityCore(config: self.config.finality, key: node.key, authorities: self.authorities,
                                      setId: node.persisted?.setId ?? 0, finalized: node.finalized,
                                      persisted: self.config.restartLosesVotes ? nil : node.persisted,
-                                     now: self.now(node), env: node.tree, signatures: self.signatures)
+                                     now: Instant(nanoseconds: self.now(node)), env: node.tree, signatures: self.signatures)
             node.tickAt = .max
             self.sim.trace(250, UInt64(i), node.persisted?.round ?? 0, 0)
-            self.process(node, node.core.start(now: self.now(node)))
+            self.process(node, node.core.start(now: Instant(nanoseconds: self.now(node))))
         }
     }
 
@@ -339,7 +339,7 @@ public final class FinalityScenario {
             for h in wanted where !node.tree.contains(h) && self.shouldRequest(node, h) {
                 self.send(.blockRequest(h), from: to, to: from)
             }
-            var (verdict, actions) = node.core.receive(fm, from: from, now: self.now(node))
+            var (verdict, actions) = node.core.receive(fm, from: from, now: Instant(nanoseconds: self.now(node)))
             // Relay what the gadget checked, as gossip does in the node: a commit goes on to
             // everyone (votes reach all nodes directly in this scenario).
             if verdict == .valid, case .commit = fm { actions.append(.broadcast(fm)) }
@@ -365,7 +365,7 @@ public final class FinalityScenario {
         while let (h, n, p) = queue.popLast() {
             guard node.tree.add(hash: h, number: n, parent: p) else { continue }
             node.requested[h] = nil
-            self.process(node, node.core.blockImported(hash: h, number: n, digest: [], now: self.now(node)))
+            self.process(node, node.core.blockImported(hash: h, number: n, digest: [], now: Instant(nanoseconds: self.now(node))))
             for (ch, cn) in node.orphans.removeValue(forKey: h) ?? [] { queue.append((ch, cn, h)) }
         }
     }
@@ -392,14 +392,14 @@ public final class FinalityScenario {
     }
 
     func scheduleTick(_ node: Node) {
-        let at = self.global(node, node.core.nextDeadline(after: self.now(node)))
+        let at = self.global(node, node.core.nextDeadline(after: Instant(nanoseconds: self.now(node))).nanoseconds)
         guard at < node.tickAt || node.tickAt <= self.sim.now else { return }
         node.tickAt = at
         self.sim.schedule(at: at) { [unowned self, unowned node] in
             guard node.tickAt == at else { return }
             node.tickAt = .max
             if !node.silent && !self.isOffline(node.index) {
-                self.process(node, node.core.tick(now: self.now(node)))
+                self.process(node, node.core.tick(now: Instant(nanoseconds: self.now(node))))
             } else if !node.silent {
                 self.scheduleTick(node)
             }
@@ -478,7 +478,7 @@ public final class FinalityScenario {
             slot += 1
         }
         for node in self.nodes where !node.silent {
-            self.sim.schedule(at: 0) { [unowned self, unowned node] in self.process(node, node.core.start(now: self.now(node))) }
+            self.sim.schedule(at: 0) { [unowned self, unowned node] in self.process(node, node.core.start(now: Instant(nanoseconds: self.now(node)))) }
         }
         if self.config.restartAfterCrash && self.config.silentUntil.isFinite && !self.crashed.isEmpty {
             self.sim.schedule(at: UInt64(self.config.silentUntil * 1e9)) { [unowned self] in self.restartCrashed() }

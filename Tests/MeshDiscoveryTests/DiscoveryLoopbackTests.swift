@@ -1,6 +1,7 @@
 import Foundation
 import MeshCrypto
 import MeshDiscovery
+import MeshNetwork
 import MeshSockets
 import Synchronization
 import Testing

@@ -25,7 +25,7 @@ struct FinalityCoreTests {
 
     func core(_ tree: SimBlockTree, key: Int?, persisted: VoterState? = nil, finalized: VoteTarget? = nil) -> FinalityCore {
         FinalityCore(key: key.map { self.keys[$0] }, authorities: self.authorities, setId: 0, finalized: finalized ?? tree.genesis,
-                     persisted: persisted, now: 0, env: tree, signatures: SignatureCache())
+                     persisted: persisted, now: .zero, env: tree, signatures: SignatureCache())
     }
 
     func honestCommit(_ target: VoteTarget, round: UInt64 = 1, signers: [Int] = [0, 1, 2]) -> Commit {
@@ -107,10 +107,10 @@ struct FinalityCoreTests {
     func commitFinalizes() throws {
         let (tree, chain) = makeTree(6)
         let c = self.core(tree, key: nil)
-        let actions = c.handle(.commit(self.honestCommit(chain[5], round: 3)), from: 1, now: 0)
+        let actions = c.handle(.commit(self.honestCommit(chain[5], round: 3)), from: 1, now: .zero)
         #expect(actions.contains(.finalize(chain[5], self.honestCommit(chain[5], round: 3))))
         #expect(c.finalized == chain[5])
-        _ = c.handle(.commit(self.honestCommit(chain[3], round: 4)), from: 1, now: 0)
+        _ = c.handle(.commit(self.honestCommit(chain[3], round: 4)), from: 1, now: .zero)
         #expect(c.finalized == chain[5])
         #expect(c.round == 4, "fast-forwarded past the committed round")
     }
@@ -120,12 +120,12 @@ struct FinalityCoreTests {
         let (tree, chain) = makeTree(6)
         let c = self.core(tree, key: nil)
         let votes = { (phase: VotePhase) in [0, 1, 2].map { SignedVote(phase: phase, target: chain[3], round: 5, setId: 0, key: self.keys[$0]) } }
-        _ = c.handle(.catchUp(CatchUp(round: 5, setId: 0, prevotes: votes(.prevote), precommits: votes(.precommit))), from: 1, now: 0)
+        _ = c.handle(.catchUp(CatchUp(round: 5, setId: 0, prevotes: votes(.prevote), precommits: votes(.precommit))), from: 1, now: .zero)
         #expect(c.round == 6, "the catch-up did not move the core to round 6")
         func answered(_ round: UInt64, from peer: Int, at now: UInt64) -> Bool {
-            c.receive(.catchUpRequest(round: round, setId: 0), from: peer, now: now).actions.contains { if case .send(_, .catchUp) = $0 { return true }; return false }
+            c.receive(.catchUpRequest(round: round, setId: 0), from: peer, now: Instant(nanoseconds: now)).actions.contains { if case .send(_, .catchUp) = $0 { return true }; return false }
         }
-        let g = FinalityConfig().gossipDuration
+        let g = FinalityConfig().gossipDuration.nanoseconds
         #expect(answered(4, from: 2, at: 1))
         // Asking again at once, or naming another round, buys nothing.
         #expect(!answered(4, from: 2, at: 2))
@@ -143,12 +143,12 @@ struct FinalityCoreTests {
     func voteRequestRetries() throws {
         let (tree, chain) = makeTree(4)
         let c = self.core(tree, key: nil)
-        _ = c.start(now: 0)
-        _ = c.handle(.vote(SignedVote(phase: .prevote, target: chain[2], round: 1, setId: 0, key: self.keys[1])), from: 1, now: 1)
+        _ = c.start(now: .zero)
+        _ = c.handle(.vote(SignedVote(phase: .prevote, target: chain[2], round: 1, setId: 0, key: self.keys[1])), from: 1, now: Instant(nanoseconds: 1))
         func answered(_ round: UInt64, at now: UInt64) -> Int {
-            c.receive(.voteRequest(round: round, setId: 0), from: 2, now: now).actions.filter { if case .send(2, .vote) = $0 { return true }; return false }.count
+            c.receive(.voteRequest(round: round, setId: 0), from: 2, now: Instant(nanoseconds: now)).actions.filter { if case .send(2, .vote) = $0 { return true }; return false }.count
         }
-        let g = FinalityConfig().gossipDuration
+        let g = FinalityConfig().gossipDuration.nanoseconds
         #expect(answered(1, at: 10) == 1)
         #expect(answered(1, at: 11) == 0 && answered(1, at: 9 + 2 * g) == 0)
         // The requester asks again every 4 gossip durations; its retry is answered (the
@@ -163,8 +163,8 @@ struct FinalityCoreTests {
     func persistBeforeSend() throws {
         let (tree, _) = makeTree(3)
         let c = self.core(tree, key: 0)
-        var actions = c.start(now: 0)
-        actions += c.tick(now: 700_000_000)
+        var actions = c.start(now: .zero)
+        actions += c.tick(now: Instant(nanoseconds: 700_000_000))
         let persistIndex = actions.firstIndex { if case .persist(let s) = $0 { return s.prevote != nil }; return false }
         let broadcastIndex = actions.firstIndex { if case .broadcast(.vote(let v)) = $0 { return v.phase == .prevote }; return false }
         #expect(persistIndex != nil && broadcastIndex != nil && persistIndex! < broadcastIndex!)
@@ -172,7 +172,7 @@ struct FinalityCoreTests {
         // Restart with the stored state, in a world where the best chain has moved on.
         tree.add(hash: Hash32.of([9]), number: 4, parent: Hash32.of([1, 3]))
         let restarted = self.core(tree, key: 0, persisted: state)
-        let again = restarted.start(now: 0) + restarted.tick(now: 2_000_000_000)
+        let again = restarted.start(now: .zero) + restarted.tick(now: Instant(nanoseconds: 2_000_000_000))
         let prevotes = again.compactMap { a -> SignedVote? in
             if case .broadcast(.vote(let v)) = a, v.phase == .prevote { return v }
             return nil
@@ -184,15 +184,15 @@ struct FinalityCoreTests {
     func wipedStore() throws {
         let (tree, chain) = makeTree(6)
         let c = self.core(tree, key: 3, persisted: nil, finalized: chain[2])
-        let actions = c.start(now: 0) + c.tick(now: 5_000_000_000)
+        let actions = c.start(now: .zero) + c.tick(now: Instant(nanoseconds: 5_000_000_000))
         #expect(!actions.contains { if case .broadcast(.vote) = $0 { return true }; return false })
         // One voter claiming a far round is not enough (it could lie and block us for good).
         let liar = SignedVote(phase: .prevote, target: chain[5], round: 1_000_000, setId: 0, key: self.keys[1])
-        _ = c.handle(.vote(liar), from: 2, now: 5_000_000_000)
+        _ = c.handle(.vote(liar), from: 2, now: Instant(nanoseconds: 5_000_000_000))
         #expect(c.blockedUntilRound == UInt64.max)
         // More than a third of the weight is in round 7 (or later): it may vote from round 8.
         let v = SignedVote(phase: .prevote, target: chain[5], round: 7, setId: 0, key: self.keys[0])
-        _ = c.handle(.vote(v), from: 1, now: 5_000_000_000)
+        _ = c.handle(.vote(v), from: 1, now: Instant(nanoseconds: 5_000_000_000))
         #expect(c.blockedUntilRound == 7)
     }
 
@@ -203,14 +203,14 @@ struct FinalityCoreTests {
         let c = self.core(tree, key: nil)
         let v1 = SignedVote(phase: .prevote, target: chain[5], round: 1, setId: 0, key: self.keys[1])
         let v2 = SignedVote(phase: .prevote, target: VoteTarget(hash: Hash32.of([5, 5]), number: 5), round: 1, setId: 0, key: self.keys[1])
-        _ = c.handle(.vote(v1), from: 1, now: 0)
-        let actions = c.handle(.vote(v2), from: 2, now: 0)
+        _ = c.handle(.vote(v1), from: 1, now: .zero)
+        let actions = c.handle(.vote(v2), from: 2, now: .zero)
         let evidence = actions.compactMap { a -> Equivocation? in if case .equivocation(let e) = a { return e }; return nil }
         #expect(evidence.count == 1)
         #expect(evidence[0].isValid)
         #expect(Equivocation.verify(evidence[0].encoded, authorities: self.authorities))
         #expect(!Equivocation.verify(evidence[0].encoded, authorities: []))
-        let again = c.handle(.equivocation(evidence[0]), from: 3, now: 0)
+        let again = c.handle(.equivocation(evidence[0]), from: 3, now: .zero)
         #expect(again.isEmpty)
         var forged = evidence[0]
         forged.second = v1
@@ -230,7 +230,7 @@ struct FinalityCoreTests {
             var b = samples[Int.random(in: 0..<samples.count, using: &rng)].encoded
             for _ in 0..<Int.random(in: 0...4, using: &rng) { b[Int.random(in: 0..<b.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng) }
             if Bool.random(using: &rng) { b = rng.bytes(Int.random(in: 0...200, using: &rng)) }
-            if let m = try? FinalityMessage.decode(b) { _ = c.handle(m, from: 1, now: 0) }
+            if let m = try? FinalityMessage.decode(b) { _ = c.handle(m, from: 1, now: .zero) }
         }
     }
 }

@@ -30,7 +30,7 @@ final class Hub {
             self.cores[b].addPeer(a, outbound: false)
         }
         for (i, c) in self.cores.enumerated() {
-            c.subscribe("t", now: self.now)
+            c.subscribe("t", now: Instant(nanoseconds: self.now))
             _ = i
         }
         self.pump()
@@ -49,15 +49,15 @@ final class Hub {
                         self.sent.append((i, to, f))
                         // Through the codec, as on the wire.
                         let decoded = try! GossipFrame.decode(f.encoded)
-                        self.cores[to].receive(decoded, from: i, now: self.now)
+                        self.cores[to].receive(decoded, from: i, now: Instant(nanoseconds: self.now))
                     case .validate(let m, _):
-                        if let v = self.verdict[i](m) { self.cores[i].validated(m.id, v, now: self.now) }
+                        if let v = self.verdict[i](m) { self.cores[i].validated(m.id, v, now: Instant(nanoseconds: self.now)) }
                     case .deliver(let m, _): self.delivered[i].append(m.id)
                     case .cancel: break
                     case .disconnect(let p, _):
                         self.disconnected.append((i, p))
-                        self.cores[i].removePeer(p, now: self.now)
-                        self.cores[p].removePeer(i, now: self.now)
+                        self.cores[i].removePeer(p, now: Instant(nanoseconds: self.now))
+                        self.cores[p].removePeer(i, now: Instant(nanoseconds: self.now))
                     }
                 }
             }
@@ -68,7 +68,7 @@ final class Hub {
     func heartbeat(_ times: Int = 1) {
         for _ in 0..<times {
             self.now += 1_000_000_000
-            for c in self.cores { c.heartbeat(now: self.now) }
+            for c in self.cores { c.heartbeat(now: Instant(nanoseconds: self.now)) }
             self.pump()
         }
     }
@@ -106,9 +106,9 @@ struct GossipCoreTests {
             let m = c.meshPeers("t").count
             #expect(m >= c.config.dLow && m <= c.config.dHigh, "mesh of \(m)")
         }
-        let small = hub.cores[0].publish(topic: "t", data: [1] + [UInt8](repeating: 7, count: 200), now: hub.now)
+        let small = hub.cores[0].publish(topic: "t", data: [1] + [UInt8](repeating: 7, count: 200), now: Instant(nanoseconds: hub.now))
         hub.pump()
-        let large = hub.cores[5].publish(topic: "t", data: [2] + [UInt8](repeating: 7, count: 50_000), now: hub.now)
+        let large = hub.cores[5].publish(topic: "t", data: [2] + [UInt8](repeating: 7, count: 50_000), now: Instant(nanoseconds: hub.now))
         hub.pump()
         for i in hub.cores.indices where i != 0 { #expect(hub.delivered[i].filter { $0 == small }.count == 1) }
         for i in hub.cores.indices where i != 5 { #expect(hub.delivered[i].filter { $0 == large }.count == 1) }
@@ -125,11 +125,11 @@ struct GossipCoreTests {
         config.lazyLargeMessages = false
         // 0-1-2 line plus 3 connected to 2 only; 3 is kept out of 2's mesh by pruning it.
         let hub = Hub(4, config: config, edges: [(0, 1), (1, 2), (2, 3)])
-        hub.cores[2].receive(.prune("t", backoffSeconds: 60), from: 3, now: hub.now)
-        hub.cores[3].receive(.prune("t", backoffSeconds: 60), from: 2, now: hub.now)
+        hub.cores[2].receive(.prune("t", backoffSeconds: 60), from: 3, now: Instant(nanoseconds: hub.now))
+        hub.cores[3].receive(.prune("t", backoffSeconds: 60), from: 2, now: Instant(nanoseconds: hub.now))
         hub.heartbeat()  // meshes form: 0-1, 1-2; 2-3 stays out (backoff)
         #expect(!hub.cores[2].meshPeers("t").contains(3) && hub.cores[2].meshPeers("t").contains(1))
-        let id = hub.cores[0].publish(topic: "t", data: [3, 3, 3], now: hub.now)
+        let id = hub.cores[0].publish(topic: "t", data: [3, 3, 3], now: Instant(nanoseconds: hub.now))
         hub.pump()
         #expect(!hub.delivered[3].contains(id))
         hub.heartbeat()
@@ -141,24 +141,24 @@ struct GossipCoreTests {
     @Test("a peer that asked for a large message but never sends it is penalised and the next announcer is asked")
     func brokenPromise() {
         let core = GossipCore<Int>(random: { _ in 0 })
-        core.subscribe("t", now: 0)
+        core.subscribe("t", now: .zero)
         core.addPeer(1, outbound: true)
         core.addPeer(2, outbound: true)
-        for p in [1, 2] { core.receive(.subscribe(["t"]), from: p, now: 0) }
+        for p in [1, 2] { core.receive(.subscribe(["t"]), from: p, now: .zero) }
         _ = core.drain()
         let m = GossipMessage(topic: "t", data: [UInt8](repeating: 4, count: 5000))
-        core.receive(.announce("t", m.id, size: 5000), from: 1, now: 0)
-        core.receive(.announce("t", m.id, size: 5000), from: 2, now: 0)
+        core.receive(.announce("t", m.id, size: 5000), from: 1, now: .zero)
+        core.receive(.announce("t", m.id, size: 5000), from: 2, now: .zero)
         let first = core.drain()
         #expect(first.count == 1, "one IWANT only")
-        core.checkPromises(now: 3_000_000_000)
+        core.checkPromises(now: Instant(nanoseconds: 3_000_000_000))
         let next = core.drain().compactMap { o -> Int? in if case .send(let p, .iwant) = o { return p } else { return nil } }
         #expect(next == [2])
         #expect((core.score(of: 1) ?? 0) < 0)
-        core.receive(.preamble("t", m.id, size: 5000), from: 2, now: 3_000_000_001)
-        core.receive(.message(m), from: 2, now: 3_000_000_002)
+        core.receive(.preamble("t", m.id, size: 5000), from: 2, now: Instant(nanoseconds: 3_000_000_001))
+        core.receive(.message(m), from: 2, now: Instant(nanoseconds: 3_000_000_002))
         #expect(core.drain().contains { if case .validate(m, 2) = $0 { return true } else { return false } }, "the body goes to validation first")
-        core.validated(m.id, .accept, now: 3_000_000_003)
+        core.validated(m.id, .accept, now: Instant(nanoseconds: 3_000_000_003))
         #expect(core.counters.delivered == 1)
     }
 
@@ -167,12 +167,12 @@ struct GossipCoreTests {
         let hub = Hub(10)
         hub.heartbeat(2)
         for k in 0..<20 {
-            _ = hub.cores[9].publish(topic: "t", data: [0xFF, UInt8(k)], now: hub.now)
+            _ = hub.cores[9].publish(topic: "t", data: [0xFF, UInt8(k)], now: Instant(nanoseconds: hub.now))
             hub.pump()
         }
         #expect(hub.disconnected.contains { $0.1 == 9 }, "the junk publisher was disconnected")
         #expect(hub.cores[0..<9].allSatisfy { !$0.meshPeers("t").contains(9) })
-        let id = hub.cores[0].publish(topic: "t", data: [1, 2, 3], now: hub.now)
+        let id = hub.cores[0].publish(topic: "t", data: [1, 2, 3], now: Instant(nanoseconds: hub.now))
         hub.pump()
         for i in 1..<9 { #expect(hub.delivered[i].contains(id)) }
         #expect(hub.disconnected.allSatisfy { $0.0 == 9 || $0.1 == 9 }, "no honest peer was dropped")
@@ -181,42 +181,42 @@ struct GossipCoreTests {
     @Test("IDONTWANT: a node receiving a pushed large message tells its mesh at once; they cancel their copies")
     func idontwant() {
         let core = GossipCore<Int>(random: { _ in 0 })
-        core.subscribe("t", now: 0)
+        core.subscribe("t", now: .zero)
         for p in 1...3 {
             core.addPeer(p, outbound: true)
-            core.receive(.subscribe(["t"]), from: p, now: 0)
-            core.receive(.graft("t"), from: p, now: 0)
+            core.receive(.subscribe(["t"]), from: p, now: .zero)
+            core.receive(.graft("t"), from: p, now: .zero)
         }
         _ = core.drain()
         let m = GossipMessage(topic: "t", data: [UInt8](repeating: 1, count: 4096))
-        core.receive(.preamble("t", m.id, size: 4096), from: 1, now: 1)
+        core.receive(.preamble("t", m.id, size: 4096), from: 1, now: Instant(nanoseconds: 1))
         let out = core.drain()
         let told = out.compactMap { o -> Int? in if case .send(let p, .idontwant([m.id])) = o { return p } else { return nil } }
         #expect(Set(told) == [2, 3])
         // A second pusher is told to stop; its IDONTWANT from us cancels what we queue for it.
-        core.receive(.preamble("t", m.id, size: 4096), from: 2, now: 2)
+        core.receive(.preamble("t", m.id, size: 4096), from: 2, now: Instant(nanoseconds: 2))
         #expect(core.drain().contains { if case .send(2, .idontwant) = $0 { return true } else { return false } })
-        core.receive(.idontwant([m.id]), from: 3, now: 3)
+        core.receive(.idontwant([m.id]), from: 3, now: Instant(nanoseconds: 3))
         #expect(core.drain().contains { if case .cancel(3, m.id) = $0 { return true } else { return false } })
     }
 
     @Test("IWANT and IDONTWANT ids have a per-heartbeat budget: a flood of them costs a bounded amount of work")
     func controlIDBudget() {
         let core = GossipCore<Int>(random: { _ in 0 })
-        core.subscribe("t", now: 0)
+        core.subscribe("t", now: .zero)
         core.addPeer(1, outbound: true)
-        core.receive(.subscribe(["t"]), from: 1, now: 0)
+        core.receive(.subscribe(["t"]), from: 1, now: .zero)
         _ = core.drain()
         func ids(_ frame: Int) -> [MessageID] {
             (0..<GossipFrame.maxIDs).map { i in MessageID(bytes: (0..<20).map { UInt8(truncatingIfNeeded: (frame * GossipFrame.maxIDs + i) >> ($0 % 4 * 8)) }) }
         }
-        for f in 0..<100 { core.receive(.idontwant(ids(f)), from: 1, now: 1) }
+        for f in 0..<100 { core.receive(.idontwant(ids(f)), from: 1, now: Instant(nanoseconds: 1)) }
         let cancels = core.drain().filter { if case .cancel = $0 { return true } else { return false } }.count
         #expect(cancels == core.config.maxControlIDsPerHeartbeat, "\(cancels) cancels for 100 frames of 512 ids")
         // The next heartbeat opens the budget again.
-        core.heartbeat(now: 1_000_000_000)
+        core.heartbeat(now: Instant(nanoseconds: 1_000_000_000))
         _ = core.drain()
-        core.receive(.idontwant(ids(200)), from: 1, now: 1_000_000_001)
+        core.receive(.idontwant(ids(200)), from: 1, now: Instant(nanoseconds: 1_000_000_001))
         #expect(core.drain().filter { if case .cancel = $0 { return true } else { return false } }.count == GossipFrame.maxIDs)
     }
 
@@ -245,27 +245,27 @@ struct GossipCoreTests {
         hub.heartbeat(2)
         // Node 1 defers messages starting with 0xAA (a compact block missing transactions).
         hub.verdict[1] = { m in m.data.first == 0xAA ? nil : .accept }
-        let id = hub.cores[0].publish(topic: "t", data: [0xAA, 1], now: hub.now)
+        let id = hub.cores[0].publish(topic: "t", data: [0xAA, 1], now: Instant(nanoseconds: hub.now))
         hub.pump()
         #expect(hub.cores[1].pendingCount == 1)
         #expect(!hub.delivered[2].contains(id) && !hub.delivered[3].contains(id), "held until the verdict")
         // A second copy while pending is a duplicate, not a second validation.
-        hub.cores[1].receive(.message(GossipMessage(topic: "t", data: [0xAA, 1])), from: 0, now: hub.now)
+        hub.cores[1].receive(.message(GossipMessage(topic: "t", data: [0xAA, 1])), from: 0, now: Instant(nanoseconds: hub.now))
         #expect(hub.cores[1].pendingCount == 1)
-        #expect(hub.cores[1].validated(id, .accept, now: hub.now))
+        #expect(hub.cores[1].validated(id, .accept, now: Instant(nanoseconds: hub.now)))
         hub.pump()
         #expect(hub.delivered[1].contains(id) && hub.delivered[2].contains(id) && hub.delivered[3].contains(id))
-        #expect(!hub.cores[1].validated(id, .accept, now: hub.now), "a verdict counts once")
+        #expect(!hub.cores[1].validated(id, .accept, now: Instant(nanoseconds: hub.now)), "a verdict counts once")
         // Reject: the sender is scored down and nothing travels on.
         let before = hub.cores[1].score(of: 0) ?? 0
-        let bad = hub.cores[0].publish(topic: "t", data: [0xAA, 2], now: hub.now)
+        let bad = hub.cores[0].publish(topic: "t", data: [0xAA, 2], now: Instant(nanoseconds: hub.now))
         hub.pump()
-        hub.cores[1].validated(bad, .reject, now: hub.now)
+        hub.cores[1].validated(bad, .reject, now: Instant(nanoseconds: hub.now))
         hub.pump()
         #expect((hub.cores[1].score(of: 0) ?? 0) < before)
         #expect(!hub.delivered[2].contains(bad))
         // No verdict: expires at a heartbeat after the timeout; the table stays bounded.
-        for k in 0..<300 { _ = hub.cores[0].publish(topic: "t", data: [0xAA, 3, UInt8(k & 0xFF), UInt8(k >> 8)], now: hub.now) }
+        for k in 0..<300 { _ = hub.cores[0].publish(topic: "t", data: [0xAA, 3, UInt8(k & 0xFF), UInt8(k >> 8)], now: Instant(nanoseconds: hub.now)) }
         hub.pump()
         #expect(hub.cores[1].pendingCount == GossipConfig().maxPending)
         hub.heartbeat(6)

@@ -4,6 +4,7 @@ import MeshCLI
 import MeshCodec
 import MeshCrypto
 import MeshDiscovery
+import MeshNetwork
 import MeshNode
 import MeshNodeCore
 import MeshSockets

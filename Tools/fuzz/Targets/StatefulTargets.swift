@@ -110,8 +110,8 @@ enum StatefulTargets {
             counter = counter &* 6364136223846793005 &+ 1442695040888963407
             return (counter >> 33) % max(1, bound)
         })
-        core.subscribe("blocks", now: 0)
-        core.subscribe("tx", now: 0)
+        core.subscribe("blocks", now: .zero)
+        core.subscribe("tx", now: .zero)
         var now: UInt64 = 1_000_000_000
         var connected = Set<Int>()
         for p in 0..<3 {
@@ -123,33 +123,33 @@ enum StatefulTargets {
             let p = Int(input.u8() % 6)
             switch op {
             case 0, 1, 2:
-                if let f = try? GossipFrame.decode(input.bytes(max: 2048)) { core.receive(f, from: p, now: now) }
+                if let f = try? GossipFrame.decode(input.bytes(max: 2048)) { core.receive(f, from: p, now: Instant(nanoseconds: now)) }
             case 3:
                 let topic = input.pick(["blocks", "tx", "other"])
                 let ids = (0..<Int(input.u8() % 8)).map { _ in MessageID(bytes: input.fixed(20)) }
                 core.receive(input.pick([.ihave(topic, ids), .iwant(ids), .idontwant(ids),
                                          .preamble(topic, ids.first ?? MessageID(bytes: input.fixed(20)), size: input.u32()),
                                          .announce(topic, ids.first ?? MessageID(bytes: input.fixed(20)), size: input.u32()),
-                                         .graft(topic), .prune(topic, backoffSeconds: input.u16()), .subscribe([topic])]), from: p, now: now)
+                                         .graft(topic), .prune(topic, backoffSeconds: input.u16()), .subscribe([topic])]), from: p, now: Instant(nanoseconds: now))
             case 4:
                 now &+= UInt64(input.u16()) * 1_000_000
-                core.heartbeat(now: now)
+                core.heartbeat(now: Instant(nanoseconds: now))
             case 5:
                 if connected.contains(p) {
-                    core.removePeer(p, now: now)
+                    core.removePeer(p, now: Instant(nanoseconds: now))
                     connected.remove(p)
                 } else {
                     core.addPeer(p, outbound: input.bool())
                     connected.insert(p)
                 }
             case 6:
-                core.publish(topic: input.pick(["blocks", "tx"]), data: input.bytes(max: 3000), now: now)
+                core.publish(topic: input.pick(["blocks", "tx"]), data: input.bytes(max: 3000), now: Instant(nanoseconds: now))
             default:
-                core.checkPromises(now: now)
+                core.checkPromises(now: Instant(nanoseconds: now))
             }
             for o in core.drain() {
                 if case .validate(let m, _) = o, input.bool() {
-                    core.validated(m.id, input.pick([.accept, .reject, .ignore]), now: now)
+                    core.validated(m.id, input.pick([.accept, .reject, .ignore]), now: Instant(nanoseconds: now))
                 }
             }
             let sizes = core.tableSizes
@@ -267,11 +267,11 @@ enum StatefulTargets {
         let genesis = Seeds.genesis
         let tree = Tree(genesis: genesis)
         let core = FinalityCore(key: Seeds.validators[0], authorities: Seeds.authorities, setId: 0,
-                                finalized: VoteTarget(hash: genesis, number: 0), persisted: nil, now: 0, env: tree, signatures: Self.finalitySignatures)
+                                finalized: VoteTarget(hash: genesis, number: 0), persisted: nil, now: .zero, env: tree, signatures: Self.finalitySignatures)
         var now: UInt64 = 0
         var known = [VoteTarget(hash: genesis, number: 0)]
         var finalized: UInt64 = 0
-        _ = core.start(now: 0)
+        _ = core.start(now: .zero)
         func apply(_ actions: [FinalityAction]) {
             for a in actions {
                 if case .finalize(let t, _) = a {
@@ -285,7 +285,7 @@ enum StatefulTargets {
             case 0:
                 if let t = tree.add(parent: input.pick(known).hash, salt: input.u8()) {
                     known.append(t)
-                    apply(core.blockImported(hash: t.hash, number: t.number, digest: [], now: now))
+                    apply(core.blockImported(hash: t.hash, number: t.number, digest: [], now: Instant(nanoseconds: now)))
                 }
             case 1, 2:
                 // A vote from a real voter (signed), or a forgery claiming one.
@@ -295,9 +295,9 @@ enum StatefulTargets {
                 var v = Self.vote(input.pick([.prevote, .precommit, .primaryPropose]), target, round: round,
                                   setId: input.u8() % 8 == 0 ? input.interesting() : 0, key: input.pick(Seeds.validators))
                 if input.u8() % 4 == 0 { v.voter = input.pick(Seeds.validators).publicKey }
-                apply(core.receive(.vote(v), from: Int(input.u8() % 4), now: now).actions)
+                apply(core.receive(.vote(v), from: Int(input.u8() % 4), now: Instant(nanoseconds: now)).actions)
             case 3:
-                if let m = try? FinalityMessage.decode(input.bytes(max: 4096)) { apply(core.receive(m, from: Int(input.u8() % 4), now: now).actions) }
+                if let m = try? FinalityMessage.decode(input.bytes(max: 4096)) { apply(core.receive(m, from: Int(input.u8() % 4), now: Instant(nanoseconds: now)).actions) }
             case 4:
                 let t = input.pick(known)
                 let round = input.pick([core.round, core.round &- 1, input.interesting()])
@@ -311,10 +311,10 @@ enum StatefulTargets {
                 let msg: FinalityMessage = input.bool() ? .commit(Commit(target: t, round: round, setId: 0, precommits: Array(pcs), ancestry: ancestry))
                     : .catchUp(CatchUp(round: round, setId: 0, prevotes: voters.map { Self.vote(.prevote, t, round: round, setId: 0, key: $0) },
                                        precommits: Array(pcs)))
-                apply(core.receive(msg, from: Int(input.u8() % 4), now: now).actions)
+                apply(core.receive(msg, from: Int(input.u8() % 4), now: Instant(nanoseconds: now)).actions)
             default:
                 now &+= UInt64(input.u16()) * 1_000_000
-                apply(core.tick(now: now))
+                apply(core.tick(now: Instant(nanoseconds: now)))
             }
         }
     }

@@ -1,3 +1,4 @@
+import MeshDiscovery
 import MeshCrypto
 import MeshSockets
 
