@@ -77,10 +77,13 @@ public enum Prediction {
         /// Appends the next value (and its covariate).
         public mutating func advance() {
             if self.regimeLeft <= 0 {
+                // A new regime moves the level, the season and the covariate's effect from
+                // where they were (a shift a model must follow, not a new series).
+                let first = self.values.isEmpty && self.offset == 0
                 self.regimeLeft = 300 + Int(self.rng.uniform() * 400)
-                self.level = 40 + 8 * self.rng.gaussian()
-                self.amplitude = 6 + 4 * self.rng.uniform()
-                self.phase = 2 * .pi * self.rng.uniform()
+                self.level = first ? 40 + 8 * self.rng.gaussian() : min(60, max(25, self.level + 6 * self.rng.gaussian()))
+                self.amplitude = first ? 6 + 4 * self.rng.uniform() : min(11, max(5, self.amplitude + 1.5 * self.rng.gaussian()))
+                self.phase = first ? 2 * .pi * self.rng.uniform() : self.phase + 0.6 * self.rng.gaussian()
                 self.beta = (0.5 + self.rng.uniform()) * (self.rng.uniform() < 0.5 ? -1 : 1)
             }
             self.regimeLeft -= 1
