@@ -61,12 +61,15 @@ let package = Package(
             dependencies: ["MeshChain", "MeshFinality", "MeshGossip", "MeshDiscovery", "MeshChannel", "MeshCrypto", "MeshCodec"],
             swiftSettings: strict),
 
+        // HTTP/1.1 requests and WebSocket frames (sans-IO codecs), for the RPC server and client.
+        .target(name: "MeshHTTP", dependencies: ["MeshCrypto"], swiftSettings: strict),
+
         // The node: a thin driver (sockets, timer, store, JSON-RPC, metrics, logs) over the core.
         .target(
             name: "MeshNode",
             dependencies: ["MeshNodeCore", "MeshDiscovery", "MeshGossip",
                 "MeshNetwork", "MeshSockets", "MeshChannel", "MeshChain", "MeshStore", "MeshFinality", "MeshIncentive",
-                "MeshCrypto", "MeshCodec", .product(name: "FlyingFox", package: "FlyingFox"),
+                "MeshCrypto", "MeshCodec", "MeshHTTP", .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),
             ],
             swiftSettings: strict),
@@ -159,7 +162,7 @@ let package = Package(
         .target(
             name: "MeshFuzz",
             dependencies: ["MeshChain", "MeshChannel", "MeshCodec", "MeshCrypto", "MeshDiscovery", "MeshFinality", "MeshGossip",
-                           "MeshNode", "MeshNodeCore", "MeshQuery", "MeshClient", "MeshKeystore", "MeshSockets"],
+                           "MeshNode", "MeshNodeCore", "MeshQuery", "MeshClient", "MeshKeystore", "MeshSockets", "MeshHTTP"],
             path: "Tools/fuzz/Targets",
             swiftSettings: strict),
         .executableTarget(name: "meshfuzz", dependencies: ["MeshFuzz"], path: "Tools/fuzz/Driver", swiftSettings: strict),
@@ -190,7 +193,7 @@ let package = Package(
             name: "MeshNodeCoreTests",
             dependencies: ["MeshNodeCore", "MeshSim", "MeshChain", "MeshChannel", "MeshCodec", "MeshCrypto", "MeshFinality", "MeshGossip", "MeshTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshHTTP", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]

@@ -19,6 +19,20 @@ enum OpenSSL {
         return Handle(pointer: md)
     }()
 
+    static let sha1: Handle = {
+        guard let md = EVP_MD_fetch(nil, "SHA1", nil) else {
+            preconditionFailure("OpenSSL has no SHA1 implementation")
+        }
+        return Handle(pointer: md)
+    }()
+
+    static let sha512: Handle = {
+        guard let md = EVP_MD_fetch(nil, "SHA512", nil) else {
+            preconditionFailure("OpenSSL has no SHA512 implementation")
+        }
+        return Handle(pointer: md)
+    }()
+
     static let chacha20Poly1305: Handle = {
         guard let cipher = EVP_CIPHER_fetch(nil, "ChaCha20-Poly1305", nil) else {
             preconditionFailure("OpenSSL has no ChaCha20-Poly1305 implementation")

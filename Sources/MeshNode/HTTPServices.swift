@@ -11,54 +11,11 @@ import MeshNetwork
 import MeshNodeCore
 import MeshSockets
 import MeshStore
-/// JSON-RPC 2.0 over HTTP POST and Prometheus text on `GET /metrics`, served by FlyingFox
-/// (a SwiftNIO-free HTTP server). Handlers hop onto the node's loop with `submit`.
+/// JSON-RPC 2.0 call handling (the server is ``RPCServer``, HTTP and WebSocket on one port), and
+/// Prometheus text on `GET /metrics`, served by FlyingFox (a SwiftNIO-free HTTP server).
+/// Calls run on the node's loop.
 public enum HTTPServices {
     typealias JSON = MeshCodec.JSONValue
-
-    /// Starts the JSON-RPC server; returns the task running it.
-    public static func startRPC(node: Node, host: String, port: UInt16) throws -> Task<Void, any Error> {
-        let server = HTTPServer(address: try .inet(ip4: host, port: port), timeout: 30, logger: .disabled)
-        let limit = node.config.maxRequestBody
-        return Task {
-            let cors = node.config.rpcCors
-            await server.appendRoute("*") { request in
-                let origin = request.headers[HTTPHeader("Origin")]
-                // Browsers: a page from an origin --rpc-cors does not allow is refused, its
-                // preflight too; allowed origins get the headers that let the page read us.
-                guard cors.allows(origin) else {
-                    return HTTPResponse(statusCode: .forbidden, body: Data("origin not allowed (see --rpc-cors)\n".utf8))
-                }
-                var allow: HTTPHeaders = [:]
-                if let origin {
-                    allow[HTTPHeader("Access-Control-Allow-Origin")] = origin
-                    allow[HTTPHeader("Vary")] = "Origin"
-                }
-                if request.method == .OPTIONS {
-                    allow[HTTPHeader("Access-Control-Allow-Methods")] = "POST, GET, OPTIONS"
-                    allow[HTTPHeader("Access-Control-Allow-Headers")] = "content-type"
-                    allow[HTTPHeader("Access-Control-Max-Age")] = "600"
-                    return HTTPResponse(statusCode: .noContent, headers: allow)
-                }
-                if request.method == .GET { return HTTPResponse(statusCode: .ok, headers: allow, body: Data("tensormesh JSON-RPC: POST a JSON-RPC 2.0 request\n".utf8)) }
-                guard request.method == .POST else { return HTTPResponse(statusCode: .methodNotAllowed, headers: allow) }
-                guard let lengthText = request.headers[.contentLength], let length = Int(lengthText) else {
-                    return HTTPResponse(statusCode: .lengthRequired, body: Data("Content-Length required\n".utf8))
-                }
-                guard length <= limit else {
-                    return HTTPResponse(statusCode: .payloadTooLarge, headers: [.connection: "close"],
-                                        body: Data(rpcError(nil, -32600, "request body of \(length) bytes exceeds \(limit)").serialized().utf8))
-                }
-                let body = try await request.bodyData
-                let reply = await Self.handle(Array(body), node: node, limit: limit)
-                // Notifications (calls without an id) are answered with nothing at all.
-                if reply.isEmpty { return HTTPResponse(statusCode: .noContent, headers: allow) }
-                allow[.contentType] = "application/json"
-                return HTTPResponse(statusCode: .ok, headers: allow, body: Data(reply.utf8))
-            }
-            try await server.run()
-        }
-    }
 
     static func rpcError(_ id: JSON?, _ code: Int, _ message: String, data: JSON? = nil) -> JSON {
         var err: [(String, JSON)] = [("code", .int(code)), ("message", .string(message))]
@@ -98,18 +55,33 @@ public enum HTTPServices {
     /// Handles a request body (one call or a batch) and returns the response text: empty when
     /// there is nothing to answer (JSON-RPC 2.0: a notification — a valid call without an
     /// `id` member — gets no reply, and a batch of only notifications none at all). `limit` is
-    /// the body limit the server enforces, so the parser accepts what the server read.
+    /// the body limit the server enforces, so the parser accepts what the server read. As over
+    /// HTTP: every method allowed, no subscriptions.
     package static func handle(_ body: [UInt8], node: Node, limit: Int = 1 << 20) async -> String {
         let parsed: JSON
         do { parsed = try Self.parse(body, limit: limit) } catch {
             return rpcError(nil, RPCError.parseError, "parse error: \(error.description)").serialized()
         }
+        let context = RPCCallContext(methods: .unsafe, connection: nil, server: nil)
+        do {
+            return try await node.loop.submit {
+                var followUps: [String] = []
+                return Self.respond(parsed, node: node, context: context, followUps: &followUps)
+            }
+        } catch {
+            return Self.isNotification(parsed) ? "" : rpcError(parsed["id"], RPCError.internalError, "node is shutting down").serialized()
+        }
+    }
+
+    /// Answers a parsed body on the node's loop (see ``handle(_:node:limit:)``); notifications a
+    /// subscription owes at once (the current head) go to `followUps`, to be sent after the answer.
+    static func respond(_ parsed: JSON, node: Node, context: RPCCallContext, followUps: inout [String]) -> String {
         if let batch = parsed.array {
             guard !batch.isEmpty, batch.count <= 100 else { return rpcError(nil, RPCError.invalidRequest, "a batch holds 1 to 100 calls").serialized() }
             var replies: [JSON] = []
             for (call, ok) in zip(batch, Self.admitted(batch)) {
                 if ok {
-                    if let reply = await Self.call(call, node: node) { replies.append(reply) }
+                    if let reply = Self.call(call, node: node, context: context, followUps: &followUps) { replies.append(reply) }
                 } else if !Self.isNotification(call) {
                     replies.append(rpcError(call["id"], RPCError.limitExceeded,
                                             "the batch exceeds its cost budget of \(Self.batchBudget) (a full metagraph costs 60); send this call separately"))
@@ -117,7 +89,7 @@ public enum HTTPServices {
             }
             return replies.isEmpty ? "" : JSON.array(replies).serialized()
         }
-        return await Self.call(parsed, node: node)?.serialized() ?? ""
+        return Self.call(parsed, node: node, context: context, followUps: &followUps)?.serialized() ?? ""
     }
 
     /// A well-formed call without an `id` member: run, never answered.
@@ -131,8 +103,9 @@ public enum HTTPServices {
         try JSON.parse(body, limits: .init(maxBytes: max(0, limit), maxDepth: 32))
     }
 
-    /// Runs one call; nil for a notification (nothing is sent back, whatever the outcome).
-    static func call(_ request: JSON, node: Node) async -> JSON? {
+    /// Runs one call on the node's loop; nil for a notification (nothing is sent back,
+    /// whatever the outcome).
+    static func call(_ request: JSON, node: Node, context: RPCCallContext, followUps: inout [String]) -> JSON? {
         guard case .object = request else { return rpcError(nil, RPCError.invalidRequest, "a request is a JSON object") }
         var id = request["id"]
         // Ids are strings, numbers or null; anything else is not echoed.
@@ -150,12 +123,14 @@ public enum HTTPServices {
         let params = request["params"] ?? .array([])
         guard params.array != nil || params.object != nil else { return rpcError(id, RPCError.invalidParams, "params must be an array or an object") }
         let result: Result<JSON, RPCError>
-        do {
-            result = try await node.loop.submit { () -> Result<JSON, RPCError> in
-                do throws(RPCError) { return .success(try node.rpc(method: method, params: params)) } catch { return .failure(error) }
-            }
-        } catch {
-            return rpcError(id, RPCError.internalError, "node is shutting down")
+        if !context.methods.allows(method) {
+            result = .failure(RPCError(RPCError.methodNotFound, "RPC call is unsafe to be called externally (the node runs with --rpc-methods safe)"))
+        } else if Self.subscriptionMethods.contains(method) {
+            do throws(RPCError) {
+                result = .success(try Self.subscription(method, params: RPCParams(value: params), node: node, context: context, followUps: &followUps))
+            } catch { result = .failure(error) }
+        } else {
+            do throws(RPCError) { result = .success(try node.rpc(method: method, params: params)) } catch { result = .failure(error) }
         }
         if notification { return nil }
         switch result {
@@ -165,11 +140,14 @@ public enum HTTPServices {
     }
 
     /// Starts the Prometheus endpoint.
-    public static func startMetrics(node: Node, host: String, port: UInt16) throws -> Task<Void, any Error> {
+    /// `extra` adds lines to the node's (the RPC server's metrics).
+    public static func startMetrics(node: Node, host: String, port: UInt16,
+                                    extra: (@Sendable () async -> String)? = nil) throws -> Task<Void, any Error> {
         let server = HTTPServer(address: try .inet(ip4: host, port: port), timeout: 15, logger: .disabled)
         return Task {
             await server.appendRoute("GET /metrics") { _ in
-                let text = (try? await node.loop.submit { node.prometheusText() }) ?? ""
+                var text = (try? await node.loop.submit { node.prometheusText() }) ?? ""
+                if let extra { text += await extra() }
                 return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: Data(text.utf8))
             }
             await server.appendRoute("*") { _ in HTTPResponse(statusCode: .notFound, body: Data("metrics are at /metrics\n".utf8)) }

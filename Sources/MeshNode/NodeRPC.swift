@@ -259,7 +259,7 @@ extension Node {
                                                        ("transactionsFetched", .int(self.counters.compactTransactionsFetched))]))])
         case "rpc_methods":
             // Substrate's shape.
-            return .object([("methods", .array(Node.methods.map { .string($0) })), ("version", .int(1))])
+            return .object([("methods", .array((Node.methods + HTTPServices.listedSubscriptionMethods).map { .string($0) })), ("version", .int(1))])
         default:
             throw RPCError(RPCError.methodNotFound, "method \(method) does not exist; see rpc_methods")
         }

@@ -23,7 +23,8 @@ extension Tensormesh {
                 Join a network:   tensormesh run --chain Bootstrap/chains/public.json --bootnodes NODEID@HOST:30333
                 Development:      tensormesh run --dev
                 Flags may also come from a JSON config file (--config FILE) with the same names in camelCase \
-                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, rpcExternal, rpcCors, validator, key, \
+                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, rpcExternal, rpcCors, rpcMethods, rpcMaxConnections, \
+                rpcRateLimit, rpcMaxSubscriptionsPerConnection, validator, key, \
                 passwordEnv, name, log, outPeers, inPeers, subnetTopic, blocksOnly, queryRelayPort); an unknown key is an error. \
                 Flags win, and --no-validator, --no-rpc-external and --no-blocks-only turn off what the file turns on. \
                 SIGINT and SIGTERM shut the node down cleanly.
@@ -41,7 +42,7 @@ extension Tensormesh {
         var listenAddr: String?
         @Option(help: ArgumentHelp("A peer to connect to: NODEID@HOST:PORT (repeatable).", valueName: "ADDR"))
         var bootnodes: [String] = []
-        @Option(help: "JSON-RPC port (default 9944; 0 disables).")
+        @Option(help: "JSON-RPC port, HTTP and WebSocket (default 9944; 0 disables).")
         var rpcPort: UInt16?
         @Option(help: "Prometheus metrics port (default 9615; 0 disables).")
         var prometheusPort: UInt16?
@@ -49,6 +50,14 @@ extension Tensormesh {
         var rpcExternal: Bool?
         @Option(help: ArgumentHelp("Browser origins allowed to call JSON-RPC: localhost (default: http(s)://localhost:* and 127.0.0.1:*), all, or a comma-separated list of origins.", valueName: "ORIGINS"))
         var rpcCors: String?
+        @Option(help: ArgumentHelp("JSON-RPC methods to serve: safe (not those revealing peers and network), unsafe (all), or auto (default: unsafe on loopback, safe with --rpc-external).", valueName: "POLICY"))
+        var rpcMethods: String?
+        @Option(help: "Most open JSON-RPC connections, HTTP and WebSocket (default 100).")
+        var rpcMaxConnections: Int?
+        @Option(help: "JSON-RPC calls per second from one address, heavy calls counting more (default 1000; 0: no limit).")
+        var rpcRateLimit: Int?
+        @Option(help: "Most subscriptions one WebSocket connection may hold (default 1024).")
+        var rpcMaxSubscriptionsPerConnection: Int?
         @Flag(inversion: .prefixedNo, help: "Produce blocks and vote on finality (the key must be in the validator set; default: no, yes with --dev).")
         var validator: Bool?
         @Option(help: ArgumentHelp("The node's key file (identity and validator key).", valueName: "FILE"))
@@ -75,6 +84,10 @@ extension Tensormesh {
         func validate() throws {
             if self.dev && self.chain != nil && self.chain != "dev" { throw ValidationError("--dev and --chain FILE cannot be combined") }
             if let l = self.log, LogLevel(name: l) == nil { throw ValidationError("--log must be one of error, warn, info, debug, trace") }
+            if let m = self.rpcMethods, m != "auto" && RPCMethodPolicy(rawValue: m) == nil { throw ValidationError("--rpc-methods must be safe, unsafe or auto") }
+            if let n = self.rpcMaxConnections, n < 1 || n > 100_000 { throw ValidationError("--rpc-max-connections must be 1 to 100000") }
+            if let n = self.rpcRateLimit, n < 0 { throw ValidationError("--rpc-rate-limit must be 0 (no limit) or more") }
+            if let n = self.rpcMaxSubscriptionsPerConnection, n < 1 || n > 1 << 20 { throw ValidationError("--rpc-max-subscriptions-per-connection must be 1 to 1048576") }
             for b in self.bootnodes where NodeAddress(b) == nil {
                 throw ValidationError("--bootnodes \(b): expected NODEID@HOST:PORT with a 64-hex-digit node id")
             }
@@ -132,6 +145,18 @@ extension Tensormesh {
                 }
                 config.rpcCors = policy
             }
+            let methods = self.rpcMethods ?? file.string("rpcMethods") ?? "auto"
+            var rpcConfig = RPCServerConfig()
+            if methods == "auto" {
+                rpcConfig.methods = (self.rpcExternal ?? file.flag("rpcExternal") ?? false) ? .safe : .unsafe
+            } else if let m = RPCMethodPolicy(rawValue: methods) {
+                rpcConfig.methods = m
+            } else {
+                throw CommandFailure.usage("rpcMethods must be safe, unsafe or auto (got \(methods))")
+            }
+            rpcConfig.maxConnections = max(1, self.rpcMaxConnections ?? file.int("rpcMaxConnections") ?? 100)
+            rpcConfig.rateLimit = Double(self.rpcRateLimit ?? file.int("rpcRateLimit") ?? 1000)
+            rpcConfig.maxSubscriptionsPerConnection = max(1, self.rpcMaxSubscriptionsPerConnection ?? file.int("rpcMaxSubscriptionsPerConnection") ?? 1024)
             let prom = self.prometheusPort ?? file.uint16("prometheusPort") ?? 9615
             config.prometheusPort = prom == 0 ? nil : prom
             if self.rpcExternal ?? file.flag("rpcExternal") ?? false {
@@ -161,12 +186,23 @@ extension Tensormesh {
                 throw CommandFailure("cannot start the node: \(error)")
             }
             var tasks: [Task<Void, any Error>] = []
+            var rpcServer: RPCServer?
             if let p = config.rpcPort {
-                tasks.append(try HTTPServices.startRPC(node: node, host: config.rpcHost, port: p))
-                log.info("JSON-RPC on http://\(config.rpcHost):\(p)")
+                rpcConfig.host = config.rpcHost
+                rpcConfig.port = p
+                rpcConfig.cors = config.rpcCors
+                rpcConfig.maxRequestBody = config.maxRequestBody
+                do { rpcServer = try await RPCServer.start(node: node, config: rpcConfig) } catch {
+                    try? await loop.submit { node.stop() }
+                    loop.shutdown()
+                    throw CommandFailure("cannot serve JSON-RPC on \(config.rpcHost):\(p): \(error)")
+                }
+                log.info("JSON-RPC on http://\(config.rpcHost):\(p) and ws://\(config.rpcHost):\(p) (methods: \(rpcConfig.methods.rawValue))")
             }
             if let p = config.prometheusPort {
-                tasks.append(try HTTPServices.startMetrics(node: node, host: config.prometheusHost, port: p))
+                let server = rpcServer
+                tasks.append(try HTTPServices.startMetrics(node: node, host: config.prometheusHost, port: p,
+                                                           extra: server.map { s in { @Sendable in await s.metrics() } }))
                 log.info("Prometheus metrics on http://\(config.prometheusHost):\(p)/metrics")
             }
             var relay: (QueryRelay, EventLoop)?
@@ -189,6 +225,7 @@ extension Tensormesh {
                 l.shutdown()
             }
             for t in tasks { t.cancel() }
+            rpcServer?.stop()
             loop.shutdown()
         }
 
@@ -252,6 +289,7 @@ struct ConfigFile {
 
     /// Every key a config file may hold: the long options of `run`, in camelCase.
     static let keys: Set<String> = ["basePath", "chain", "port", "listenAddr", "bootnodes", "rpcPort", "prometheusPort", "rpcExternal", "rpcCors",
+                                    "rpcMethods", "rpcMaxConnections", "rpcRateLimit", "rpcMaxSubscriptionsPerConnection",
                                     "validator", "key", "passwordEnv", "name", "log", "outPeers", "inPeers", "subnetTopic", "blocksOnly",
                                     "queryRelayPort"]
 

@@ -25,7 +25,7 @@ func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> S
 
 public enum FuzzTargets {
     /// Every target, by name.
-    public static let all: [FuzzTarget] = DecoderTargets.all + StatefulTargets.all + FileTargets.all
+    public static let all: [FuzzTarget] = DecoderTargets.all + StatefulTargets.all + FileTargets.all + [RPCWireTarget.target]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
 }
