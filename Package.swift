@@ -171,7 +171,7 @@ let package = Package(
         .target(name: "MeshTestSupport", dependencies: ["MeshCodec"], path: "Tests/MeshTestSupport", swiftSettings: strict),
         .testTarget(name: "MeshCodecTests", dependencies: ["MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshCryptoTests", dependencies: ["MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
-        .testTarget(name: "MeshKeystoreTests", dependencies: ["MeshKeystore", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshKeystoreTests", dependencies: ["MeshKeystore", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshIncentiveTests", dependencies: ["MeshIncentive", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshChannelTests", dependencies: ["MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshNetworkTests", dependencies: ["MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),

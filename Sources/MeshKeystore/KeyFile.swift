@@ -77,15 +77,67 @@ public enum KeyFile {
         return Array(try encoder.encode(doc)) + [0x0a]
     }
 
+    /// An unencrypted key file: the same format and fields a tool reads without a password,
+    /// `"encrypted": false` and the 32-byte seed in hex. Hotkeys are written so by default (as
+    /// btcli does), so a miner restarts unattended; the file's mode 0600 is its protection.
+    struct PlainDocument: Codable {
+        var format: String
+        var type: String
+        var publicKey: String
+        var encrypted: Bool
+        var seed: String
+    }
+
+    /// Writes `key` unencrypted (see ``PlainDocument``).
+    public static func sealUnencrypted(_ key: Ed25519.PrivateKey) throws -> [UInt8] {
+        var seed = key.seed().withUnsafeBytes { Array($0) }
+        defer { Memory.zero(&seed) }
+        let doc = PlainDocument(format: format, type: "ed25519", publicKey: key.publicKey.hex, encrypted: false, seed: Hex.encode(seed))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(doc)) + [0x0a]
+    }
+
+    /// Whether opening the file takes a password (false for an unencrypted key file).
+    public static func isEncrypted(_ bytes: [UInt8]) throws(KeystoreError) -> Bool {
+        if try plain(bytes) != nil { return false }
+        _ = try parse(bytes)
+        return true
+    }
+
+    /// The unencrypted document, or nil when the file is an encrypted one.
+    private static func plain(_ bytes: [UInt8]) throws(KeystoreError) -> PlainDocument? {
+        guard bytes.count <= maximumFileSize, !bytes.isEmpty,
+              let doc = try? JSONDecoder().decode(PlainDocument.self, from: Data(bytes)), !doc.encrypted else { return nil }
+        guard doc.format == format else { throw .unsupportedFormat(doc.format) }
+        guard doc.type == "ed25519" else { throw .malformed(reason: "unknown key type \"\(doc.type)\"") }
+        return doc
+    }
+
+    private static func openPlain(_ doc: PlainDocument) throws(KeystoreError) -> Ed25519.PrivateKey {
+        guard var seed = Hex.decode(doc.seed, count: 32) else { throw .malformed(reason: "seed is not 32 bytes of hex") }
+        defer { Memory.zero(&seed) }
+        let key: Ed25519.PrivateKey
+        do { key = try Ed25519.PrivateKey(seedBytes: seed) } catch { throw .malformed(reason: "seed is not 32 bytes") }
+        guard key.publicKey.hex == doc.publicKey.lowercased() else { throw .tampered(reason: "public key does not match the seed") }
+        return key
+    }
+
     /// Reads the public key without the password (no authenticity is implied).
     public static func publicKey(of bytes: [UInt8]) throws(KeystoreError) -> Ed25519.PublicKey {
+        if let p = try plain(bytes) {
+            guard let pk = Ed25519.PublicKey(hex: p.publicKey) else { throw .malformed(reason: "publicKey is not 32 bytes of hex") }
+            return pk
+        }
         let doc = try parse(bytes)
         guard let pk = Ed25519.PublicKey(hex: doc.publicKey) else { throw .malformed(reason: "publicKey is not 32 bytes of hex") }
         return pk
     }
 
-    /// Decrypts a key file. Distinguishes a wrong password from a damaged or altered file.
+    /// Decrypts a key file. Distinguishes a wrong password from a damaged or altered file. An
+    /// unencrypted file opens whatever the password.
     public static func open(_ bytes: [UInt8], password: SecureBytes) throws(KeystoreError) -> Ed25519.PrivateKey {
+        if let p = try plain(bytes) { return try openPlain(p) }
         let doc = try parse(bytes)
         guard doc.type == "ed25519" else { throw .malformed(reason: "unknown key type \"\(doc.type)\"") }
         guard doc.kdf.name == "argon2id" else { throw .malformed(reason: "unknown kdf \"\(doc.kdf.name)\"") }

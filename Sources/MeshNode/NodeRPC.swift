@@ -80,7 +80,7 @@ struct RPCParams {
 
     func account(_ index: Int, _ name: String) throws(RPCError) -> AccountID {
         let s = try self.string(index, name)
-        guard let a = AccountID(hex: s.hasPrefix("0x") ? String(s.dropFirst(2)) : s) else { throw .params("\(name) must be 64 hex digits") }
+        guard let a = AccountID(address: s) else { throw .params("\(name) must be an SS58 address or 64 hex digits") }
         return a
     }
 

@@ -43,8 +43,12 @@ struct WalletOptions: ParsableArguments {
         }
     }
 
+    /// The hotkey; asks for the password only when the hotkey file is encrypted.
     func hotkeyKey() throws -> Ed25519.PrivateKey {
-        do { return try self.handle.hotkey(self.hotkey, password: try self.password()) } catch let e as KeystoreError {
+        do {
+            let encrypted = try self.handle.hotkeyIsEncrypted(self.hotkey)
+            return try self.handle.hotkey(self.hotkey, password: encrypted ? try self.password() : SecureBytes(copying: [UInt8]()))
+        } catch let e as KeystoreError {
             throw CommandFailure("hotkey \(self.wallet)/\(self.hotkey): \(e.description)")
         }
     }
@@ -114,8 +118,7 @@ enum Submit {
     }
 
     static func account(_ text: String, _ flag: String) throws -> AccountID {
-        let t = text.hasPrefix("0x") ? String(text.dropFirst(2)) : text
-        guard let a = AccountID(hex: t) else { throw ValidationError("\(flag) must be a 64-hex-digit public key") }
+        guard let a = AccountID(address: text) else { throw ValidationError("\(flag) must be an SS58 address (5…) or a 64-hex-digit public key") }
         return a
     }
 }

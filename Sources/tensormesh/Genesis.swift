@@ -68,8 +68,8 @@ extension Tensormesh.Genesis {
             guard (0...16).contains(self.subnets) else { throw ValidationError("--subnets must be 0...16") }
             for e in self.endow {
                 let parts = e.split(separator: ":")
-                guard parts.count == 2, AccountID(hex: String(parts[0])) != nil, Token.parse(String(parts[1])) != nil else {
-                    throw ValidationError("--endow \(e): expected PUBKEY:TAO with a 64-hex-digit key")
+                guard parts.count == 2, AccountID(address: String(parts[0])) != nil, Token.parse(String(parts[1])) != nil else {
+                    throw ValidationError("--endow \(e): expected ADDRESS:TAO with an SS58 address or a 64-hex-digit key")
                 }
             }
         }
@@ -106,7 +106,7 @@ extension Tensormesh.Genesis {
             spec.bootnodes = addresses
             for e in self.endow {
                 let parts = e.split(separator: ":")
-                spec.balances.append((AccountID(hex: String(parts[0]))!, Token.parse(String(parts[1]))!))
+                spec.balances.append((AccountID(address: String(parts[0]))!, Token.parse(String(parts[1]))!))
             }
             for i in 0..<self.subnets {
                 var sp = SubnetParams()
