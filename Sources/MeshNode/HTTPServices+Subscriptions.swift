@@ -17,11 +17,35 @@ extension HTTPServices {
         "subnet_subscribeEvents", "subnet_unsubscribeEvents",
     ]
 
-    /// The names `rpc_methods` lists for subscriptions (the aliases are not listed).
-    static let listedSubscriptionMethods = [
+    /// The names `rpc_methods` lists beside the node's own: subscriptions (not their aliases) and log filters.
+    static let listedMethods = ["system_addLogFilter", "system_resetLogFilter",
         "chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "chain_subscribeFinalizedHeads", "chain_unsubscribeFinalizedHeads",
         "author_submitAndWatchTransaction", "author_unwatchTransaction", "subnet_subscribeEvents", "subnet_unsubscribeEvents",
     ]
+
+    /// Substrate's `system_addLogFilter` (directives added to the running filter) and
+    /// `system_resetLogFilter` (back to the filter the node started with); nil for other methods.
+    static func logFilterMethod(_ method: String, params: RPCParams, node: Node, context: RPCCallContext) -> Result<JSONValue, RPCError>? {
+        switch method {
+        case "system_addLogFilter":
+            do {
+                let directives = try params.string(0, "directives")
+                var filter = node.log.filter
+                try filter.add(directives)
+                node.log.setFilter(filter)
+                return .success(.null)
+            } catch let e as RPCError {
+                return .failure(e)
+            } catch {
+                return .failure(.params("\(error)"))
+            }
+        case "system_resetLogFilter":
+            node.log.setFilter(context.server?.initialLogFilter ?? LogFilter(defaultLevel: node.config.logLevel))
+            return .success(.null)
+        default:
+            return nil
+        }
+    }
 
     /// Runs a subscription method for a WebSocket connection, on the node's loop.
     static func subscription(_ method: String, params: RPCParams, node: Node, context: RPCCallContext,

@@ -125,6 +125,8 @@ public enum HTTPServices {
         let result: Result<JSON, RPCError>
         if !context.methods.allows(method) {
             result = .failure(RPCError(RPCError.methodNotFound, "RPC call is unsafe to be called externally (the node runs with --rpc-methods safe)"))
+        } else if let f = Self.logFilterMethod(method, params: RPCParams(value: params), node: node, context: context) {
+            result = f
         } else if Self.subscriptionMethods.contains(method) {
             do throws(RPCError) {
                 result = .success(try Self.subscription(method, params: RPCParams(value: params), node: node, context: context, followUps: &followUps))

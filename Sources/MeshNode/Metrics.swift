@@ -27,6 +27,18 @@ extension Node {
     }
 
     /// The Prometheus text exposition (all names prefixed `tensormesh_`).
+    /// A label's values with their counts, sorted, at most `limit` series: past it the smallest
+    /// are summed under "other" (the reasons are the node's own words, but a metric's series
+    /// stay bounded whatever a future caller passes).
+    static func bounded(_ counts: [String: Int], limit: Int = 32) -> [(String, Int)] {
+        guard counts.count > limit else { return counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+        let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        var kept = Array(ranked.prefix(limit - 1))
+        kept.append(("other", ranked.dropFirst(limit - 1).reduce(0) { $0 + $1.value }))
+        return kept.sorted { $0.0 < $1.0 }
+    }
+
+    /// The Prometheus text exposition (names prefixed `tensormesh_`, and the standard `process_*`).
     public func prometheusText() -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
@@ -59,7 +71,7 @@ extension Node {
         metric("finality_messages_total", "counter", "Finality messages received on the direct stream.",
                [("", Double(self.counters.finalityMessages))])
         metric("invalid_messages_total", "counter", "Invalid messages from peers by reason.",
-               self.counters.invalidMessages.sorted { $0.key < $1.key }.map { (Self.label("reason", $0.key), Double($0.value)) })
+               Self.bounded(self.counters.invalidMessages).map { (Self.label("reason", $0.0), Double($0.1)) })
         // Protocols: the node's own; names peers chose are "other".
         let known = Set(ProtocolName.all)
         var inBy = self.closedBytesIn
@@ -72,7 +84,7 @@ extension Node {
                inBy.sorted { $0.key < $1.key }.map { ("direction=\"in\"," + Self.label("protocol", $0.key), Double($0.value)) }
                    + outBy.sorted { $0.key < $1.key }.map { ("direction=\"out\"," + Self.label("protocol", $0.key), Double($0.value)) })
         metric("handshake_failures_total", "counter", "Failed secure-channel handshakes by reason.",
-               self.host.counters.handshakeFailures.sorted { $0.key < $1.key }.map { (Self.label("reason", $0.key), Double($0.value)) })
+               Self.bounded(self.host.counters.handshakeFailures).map { (Self.label("reason", $0.0), Double($0.1)) })
         metric("connections_refused_total", "counter", "Connections refused by limits.", [("", Double(self.host.tracker.refused + self.host.counters.refusedByLimits))])
         metric("send_queued_bytes", "gauge", "Bytes queued for sending to all peers (channel and socket queues).", [("", Double(self.host.totalQueuedBytes))])
         metric("peers_dropped_send_budget_total", "counter", "Peers cut off because the node's send budget was spent while they held more than their share.",
@@ -88,6 +100,11 @@ extension Node {
                 ("outcome=\"fallback\"", Double(self.counters.compactFallbacks))])
         metric("compact_transactions_fetched_total", "counter", "Transactions fetched to complete compact blocks.", [("", Double(self.counters.compactTransactionsFetched))])
         metric("reorgs_total", "counter", "Best-chain reorganisations.", [("", Double(self.counters.reorgs))])
+        out += self.histograms.importSeconds.render("tensormesh_block_import_seconds",
+                                                    help: "Time the node spent on a message from a peer until each block it carried was imported (gossip or sync).")
+        out += self.histograms.finalityLagSeconds.render("tensormesh_finality_lag_at_finalization_seconds",
+                                                         help: "Age of a block (since its timestamp) when the node finalized it.")
+        out += ProcessMetrics.text()
         return out
     }
 }

@@ -59,6 +59,12 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var closedBytesIn: [String: Int] = [:]
     var closedBytesOut: [String: Int] = [:]
     var lastInformant = (bytesIn: 0, bytesOut: 0, at: UInt64(0))
+    /// Histograms of block import time and finality lag (metrics), and the best block's speed
+    /// (the informant, `system_syncState`).
+    var histograms = NodeHistograms()
+    var syncProgress = SyncProgress()
+    /// When the core call now running started, or its last import (import-time histogram).
+    var importMark: UInt64?
     /// The address peers can dial us at (listen port).
     public private(set) var listenAddress: SocketAddress?
     /// Called with what the core reports (imports, finality, epochs), on the loop.
@@ -209,6 +215,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
                 NodeRecord(key: key, seq: seq, ip: ip, tcpPort: old.tcpPort, udpPort: old.udpPort, roles: old.roles, genesis: old.genesis)
             }
         case .event(let e):
+            self.observe(e)
             self.onEvent?(e)
         }
     }
@@ -322,6 +329,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     public func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
         guard let tag = self.tagOf[ObjectIdentifier(peer)], let c = self.connections[tag] else { return }
         let now = self.clock.now()
+        self.importMark = EventLoop.now()
+        defer { self.importMark = nil }
         if let rid = c.requests.removeValue(forKey: stream) {
             c.requestStreams[rid] = nil
             self.core.response(tag, rid, message, now: now)
@@ -367,10 +376,20 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         let inRate = Double(max(0, bytesIn - self.lastInformant.bytesIn)) / elapsed / 1024
         let outRate = Double(max(0, bytesOut - self.lastInformant.bytesOut)) / elapsed / 1024
         self.lastInformant = (bytesIn, bytesOut, now)
-        let status = self.isSyncing ? "⚙️  Syncing" : "💤 Idle"
         let best = self.chain.best
         let fin = self.chain.finalized
+        self.syncProgress.record(now: now, best: best.number)
+        let peers = self.core.peers.connected.count
         let found = self.discovery.map { ", \($0.core.table.count) discovered" } ?? ""
-        self.log.info("\(status) (\(self.core.peers.connected.count) peers\(found)), best: #\(best.number) (\(best.hash.hex.prefix(10))…), finalized #\(fin.number) (\(fin.hash.hex.prefix(10))…), ⬇ \(String(format: "%.1f", inRate))kiB/s ⬆ \(String(format: "%.1f", outRate))kiB/s")
+        let rates = "⬇ \(String(format: "%.1f", inRate))kiB/s ⬆ \(String(format: "%.1f", outRate))kiB/s"
+        let heads = "best: #\(best.number) (\(best.hash.hex.prefix(10))…), finalized #\(fin.number) (\(fin.hash.hex.prefix(10))…)"
+        if self.isSyncing {
+            // Substrate's shape: speed, target, then the heads; and how long until the target.
+            let target = self.syncTarget
+            let eta = self.syncProgress.eta(best: best.number, target: target).map { ", ETA \(SyncProgress.format(seconds: $0))" } ?? ""
+            self.log.info("⚙️  Syncing \(String(format: "%.1f", self.syncProgress.blocksPerSecond)) bps, target=#\(target) (\(peers) peers\(found)), \(heads), \(rates)\(eta)")
+        } else {
+            self.log.info("💤 Idle (\(peers) peers\(found)), \(heads), \(rates)")
+        }
     }
 }

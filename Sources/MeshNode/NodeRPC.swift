@@ -120,9 +120,13 @@ extension Node {
         case "system_syncState":
             // Substrate's shape: where sync started, where we are, the best any peer claims
             // (claims are hints; see `isSyncing`).
-            let highest = max(self.chain.best.number, self.core.peers.connected.values.map { $0.best.number }.max() ?? 0)
+            // Beside Substrate's three: the speed the informant measures and the time to the target.
+            let highest = self.syncTarget
+            let progress = self.syncProgress
             return .object([("startingBlock", .int(self.core.startingBlock)), ("currentBlock", .int(self.chain.best.number)),
-                            ("highestBlock", .int(highest))])
+                            ("highestBlock", .int(highest)), ("isSyncing", .bool(self.isSyncing)),
+                            ("blocksPerSecond", .double((progress.blocksPerSecond * 10).rounded() / 10)),
+                            ("etaSeconds", progress.eta(best: self.chain.best.number, target: highest).map { .int(Int($0.rounded())) } ?? .null)])
         case "system_properties":
             return .object([("ss58Format", .int(42)), ("tokenDecimals", .int(9)), ("tokenSymbol", .string("TAO"))])
         case "chain_getBlockHash":
@@ -259,7 +263,7 @@ extension Node {
                                                        ("transactionsFetched", .int(self.counters.compactTransactionsFetched))]))])
         case "rpc_methods":
             // Substrate's shape.
-            return .object([("methods", .array((Node.methods + HTTPServices.listedSubscriptionMethods).map { .string($0) })), ("version", .int(1))])
+            return .object([("methods", .array((Node.methods + HTTPServices.listedMethods).map { .string($0) })), ("version", .int(1))])
         default:
             throw RPCError(RPCError.methodNotFound, "method \(method) does not exist; see rpc_methods")
         }

@@ -67,6 +67,8 @@ public final class RPCServer: @unchecked Sendable {
     private var buckets: [[UInt8]: TokenBucket] = [:]
     /// Confined to the node's loop.
     var hub: SubscriptionHub!
+    /// The node's log filter when the server started (`system_resetLogFilter`).
+    let initialLogFilter: LogFilter
     /// Counters for metrics (loop-confined; read through ``metrics()``).
     private var counters = Counters()
 
@@ -77,6 +79,7 @@ public final class RPCServer: @unchecked Sendable {
         var rateLimited = 0
         var slowClientsDropped = 0
         var malformed = 0
+        var callSeconds = Histogram.seconds()
     }
 
     /// Starts listening; returns the server once it accepts connections.
@@ -100,6 +103,7 @@ public final class RPCServer: @unchecked Sendable {
 
     init(node: Node, config: RPCServerConfig, loop: EventLoop) {
         self.node = node
+        self.initialLogFilter = node.log.filter
         self.config = config
         self.loop = loop
     }
@@ -194,11 +198,15 @@ public final class RPCServer: @unchecked Sendable {
         let context = RPCCallContext(methods: self.config.methods, connection: c.isWebSocket ? c.id : nil, server: self)
         let node = self.node
         let back = LoopConfined(reply, loop: self.loop)
+        let started = EventLoop.now()
         node.loop.execute { [self] in
             var followUps: [String] = []
             let text = HTTPServices.respond(parsed, node: node, context: context, followUps: &followUps)
             let notes = followUps
-            self.loop.execute { back.value(text, 200, notes) }
+            self.loop.execute {
+                self.counters.callSeconds.observe(Double(EventLoop.now() &- started) / 1e9)
+                back.value(text, 200, notes)
+            }
         }
     }
 
@@ -232,6 +240,8 @@ public final class RPCServer: @unchecked Sendable {
         metric("rpc_malformed_total", "counter", "Requests that were not JSON.", [("", c.malformed)])
         metric("rpc_subscriptions", "gauge", "Live JSON-RPC subscriptions.", [("", subs)])
         metric("rpc_slow_clients_dropped_total", "counter", "WebSocket clients dropped for not reading their notifications.", [("", c.slowClientsDropped)])
+        out += c.callSeconds.render("tensormesh_rpc_request_duration_seconds",
+                                    help: "Time from a JSON-RPC request (one call or a batch) read to its answer ready, queueing on the node's loop included.")
         return out
     }
 }

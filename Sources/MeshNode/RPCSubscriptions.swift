@@ -151,10 +151,19 @@ final class SubscriptionHub {
     }
 
     private func startTracking() {
-        self.lastBest = self.node.chain.best
-        self.lastFinalized = self.node.chain.finalized
+        let chain = self.node.chain
+        self.lastBest = chain.best
+        self.lastFinalized = chain.finalized
         self.reported = LRUSet(capacity: 2048)
-        _ = self.reported.insert(self.node.chain.best.hash)
+        // The best block and its ancestors are what a subscriber starts from (its first
+        // notification is the best header): history, never reported as new heads. A later
+        // reorganisation reports only the blocks of the new branch.
+        var cursor = chain.best.hash
+        for _ in 0..<1024 {
+            _ = self.reported.insert(cursor)
+            guard let h = chain.header(cursor), h.number > 0 else { break }
+            cursor = h.parentHash
+        }
     }
 
     private func scheduleTimer() {

@@ -23,8 +23,8 @@ extension Tensormesh {
                 Join a network:   tensormesh run --chain Bootstrap/chains/public.json --bootnodes NODEID@HOST:30333
                 Development:      tensormesh run --dev
                 Flags may also come from a JSON config file (--config FILE) with the same names in camelCase \
-                (basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, rpcExternal, rpcCors, rpcMethods, rpcMaxConnections, \
-                rpcRateLimit, rpcMaxSubscriptionsPerConnection, validator, key, \
+                (dev, basePath, chain, port, listenAddr, bootnodes, rpcPort, prometheusPort, rpcExternal, rpcCors, rpcMethods, rpcMaxConnections, \
+                rpcRateLimit, rpcMaxSubscriptionsPerConnection, validator, key, disableLogColor, \
                 passwordEnv, name, log, outPeers, inPeers, subnetTopic, blocksOnly, queryRelayPort); an unknown key is an error. \
                 Flags win, and --no-validator, --no-rpc-external and --no-blocks-only turn off what the file turns on. \
                 SIGINT and SIGTERM shut the node down cleanly.
@@ -66,8 +66,10 @@ extension Tensormesh {
         var passwordEnv: String?
         @Option(help: "A name for this node (logs, RPC).")
         var name: String?
-        @Option(help: "Log level: error, warn, info, debug, trace.")
+        @Option(help: ArgumentHelp("Log level, and levels per target: info, or info,sync=debug,finality=trace (targets: sync, gossip, finality, discovery, peers, rpc, tensormesh).", valueName: "DIRECTIVES"))
         var log: String?
+        @Flag(help: "Never colour log levels (they are coloured only when standard error is a terminal).")
+        var disableLogColor = false
         @Option(help: ArgumentHelp("A JSON config file.", valueName: "FILE"))
         var config: String?
         @Option(help: "Target outbound peers (default 8).")
@@ -83,7 +85,9 @@ extension Tensormesh {
 
         func validate() throws {
             if self.dev && self.chain != nil && self.chain != "dev" { throw ValidationError("--dev and --chain FILE cannot be combined") }
-            if let l = self.log, LogLevel(name: l) == nil { throw ValidationError("--log must be one of error, warn, info, debug, trace") }
+            if let l = self.log {
+                do { _ = try LogFilter(directives: l) } catch { throw ValidationError("--log: \(error.description)") }
+            }
             if let m = self.rpcMethods, m != "auto" && RPCMethodPolicy(rawValue: m) == nil { throw ValidationError("--rpc-methods must be safe, unsafe or auto") }
             if let n = self.rpcMaxConnections, n < 1 || n > 100_000 { throw ValidationError("--rpc-max-connections must be 1 to 100000") }
             if let n = self.rpcRateLimit, n < 0 { throw ValidationError("--rpc-rate-limit must be 0 (no limit) or more") }
@@ -96,9 +100,13 @@ extension Tensormesh {
         func run() async throws {
             let file = try self.config.map { try ConfigFile.load($0) } ?? ConfigFile(values: .object([]))
             let queryRelayPort = self.queryRelayPort ?? file.uint16("queryRelayPort") ?? 0
-            let level = LogLevel(name: self.log ?? file.string("log") ?? "info") ?? .info
-            let log = Log(level: level)
-            let isDev = self.dev || self.chain == "dev" || file.string("chain") == "dev"
+            let filter: LogFilter
+            do { filter = try LogFilter(directives: self.log ?? file.string("log") ?? "info") } catch {
+                throw CommandFailure.usage("--log: \(error.description)")
+            }
+            let level = filter.defaultLevel
+            let log = Log(filter: filter, colour: (self.disableLogColor || file.flag("disableLogColor") == true) ? false : nil)
+            let isDev = self.dev || file.flag("dev") == true || self.chain == "dev" || file.string("chain") == "dev"
             var basePath = self.basePath ?? file.string("basePath")
             if basePath == nil {
                 if isDev {
@@ -288,8 +296,8 @@ struct ConfigFile {
     }
 
     /// Every key a config file may hold: the long options of `run`, in camelCase.
-    static let keys: Set<String> = ["basePath", "chain", "port", "listenAddr", "bootnodes", "rpcPort", "prometheusPort", "rpcExternal", "rpcCors",
-                                    "rpcMethods", "rpcMaxConnections", "rpcRateLimit", "rpcMaxSubscriptionsPerConnection",
+    static let keys: Set<String> = ["dev", "basePath", "chain", "port", "listenAddr", "bootnodes", "rpcPort", "prometheusPort", "rpcExternal", "rpcCors",
+                                    "rpcMethods", "rpcMaxConnections", "rpcRateLimit", "rpcMaxSubscriptionsPerConnection", "disableLogColor",
                                     "validator", "key", "passwordEnv", "name", "log", "outPeers", "inPeers", "subnetTopic", "blocksOnly",
                                     "queryRelayPort"]
 

@@ -36,9 +36,9 @@ struct LocalNet {
     func address(_ i: Int) -> String { "\(self.validatorIDs[i])@127.0.0.1:\(self.ports[i])" }
 
     /// Node `i` (a validator when `validator`), bootstrapped from node 0.
-    func start(_ i: Int, validator: Bool, run: Int = 0, bootnodes: [String] = [], extra: [String] = []) throws -> BackgroundProcess {
+    func start(_ i: Int, validator: Bool, run: Int = 0, bootnodes: [String] = [], extra: [String] = [], prometheusPort: UInt16 = 0) throws -> BackgroundProcess {
         var args = ["run", "--chain", self.dir + "/spec/chain-spec.json", "--base-path", self.dir + "/n\(i)", "--port", String(self.ports[i]),
-                    "--listen-addr", "127.0.0.1", "--rpc-port", String(self.rpc[i]), "--prometheus-port", "0", "--name", "n\(i)",
+                    "--listen-addr", "127.0.0.1", "--rpc-port", String(self.rpc[i]), "--prometheus-port", String(prometheusPort), "--name", "n\(i)",
                     "--log", "debug"]
         for b in bootnodes { args += ["--bootnodes", b] }
         args += extra

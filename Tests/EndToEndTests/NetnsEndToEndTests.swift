@@ -70,7 +70,7 @@ struct NetnsEndToEndTests {
             // Every node uses the same ports on its own address, and listens on the wildcard:
             // its address in the node record comes from what peers observe.
             var args = ["netns", "exec", hosts.ns(i), tm, "run", "--chain", dir + "/spec/chain-spec.json", "--base-path", dir + "/n\(i)",
-                        "--port", "30333", "--rpc-port", "9944", "--rpc-external", "--prometheus-port", "0", "--name", "host\(i)", "--log", "debug"]
+                        "--port", "30333", "--rpc-port", "9944", "--rpc-external", "--rpc-methods", "unsafe", "--prometheus-port", "0", "--name", "host\(i)", "--log", "debug"]
             if i == 0 { args += ["--key", dir + "/spec/validator-0.key", "--password-env", "TM_PW", "--validator"] }
             nodes.append(try BackgroundProcess(hosts.ip, args, environment: env, log: dir + "/n\(i).log"))
         }
