@@ -95,7 +95,7 @@ let package = Package(
         .target(name: "MeshQuery", dependencies: ["MeshNetwork", "MeshChannel", "MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // Client of a node's JSON-RPC (CLI, SDK, tools).
-        .target(name: "MeshClient", dependencies: ["MeshChain", "MeshCodec", "MeshCrypto"], swiftSettings: strict),
+        .target(name: "MeshClient", dependencies: ["MeshChain", "MeshCodec", "MeshCrypto", "MeshHTTP"], swiftSettings: strict),
 
         // The subnet SDK: synapses, miner, validator loop.
         .target(
@@ -193,7 +193,7 @@ let package = Package(
             name: "MeshNodeCoreTests",
             dependencies: ["MeshNodeCore", "MeshSim", "MeshChain", "MeshChannel", "MeshCodec", "MeshCrypto", "MeshFinality", "MeshGossip", "MeshTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshHTTP", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshHTTP", "MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]

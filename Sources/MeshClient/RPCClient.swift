@@ -1,26 +1,47 @@
 import Dispatch
 import Foundation
 import MeshCodec
-#if canImport(Glibc)
-import Glibc
+#if canImport(FoundationNetworking)
+import FoundationNetworking
 #endif
 
-/// A small blocking JSON-RPC 2.0 client over HTTP/1.1 (for the CLI and tools).
+/// A blocking JSON-RPC 2.0 client over HTTP(S) (for the CLI, the SDK and tools), through
+/// FoundationNetworking's URLSession: `http://` and `https://` URLs with any host (names,
+/// IPv4, `[IPv6]`), an optional port (the scheme's default otherwise: 80, 443) and an optional
+/// path (a node behind a reverse proxy). `ws://`/`wss://` URLs of the same port are taken too.
+/// A bare `host:port` means `http://host:port`. Answers are bounded (``maxAnswerBytes``) and
+/// every call has one deadline.
 public struct RPCClient: Sendable {
+    /// The endpoint calls are posted to.
+    public let url: URL
+    /// The host as given (without brackets) and the port in use, for messages.
     public let host: String
     public let port: UInt16
     public var timeoutSeconds: Int = 10
+    /// Largest answer accepted; a bigger one is cut off with an error.
+    public static let maxAnswerBytes = 64 << 20
 
-    /// Parses `http://HOST:PORT` (the default is the local node, http://127.0.0.1:9944).
-    public init(url: String) throws {
-        var rest = url
-        if rest.hasPrefix("http://") { rest.removeFirst(7) }
-        if rest.hasSuffix("/") { rest.removeLast() }
-        guard let colon = rest.lastIndex(of: ":"), let port = UInt16(rest[rest.index(after: colon)...]) else {
-            throw Failure.connection("the RPC URL must look like http://127.0.0.1:9944, got \(url)")
+    /// Parses the node's URL (default for the tools: http://127.0.0.1:9944).
+    public init(url text: String) throws(Failure) {
+        var t = text.trimmingCharacters(in: .whitespaces)
+        if !t.contains("://") { t = "http://" + t }
+        guard var c = URLComponents(string: t), let scheme = c.scheme?.lowercased(), let host = c.host, !host.isEmpty else {
+            throw .connection("the RPC URL must look like http://127.0.0.1:9944 or https://node.example/rpc, got \(text)")
         }
-        self.host = String(rest[rest.startIndex..<colon])
-        self.port = port
+        switch scheme {
+        case "http", "ws": c.scheme = "http"
+        case "https", "wss": c.scheme = "https"
+        default: throw .connection("the RPC URL's scheme must be http or https, got \(scheme)")
+        }
+        guard c.user == nil, c.password == nil, c.query == nil, c.fragment == nil else {
+            throw .connection("the RPC URL takes no credentials, query or fragment: \(text)")
+        }
+        if let p = c.port, UInt16(exactly: p) == nil || p == 0 { throw .connection("port \(p) is out of range in \(text)") }
+        if c.path.isEmpty { c.path = "/" }
+        guard let url = c.url else { throw .connection("cannot use the RPC URL \(text)") }
+        self.url = url
+        self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        self.port = c.port.flatMap { UInt16(exactly: $0) } ?? (c.scheme == "https" ? 443 : 80)
     }
 
     /// Why a call failed.
@@ -41,8 +62,7 @@ public struct RPCClient: Sendable {
     /// Calls `method` and returns its result.
     public func call(_ method: String, _ params: JSONValue = .array([])) throws(Failure) -> JSONValue {
         let request: JSONValue = .object([("jsonrpc", "2.0"), ("id", 1), ("method", .string(method)), ("params", params)])
-        let body = Array(request.serialized().utf8)
-        let raw = try self.post(body)
+        let raw = try self.post(Array(request.serialized().utf8))
         let reply: JSONValue
         do { reply = try JSONValue.parse(raw) } catch { throw .http("not JSON: \(error)") }
         if let err = reply["error"] {
@@ -51,155 +71,108 @@ public struct RPCClient: Sendable {
         return reply["result"] ?? .null
     }
 
+    /// Posts a body and returns the answer's body (empty for 204: a JSON-RPC notification).
     func post(_ body: [UInt8]) throws(Failure) -> [UInt8] {
-        // One deadline for the whole call: a server that dribbles a byte just under the
-        // receive timeout cannot hold the caller forever.
-        let timeout = max(1, self.timeoutSeconds)
-        let deadline = DispatchTime.now().uptimeNanoseconds.addingSaturated(UInt64(timeout).multipliedSaturated(by: 1_000_000_000))
-        func remaining() throws(Failure) -> timeval {
-            let now = DispatchTime.now().uptimeNanoseconds
-            guard now < deadline else { throw .connection("\(self.host):\(self.port): no complete answer within \(timeout) s") }
-            let left = deadline - now
-            // Never zero: a zero timeval means "block forever".
-            return timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: max(1, Int(left % 1_000_000_000 / 1000)))
+        var request = URLRequest(url: self.url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: TimeInterval(max(1, self.timeoutSeconds)))
+        request.httpMethod = "POST"
+        request.httpBody = Data(body)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        let (status, data, error) = HTTPTransport.shared.run(request, limit: Self.maxAnswerBytes, timeout: Double(max(1, self.timeoutSeconds)))
+        if let error { throw .connection("\(self.url.absoluteString): \(error)") }
+        return try Self.answer(status: status, body: data)
+    }
+
+    /// What an HTTP answer means for a JSON-RPC call: its body, or why not.
+    package static func answer(status: Int, body: [UInt8]) throws(Failure) -> [UInt8] {
+        if status == 204 { return [] }
+        guard status == 200 else {
+            let text = String(decoding: body.prefix(200), as: UTF8.self)
+            let message = (try? JSONValue.parse(body))?["error"]?["message"]?.string ?? text
+            throw .http("HTTP status \(status)\(message.isEmpty ? "" : ": \(message)")")
         }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(self.host, String(self.port), &hints, &res) == 0, let ai = res else { throw .connection("cannot resolve \(self.host)") }
-        defer { freeaddrinfo(res) }
-        let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, 0)
-        guard fd >= 0 else { throw .connection(String(cString: strerror(errno))) }
-        defer { close(fd) }
-        func setTimeouts() throws(Failure) {
-            var tv = try remaining()
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        }
-        try setTimeouts()  // SO_SNDTIMEO also bounds connect on Linux
-        guard connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 else {
-            throw .connection("\(self.host):\(self.port): \(String(cString: strerror(errno)))")
-        }
-        let head = "POST / HTTP/1.1\r\nHost: \(self.host):\(self.port)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        let out = Array(head.utf8) + body
-        var sent = 0
-        while sent < out.count {
-            try setTimeouts()
-            let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + sent, out.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { throw .connection("send: \(String(cString: strerror(errno)))") }
-            sent += n
-        }
-        var reader = HTTPResponseReader()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        var answer: HTTPResponseReader.Response?
-        while answer == nil {
-            try setTimeouts()
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { _ = try remaining() }  // throws once the deadline passed
-                throw .connection("receive: \(String(cString: strerror(errno)))")
-            }
-            answer = n == 0 ? try reader.finish() : try reader.feed(buf[0..<n])
-        }
-        guard let answer else { throw .http("incomplete HTTP answer") }
-        // 204: the server had nothing to answer (a JSON-RPC notification).
-        if answer.status == 204 { return [] }
-        guard answer.status == 200 else {
-            let text = String(decoding: answer.body.prefix(200), as: UTF8.self)
-            let message = (try? JSONValue.parse(answer.body))?["error"]?["message"]?.string ?? text
-            throw .http("HTTP status \(answer.status)\(message.isEmpty ? "" : ": \(message)")")
-        }
-        return answer.body
+        return body
     }
 }
 
-/// Reads one HTTP/1.x response as it arrives, from a server that may be hostile: the status
-/// line must be well formed, the header is at most ``maxHeaderBytes`` and is searched only
-/// once per byte, Content-Length must be plain digits within ``maxBodyBytes`` (and agree
-/// with any repetition), and Transfer-Encoding is refused (a node always sends a length).
-package struct HTTPResponseReader {
-    static let maxHeaderBytes = 64 << 10
-    static let maxBodyBytes = 64 << 20
+/// The URLSession the RPC client posts through, with a delegate that stops answers past
+/// their limit as they arrive (URLSession would otherwise buffer whatever a server sends).
+final class HTTPTransport: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // Safety: `tasks` is guarded by `lock`; `session` is set once in init.
+    static let shared = HTTPTransport()
+    private let lock = NSLock()
+    private var tasks: [Int: Exchange] = [:]
+    private var session: URLSession!
 
-    package struct Response: Equatable {
-        package var status: Int
-        package var body: [UInt8]
+    final class Exchange: @unchecked Sendable {
+        // Safety: written by the session's delegate queue (serial) before `done` is signalled,
+        // read by the caller only after it waited for `done`.
+        var data: [UInt8] = []
+        var status = 0
+        var error: String?
+        let limit: Int
+        let done = DispatchSemaphore(value: 0)
+        init(limit: Int) { self.limit = limit }
     }
 
-    package init() {}
-
-    private(set) var buffer: [UInt8] = []
-    /// Bytes already searched for the end of the header.
-    private var scanned = 0
-    private var bodyStart: Int?
-    private var status = 0
-    /// nil: the body runs to the end of the connection.
-    private var contentLength: Int?
-
-    /// Adds received bytes; the response once it is complete.
-    package mutating func feed(_ bytes: ArraySlice<UInt8>) throws(RPCClient.Failure) -> Response? {
-        self.buffer.append(contentsOf: bytes)
-        if self.bodyStart == nil {
-            // Resume the search where it stopped (a terminator may straddle two reads).
-            var i = max(0, self.scanned - 3)
-            let b = self.buffer
-            while i + 3 < b.count && !(b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10) { i += 1 }
-            guard i + 3 < b.count else {
-                self.scanned = b.count
-                if b.count > Self.maxHeaderBytes { throw .http("HTTP header longer than \(Self.maxHeaderBytes) bytes") }
-                return nil
-            }
-            guard i <= Self.maxHeaderBytes else { throw .http("HTTP header longer than \(Self.maxHeaderBytes) bytes") }
-            try self.parseHead(b[0..<i])
-            self.bodyStart = i + 4
-        }
-        let start = self.bodyStart!
-        let have = self.buffer.count - start
-        if let n = self.contentLength {
-            return have >= n ? Response(status: self.status, body: Array(self.buffer[start..<(start + n)])) : nil
-        }
-        if have > Self.maxBodyBytes { throw .http("answer larger than \(Self.maxBodyBytes) bytes") }
-        return nil
+    override init() {
+        super.init()
+        let config = URLSessionConfiguration.ephemeral
+        config.httpMaximumConnectionsPerHost = 8
+        config.urlCache = nil
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        self.session = URLSession(configuration: config, delegate: self, delegateQueue: queue)
     }
 
-    /// The connection ended: the response if it is complete.
-    package mutating func finish() throws(RPCClient.Failure) -> Response {
-        guard let start = self.bodyStart else { throw .http("the connection closed before the HTTP header was complete") }
-        if let n = self.contentLength, self.buffer.count - start < n {
-            throw .http("the connection closed after \(self.buffer.count - start) of \(n) body bytes")
+    /// Runs one request to completion; the status, the body, or an error.
+    func run(_ request: URLRequest, limit: Int, timeout: Double) -> (Int, [UInt8], String?) {
+        let exchange = Exchange(limit: limit)
+        let task = self.session.dataTask(with: request)
+        self.lock.withLock { self.tasks[task.taskIdentifier] = exchange }
+        task.resume()
+        if exchange.done.wait(timeout: .now() + timeout) == .timedOut {
+            task.cancel()
+            self.lock.withLock { self.tasks[task.taskIdentifier] = nil }
+            return (0, [], "no complete answer within \(Int(timeout)) s")
         }
-        return Response(status: self.status, body: Array(self.buffer[start..<(start + (self.contentLength ?? self.buffer.count - start))]))
+        return (exchange.status, exchange.data, exchange.error)
     }
 
-    private mutating func parseHead(_ head: ArraySlice<UInt8>) throws(RPCClient.Failure) {
-        let text = String(decoding: head, as: UTF8.self)
-        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)[...]
-        let statusLine = lines.popFirst() ?? ""
-        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[0] == "HTTP/1.1" || parts[0] == "HTTP/1.0", parts[1].utf8.count == 3,
-              parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }), let code = Int(parts[1]) else {
-            throw .http("not an HTTP/1.1 status line: \(statusLine.prefix(80))")
+    private func exchange(_ task: URLSessionTask) -> Exchange? { self.lock.withLock { self.tasks[task.taskIdentifier] } }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        guard let e = self.exchange(dataTask) else { return completionHandler(.cancel) }
+        let http = response as? HTTPURLResponse
+        e.status = http?.statusCode ?? 0
+        // A length that is not plain digits (signed, overflowing, or two conflicting values
+        // folded into one field) is refused, whatever the transport made of it.
+        if let length = http?.value(forHTTPHeaderField: "Content-Length"),
+           length.isEmpty || length.utf8.count > 12 || !length.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
+            e.error = "bad Content-Length \(length.prefix(40))"
+            return completionHandler(.cancel)
         }
-        self.status = code
-        for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            switch name {
-            case "content-length":
-                guard !value.isEmpty, value.utf8.count <= 12, value.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = Int(value) else {
-                    throw .http("bad Content-Length \(value.prefix(40))")
-                }
-                guard n <= Self.maxBodyBytes else { throw .http("Content-Length \(n) exceeds \(Self.maxBodyBytes) bytes") }
-                if let earlier = self.contentLength, earlier != n { throw .http("conflicting Content-Length headers") }
-                self.contentLength = n
-            case "transfer-encoding":
-                throw .http("Transfer-Encoding \(value.prefix(40)) is not supported")
-            default:
-                break
-            }
+        if response.expectedContentLength > Int64(e.limit) {
+            e.error = "the answer announces \(response.expectedContentLength) bytes, more than \(e.limit)"
+            return completionHandler(.cancel)
         }
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        guard let e = self.exchange(dataTask), e.error == nil else { return }
+        if e.data.count + data.count > e.limit {
+            e.error = "the answer is larger than \(e.limit) bytes"
+            dataTask.cancel()
+            return
+        }
+        e.data.append(contentsOf: data)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        guard let e = self.lock.withLock({ self.tasks.removeValue(forKey: task.taskIdentifier) }) else { return }
+        if e.error == nil, let error { e.error = error.localizedDescription }
+        e.done.signal()
     }
 }
+

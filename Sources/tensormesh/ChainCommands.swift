@@ -86,14 +86,10 @@ enum Submit {
             guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else { throw CommandFailure("cancelled") }
         }
         let client = try rpc.client()
-        let hash: Hash32
-        do { hash = try client.submit(call, key: signer) } catch let e as RPCClient.Failure { throw CommandFailure("\(call.name) refused: \(e)") }
-        var outcome = ChainClient.Outcome.pending
-        _ = try client.waitUntil(timeout: options.wait, interval: 0.25) {
-            outcome = try client.status(hash)
-            if case .included = outcome { return true }
-            if case .failed = outcome { return true }
-            return false
+        // Followed over the node's WebSocket (a subscription), not polled.
+        let (hash, outcome): (Hash32, ChainClient.Outcome)
+        do { (hash, outcome) = try client.submitAndWatch(call, key: signer, timeout: options.wait) } catch let e as RPCClient.Failure {
+            throw CommandFailure("\(call.name) refused: \(e)")
         }
         let object: JSONValue
         switch outcome {

@@ -1,5 +1,6 @@
 import Foundation
 import MeshChain
+import MeshClient
 import MeshCodec
 import MeshCrypto
 import MeshHTTP
@@ -180,6 +181,24 @@ struct RPCServerTests {
         // Over HTTP the subscription methods are refused (and say why).
         let over = try httpPost(port: live.port, #"{"jsonrpc":"2.0","id":1,"method":"chain_subscribeNewHeads"}"#)
         #expect(over.body.contains("WebSocket"), "\(over)")
+    }
+
+    @Test("the client library follows a transaction to finality and waits for heads over the WebSocket")
+    func clientWaits() async throws {
+        let live = try await LiveNode()
+        defer { Task { await live.stop() } }
+        let key = try await live.loop.submit { live.node.key }
+        let port = live.port
+        let (outcome, reached) = try await Task.detached { () throws -> (ChainClient.Outcome, Bool) in
+            let client = try ChainClient(url: "http://127.0.0.1:\(port)")
+            let o = try client.submitAndWait(.transfer(to: Ed25519.PrivateKey().publicKey, amount: Token.tao), key: key, timeout: 30, finalized: true)
+            let head = try client.head()
+            return (o, try client.waitForHead(head + 3, timeout: 10))
+        }.value
+        guard case .included(_, let finalized) = outcome else { Issue.record("outcome \(outcome)"); return }
+        #expect(finalized && reached)
+        let m = await live.server.metrics()
+        #expect(m.contains("transport=\"websocket\"") && m.contains("tensormesh_rpc_connections_total"))
     }
 
     @Test("a subscriber that never reads is dropped once its send queue passes the bound")

@@ -54,7 +54,7 @@ extension HostileRPCTests {
             ("negative length", "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n\(ok)"),
             ("signed length", "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n\(ok)"),
             ("huge length", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n\(ok)"),
-            ("length over the cap", "HTTP/1.1 200 OK\r\nContent-Length: \(HTTPResponseReader.maxBodyBytes + 1)\r\n\r\n\(ok)"),
+            ("length over the cap", "HTTP/1.1 200 OK\r\nContent-Length: \(RPCClient.maxAnswerBytes + 1)\r\n\r\n\(ok)"),
             ("conflicting lengths", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: \(ok.utf8.count)\r\n\r\n\(ok)"),
             ("chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\(ok)"),
             ("not HTTP", "SSH-2.0-OpenSSH\r\n\r\n\(ok)"),
@@ -92,30 +92,32 @@ extension HostileRPCTests {
         #expect(took < 2.5, "the call took \(took) s")
     }
 
-    @Test("HTTP reader: the header is searched once, byte by byte feeding is linear, the body is cut at Content-Length")
-    func reader() throws {
-        var r = HTTPResponseReader()
-        let text = Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA".utf8)
-        var out: HTTPResponseReader.Response?
-        for b in text where out == nil { out = try r.feed([b][...]) }
-        #expect(out == .init(status: 200, body: Array("hello".utf8)))
-        // A header without end: refused once it passes 64 KiB, after linear work.
-        var endless = HTTPResponseReader()
-        let chunk = [UInt8](repeating: 0x61, count: 1000)
-        let started = Date()
-        var failed = false
-        for _ in 0..<100 {
-            do { _ = try endless.feed(chunk[...]) } catch {
-                failed = true
-                break
-            }
+    @Test("RPC client: URLs with https, IPv6, paths and default ports are taken; others are refused")
+    func urls() throws {
+        let cases: [(String, String, String, UInt16)] = [
+            ("http://127.0.0.1:9944", "http://127.0.0.1:9944/", "127.0.0.1", 9944),
+            ("127.0.0.1:9944", "http://127.0.0.1:9944/", "127.0.0.1", 9944),
+            ("https://node.example.org/rpc", "https://node.example.org/rpc", "node.example.org", 443),
+            ("http://node.example.org", "http://node.example.org/", "node.example.org", 80),
+            ("http://[::1]:9944", "http://[::1]:9944/", "::1", 9944),
+            ("ws://127.0.0.1:9944", "http://127.0.0.1:9944/", "127.0.0.1", 9944),
+            ("wss://node.example.org:8443/ws", "https://node.example.org:8443/ws", "node.example.org", 8443),
+        ]
+        for (text, url, host, port) in cases {
+            let c = try RPCClient(url: text)
+            #expect(c.url.absoluteString == url && c.host == host && c.port == port, "\(text) -> \(c.url) \(c.host) \(c.port)")
         }
-        #expect(failed)
-        #expect(Date().timeIntervalSince(started) < 1)
-        // No length: the body runs to the end of the connection.
-        var eof = HTTPResponseReader()
-        #expect(try eof.feed(Array("HTTP/1.0 200 OK\r\n\r\nabc".utf8)[...]) == nil)
-        #expect(try eof.finish() == .init(status: 200, body: Array("abc".utf8)))
+        for bad in ["ftp://x:1", "http://:9944", "http://127.0.0.1:70000", "http://user:pw@127.0.0.1:9944", "http://127.0.0.1:9944/?q=1", ""] {
+            #expect(throws: RPCClient.Failure.self, "\(bad)") { try RPCClient(url: bad) }
+        }
+    }
+
+    @Test("RPC client: an answer is its body on 200, nothing on 204, an error naming the status otherwise")
+    func answers() throws {
+        #expect(try RPCClient.answer(status: 200, body: [1, 2]) == [1, 2])
+        #expect(try RPCClient.answer(status: 204, body: [1]) == [])
+        #expect { try RPCClient.answer(status: 413, body: Array(#"{"error":{"message":"too big"}}"#.utf8)) } throws: { "\($0)".contains("413: too big") }
+        #expect { try RPCClient.answer(status: 500, body: []) } throws: { "\($0)".contains("HTTP status 500") }
     }
 }
 

@@ -81,19 +81,16 @@ enum FileTargets {
         check((try? KeyFile.open(b, password: SecureBytes(copying: Array("not the password".utf8)))) == nil, "a key file opened with a wrong password")
     }
 
-    static let rpcClient = FuzzTarget("rpc-client", "a hostile RPC server's answers: HTTP framing and metagraph JSON",
-                                      seeds: { [Array("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}".utf8)] }) { b in
+    static let rpcClient = FuzzTarget("rpc-client", "a hostile RPC server's answers: status, JSON-RPC body and metagraph JSON",
+                                      seeds: { [[0, 200] + Array(#"{"jsonrpc":"2.0","id":1,"result":{"number":1}}"#.utf8)] }) { b in
         var input = FuzzInput(b)
+        let status = Int(input.u16() % 600)
         let body = input.rest()
-        var reader = HTTPResponseReader()
-        var i = 0
-        var done = false
-        while i < body.count && !done {
-            let n = max(1, Int(body[i] % 64))
-            do { done = try reader.feed(body[i..<min(body.count, i + n)]) != nil } catch { return }
-            i += n
+        guard let raw = try? RPCClient.answer(status: status, body: body) else { return }
+        check(status == 200 || (status == 204 && raw.isEmpty), "an HTTP \(status) answer was taken as a result")
+        if let v = try? JSONValue.parse(raw) {
+            _ = try? Metagraph.parse(v)
+            if let r = v["result"] { _ = try? Metagraph.parse(r) }
         }
-        if !done { _ = try? reader.finish() }
-        if let v = try? JSONValue.parse(body) { _ = try? Metagraph.parse(v) }
     }
 }
