@@ -47,10 +47,21 @@ struct ProbeEndToEndTests {
         #expect(peers.status == 0 && peers.stdout.contains("/tm/gossip/1"), "\(peers.stdout)\(peers.stderr)")
         let crawl = try ProcessRunner.run("meshprobe", ["crawl", "--bootnodes", boot, "--json", "--dot", dir + "/mesh.dot"])
         #expect(crawl.status == 0, "\(crawl.stderr)")
-        let found = ((try? JSONSerialization.jsonObject(with: Data(crawl.stdout.utf8))) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
+        let report = (try? JSONSerialization.jsonObject(with: Data(crawl.stdout.utf8))) as? [String: Any] ?? [:]
+        let found = report["nodes"] as? [[String: Any]] ?? []
         #expect(found.count == 3 && found.allSatisfy { $0["reachable"] as? Bool == true }, "\(crawl.stdout) \(crawl.stderr)")
+        // Through the secure channel: each node's agent and genesis, and the connections it holds
+        // (the three are fully connected: three pairs), no dial errors.
+        #expect(found.allSatisfy { ($0["agent"] as? String ?? "").hasPrefix("tensormesh/") && ($0["connections"] as? Int) == 2 }, "\(crawl.stdout)")
+        #expect((report["connections"] as? [[String]])?.count == 3 && (report["dialErrors"] as? [String: Any])?.isEmpty == true, "\(crawl.stdout)")
+        #expect((report["genesis"] as? [String: Int])?.values.first == 3 && (report["agents"] as? [String: Int])?.values.reduce(0, +) == 3, "\(crawl.stdout)")
         let dot = (try? String(contentsOfFile: dir + "/mesh.dot", encoding: .utf8)) ?? ""
-        #expect(dot.contains("digraph") && dot.components(separatedBy: "->").count - 1 >= 4, "\(dot)")
+        #expect(dot.contains("cluster_discovery") && dot.contains("cluster_connections") && dot.components(separatedBy: "[dir=none]").count - 1 == 3, "\(dot)")
+        #expect(dot.components(separatedBy: "->").count - 1 >= 7, "\(dot)")
+        // A node that does not answer is counted as a dial error, not a crash.
+        let dead = try ProcessRunner.run("meshprobe", ["crawl", "--bootnodes", String(repeating: "cd", count: 32) + "@127.0.0.1:\(freePort())",
+                                                       "--timeout", "0.5", "--json"])
+        #expect(dead.status == 0 && dead.stdout.contains("\"reachable\": false"), "\(dead.stdout)\(dead.stderr)")
         // A wrong node id at the address is an error with exit code 1; a bad address a usage error.
         let wrong = try ProcessRunner.run("meshprobe", ["handshake", String(repeating: "ab", count: 32) + "@127.0.0.1:\(ports[0])"])
         #expect(wrong.status == 1 && wrong.stderr.contains("is node"), "\(wrong.stderr)")

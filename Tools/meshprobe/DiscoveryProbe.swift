@@ -35,7 +35,14 @@ final class DiscoveryProbe: @unchecked Sendable {
         let box = Mutex<(any Error)?>(nil)
         let sem = DispatchSemaphore(value: 0)
         loop.execute {
-            s.onEvent = { e in events.events.withLock { $0.append(e) } }
+            s.onEvent = { e in
+                if case .nodesAnswered(let rid, _, _, _) = e {
+                    // By request, for the waiter that asked (a crawl has many in flight).
+                    events.answers.withLock { a in if a.count < 100_000 { a[rid] = e } }
+                } else {
+                    events.events.withLock { if $0.count < 100_000 { $0.append(e) } }
+                }
+            }
             do { try s.start(on: SocketAddress("0.0.0.0:0")!) } catch { box.withLock { $0 = error } }
             sem.signal()
         }
@@ -53,6 +60,16 @@ final class DiscoveryProbe: @unchecked Sendable {
         }
         sem.wait()
         return out.withLock { $0! }
+    }
+
+    /// Waits for the answer to request `rid` (and forgets it), up to `timeout` seconds.
+    func answer(_ rid: UInt64, timeout: Double) -> (records: [NodeRecord], complete: Bool)? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let e = self.box.answers.withLock({ $0.removeValue(forKey: rid) }), case .nodesAnswered(_, _, let r, let c) = e { return (r, c) }
+            usleep(2000)
+        }
+        return nil
     }
 
     /// Waits for an event matching `match`, up to `timeout` seconds.
@@ -82,9 +99,7 @@ final class DiscoveryProbe: @unchecked Sendable {
             let distances = (max(1, d - 7)...d).reversed().map { UInt16($0) }
             let s = self.service
             let rid = self.onLoop { s.findNode(id: id, endpoint: e, distances: distances) }
-            guard let (records, complete) = self.wait(timeout: timeout, { ev -> ([NodeRecord], Bool)? in
-                if case .nodesAnswered(rid, _, let r, let c) = ev { return (r, c) } else { return nil }
-            }), complete || !records.isEmpty else { return answered ? out : nil }
+            guard let (records, complete) = self.answer(rid, timeout: timeout), complete || !records.isEmpty else { return answered ? out : nil }
             answered = true
             out += records
             empty = records.isEmpty ? empty + 1 : 0
@@ -101,6 +116,7 @@ final class DiscoveryProbe: @unchecked Sendable {
 
 final class EventBox: Sendable {
     let events = Mutex<[DiscoveryEvent]>([])
+    let answers = Mutex<[UInt64: DiscoveryEvent]>([:])
 }
 
 func recordJSON(_ r: NodeRecord) -> JSONValue {
@@ -154,9 +170,7 @@ extension MeshProbe {
             }
             let s = probe.service
             let rid = probe.onLoop { s.findNode(id: a.nodeId, endpoint: e, distances: [0]) }
-            let record = probe.wait(timeout: self.target.timeout) { ev -> NodeRecord? in
-                if case .nodesAnswered(rid, _, let r, _) = ev { return r.first { $0.nodeId == a.nodeId } } else { return nil }
-            }
+            let record = probe.answer(rid, timeout: self.target.timeout)?.records.first { $0.nodeId == a.nodeId }
             if self.target.json {
                 StandardOutput.line(JSONValue.object([
                     ("nodeId", .string(a.nodeId.hex)), ("rttMs", .array(rtts.map { .double($0) })),
@@ -172,106 +186,6 @@ extension MeshProbe {
             } else {
                 StandardOutput.line("record: no answer")
             }
-        }
-    }
-
-    struct Crawl: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Walk the discovery tables of the whole network from bootnodes: a table, --json, and a picture of the mesh.")
-        @Option(help: ArgumentHelp("Where to start: NODEID@HOST:PORT (repeatable).", valueName: "ADDR"))
-        var bootnodes: [String]
-        @Option(help: ArgumentHelp("Write the mesh as a Graphviz file.", valueName: "FILE"))
-        var dot: String?
-        @Option(help: ArgumentHelp("Write the mesh as an SVG picture (needs Graphviz's dot).", valueName: "FILE"))
-        var svg: String?
-        @Option(help: "Seconds to wait for each answer.")
-        var timeout: Double = 2
-        @Option(help: "Most nodes to visit.")
-        var limit: Int = 5000
-        @Flag(help: "Print JSON.")
-        var json = false
-
-        func run() async throws {
-            var queue: [(Ed25519.PublicKey, Endpoint)] = []
-            for b in self.bootnodes {
-                guard let a = NodeAddress(b) else { throw ValidationError("--bootnodes \(b): expected NODEID@HOST:PORT") }
-                queue.append((a.nodeId, try DiscoveryProbe.endpoint(a)))
-            }
-            let loop = try EventLoop(name: "meshprobe")
-            defer { loop.shutdown() }
-            let probe = try DiscoveryProbe(loop: loop)
-            defer { probe.close() }
-            var records: [Ed25519.PublicKey: NodeRecord] = [:]
-            var edges: [Ed25519.PublicKey: [Ed25519.PublicKey]] = [:]
-            var unreachable: Set<Ed25519.PublicKey> = []
-            var seen = Set(queue.map(\.0))
-            while !queue.isEmpty && edges.count + unreachable.count < self.limit {
-                let (id, e) = queue.removeFirst()
-                guard let table = probe.table(of: id, at: e, timeout: self.timeout) else {
-                    unreachable.insert(id)
-                    continue
-                }
-                if records[id] == nil {
-                    let s = probe.service
-                    let rid = probe.onLoop { s.findNode(id: id, endpoint: e, distances: [0]) }
-                    if let r = probe.wait(timeout: self.timeout, { ev -> NodeRecord? in
-                        if case .nodesAnswered(rid, _, let r, _) = ev { return r.first { $0.nodeId == id } } else { return nil }
-                    }) { records[id] = r }
-                }
-                edges[id] = table.map(\.nodeId)
-                for r in table {
-                    if records[r.nodeId].map({ $0.seq < r.seq }) ?? true { records[r.nodeId] = r }
-                    if !seen.contains(r.nodeId), let ue = r.udpEndpoint {
-                        seen.insert(r.nodeId)
-                        queue.append((r.nodeId, ue))
-                    }
-                }
-            }
-            let nodes = seen.sorted { $0.hex < $1.hex }
-            if let path = self.dot ?? (self.svg != nil ? NSTemporaryDirectory() + "meshprobe-\(getpid()).dot" : nil) {
-                var g = "digraph tensormesh {\n  graph [overlap=false, splines=true];\n  node [shape=box, fontsize=10];\n"
-                for id in nodes {
-                    let r = records[id]
-                    let label = "\(id.hex.prefix(8))\\n\(r?.udpEndpoint?.description ?? "?")\\n\(NodeRolesNames.names(r?.roles ?? 0).joined(separator: ","))"
-                    let color = unreachable.contains(id) ? "red" : ((r?.roles ?? 0) & 1 != 0 ? "blue" : "black")
-                    g += "  \"\(id.hex.prefix(8))\" [label=\"\(label)\", color=\(color)];\n"
-                }
-                for (from, tos) in edges.sorted(by: { $0.key.hex < $1.key.hex }) {
-                    for to in tos { g += "  \"\(from.hex.prefix(8))\" -> \"\(to.hex.prefix(8))\";\n" }
-                }
-                g += "}\n"
-                try g.write(toFile: path, atomically: true, encoding: .utf8)
-                if let svg = self.svg {
-                    let p = Process()
-                    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                    p.arguments = ["dot", "-Tsvg", path, "-o", svg]
-                    do { try p.run() } catch { throw ProbeError("cannot run Graphviz's dot (install graphviz): \(error)") }
-                    p.waitUntilExit()
-                    guard p.terminationStatus == 0 else { throw ProbeError("dot failed with status \(p.terminationStatus)") }
-                }
-            }
-            if self.json {
-                StandardOutput.line(JSONValue.object([
-                    ("nodes", .array(nodes.map { id in
-                        var o: [(String, JSONValue)] = [("nodeId", .string(id.hex)), ("reachable", .bool(edges[id] != nil)),
-                                                        ("tableSize", edges[id].map { .int($0.count) } ?? .null)]
-                        if let r = records[id] { o.append(("record", recordJSON(r))) }
-                        return .object(o)
-                    })),
-                    ("edges", .array(edges.sorted { $0.key.hex < $1.key.hex }.flatMap { from, tos in
-                        tos.map { JSONValue.array([.string(from.hex), .string($0.hex)]) }
-                    })),
-                ]).serialized(pretty: true))
-                return
-            }
-            StandardOutput.line("\(nodes.count) nodes, \(edges.count) answered, \(unreachable.count) unreachable")
-            StandardOutput.line("NODE ID           ADDRESS                 ROLES                  TABLE")
-            for id in nodes {
-                let r = records[id]
-                StandardOutput.line("\(id.hex.prefix(16))  \((r?.udpEndpoint?.description ?? "?").padding(toLength: 22, withPad: " ", startingAt: 0))  \(NodeRolesNames.names(r?.roles ?? 0).joined(separator: ",").padding(toLength: 21, withPad: " ", startingAt: 0))  \(edges[id].map { String($0.count) } ?? "unreachable")")
-            }
-            if let d = self.dot { StandardOutput.line("wrote \(d)") }
-            if let s = self.svg { StandardOutput.line("wrote \(s)") }
         }
     }
 }

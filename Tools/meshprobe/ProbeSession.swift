@@ -32,6 +32,10 @@ final class ProbeSession: SecurePeerDelegate, @unchecked Sendable {
     var host: SecureHost!
     var peer: SecurePeer?
 
+    /// The throwaway identity this session connects with.
+    let key = Ed25519.PrivateKey()
+    var identity: Ed25519.PublicKey { self.key.publicKey }
+
     init(loop: EventLoop) { self.loop = loop }
 
     /// Connects to `address` (NODEID@HOST:PORT). With no genesis, any is accepted (the peer
@@ -49,7 +53,7 @@ final class ProbeSession: SecurePeerDelegate, @unchecked Sendable {
         let box = Mutex<(any Error)?>(nil)
         let done = DispatchSemaphore(value: 0)
         loop.execute {
-            s.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey()), config: channelConfig) { hello }
+            s.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: s.key), config: channelConfig) { hello }
             s.host.delegate = s
             do { s.peer = try s.host.dial(addr) } catch { box.withLock { $0 = error } }
             done.signal()
