@@ -35,6 +35,79 @@ def manifest_path(d):
     return os.path.join(d, "devnet.json")
 
 
+MARKER = ".tensormesh-devnet"
+
+
+def is_devnet_dir(d):
+    """A folder `up` and `down` may delete: one they made (marker or manifest), or an empty one."""
+    if not os.path.exists(d):
+        return True
+    if not os.path.isdir(d):
+        return False
+    entries = os.listdir(d)
+    return not entries or MARKER in entries or "devnet.json" in entries
+
+
+def refuse_foreign_dir(d):
+    if not is_devnet_dir(d):
+        die(f"{d} is not a devnet folder (no {MARKER} or devnet.json) and not empty: refusing to use or delete it", 2)
+
+
+def save_manifest(d, manifest):
+    """Written again as each process starts, so `down` finds everything even after a failure."""
+    tmp = manifest_path(d) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(tmp, manifest_path(d))
+
+
+def ours(pid, d):
+    """Whether a live pid is a process this devnet started (they all run in its folder), not a
+    recycled pid of something else."""
+    if not alive(pid):
+        return False
+    try:
+        return os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) == os.path.realpath(d)
+    except OSError:
+        return False
+
+
+def recorded_pids(d, m):
+    """Every pid the manifest or a pid file under d names."""
+    pids = {n["pid"] for n in (m or {}).get("nodes", []) + [(m or {}).get("gateway") or {}] if n.get("pid")}
+    piddir = os.path.join(d, "pids")
+    if os.path.isdir(piddir):
+        for f in os.listdir(piddir):
+            try:
+                with open(os.path.join(piddir, f)) as fh:
+                    pids.add(int(fh.read().strip()))
+            except (OSError, ValueError):
+                pass
+    return sorted(pids)
+
+
+def signal_pid(pid, sig):
+    """The process's group (devnet children lead their own), or the process alone."""
+    try:
+        os.killpg(pid, sig)
+    except OSError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def stop_pids(pids, grace=15):
+    for pid in pids:
+        signal_pid(pid, signal.SIGTERM)
+    deadline = time.time() + grace
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        if alive(pid):
+            signal_pid(pid, signal.SIGKILL)
+
+
 def load_manifest(d):
     try:
         with open(manifest_path(d)) as f:
@@ -107,9 +180,11 @@ def netns_create(names, prefix):
         die("--netns needs root (it creates network namespaces and a bridge)")
     if shutil.which("ip") is None:
         die("--netns needs the `ip` tool (apt-get install iproute2)")
-    existing = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
-    if existing:
-        die(f"bridge {BRIDGE} exists already: is another netns devnet up? (`Bootstrap/devnet down`)")
+    if bridge_exists():
+        if live_devnet_namespaces():
+            die(f"bridge {BRIDGE} is in use by a running netns devnet (`Bootstrap/devnet down --dir DIR` for its folder)")
+        log(f"removing a stale bridge {BRIDGE} and empty tm-* namespaces left by an earlier devnet")
+        remove_stale_netns()
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
     sh("ip", "addr", "add", f"{prefix}.1/24", "dev", BRIDGE)
     sh("ip", "link", "set", BRIDGE, "up")
@@ -127,6 +202,38 @@ def netns_create(names, prefix):
         sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", f"{prefix}.1")
         hosts[name] = (ns, ip)
     return hosts
+
+
+def bridge_exists():
+    return shutil.which("ip") is not None and subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
+
+
+def devnet_namespaces():
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True) if shutil.which("ip") else None
+    if r is None or r.returncode != 0:
+        return []
+    return [line.split()[0] for line in r.stdout.splitlines() if line.startswith("tm-")]
+
+
+def live_devnet_namespaces():
+    live = []
+    for ns in devnet_namespaces():
+        r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+        if r.stdout.strip():
+            live.append(ns)
+    return live
+
+
+def remove_stale_netns():
+    """The bridge and the tm-* namespaces no process runs in (left by a devnet that died)."""
+    if os.geteuid() != 0:
+        return
+    live = set(live_devnet_namespaces())
+    for ns in devnet_namespaces():
+        if ns not in live:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    if not live:
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
 
 
 def netns_delete(names):
@@ -154,17 +261,47 @@ def start(d, name, args, env):
     e = dict(os.environ)
     e.update(env)
     p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=e, start_new_session=True, cwd=d)
+    piddir = os.path.join(d, "pids")
+    os.makedirs(piddir, exist_ok=True)
+    with open(os.path.join(piddir, f"{name}.pid"), "w") as f:
+        f.write(f"{p.pid}\n")
     return p.pid
 
 
 def cmd_up(a):
     d = os.path.abspath(a.dir)
+    refuse_foreign_dir(d)
     m = load_manifest(d)
-    if m and any(alive(n.get("pid")) for n in m["nodes"]):
+    if any(ours(p, d) for p in recorded_pids(d, m)):
         die(f"a devnet is already running under {d}; `Bootstrap/devnet down` first", 1)
     if os.path.exists(d):
         shutil.rmtree(d)
     os.makedirs(d)
+    with open(os.path.join(d, MARKER), "w") as f:
+        f.write("Bootstrap/devnet state; `Bootstrap/devnet down` removes this folder\n")
+    state = {"dir": d, "nodes": [], "netns": [], "state": "starting", "started": int(time.time())}
+    save_manifest(d, state)
+    # Whatever happens from here (a failed step, Ctrl-C, SIGTERM), nothing started is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started with SIGINT ignored
+    try:
+        up(a, d, state)
+    except BaseException as e:
+        log(f"{'interrupted' if isinstance(e, KeyboardInterrupt) else 'failed'}: stopping what was started")
+        stop_pids([p for p in recorded_pids(d, state) if ours(p, d)], grace=5)
+        if state.get("netns"):
+            netns_delete(state["netns"])
+        state["state"] = "failed"
+        state["nodes"] = []
+        save_manifest(d, state)
+        log(f"logs kept in {d}/logs")
+        if isinstance(e, KeyboardInterrupt):
+            sys.exit(130)
+        raise
+
+
+def up(a, d, state):
     base = a.base_port
     validators = 4
     node_names = [f"validator-{i}" for i in range(validators)] + ["full-0"]
@@ -205,6 +342,8 @@ def cmd_up(a):
     hosts = {}
     if netns:
         log(f"creating network namespaces and bridge {BRIDGE} ({a.netns_prefix}.0/24)")
+        state["netns"] = [f"tm-{n}" for n in node_names + [p[0] for p in processes]]
+        save_manifest(d, state)
         hosts = netns_create(node_names + [p[0] for p in processes], a.netns_prefix)
 
     def host(name):
@@ -240,7 +379,8 @@ def cmd_up(a):
         cs["bootnodes"] = [f"{ids[i]}@{host(f'validator-{i}')}:{base}" for i in range(validators)]
         with open(spec, "w") as f:
             json.dump(cs, f, indent=2)
-    nodes = []
+    state.update({"chainSpec": spec, "genesis": genesis["genesis"], "passwordEnv": PASSWORD_ENV, "wallets": os.path.join(d, "wallets")})
+    nodes = state["nodes"]
     for i in range(validators):
         key = os.path.join(spec_dir, f"validator-{i}.key")
         node_id = genesis["validators"][i].split("@")[0]
@@ -251,6 +391,7 @@ def cmd_up(a):
                                          "--prometheus-port", str(prom[i]), "--name", name] + rpc_flags), env)
         nodes.append({"name": name, "nodeId": node_id, "address": f"{node_id}@{host(name)}:{p2p[i]}", "host": host(name),
                       "rpcPort": rpcp[i], "prometheusPort": prom[i], "role": "validator", "pid": pid, "netuid": None, "hotkey": None})
+        save_manifest(d, state)
     full_key = os.path.join(d, "full.key")
     relay_port = base + 111  # the full node also relays queries to miners behind NAT
     full_id = json.loads(run([tm, "key", "generate", "--out", full_key, "--password-env", PASSWORD_ENV, "--json"], env))["nodeId"]
@@ -260,6 +401,7 @@ def cmd_up(a):
                                              "--query-relay-port", str(relay_port)] + rpc_flags), env)
     nodes.append({"name": "full-0", "nodeId": full_id, "address": f"{full_id}@{host('full-0')}:{p2p[4]}", "host": host("full-0"),
                   "rpcPort": rpcp[4], "prometheusPort": prom[4], "role": "full", "pid": pid, "netuid": None, "hotkey": None})
+    save_manifest(d, state)
 
     log("waiting for the first blocks")
     deadline = time.time() + 120
@@ -291,6 +433,7 @@ def cmd_up(a):
         pid = start(d, name, wrap(name, args), env)
         nodes.append({"name": name, "nodeId": None, "address": None, "host": host(name), "rpcPort": None, "prometheusPort": None, "role": role,
                       "pid": pid, "netuid": netuid, "hotkey": wallets[name]["hotkeyPublic"], "axonPort": axon[idx] if role == "miner" else None})
+        save_manifest(d, state)
 
     # The apps gateway, in the root namespace on 127.0.0.1 (it reaches the nodes and miners
     # on their own addresses with --netns): one devnet API key, 10 requests per second.
@@ -309,13 +452,32 @@ def cmd_up(a):
                                        "--wallet", "gateway", "--hotkey", "default", "--password-env", PASSWORD_ENV, "--stake", "10",
                                        "--state-dir", gateway_dir, "--organic-sample", "0.1"], env)
 
-    manifest = {"dir": d, "chainSpec": spec, "genesis": genesis["genesis"], "started": int(time.time()), "nodes": nodes,
-                "passwordEnv": PASSWORD_ENV, "wallets": os.path.join(d, "wallets"),
-                "netns": [v[0] for v in hosts.values()],
-                "gateway": {"url": gateway_url, "apiKey": api_key, "pid": gateway_pid, "hotkey": wallets["gateway"]["hotkeyPublic"]}}
-    with open(manifest_path(d), "w") as f:
-        json.dump(manifest, f, indent=2)
+    state["gateway"] = {"url": gateway_url, "apiKey": api_key, "pid": gateway_pid, "hotkey": wallets["gateway"]["hotkeyPublic"]}
+    save_manifest(d, state)
 
+    # Every child must be alive (a crash at start-up would otherwise pass unnoticed), and
+    # every node must answer RPC.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        dead = [n for n in nodes + [{"name": "gateway", "pid": gateway_pid}] if not alive(n["pid"])]
+        if dead:
+            tail = ""
+            try:
+                with open(os.path.join(d, "logs", f"{dead[0]['name']}.log")) as f:
+                    tail = f.read()[-1500:]
+            except OSError:
+                pass
+            die(f"{', '.join(n['name'] for n in dead)} exited at start-up; {dead[0]['name']}'s log ends:\n{tail}")
+        time.sleep(0.5)
+    for n in nodes:
+        if n.get("rpcPort"):
+            try:
+                rpc(n["rpcPort"], "system_health", host=n["host"], timeout=5)
+            except Exception as e:
+                die(f"{n['name']} does not answer JSON-RPC on {n['host']}:{n['rpcPort']}: {e}")
+    state["state"] = "up"
+
+    save_manifest(d, state)
     print(f"""
 Tensormesh devnet is up (state and logs in {d}{', one network namespace per process' if netns else ''}).
 
@@ -384,6 +546,10 @@ def cmd_status(a):
             print(json.dumps({"nodes": [], "subnets": [], "running": False}))
             return
         die(f"no devnet under {d}; start one with `Bootstrap/devnet up`")
+    if m.get("state") == "failed":
+        die(f"the devnet under {d} failed to start (logs in {d}/logs); `Bootstrap/devnet down` removes it")
+    if "chainSpec" not in m:
+        die(f"the devnet under {d} is still starting")
     nodes, subnets = gather(m)
     if a.json:
         keys = ["name", "nodeId", "address", "host", "rpcPort", "prometheusPort", "role", "pid", "netuid", "hotkey"]
@@ -416,24 +582,18 @@ def cmd_status(a):
 
 def cmd_down(a):
     d = os.path.abspath(a.dir)
+    refuse_foreign_dir(d)
     m = load_manifest(d)
-    pids = [n["pid"] for n in (m or {}).get("nodes", []) + [(m or {}).get("gateway") or {}] if alive(n.get("pid"))]
-    for pid in pids:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.time() + 15
-    while time.time() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.2)
-    for pid in pids:
-        if alive(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    # The manifest's processes and any pid file's (a devnet that failed half-way), each only
+    # while it still runs in this folder (never a recycled pid).
+    pids = [p for p in recorded_pids(d, m) if ours(p, d)]
+    stop_pids(pids)
     if (m or {}).get("netns"):
         netns_delete(m["netns"])
+    if bridge_exists():
+        remove_stale_netns()
+        if bridge_exists():
+            log(f"bridge {BRIDGE} is still used by a running netns devnet in another folder; left alone")
     if os.path.exists(d):
         shutil.rmtree(d)
     log(f"stopped {len(pids)} processes and removed {d}")
