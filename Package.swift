@@ -193,7 +193,7 @@ let package = Package(
             name: "MeshNodeCoreTests",
             dependencies: ["MeshNodeCore", "MeshSim", "MeshChain", "MeshChannel", "MeshCodec", "MeshCrypto", "MeshFinality", "MeshGossip", "MeshTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshHTTP", "MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshHTTP", "MeshClient", "MeshChannel", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
     ]

@@ -3,6 +3,7 @@ import MeshChain
 import MeshCodec
 import MeshCrypto
 import MeshFinality
+import MeshNodeCore
 import MeshStore
 
 /// `tensormesh export-blocks` / `import-blocks`: the canonical chain in a binary file, and a

@@ -63,7 +63,7 @@ final class SubscriptionHub {
     /// The heads last reported, and the recent blocks reported as new heads.
     private var lastBest: ChainPointer?
     private var lastFinalized: ChainPointer?
-    private var reported = LRUSet<Hash32>(capacity: 2048)
+    private var reported = RecentSet<Hash32>(capacity: 2048)
     private var timer: TimerID?
     /// Notifications handed over since start (for metrics).
     private(set) var notificationsSent = 0
@@ -154,7 +154,7 @@ final class SubscriptionHub {
         let chain = self.node.chain
         self.lastBest = chain.best
         self.lastFinalized = chain.finalized
-        self.reported = LRUSet(capacity: 2048)
+        self.reported = RecentSet(capacity: 2048)
         // The best block and its ancestors are what a subscriber starts from (its first
         // notification is the best header): history, never reported as new heads. A later
         // reorganisation reports only the blocks of the new branch.
@@ -301,4 +301,31 @@ final class SubscriptionHub {
         var rng = SystemRandomNumberGenerator()
         return String((0..<16).map { _ in Self.idAlphabet[Int(rng.next() % UInt64(Self.idAlphabet.count))] })
     }
+}
+
+/// A set that forgets its oldest members past a capacity (the blocks reported lately).
+struct RecentSet<T: Hashable> {
+    private var members: Set<T> = []
+    private var order: [T] = []
+    private var head = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Inserts; false when it was there already.
+    mutating func insert(_ v: T) -> Bool {
+        guard self.members.insert(v).inserted else { return false }
+        self.order.append(v)
+        if self.members.count > self.capacity {
+            self.members.remove(self.order[self.head])
+            self.head += 1
+            if self.head > self.capacity {
+                self.order.removeFirst(self.head)
+                self.head = 0
+            }
+        }
+        return true
+    }
+
+    func contains(_ v: T) -> Bool { self.members.contains(v) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshChain
+import MeshCodec
 import MeshNodeCore
 import MeshSockets
 

@@ -6,18 +6,18 @@ import MeshDiscovery
 import MeshFinality
 import MeshGossip
 
-/// The finality gadget's view of the node's chain.
-final class ChainFinalityEnvironment: FinalityEnvironment {
+/// The finality gadget's view of the node's chain (also `import-blocks`').
+package final class ChainFinalityEnvironment: FinalityEnvironment {
     unowned let chain: ChainCore
 
-    init(chain: ChainCore) { self.chain = chain }
+    package init(chain: ChainCore) { self.chain = chain }
 
-    func header(_ hash: Hash32) -> (number: UInt64, parent: Hash32)? {
+    package func header(_ hash: Hash32) -> (number: UInt64, parent: Hash32)? {
         guard let h = self.chain.header(hash) else { return nil }
         return (h.number, h.parentHash)
     }
 
-    func bestChain(containing base: VoteTarget) -> VoteTarget? {
+    package func bestChain(containing base: VoteTarget) -> VoteTarget? {
         guard self.chain.header(base.hash) != nil else { return nil }
         var best: VoteTarget?
         for leaf in self.chain.leaves where leaf.number >= base.number {

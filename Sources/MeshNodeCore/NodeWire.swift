@@ -199,18 +199,18 @@ public struct NodeAddress: Equatable, Hashable, Sendable, CustomStringConvertibl
     }
 }
 
-/// The finality set the node last enacted (persisted).
-struct FinalitySetInfo: BinaryCodable {
-    var setId: UInt64
-    var authorities: [WeightedAuthority]
+/// The finality set the node last enacted (persisted; `import-blocks` reads and writes it too).
+package struct FinalitySetInfo: BinaryCodable {
+    package var setId: UInt64
+    package var authorities: [WeightedAuthority]
 
-    init(setId: UInt64, authorities: [WeightedAuthority]) {
+    package init(setId: UInt64, authorities: [WeightedAuthority]) {
         self.setId = setId
         self.authorities = authorities
     }
 
-    func encode(to w: inout ByteWriter) { w.u64(self.setId); w.list(self.authorities) }
-    init(from r: inout ByteReader) throws(CodecError) {
+    package func encode(to w: inout ByteWriter) { w.u64(self.setId); w.list(self.authorities) }
+    package init(from r: inout ByteReader) throws(CodecError) {
         self.setId = try r.u64()
         self.authorities = try r.list(of: WeightedAuthority.self, limit: 1024, minElementSize: 40)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import MeshChain
+import MeshChannel
 import MeshClient
 import MeshCodec
 import MeshCrypto
@@ -164,7 +165,7 @@ struct RPCServerTests {
         let (u5, _) = try ws.answer(5)
         #expect(u3["result"] == .bool(true) && u4["result"] == .bool(true) && u5["result"] == .bool(false))
         // A transfer, watched: ready, in a block, finalized (which ends the subscription).
-        let (genesis, nonce, key) = try await live.loop.submit { (live.node.chain.genesisHash, live.node.chain.bestState.nonce(live.node.nodeId), live.node.key) }
+        let (genesis, nonce, key) = try await live.loop.submit { (live.node.chain.genesisHash, live.node.chain.bestState.nonce(live.node.nodeId), live.node.identity.signingKey) }
         let dest = Ed25519.PrivateKey().publicKey
         let tx = Transaction(signer: key, nonce: nonce, validUntil: 1_000_000, fee: 1_000_000, call: .transfer(to: dest, amount: Token.tao), genesis: genesis)
         try ws.call(6, "author_submitAndWatchTransaction", [.string(Hex.encode(tx.encoded))])
@@ -187,7 +188,7 @@ struct RPCServerTests {
     func clientWaits() async throws {
         let live = try await LiveNode()
         defer { Task { await live.stop() } }
-        let key = try await live.loop.submit { live.node.key }
+        let key = try await live.loop.submit { live.node.identity.signingKey }
         let port = live.port
         let (outcome, reached) = try await Task.detached { () throws -> (ChainClient.Outcome, Bool) in
             let client = try ChainClient(url: "http://127.0.0.1:\(port)")

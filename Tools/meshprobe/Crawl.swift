@@ -7,6 +7,7 @@ import MeshCodec
 import MeshCrypto
 import MeshDiscovery
 import MeshNode
+import MeshNodeCore
 import MeshSockets
 import Synchronization
 
