@@ -333,38 +333,6 @@ extension HostilePeerTests {
     }
 }
 
-/// A plain HTTP/1.0 GET on loopback (for /metrics); the body as text.
-func httpGet(port: UInt16, path: String) throws -> String {
-    try httpExchange(port: port, "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").body
-}
-
-/// One HTTP/1.0 exchange on loopback: the response head (status line and headers) and body.
-func httpExchange(port: UInt16, _ raw: String) throws -> (head: String, body: String) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw ProcessFailure("socket failed") }
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = port.bigEndian
-    var tv = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard ok == 0 else { throw ProcessFailure("cannot connect to port \(port)") }
-    let request = Array(raw.utf8)
-    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { throw ProcessFailure("send failed") }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { break }
-        out += buf[0..<n]
-    }
-    let text = String(decoding: out, as: UTF8.self)
-    guard let split = text.range(of: "\r\n\r\n") else { throw ProcessFailure("no HTTP answer from port \(port)") }
-    return (String(text[..<split.lowerBound]), String(text[split.upperBound...]))
-}
-
 /// A tiny lock box for values shared with attack threads.
 final class Mutex2<T>: @unchecked Sendable {
     // Safety: `value` is guarded by `lock`.
