@@ -92,9 +92,9 @@ public enum ChainArchive {
         let fin = chain.finalized
         let finality = FinalityCore(config: FinalityConfig(), key: nil, authorities: setInfo?.authorities ?? chain.finalizedState.authorities,
                                     setId: setInfo?.setId ?? 0, finalized: VoteTarget(hash: fin.hash, number: fin.number), persisted: nil,
-                                    now: 0, env: env, signatures: SignatureCache())
+                                    now: .zero, env: env, signatures: SignatureCache())
         for hash in chain.ancestry(of: chain.best.hash, downTo: fin.number).reversed() {
-            if let h = chain.header(hash) { try Self.apply(finality.blockImported(hash: hash, number: h.number, digest: h.digest, now: 0), chain: chain, store: store) }
+            if let h = chain.header(hash) { try Self.apply(finality.blockImported(hash: hash, number: h.number, digest: h.digest, now: .zero), chain: chain, store: store) }
         }
         var imported: UInt64 = 0
         var seen: UInt64 = 0
@@ -116,7 +116,7 @@ public enum ChainArchive {
                     throw Failure("block #\(block.number) (\(block.hash.hex.prefix(18))) is refused: \(error)")
                 }
                 imported += 1
-                try Self.apply(finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: 0), chain: chain, store: store)
+                try Self.apply(finality.blockImported(hash: block.hash, number: block.number, digest: block.header.digest, now: .zero), chain: chain, store: store)
                 if imported % 1000 == 0 { progress(imported, nil) }
             case 2:
                 guard let block = lastBlock else { throw Failure("a justification before any block") }
@@ -124,7 +124,7 @@ public enum ChainArchive {
                 do { commit = try Commit.decode(bytes) } catch { throw Failure("the justification of #\(block.number) does not decode: \(error)") }
                 guard commit.target.hash == block.hash else { throw Failure("the justification after #\(block.number) is for another block") }
                 guard block.number > chain.finalized.number else { continue }
-                let (verdict, actions) = finality.receive(.commit(commit), from: -1, now: 0)
+                let (verdict, actions) = finality.receive(.commit(commit), from: -1, now: .zero)
                 if verdict == .irrelevant { continue }
                 guard verdict == .valid else { throw Failure("the justification of #\(block.number) does not verify (\(verdict))") }
                 try Self.apply(actions, chain: chain, store: store)

@@ -6,6 +6,7 @@ import MeshCLI
 import MeshCodec
 import MeshCrypto
 import MeshDiscovery
+import MeshNetwork
 import MeshNode
 import MeshNodeCore
 import MeshSockets
