@@ -7,12 +7,27 @@ public struct EpochScenario: Sendable {
     public var initial: EpochInput
     public var steps: [Step]
 
+    /// A scenario from its parts (as ``parse(value:)`` builds it).
+    public init(path: EpochPath, initial: EpochInput, steps: [Step]) {
+        self.path = path
+        self.initial = initial
+        self.steps = steps
+    }
+
     /// One step: actions in order, then (unless `runEpoch` is false) one epoch.
     public struct Step: Sendable {
         public var actions: [Action]
         public var emission: UInt64?
         public var path: EpochPath?
         public var runEpoch: Bool
+
+        /// A step from its parts.
+        public init(actions: [Action], emission: UInt64? = nil, path: EpochPath? = nil, runEpoch: Bool = true) {
+            self.actions = actions
+            self.emission = emission
+            self.path = path
+            self.runEpoch = runEpoch
+        }
     }
 
     /// A change to the subnet state between epochs.

@@ -24,6 +24,15 @@ public struct SparseMatrix<Value: Sendable>: Sendable {
         self.values = []
     }
 
+    /// Assembles a matrix from its compressed-row arrays: `offsets` has n + 1 entries from 0
+    /// to `columns.count`, and each row's columns ascend (the epoch's kernels write these).
+    init(offsets: [Int], columns: [Int32], values: [Value]) {
+        assert(offsets.first == 0 && offsets.last == columns.count && columns.count == values.count)
+        self.offsets = offsets
+        self.columns = columns
+        self.values = values
+    }
+
     /// Builds from rows of (column, value) pairs; pairs are sorted by column and columns
     /// outside 0..<n are dropped. A repeated column keeps its last value.
     public init(rows: [[(Int, Value)]], n: Int) {

@@ -3,7 +3,7 @@ extension YumaEpoch {
     /// Σ_{i: W_ij ≤ c} s_i > Σ s − κ over the validators with positive active stake
     /// (stakes renormalised among them), absent entries counting as 0; when no level
     /// qualifies, the largest level. This is exactly what subtensor's partition search
-    /// (`weighted_median_col_sparse`) returns, computed here per column in O(k log k)
+    /// (`weighted_median_col_sparse`) returns, computed here per column in expected O(k)
     /// of the column's non-zero entries instead of a dense n x validators table.
     static func weightedMedianColumns<S: YumaScalar>(stake: [S], weights: SparseMatrix<S>, majority: S) -> [S] {
         let n = weights.n
@@ -20,76 +20,97 @@ extension YumaEpoch {
         for s in useStake { stakeSum = stakeSum + s }
         let minority = stakeSum - majority
         let positiveRows = useStake.count
+        let rows = min(weights.n, stake.count)
 
-        // Transpose the positive entries of the stake-holding rows into per-column lists.
-        var counts = [Int](repeating: 0, count: n + 1)
-        for i in 0..<min(weights.n, stake.count) where rowIndex[i] >= 0 {
-            for k in weights.range(ofRow: i) where weights.values[k] > .zero {
-                counts[Int(weights.columns[k]) + 1] += 1
+        // Pass 1: each column's positive entries and their stake. A column weighted by too
+        // little stake has consensus 0 whatever the values (absent entries count as 0), so
+        // only the others are gathered and searched: on a live subnet that is the popular
+        // head, not the long tail.
+        var entries = [Int](repeating: 0, count: n)
+        var positiveMass = [S](repeating: .zero, count: n)
+        entries.withUnsafeMutableBufferPointer { cnt in
+            positiveMass.withUnsafeMutableBufferPointer { mass in
+                weights.columns.withUnsafeBufferPointer { cols in
+                    weights.values.withUnsafeBufferPointer { vals in
+                        for i in 0..<rows where rowIndex[i] >= 0 {
+                            let s = useStake[rowIndex[i]]
+                            for k in weights.range(ofRow: i) where vals[k] > .zero {
+                                let j = Int(cols[k])
+                                cnt[j] += 1
+                                mass[j] = mass[j] + s
+                            }
+                        }
+                    }
+                }
             }
         }
-        for j in 0..<n { counts[j + 1] += counts[j] }
-        var fill = counts
-        var colValue = [S](repeating: .zero, count: counts[n])
-        var colStake = [S](repeating: .zero, count: counts[n])
-        for i in 0..<min(weights.n, stake.count) where rowIndex[i] >= 0 {
-            let s = useStake[rowIndex[i]]
-            for k in weights.range(ofRow: i) where weights.values[k] > .zero {
-                let j = Int(weights.columns[k])
-                colValue[fill[j]] = weights.values[k]
-                colStake[fill[j]] = s
-                fill[j] += 1
-            }
-        }
-
+        // Offsets of the searched columns' lists; 0 entries for the others.
+        var start = [Int](repeating: 0, count: n + 1)
+        var searched = [Bool](repeating: false, count: n)
         for j in 0..<n {
-            let lo = counts[j]
-            let hi = counts[j + 1]
-            var positiveMass = S.zero
-            for k in lo..<hi { positiveMass = positiveMass + colStake[k] }
-            let hasZero = hi - lo < positiveRows
-            let zeroMass = stakeSum - positiveMass
-            if hasZero && zeroMass > minority {
-                consensus[j] = .zero
-                continue
+            let hasZero = entries[j] < positiveRows
+            let zeroMass = stakeSum - positiveMass[j]
+            searched[j] = entries[j] > 0 && !(hasZero && zeroMass > minority)
+            start[j + 1] = start[j] + (searched[j] ? entries[j] : 0)
+        }
+        let total = start[n]
+        if total == 0 { return consensus }
+
+        // Pass 2: gather the searched columns' (value, stake) pairs, side by side so that a
+        // scattered write touches one cache line. An entry of another column (or a zero) is
+        // written to a spare slot at the end instead of being branched around.
+        var column = [WeightedValue<S>](repeating: WeightedValue(value: .zero, stake: .zero), count: total + 1)
+        var fill = start
+        column.withUnsafeMutableBufferPointer { col in
+            fill.withUnsafeMutableBufferPointer { f in
+                searched.withUnsafeBufferPointer { wanted in
+                    weights.withBuffers { _, cols, vals in
+                        for i in 0..<rows where rowIndex[i] >= 0 {
+                            let s = useStake[rowIndex[i]]
+                            for k in weights.range(ofRow: i) {
+                                let j = Int(cols[k])
+                                let v = vals[k]
+                                let keep = (v > .zero) && wanted[j]
+                                let d = keep ? f[j] : total
+                                col[d] = WeightedValue(value: v, stake: s)
+                                f[j] += keep ? 1 : 0
+                            }
+                        }
+                    }
+                }
             }
-            if hi == lo { continue }
-            consensus[j] = quantileSelect(values: &colValue, stakes: &colStake, lo: lo, hi: hi, below: zeroMass, minority: minority)
+            // Pass 3: the quantile of each searched column.
+            for j in 0..<n where start[j + 1] > start[j] {
+                consensus[j] = quantileSelect(col, lo: start[j], hi: start[j + 1], below: stakeSum - positiveMass[j], minority: minority)
+            }
         }
         return consensus
     }
 
-    /// The smallest value p in values[lo..<hi] with below + Σ_{v ≤ p} stake > minority, or
-    /// the largest value when none qualifies. Expected linear time: three-way partitions
-    /// around a middle pivot, keeping only the side that holds the answer (in place).
-    @inlinable
-    static func quantileSelect<S: YumaScalar>(values: inout [S], stakes: inout [S], lo: Int, hi: Int, below: S, minority: S) -> S {
+    /// The smallest value p in entries[lo..<hi] with below + Σ_{value ≤ p} stake > minority,
+    /// or the largest value when none qualifies. Expected linear time: partitions around a
+    /// middle pivot, keeping only the side that holds the answer (in place). The partitions
+    /// are branch-free (Lomuto with unconditional swaps), as the comparisons are data.
+    static func quantileSelect<S: YumaScalar>(
+        _ entries: UnsafeMutableBufferPointer<WeightedValue<S>>, lo: Int, hi: Int, below: S, minority: S
+    ) -> S {
         var l = lo
         var h = hi
         var acc = below
         while true {
-            let pivot = values[l + (h - l) / 2]
+            let pivot = entries[l + (h - l) / 2].value
+            // Values below the pivot to the front; their stake, and the pivot value's own.
             var lt = l
-            var i = l
-            var gt = h
             var sLess = S.zero
             var sEqual = S.zero
-            while i < gt {
-                let v = values[i]
-                if v < pivot {
-                    values.swapAt(lt, i)
-                    stakes.swapAt(lt, i)
-                    sLess = sLess + stakes[lt]
-                    lt += 1
-                    i += 1
-                } else if pivot < v {
-                    gt -= 1
-                    values.swapAt(i, gt)
-                    stakes.swapAt(i, gt)
-                } else {
-                    sEqual = sEqual + stakes[i]
-                    i += 1
-                }
+            for i in l..<h {
+                let e = entries[i]
+                let less = e.value < pivot
+                entries[i] = entries[lt]
+                entries[lt] = e
+                sLess = sLess + (less ? e.stake : .zero)
+                sEqual = sEqual + (e.value == pivot ? e.stake : .zero)
+                lt += less ? 1 : 0
             }
             if acc + sLess > minority {
                 if lt == l { return pivot }
@@ -97,9 +118,18 @@ extension YumaEpoch {
             } else if acc + sLess + sEqual > minority {
                 return pivot
             } else {
-                if gt == h { return pivot }
+                // The answer is above the pivot: move its equals out of the way first.
+                var le = lt
+                for i in lt..<h {
+                    let e = entries[i]
+                    let equal = e.value == pivot
+                    entries[i] = entries[le]
+                    entries[le] = e
+                    le += equal ? 1 : 0
+                }
+                if le == h { return pivot }
                 acc = acc + sLess + sEqual
-                l = gt
+                l = le
             }
         }
     }
@@ -157,4 +187,10 @@ extension YumaEpoch {
         }
         return median
     }
+}
+
+/// A weight and the stake behind it, as the column median gathers them.
+struct WeightedValue<S: YumaScalar> {
+    var value: S
+    var stake: S
 }

@@ -46,6 +46,20 @@ public protocol YumaScalar: Comparable, Sendable {
     static func reciprocal(_ divisor: Self) -> Reciprocal
     /// Exactly `x.safeDiv(divisor)`, faster when one divisor serves many values.
     static func divide(_ x: Self, by r: Reciprocal) -> Self
+
+    /// One epoch computed in this scalar: what ``YumaEpoch/run(_:path:as:)`` calls.
+    ///
+    /// A requirement, so that a caller generic over the scalar (the scenario runner, the
+    /// `tensormesh epoch` command) reaches the epoch compiled for the concrete type through
+    /// the witness table instead of running the unspecialised generic body.
+    static func runEpoch(_ input: EpochInput, path: EpochPath) -> EpochOutput<Self>
+}
+
+extension YumaScalar {
+    /// The generic body, for scalars other than the two built in.
+    public static func runEpoch(_ input: EpochInput, path: EpochPath) -> EpochOutput<Self> {
+        YumaEpoch.compute(input, path: path, as: Self.self)
+    }
 }
 
 /// Signed fixed point with 32 integer and 32 fractional bits, as `substrate_fixed::I32F32`.
@@ -76,9 +90,13 @@ public struct I32F32: YumaScalar, Hashable, CustomStringConvertible {
         return I32F32(bits: b.bits < 0 ? .max : .min)
     }
 
-    @inlinable public static func * (a: I32F32, b: I32F32) -> I32F32 {
-        // Exact 128-bit product, arithmetic shift right (floor, also for negatives).
-        saturate((Int128(a.bits) * Int128(b.bits)) >> 32)
+    @inlinable @inline(__always) public static func * (a: I32F32, b: I32F32) -> I32F32 {
+        // Exact 128-bit product, arithmetic shift right (floor, also for negatives):
+        // high·2^32 + (low >> 32), which fits 64 bits when the high word does in 32.
+        let (high, low) = a.bits.multipliedFullWidth(by: b.bits)
+        if high >= 1 << 31 { return I32F32(bits: .max) }
+        if high < -(1 << 31) { return I32F32(bits: .min) }
+        return I32F32(bits: (high << 32) | Int64(low >> 32))
     }
 
     @inlinable public func safeDiv(_ d: I32F32) -> I32F32 {
@@ -127,22 +145,32 @@ public struct I32F32: YumaScalar, Hashable, CustomStringConvertible {
         if x == .one { return Self.e }
         guard x.bits != .min else { return .zero }
         let neg = x.bits < 0
-        let a = Int128(neg ? -x.bits : x.bits)
-        let limit = Int128(Int64.max), floor = Int128(Int64.min)
-        var result = a + (1 << 32)
+        // |x| and every term are non-negative and below 2^63 (checked), so the series runs in
+        // 64-bit words: term·|x| is an exact 128-bit product, and the chain's division of
+        // term·2^32 by i·2^32 equals term / i.
+        let a = neg ? -x.bits : x.bits
+        var (result, overflow) = a.addingReportingOverflow(1 << 32)
+        if overflow { return .zero }
         var term = a
-        for i in 2..<32 {
-            term = (term * a) >> 32
-            if term > limit || term < floor { return .zero }
-            term = (term << 32) / (Int128(i) << 32)
-            result += term
-            if result > limit { return .zero }
+        // One term of the series: false when the sum or a term overflows (the chain's error).
+        // Written out for i = 2...31 so that each division is by a constant (a multiply).
+        @inline(__always) func add(_ i: Int64) -> Bool {
+            if term == 0 { return true }  // every later term is 0 too
+            let (high, low) = term.multipliedFullWidth(by: a)
+            // (term·a) >> 32 must fit in 63 bits: the high word below 2^31.
+            if high >= 1 << 31 { return false }
+            term = ((high << 32) | Int64(low >> 32)) / i
+            (result, overflow) = result.addingReportingOverflow(term)
+            return !overflow
         }
+        guard add(2), add(3), add(4), add(5), add(6), add(7), add(8), add(9), add(10), add(11), add(12), add(13),
+              add(14), add(15), add(16), add(17), add(18), add(19), add(20), add(21), add(22), add(23), add(24),
+              add(25), add(26), add(27), add(28), add(29), add(30), add(31) else { return .zero }
         if neg {
             // 1 / result: result ≥ 1 here, so the quotient fits.
-            result = (Int128(1) << 64) / result
+            return I32F32(bits: Int64((Int128(1) << 64) / Int128(result)))
         }
-        return I32F32(bits: Int64(result))
+        return I32F32(bits: result)
     }
 
     public static func normalizedStake(_ stake: [UInt64]) -> [I32F32] {
@@ -166,7 +194,9 @@ public struct I32F32: YumaScalar, Hashable, CustomStringConvertible {
 
     @inlinable public var u16Proportion: UInt16 {
         if self.bits <= 0 { return 0 }
-        let v = (Int128(self.bits) * 65535) >> 32
+        // At most 1 (2^32) times 65535 fits 64 bits; larger values saturate either way.
+        if self.bits > 1 << 32 { return 65535 }
+        let v = (self.bits &* 65535) >> 32
         return v >= 65535 ? 65535 : UInt16(v)
     }
 
@@ -200,22 +230,35 @@ public struct I32F32: YumaScalar, Hashable, CustomStringConvertible {
     /// estimate corrected with exact 128-bit remainders; other cases take the exact path.
     @inlinable public static func divide(_ x: I32F32, by r: Reciprocal) -> I32F32 {
         let d = r.divisor
-        guard d > 0, x.bits >= 0 else { return x.safeDiv(I32F32(bits: d)) }
+        guard d > 0, d < 1 << 60, x.bits >= 0 else { return x.safeDiv(I32F32(bits: d)) }
         let est = Double(x.bits) * r.estimate
         guard est < 1_099_511_627_776.0 else { return x.safeDiv(I32F32(bits: d)) }
         var q = Int64(est)
-        // rem = x·2^32 − q·d must land in [0, d).
-        let num = Int128(x.bits) << 32
-        var rem = num - Int128(q) * Int128(d)
+        // rem = x·2^32 − q·d must land in [0, d). The estimate is within a few units of the
+        // quotient, so |rem| < 2^62 and the 64-bit wrapping difference is the exact remainder.
+        var rem = (x.bits &<< 32) &- (q &* d)
+        // One step either way, without a branch on the data (the sign bits as masks) …
+        let below = rem >> 63
+        q &+= below
+        rem &+= d & below
+        let above = ~((rem &- d) >> 63)
+        q &-= above
+        rem &-= d & above
+        // … and a net for an estimate further off (not taken when it is within one).
         while rem < 0 {
             q -= 1
-            rem += Int128(d)
+            rem += d
         }
-        while rem >= Int128(d) {
+        while rem >= d {
             q += 1
-            rem -= Int128(d)
+            rem -= d
         }
         return I32F32(bits: q)
+    }
+
+    /// The epoch compiled for fixed point.
+    public static func runEpoch(_ input: EpochInput, path: EpochPath) -> EpochOutput<I32F32> {
+        YumaEpoch.compute(input, path: path, as: I32F32.self)
     }
 
     /// Rounds to the nearest integer, half away from zero (`fixed::round`).
@@ -267,6 +310,11 @@ extension Double: YumaScalar {
     }
 
     public var doubleValue: Double { self }
+
+    /// The epoch compiled for float64.
+    public static func runEpoch(_ input: EpochInput, path: EpochPath) -> EpochOutput<Double> {
+        YumaEpoch.compute(input, path: path, as: Double.self)
+    }
 
     public typealias Reciprocal = Double
     @inlinable public static func reciprocal(_ d: Double) -> Double { d }

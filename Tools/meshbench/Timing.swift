@@ -40,6 +40,14 @@ func peakRSSBytes() -> Int {
     residentFromStatus(key: "VmHWM:")
 }
 
+/// Resets the peak resident set size to the current one (Linux: `5` to /proc/self/clear_refs),
+/// so that ``peakRSSBytes()`` reports the peak of what runs next.
+func resetPeakRSS() {
+    guard let f = fopen("/proc/self/clear_refs", "w") else { return }
+    fputs("5", f)
+    fclose(f)
+}
+
 /// Current resident set size in bytes.
 func currentRSSBytes() -> Int {
     residentFromStatus(key: "VmRSS:")
