@@ -12,12 +12,10 @@ public struct Hash32: Hashable, Comparable, Sendable, BinaryCodable, CustomStrin
 
     public static let zero = Hash32([UInt8](repeating: 0, count: 32))
 
-    /// Digests are uniformly random: hashing their first eight bytes is enough for tables
-    /// (equality still compares all 32), and much cheaper than feeding 32 bytes one by one.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(self.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-    }
-
+    /// Hashes the 32 bytes in one call (the default hashes an array element by element).
+    /// All of them: a peer can choose hashes (of blocks that do not exist), so a prefix would
+    /// let it flood one bucket.
+    public func hash(into hasher: inout Hasher) { self.bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
     public static func == (a: Hash32, b: Hash32) -> Bool { a.bytes == b.bytes }
 
     /// SHA-256 of `data`.

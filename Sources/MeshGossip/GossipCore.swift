@@ -79,7 +79,12 @@ public enum ValidationResult: Sendable, Equatable {
 }
 
 /// What the core asks its driver to do.
-public enum GossipOutput<Peer: Hashable & Sendable>: Sendable {
+/// How the gossip core names peers: the driver's connection handle (a plain integer, so the
+/// core compiles to concrete code across modules: no generic dispatch on the hot path).
+public typealias GossipPeer = Int
+
+public enum GossipOutput: Sendable {
+    public typealias Peer = GossipPeer
     case send(Peer, GossipFrame)
     /// A new message to check before anything else happens to it: answer with
     /// ``GossipCore/validated(_:_:now:)`` — at once, or later when the application needs more
@@ -119,7 +124,8 @@ public struct GossipCounters: Sendable, Equatable {
 /// Gossipsub-style pub/sub, sans-IO: frames, peers, heartbeats and "now" in; frames to send,
 /// messages to deliver and penalties out. Generic over the driver's peer handle. Randomness
 /// (mesh selection) comes from `random`, so the simulator replays runs from a seed.
-public final class GossipCore<Peer: Hashable & Sendable> {
+public final class GossipCore {
+    public typealias Peer = GossipPeer
     public let config: GossipConfig
     public private(set) var counters = GossipCounters()
     let random: (UInt64) -> UInt64
@@ -167,7 +173,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     var announcers: [MessageID: [Peer]] = [:]
     /// Messages whose validation was deferred: the message, its sender, the expiry.
     var pending: [MessageID: (message: GossipMessage, from: Peer, deadline: UInt64)] = [:]
-    var outputs: [GossipOutput<Peer>] = []
+    var outputs: [GossipOutput] = []
 
     public init(config: GossipConfig = GossipConfig(), random: @escaping (UInt64) -> UInt64) {
         self.config = config
@@ -176,7 +182,7 @@ public final class GossipCore<Peer: Hashable & Sendable> {
     }
 
     /// Takes what the core produced since the last call.
-    public func drain() -> [GossipOutput<Peer>] {
+    public func drain() -> [GossipOutput] {
         defer { self.outputs.removeAll(keepingCapacity: true) }
         return self.outputs
     }

@@ -4,12 +4,54 @@ import MeshCrypto
 /// A message id: the first 20 bytes of SHA-256(topic ‖ 0x00 ‖ data), so the same content on
 /// the same topic is one message whoever publishes it.
 public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public let bytes: [UInt8]
-    public init(bytes: [UInt8]) { self.bytes = bytes }
-    public init(topic: String, data: [UInt8]) {
-        self.bytes = Array(SHA256.hash(parts: [Array(topic.utf8), [0], data]).prefix(20))
+    // The 20 bytes, big-endian in three words: no allocation per id, and hashing, equality
+    // and ordering are a few integer operations (ids are looked up on every frame).
+    let w0: UInt64
+    let w1: UInt64
+    let w2: UInt32
+
+    /// The id of these 20 bytes (shorter input is padded with zeros, longer is cut: ids on the
+    /// wire are always 20 bytes).
+    public init(bytes: [UInt8]) {
+        func byte(_ i: Int) -> UInt64 { i < bytes.count ? UInt64(bytes[i]) : 0 }
+        var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0
+        for i in 0..<8 { a = a << 8 | byte(i) }
+        for i in 8..<16 { b = b << 8 | byte(i) }
+        for i in 16..<20 { c = c << 8 | byte(i) }
+        self.w0 = a
+        self.w1 = b
+        self.w2 = UInt32(c)
     }
-    public static func < (a: MessageID, b: MessageID) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+
+    /// Reads the 20 bytes off the wire.
+    init(from r: inout ByteReader) throws(CodecError) {
+        self.w0 = try r.u64()
+        self.w1 = try r.u64()
+        self.w2 = try r.u32()
+    }
+
+    /// Writes the 20 bytes.
+    func write(to w: inout ByteWriter) {
+        w.u64(self.w0)
+        w.u64(self.w1)
+        w.u32(self.w2)
+    }
+
+    public init(topic: String, data: [UInt8]) {
+        self.init(bytes: Array(SHA256.hash(parts: [Array(topic.utf8), [0], data]).prefix(20)))
+    }
+
+    /// The 20 bytes.
+    public var bytes: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(20)
+        for i in (0..<8).reversed() { out.append(UInt8(truncatingIfNeeded: self.w0 >> (8 * UInt64(i)))) }
+        for i in (0..<8).reversed() { out.append(UInt8(truncatingIfNeeded: self.w1 >> (8 * UInt64(i)))) }
+        for i in (0..<4).reversed() { out.append(UInt8(truncatingIfNeeded: self.w2 >> (8 * UInt32(i)))) }
+        return out
+    }
+
+    public static func < (a: MessageID, b: MessageID) -> Bool { (a.w0, a.w1, a.w2) < (b.w0, b.w1, b.w2) }
     public var description: String { Hex.encode(self.bytes.prefix(6)) }
 }
 
@@ -57,7 +99,7 @@ public enum GossipFrame: Equatable, Sendable {
 
     public var encoded: [UInt8] {
         var w = ByteWriter(capacity: 64)
-        func ids(_ l: [MessageID]) { w.list(l) { w, i in w.raw(i.bytes) } }
+        func ids(_ l: [MessageID]) { w.list(l) { w, i in i.write(to: &w) } }
         switch self {
         case .subscribe(let t): w.u8(1); w.list(t) { w, s in w.string(s) }
         case .unsubscribe(let t): w.u8(2); w.list(t) { w, s in w.string(s) }
@@ -66,9 +108,9 @@ public enum GossipFrame: Equatable, Sendable {
         case .ihave(let t, let l): w.u8(5); w.string(t); ids(l)
         case .iwant(let l): w.u8(6); ids(l)
         case .idontwant(let l): w.u8(7); ids(l)
-        case .preamble(let t, let id, let size): w.u8(8); w.string(t); w.raw(id.bytes); w.u32(size)
+        case .preamble(let t, let id, let size): w.u8(8); w.string(t); id.write(to: &w); w.u32(size)
         case .message(let m): w.u8(9); w.string(m.topic); w.bytes(m.data)
-        case .announce(let t, let id, let size): w.u8(10); w.string(t); w.raw(id.bytes); w.u32(size)
+        case .announce(let t, let id, let size): w.u8(10); w.string(t); id.write(to: &w); w.u32(size)
         }
         return w.bytes
     }
@@ -76,7 +118,7 @@ public enum GossipFrame: Equatable, Sendable {
     public static func decode(_ bytes: [UInt8]) throws(CodecError) -> GossipFrame {
         var r = ByteReader(bytes)
         func ids() throws(CodecError) -> [MessageID] {
-            try r.list(field: "ids", limit: maxIDs, minElementSize: 20) { (r: inout ByteReader) throws(CodecError) in MessageID(bytes: try r.raw(20)) }
+            try r.list(field: "ids", limit: maxIDs, minElementSize: 20) { (r: inout ByteReader) throws(CodecError) in try MessageID(from: &r) }
         }
         func topics() throws(CodecError) -> [String] {
             try r.list(field: "topics", limit: 64, minElementSize: 1) { (r: inout ByteReader) throws(CodecError) in try r.string(field: "topic", limit: maxTopic) }
@@ -90,9 +132,9 @@ public enum GossipFrame: Equatable, Sendable {
         case 5: f = .ihave(try r.string(field: "topic", limit: maxTopic), try ids())
         case 6: f = .iwant(try ids())
         case 7: f = .idontwant(try ids())
-        case 8: f = .preamble(try r.string(field: "topic", limit: maxTopic), MessageID(bytes: try r.raw(20)), size: try r.u32())
+        case 8: f = .preamble(try r.string(field: "topic", limit: maxTopic), try MessageID(from: &r), size: try r.u32())
         case 9: f = .message(GossipMessage(topic: try r.string(field: "topic", limit: maxTopic), data: try r.bytes(field: "data", limit: maxMessage)))
-        case 10: f = .announce(try r.string(field: "topic", limit: maxTopic), MessageID(bytes: try r.raw(20)), size: try r.u32())
+        case 10: f = .announce(try r.string(field: "topic", limit: maxTopic), try MessageID(from: &r), size: try r.u32())
         case let t: throw .invalidValue(field: "gossip frame", reason: "type \(t)")
         }
         try r.finish()

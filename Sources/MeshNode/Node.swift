@@ -121,7 +121,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     public var chain: ChainCore { self.core.chain }
     public var mempool: Mempool { self.core.mempool }
     public var finality: FinalityCore { self.core.finality }
-    public var gossip: GossipCore<PeerID> { self.core.gossip }
+    public var gossip: GossipCore { self.core.gossip }
     var signatures: SignatureCache { self.core.signatures }
     public var counters: NodeCounters { self.core.counters }
     public var isSyncing: Bool { self.core.isSyncing(now: self.clock.now()) }

@@ -76,7 +76,7 @@ extension NodeCore {
                     for p in self.peers.ordered { self.emit(.send(p.id, protocol: ProtocolName.finality, bytes)) }
                 }
             case .send(let id, let m):
-                if self.peers[id] != nil { self.emit(.send(id, protocol: ProtocolName.finality, m.encoded)) }
+                if self.peers.isConnected(id) { self.emit(.send(id, protocol: ProtocolName.finality, m.encoded)) }
             case .finalize(let target, let commit):
                 do {
                     try self.chain.finalize(target.hash, justification: commit.encoded)

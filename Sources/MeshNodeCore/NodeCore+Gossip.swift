@@ -41,17 +41,17 @@ extension NodeCore {
         }
     }
 
-    func performGossip(_ o: GossipOutput<PeerID>, now: NodeTime) {
+    func performGossip(_ o: GossipOutput, now: NodeTime) {
         switch o {
         case .send(let id, let frame):
-            guard self.peers[id] != nil else { return }
+            guard self.peers.isConnected(id) else { return }
             self.emit(.send(id, protocol: ProtocolName.gossip, frame.encoded))
         case .cancel, .deliver:
             break  // frames already handed to the channel go out; IDONTWANT stops later ones
         case .validate(let m, let from):
             if let verdict = self.validateGossip(m, from: from, now: now) { self.gossip.validated(m.id, verdict, now: now.instant) }
         case .disconnect(let id, let reason):
-            guard self.peers[id] != nil else { return }
+            guard self.peers.isConnected(id) else { return }
             self.log.debug("gossip score at the ban threshold", ["peer": "\(id)", "reason": reason])
             self.penalize(id, "gossip score", by: 100, now: now)
         }

@@ -62,8 +62,8 @@ extension NodeCore {
 
     /// A message on a stream the peer opened (`protocolName` as the channel knows it).
     public func received(_ id: PeerID, _ stream: StreamID, protocolName: String, _ message: [UInt8], now: NodeTime) {
-        guard let p = self.peers[id] else { return }
-        let proto = p.incoming[stream] ?? protocolName
+        guard self.peers.isConnected(id) else { return }
+        let proto = self.peers.connected[id]?.incoming[stream] ?? protocolName
         if proto == Self.servedMarker {
             // Request/response streams carry one request: a second one on the same stream
             // would make us do the work again with nowhere to send the answer.
@@ -75,7 +75,7 @@ extension NodeCore {
         let verdict = self.peers.budget(id, known ? proto : PeerManager.unknownProtocols, now: now.instant)
         guard verdict == .within, known else {
             if verdict == .charged {
-                self.log.debug("peer over its request budget", ["peer": String(p.nodeId.hex.prefix(16)), "protocol": known ? proto : "?"])
+                self.log.debug("peer over its request budget", ["peer": "\(id)", "protocol": known ? proto : "?"])
                 self.penalize(id, known ? "over its request budget" : "streams of unknown protocols over budget", by: 5, now: now)
             }
             // A protocol we do not speak is refused; so is a request over budget.

@@ -109,7 +109,7 @@ extension NodeCore {
         for pending in self.relay.expired(now: now.instant) {
             self.counters.compactFallbacks += 1
             self.gossip.validated(pending.messageID, .ignore, now: now.instant)
-            if self.peers[pending.from] != nil {
+            if self.peers.isConnected(pending.from) {
                 self.penalize(pending.from, "block transactions not served", by: 5, now: now)
                 self.requestSync(from: pending.from, now: now)
             }

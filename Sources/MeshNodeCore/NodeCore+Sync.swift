@@ -66,13 +66,13 @@ extension NodeCore {
     // MARK: Range sync
 
     func maybeSync(_ id: PeerID, now: NodeTime) {
-        guard let p = self.peers[id], p.best.number > self.chain.best.number else { return }
+        guard let best = self.peers.connected[id]?.best.number, best > self.chain.best.number else { return }
         self.requestSync(from: id, now: now)
     }
 
     /// Asks a peer for the blocks above our best (one range request in flight per peer).
     func requestSync(from id: PeerID, now: NodeTime) {
-        guard let p = self.peers[id], !p.syncing else { return }
+        guard let syncing = self.peers.connected[id]?.syncing, !syncing else { return }
         self.peers.update(id) { $0.syncing = true }
         // From just above our best. When the peer's chain forks below it, the first block does
         // not attach (unknown parent) and the fork is fetched back by hash (importSynced).

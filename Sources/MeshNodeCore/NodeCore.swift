@@ -131,7 +131,7 @@ public final class NodeCore {
     let key: Ed25519.PrivateKey
     public let chain: ChainCore
     public let mempool = Mempool()
-    public let gossip: GossipCore<PeerID>
+    public let gossip: GossipCore
     public internal(set) var finality: FinalityCore
     public let signatures: SignatureCache
     let finalityEnv: ChainFinalityEnvironment
@@ -170,7 +170,7 @@ public final class NodeCore {
         self.chain = try ChainCore(spec: spec, store: store)
         self.chain.context.verifyEquivocation = { bytes, authorities in Equivocation.verify(bytes, authorities: authorities) }
         self.finalityEnv = ChainFinalityEnvironment(chain: self.chain)
-        self.gossip = GossipCore<PeerID>(config: GossipTopic.config, random: random)
+        self.gossip = GossipCore(config: GossipTopic.config, random: random)
         self.peers = PeerManager(config: config.peers, ownId: key.publicKey, bootnodes: config.bootnodes, random: random)
         self.slots = SlotSchedule(slotMillis: spec.params.slotDurationMs)
         let persisted = try store.meta(MetaKey.voter).flatMap { try? VoterState.decode($0) }

@@ -162,11 +162,13 @@ public struct PeerManager {
         set { if let v = newValue, self.connected[id] != nil { self.connected[id] = v } }
     }
 
+    /// Changes a peer's record in place (no copy of its tables).
     mutating func update(_ id: PeerID, _ change: (inout PeerRecord) -> Void) {
-        guard var p = self.connected[id] else { return }
-        change(&p)
-        self.connected[id] = p
+        guard self.connected.index(forKey: id) != nil else { return }
+        change(&self.connected[id]!)
     }
+
+    func isConnected(_ id: PeerID) -> Bool { self.connected.index(forKey: id) != nil }
 
     /// The peer connected with this node id, if any.
     func peer(nodeId: AccountID) -> PeerID? { self.connected.first { $0.value.info.nodeId == nodeId }?.key }
@@ -185,15 +187,16 @@ public struct PeerManager {
 
     /// Scores a peer down; past the threshold it is banned both ways for `banDuration`.
     mutating func penalize(_ id: PeerID, by amount: Int, now: Instant) -> Penalty? {
-        guard var p = self.connected[id] else { return nil }
-        p.score = p.score.subtractingSaturated(amount)
-        self.connected[id] = p
-        guard p.score <= Reputation.banThreshold else { return .noted(score: p.score) }
+        guard self.isConnected(id) else { return nil }
+        self.connected[id]!.score = self.connected[id]!.score.subtractingSaturated(amount)
+        let score = self.connected[id]!.score
+        guard score <= Reputation.banThreshold else { return .noted(score: score) }
+        let nodeId = self.connected[id]!.info.nodeId
         let until = now + self.config.banDuration
         // (Dial back-offs matter only for the bounded address book; the cap keeps a stream of
         // fresh banned identities from growing the map between sweeps.)
-        if self.dialing.count < 8192 || self.dialing[p.info.nodeId] != nil { self.dialing[p.info.nodeId] = until }
-        return .banned(p.info.nodeId, until: until)
+        if self.dialing.count < 8192 || self.dialing[nodeId] != nil { self.dialing[nodeId] = until }
+        return .banned(nodeId, until: until)
     }
 
     /// Scores heal with time (every maintenance tick).
@@ -204,19 +207,16 @@ public struct PeerManager {
     /// Takes one message from the peer's budget for `proto` (see `RequestBudget`); protocols
     /// without a budget (plug-ins) keep their own.
     mutating func budget(_ id: PeerID, _ proto: String, now: Instant) -> RequestBudget.Verdict {
-        guard let b = Self.budgets[proto], var p = self.connected[id] else { return .within }
-        var budget = p.budgets[proto] ?? RequestBudget(burst: b.burst, now: now.nanoseconds)
-        let verdict = budget.take(now: now.nanoseconds, rate: b.rate, burst: b.burst)
-        p.budgets[proto] = budget
-        self.connected[id] = p
-        return verdict
+        guard let b = Self.budgets[proto], self.isConnected(id) else { return .within }
+        return self.connected[id]!.budgets[proto, default: RequestBudget(burst: b.burst, now: now.nanoseconds)]
+            .take(now: now.nanoseconds, rate: b.rate, burst: b.burst)
     }
 
     // MARK: Requests
 
     /// Records a request to `id` and names it.
     mutating func startRequest(_ id: PeerID, kind: String, hash: Hash32?, now: Instant) -> RequestID? {
-        guard self.connected[id] != nil else { return nil }
+        guard self.isConnected(id) else { return nil }
         let rid = self.nextRequest
         self.nextRequest += 1
         self.connected[id]!.requests[rid] = PendingRequest(kind: kind, sentAt: now, hash: hash)
@@ -225,7 +225,7 @@ public struct PeerManager {
 
     /// Takes a request off the books (answered, failed or cancelled).
     mutating func finishRequest(_ id: PeerID, _ rid: RequestID) -> PendingRequest? {
-        guard self.connected[id] != nil else { return nil }
+        guard self.isConnected(id) else { return nil }
         return self.connected[id]!.requests.removeValue(forKey: rid)
     }
 

@@ -30,7 +30,7 @@ public struct GossipScenarioConfig: Sendable {
 public final class GossipScenario {
     let config: GossipScenarioConfig
     let sim: Simulator
-    var cores: [GossipCore<Int>] = []
+    var cores: [GossipCore] = []
     var links: [Int: Link] = [:]
     var published: [MessageID: (at: UInt64, size: Int, topic: String)] = [:]
     var firstReceipt: [MessageID: [Int: UInt64]] = [:]
@@ -59,7 +59,7 @@ public final class GossipScenario {
         self.adjacency = Array(repeating: [], count: n)
         for _ in 0..<n {
             var rng = self.sim.rng.fork()
-            let core = GossipCore<Int>(config: self.config.gossip, random: { bound in rng.next() % max(1, bound) })
+            let core = GossipCore(config: self.config.gossip, random: { bound in rng.next() % max(1, bound) })
             self.cores.append(core)
         }
         // A random graph: each node dials `dials` others.

@@ -23,6 +23,8 @@ public struct NodeScenarioConfig: Sendable {
     public var maxInbound = 32
     /// How many nodes every node knows at start (the first ones, as a chain spec's bootnodes).
     public var bootnodes = 3
+    /// Nodes a discovery lookup names (every 30 s per node).
+    public var discoveredPerLookup = 8
     /// Churn: every `churnPeriod` seconds, `churnNodes` full nodes go offline for
     /// `churnDowntime` seconds and come back from their store.
     public var churnNodes = 0
@@ -246,6 +248,22 @@ public final class NodeScenario {
         node.finalized = node.core.chain.finalized
         node.core.start(now: self.now(node))
         self.flush(node)
+        self.discover(node, incarnation: node.incarnation)
+    }
+
+    /// Stands in for the discovery core (its own scenario measures lookups): every 30 s a
+    /// node hears of `discoveredPerLookup` random nodes, as a lookup's answers would name
+    /// them, at the address they really have.
+    func discover(_ node: SimNode, incarnation: Int) {
+        guard node.online, node.incarnation == incarnation else { return }
+        let n = UInt64(self.nodes.count)
+        for _ in 0..<min(self.config.discoveredPerLookup, self.nodes.count - 1) {
+            let j = Int(self.sim.rng.next() % n)
+            guard j != node.index else { continue }
+            node.core.discovered(self.nodes[j].address, now: self.now(node))
+        }
+        self.flush(node)
+        self.sim.schedule(after: 30_000_000_000) { [unowned self, unowned node] in self.discover(node, incarnation: incarnation) }
     }
 
     /// Takes a node offline: its connections break, its in-memory state is lost (the store

@@ -7,7 +7,7 @@ import Testing
 
 /// Gossip cores wired directly (no latency): frames are delivered in order until quiet.
 final class Hub {
-    var cores: [GossipCore<Int>] = []
+    var cores: [GossipCore] = []
     var delivered: [[MessageID]] = []
     var sent: [(from: Int, to: Int, frame: GossipFrame)] = []
     var disconnected: [(Int, Int)] = []
@@ -19,7 +19,7 @@ final class Hub {
     init(_ n: Int, config: GossipConfig = GossipConfig(), edges: [(Int, Int)]? = nil) {
         for _ in 0..<n {
             var r = self.rng.fork()
-            let c = GossipCore<Int>(config: config, random: { b in r.next() % max(1, b) })
+            let c = GossipCore(config: config, random: { b in r.next() % max(1, b) })
             self.cores.append(c)
             self.delivered.append([])
             self.verdict.append { m in m.data.first == 0xFF ? .reject : .accept }
@@ -140,7 +140,7 @@ struct GossipCoreTests {
 
     @Test("a peer that asked for a large message but never sends it is penalised and the next announcer is asked")
     func brokenPromise() {
-        let core = GossipCore<Int>(random: { _ in 0 })
+        let core = GossipCore(random: { _ in 0 })
         core.subscribe("t", now: .zero)
         core.addPeer(1, outbound: true)
         core.addPeer(2, outbound: true)
@@ -180,7 +180,7 @@ struct GossipCoreTests {
 
     @Test("IDONTWANT: a node receiving a pushed large message tells its mesh at once; they cancel their copies")
     func idontwant() {
-        let core = GossipCore<Int>(random: { _ in 0 })
+        let core = GossipCore(random: { _ in 0 })
         core.subscribe("t", now: .zero)
         for p in 1...3 {
             core.addPeer(p, outbound: true)
@@ -202,7 +202,7 @@ struct GossipCoreTests {
 
     @Test("IWANT and IDONTWANT ids have a per-heartbeat budget: a flood of them costs a bounded amount of work")
     func controlIDBudget() {
-        let core = GossipCore<Int>(random: { _ in 0 })
+        let core = GossipCore(random: { _ in 0 })
         core.subscribe("t", now: .zero)
         core.addPeer(1, outbound: true)
         core.receive(.subscribe(["t"]), from: 1, now: .zero)

@@ -106,7 +106,7 @@ enum StatefulTargets {
         config.maxIncomingPerPeer = 4
         config.maxDontWantPerPeer = 64
         config.maxTopicsPerPeer = 16
-        let core = GossipCore<Int>(config: config, random: { bound in
+        let core = GossipCore(config: config, random: { bound in
             counter = counter &* 6364136223846793005 &+ 1442695040888963407
             return (counter >> 33) % max(1, bound)
         })
