@@ -24,7 +24,9 @@ public struct SystemTimeSource: TimeSource {
     }
 }
 
-extension Log: NodeLogSink {}
+extension Log: NodeLogSink {
+    public func target(_ name: String) -> any NodeLogSink { self.child(name) }
+}
 
 /// The node: a thin driver around `NodeCore`. It owns the sockets (secure peers, discovery
 /// over UDP), the store, one timer, JSON-RPC, metrics and the informant, and maps them to

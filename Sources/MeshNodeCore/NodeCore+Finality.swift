@@ -62,7 +62,7 @@ extension NodeCore {
             switch a {
             case .persist(let state):
                 do { try self.chain.store.putMeta(MetaKey.voter, state.encoded, durable: true) } catch {
-                    self.log.error("cannot persist finality vote; not sending it", ["error": "\(error)"])
+                    self.logFinality.error("cannot persist finality vote; not sending it", ["error": "\(error)"])
                     return
                 }
             case .broadcast(let m):
@@ -81,12 +81,12 @@ extension NodeCore {
                 do {
                     try self.chain.finalize(target.hash, justification: commit.encoded)
                     self.emit(.event(.finalized(ChainPointer(number: target.number, hash: target.hash))))
-                    self.log.debug("finalized", ["number": "#\(target.number)", "round": "\(commit.round)"])
+                    self.logFinality.debug("finalized", ["number": "#\(target.number)", "round": "\(commit.round)"])
                 } catch {
-                    self.log.warn("finalization not applied", ["target": "#\(target.number)", "error": "\(error)"])
+                    self.logFinality.warn("finalization not applied", ["target": "#\(target.number)", "error": "\(error)"])
                 }
             case .equivocation(let e):
-                self.log.warn("finality equivocation detected", ["voter": String(e.first.voter.hex.prefix(16)), "round": "\(e.first.round)"])
+                self.logFinality.warn("finality equivocation detected", ["voter": String(e.first.voter.hex.prefix(16)), "round": "\(e.first.round)"])
                 self.reportEquivocation(e, now: now)
             case .authoritySetChanged(let setId, let authorities):
                 do {
@@ -94,9 +94,9 @@ extension NodeCore {
                 } catch {
                     // The gadget moved on; a restart before the next write re-derives the set
                     // from the finalized state's digests.
-                    self.log.error("cannot persist the new validator set", ["setId": "\(setId)", "error": "\(error)"])
+                    self.logFinality.error("cannot persist the new validator set", ["setId": "\(setId)", "error": "\(error)"])
                 }
-                self.log.info("validator set changed", ["setId": "\(setId)", "validators": "\(authorities.count)"])
+                self.logFinality.info("validator set changed", ["setId": "\(setId)", "validators": "\(authorities.count)"])
             }
         }
     }
@@ -108,30 +108,7 @@ extension NodeCore {
         let tx = Transaction(signer: self.key, nonce: state.nonce(self.key.publicKey), validUntil: state.number.addingSaturated(64),
                              fee: state.params.baseFee, call: .reportEquivocation(evidence: e.encoded), genesis: self.chain.genesisHash)
         do { _ = try self.submit(tx, now: now) } catch {
-            self.log.debug("equivocation report not submitted", ["error": "\(error)"])
-        }
-    }
-}
-
-/// Block production: at each slot boundary a validator whose slot it is builds a block from
-/// the pool's ready transactions, imports it and announces it.
-extension NodeCore {
-    func onSlot(now: NodeTime) {
-        self.slots.arm(wallMillis: now.wallMillis)
-        guard self.config.validator, let slot = self.slots.due(wallMillis: now.wallMillis) else { return }
-        // Not while catching up: the block would land on a stale parent.
-        if self.isSyncing(now: now) { return }
-        do {
-            let candidates = self.mempool.ready(state: self.chain.bestState, limit: 1000)
-            guard let block = try self.chain.produce(slot: slot, timestamp: now.wallMillis, key: self.key, candidates: candidates) else { return }
-            self.slots.produced(slot)
-            self.counters.blocksProduced += 1
-            self.log.info("Prepared block", ["number": "#\(block.number)", "hash": String(block.hash.hex.prefix(18)),
-                                             "transactions": "\(block.transactions.count)"])
-            self.publish(GossipTopic.blocks, CompactBlock(block).encoded, now: now)
-            self.afterImport(block, newBest: true, reorgDepth: 0, produced: true, now: now)
-        } catch {
-            self.log.error("block production failed", ["error": "\(error)"])
+            self.logFinality.debug("equivocation report not submitted", ["error": "\(error)"])
         }
     }
 }

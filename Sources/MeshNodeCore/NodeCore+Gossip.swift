@@ -52,7 +52,7 @@ extension NodeCore {
             if let verdict = self.validateGossip(m, from: from, now: now) { self.gossip.validated(m.id, verdict, now: now.instant) }
         case .disconnect(let id, let reason):
             guard self.peers.isConnected(id) else { return }
-            self.log.debug("gossip score at the ban threshold", ["peer": "\(id)", "reason": reason])
+            self.logGossip.debug("gossip score at the ban threshold", ["peer": "\(id)", "reason": reason])
             self.penalize(id, "gossip score", by: 100, now: now)
         }
     }

@@ -24,7 +24,7 @@ extension NodeCore {
         if let refusal = self.peers.connect(id, info: info, ours: self.chain.best, maxHeight: maxHeight) {
             switch refusal {
             case .unexpectedIdentity:
-                self.log.warn("peer at a bootnode address has another identity; dropping",
+                self.logPeers.warn("peer at a bootnode address has another identity; dropping",
                               ["expected": String(info.expected?.hex.prefix(16) ?? ""), "got": String(info.nodeId.hex.prefix(16))])
                 self.emit(.disconnect(id, code: ChannelCode.refused, reason: "unexpected identity"))
             case .alreadyConnected:
@@ -34,7 +34,7 @@ extension NodeCore {
             return false
         }
         if info.hello.best.number > maxHeight { self.countInvalid("implausible best in hello") }
-        self.log.debug("peer connected", ["peer": String(info.nodeId.hex.prefix(16)), "address": "\(info.remoteHost):\(info.remotePort)",
+        self.logPeers.debug("peer connected", ["peer": String(info.nodeId.hex.prefix(16)), "address": "\(info.remoteHost):\(info.remotePort)",
                                           "best": "#\(info.hello.best.number)", "inbound": "\(info.inbound)"])
         self.gossip.addPeer(id, outbound: !info.inbound)
         self.flushGossip(now: now)
@@ -46,7 +46,7 @@ extension NodeCore {
     public func peerDisconnected(_ id: PeerID, now: NodeTime) {
         guard let p = self.peers.disconnect(id) else { return }
         self.gossip.removePeer(id, now: now.instant)
-        self.log.debug("peer disconnected", ["peer": String(p.nodeId.hex.prefix(16))])
+        self.logPeers.debug("peer disconnected", ["peer": String(p.nodeId.hex.prefix(16))])
         self.flushGossip(now: now)
     }
 
@@ -75,7 +75,7 @@ extension NodeCore {
         let verdict = self.peers.budget(id, known ? proto : PeerManager.unknownProtocols, now: now.instant)
         guard verdict == .within, known else {
             if verdict == .charged {
-                self.log.debug("peer over its request budget", ["peer": "\(id)", "protocol": known ? proto : "?"])
+                self.logPeers.debug("peer over its request budget", ["peer": "\(id)", "protocol": known ? proto : "?"])
                 self.penalize(id, known ? "over its request budget" : "streams of unknown protocols over budget", by: 5, now: now)
             }
             // A protocol we do not speak is refused; so is a request over budget.
@@ -176,9 +176,9 @@ extension NodeCore {
         let peer = self.peers[id].map { String($0.nodeId.hex.prefix(16)) } ?? "?"
         switch outcome {
         case .noted(let score):
-            self.log.debug("peer misbehaved", ["peer": peer, "reason": reason, "score": "\(score)"])
+            self.logPeers.debug("peer misbehaved", ["peer": peer, "reason": reason, "score": "\(score)"])
         case .banned(let nodeId, let until):
-            self.log.info("dropping peer for bad behaviour", ["peer": peer, "reason": reason])
+            self.logPeers.info("dropping peer for bad behaviour", ["peer": peer, "reason": reason])
             self.emit(.ban(nodeId, until: until))
             self.emit(.disconnect(id, code: ChannelCode.banned, reason: reason))
         }
@@ -197,14 +197,14 @@ extension NodeCore {
     public func discovered(_ address: NodeAddress, now: NodeTime) {
         let (added, updated) = self.peers.recordAddress(address, now: now.instant)
         if added { self.counters.discovered += 1 }
-        if updated { self.log.debug("peer address updated from its record", ["node": String(address.nodeId.hex.prefix(16)), "address": address.description]) }
+        if updated { self.logPeers.debug("peer address updated from its record", ["node": String(address.nodeId.hex.prefix(16)), "address": address.description]) }
     }
 
     /// A peer (`reporter`, at `reporterIP`) saw us at `observed`. Once reporters on two
     /// networks (or one bootnode) agree, the address is advertised.
     public func addressObserved(_ observed: [UInt8], reporterIP: [UInt8], reporter: AccountID) {
         guard let ip = self.peers.observed(observed, reporterIP: reporterIP, reporter: reporter) else { return }
-        self.log.info("Public address learned from peers", ["ip": Endpoint(ip: ip, port: self.config.listenPort).description])
+        self.logPeers.info("Public address learned from peers", ["ip": Endpoint(ip: ip, port: self.config.listenPort).description])
         self.emit(.advertise(ip: ip))
     }
 

@@ -16,7 +16,7 @@ extension NodeCore {
         let compact: CompactBlock
         do { compact = try CompactBlock.decode(m.data) } catch {
             self.countInvalid("undecodable block")
-            self.log.debug("undecodable compact block from a peer", ["peer": "\(id ?? -1)", "error": "\(error)"])
+            self.logSync.debug("undecodable compact block from a peer", ["peer": "\(id ?? -1)", "error": "\(error)"])
             return .reject
         }
         let hash = compact.hash
@@ -37,7 +37,7 @@ extension NodeCore {
         // the body (rebuilding from the pool, fetching transactions).
         do { try self.chain.verifyHeader(compact.header, now: now.wallMillis) } catch {
             if let id { self.penalize(id, "block header fails its checks", by: 50, now: now) }
-            self.log.debug("rejected block header", ["number": "#\(compact.header.number)", "reason": "\(error)"])
+            self.logSync.debug("rejected block header", ["number": "#\(compact.header.number)", "reason": "\(error)"])
             return .reject
         }
         // A signed header proves the peer has the block: its claimed best may rise to it.

@@ -28,11 +28,11 @@ extension NodeCore {
             self.countInvalid("stale block")
             return .ignore
         } catch where error.isLocal {
-            self.log.error("cannot store a block", ["number": "#\(block.number)", "error": "\(error)"])
+            self.logSync.error("cannot store a block", ["number": "#\(block.number)", "error": "\(error)"])
             return .ignore
         } catch {
             if let id { self.penalize(id, "invalid block", by: 50, now: now) }
-            self.log.debug("rejected block", ["number": "#\(block.number)", "reason": "\(error)"])
+            self.logSync.debug("rejected block", ["number": "#\(block.number)", "reason": "\(error)"])
             return .reject
         }
     }
@@ -43,7 +43,7 @@ extension NodeCore {
     func afterImport(_ block: Block, newBest: Bool, reorgDepth: Int, produced: Bool, prune: Bool = true, now: NodeTime) {
         if reorgDepth > 0 {
             self.counters.reorgs += 1
-            self.log.info("reorganised", ["depth": "\(reorgDepth)", "best": "#\(block.number)"])
+            self.logSync.info("reorganised", ["depth": "\(reorgDepth)", "best": "#\(block.number)"])
         }
         self.imported.note(block.hash, at: now.wallMillis)
         for tx in block.transactions { self.mempool.remove(tx.hash) }
@@ -59,7 +59,7 @@ extension NodeCore {
         for (id, s) in state.subnets.sorted(by: { $0.key < $1.key }) where s.epochCount > (parent.subnets[id]?.epochCount ?? 0) {
             self.counters.epochsRun += 1
             self.emit(.event(.epoch(netuid: id, block: block.number)))
-            self.log.info("epoch ran", ["netuid": "\(id)", "block": "#\(block.number)", "uids": "\(s.neurons.count)"])
+            self.logSync.info("epoch ran", ["netuid": "\(id)", "block": "#\(block.number)", "uids": "\(s.neurons.count)"])
         }
     }
 
@@ -117,10 +117,10 @@ extension NodeCore {
                 self.fetchBlock(parent, voter: nil, from: id, now: now)
                 break
             } catch where error.isLocal {
-                self.log.error("cannot store a synced block", ["number": "#\(block.number)", "error": "\(error)"])
+                self.logSync.error("cannot store a synced block", ["number": "#\(block.number)", "error": "\(error)"])
                 break
             } catch {
-                self.log.debug("invalid synced block", ["number": "#\(block.number)", "error": "\(error)"])
+                self.logSync.debug("invalid synced block", ["number": "#\(block.number)", "error": "\(error)"])
                 self.penalize(id, "invalid synced block", by: 50, now: now)
                 break
             }
@@ -140,7 +140,7 @@ extension NodeCore {
             if let c = try? Commit.decode(j) { _ = self.applyFinality(.commit(c), from: id, now: now) }
         }
         if imported > 0, let p = self.peers[id], p.best.number > self.chain.best.number {
-            self.log.info("syncing", ["best": "#\(self.chain.best.number)", "target": "#\(p.best.number)", "imported": "\(imported)"])
+            self.logSync.info("syncing", ["best": "#\(self.chain.best.number)", "target": "#\(p.best.number)", "imported": "\(imported)"])
             self.requestSync(from: id, now: now)
         }
     }
@@ -156,7 +156,7 @@ extension NodeCore {
         var asked = Set<PeerID>()
         let owner = voter.flatMap { self.peers.peer(nodeId: $0) }
         for q in [owner, id].compactMap({ $0 }) where asked.insert(q).inserted {
-            self.log.debug("fetching block by hash", ["hash": String(hash.hex.prefix(18)), "peer": "\(q)"])
+            self.logSync.debug("fetching block by hash", ["hash": String(hash.hex.prefix(18)), "peer": "\(q)"])
             self.request(q, protocol: ProtocolName.ancestry, body: AncestryRequest(hash: hash, count: 32).encoded, hash: hash, now: now)
         }
     }
@@ -194,7 +194,7 @@ extension NodeCore {
         // Blocks we hold already (the common ancestor, typically) are skipped.
         let missing = resp.blocks.drop { self.chain.contains($0.hash) }
         guard let first = missing.first else { return }
-        self.log.debug("blocks by hash received", ["count": "\(missing.count)", "from": "#\(first.number)",
+        self.logSync.debug("blocks by hash received", ["count": "\(missing.count)", "from": "#\(first.number)",
                                                    "parentKnown": "\(self.chain.contains(first.header.parentHash))"])
         if !self.chain.contains(first.header.parentHash) {
             if first.number > self.chain.finalized.number.addingSaturated(1),

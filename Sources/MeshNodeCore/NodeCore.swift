@@ -25,8 +25,11 @@ public protocol TimeSource: Sendable {
 }
 
 /// Where the core's log lines go: the node's logger, or nowhere in the simulator. Nothing
-/// secret is ever passed.
+/// secret is ever passed. Lines carry a target (`sync`, `peers`, `gossip`, `finality`) so an
+/// operator's `--log sync=debug` selects them.
 public protocol NodeLogSink: AnyObject {
+    /// The sink for one target (its own level).
+    func target(_ name: String) -> any NodeLogSink
     func debug(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>)
     func info(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>)
     func warn(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>)
@@ -36,6 +39,7 @@ public protocol NodeLogSink: AnyObject {
 /// A log sink that drops everything (simulator, fuzzing).
 public final class SilentLog: NodeLogSink {
     public init() {}
+    public func target(_ name: String) -> any NodeLogSink { self }
     public func debug(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>) {}
     public func info(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>) {}
     public func warn(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>) {}
@@ -139,7 +143,12 @@ public final class NodeCore {
     var sync = SyncState()
     var relay = BlockRelay()
     var slots: SlotSchedule
+    /// The core's log (block production, epochs) and its targets.
     let log: any NodeLogSink
+    let logSync: any NodeLogSink
+    let logPeers: any NodeLogSink
+    let logGossip: any NodeLogSink
+    let logFinality: any NodeLogSink
     public internal(set) var counters = NodeCounters()
     /// Recent messages per subnet topic (newest last, at most 256 each), for `subnet_getMessages`.
     public internal(set) var subnetMessages: [UInt16: [SubnetGossipMessage]] = [:]
@@ -166,6 +175,10 @@ public final class NodeCore {
         self.config = config
         self.key = key
         self.log = log
+        self.logSync = log.target("sync")
+        self.logPeers = log.target("peers")
+        self.logGossip = log.target("gossip")
+        self.logFinality = log.target("finality")
         self.signatures = signatures
         self.chain = try ChainCore(spec: spec, store: store)
         self.chain.context.verifyEquivocation = { bytes, authorities in Equivocation.verify(bytes, authorities: authorities) }

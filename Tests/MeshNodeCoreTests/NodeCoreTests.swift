@@ -335,3 +335,43 @@ struct CoreStateTests {
         #expect(s.nextAt == .max)
     }
 }
+
+/// A sink that records (target, level, message).
+final class RecordingLog: NodeLogSink {
+    let name: String
+    let lines: LinesBox
+    final class LinesBox { var all: [(String, String, String)] = [] }
+    init(name: String = "tensormesh", lines: LinesBox = LinesBox()) {
+        self.name = name
+        self.lines = lines
+    }
+    func target(_ name: String) -> any NodeLogSink { RecordingLog(name: name, lines: self.lines) }
+    func debug(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>) { self.lines.all.append((self.name, "debug", message())) }
+    func info(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>) { self.lines.all.append((self.name, "info", message())) }
+    func warn(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>) { self.lines.all.append((self.name, "warn", message())) }
+    func error(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, String>) { self.lines.all.append((self.name, "error", message())) }
+}
+
+@Suite("Node core logs")
+struct NodeCoreLogTests {
+    @Test("lines carry their target: sync, peers, gossip, finality (so --log sync=debug selects them)")
+    func targets() throws {
+        let log = RecordingLog()
+        var c = NodeCoreConfig()
+        c.validator = false
+        let spec = try CoreHarness(validator: false).spec
+        let core = try NodeCore(config: c, spec: spec, key: try Ed25519.PrivateKey(seedBytes: [UInt8](repeating: 3, count: 32)), store: MemoryStore(),
+                                now: NodeTime(instant: .zero, wallMillis: CoreHarness.genesisTime + 10_000), random: { _ in 0 }, log: log)
+        let now = NodeTime(instant: Instant(nanoseconds: 10_000_000_000), wallMillis: CoreHarness.genesisTime + 10_000)
+        core.start(now: now)
+        let hello = Hello(genesisHash: core.chain.genesisHash.bytes, best: BlockRef(number: 3, hash: [UInt8](repeating: 1, count: 32)),
+                          finalized: BlockRef(number: 0, hash: core.chain.genesisHash.bytes), roles: .full, listenPort: 1, agent: "t")
+        core.peerConnected(1, info: PeerInfo(nodeId: CoreHarness.peerKey(1), hello: hello, inbound: true, remoteHost: "192.0.2.1", remotePort: 1), now: now)
+        core.received(1, 1, protocolName: ProtocolName.sync, [9, 9], now: now)  // undecodable: a peers-target debug line
+        let rid = core.drain().compactMap { a -> RequestID? in if case .request(_, let r, ProtocolName.sync, _) = a { return r } else { return nil } }.first
+        core.response(1, try #require(rid), [1, 2, 3], now: now)
+        let targets = Set(log.lines.all.map { $0.0 })
+        #expect(targets.contains("peers"), "\(log.lines.all)")
+        #expect(log.lines.all.contains { $0.0 == "peers" && $0.2.contains("misbehaved") })
+    }
+}
