@@ -347,6 +347,12 @@ public final class FinalityCore {
             return self.handleCatchUp(c, now: now)
         case .voteRequest(let round, let setId):
             guard setId == self.setId else { return (.irrelevant, []) }
+            // A peer asking for votes two rounds or more ahead of ours shows we are behind.
+            // Votes alone would not tell us: a node that connects after the others' votes of
+            // a stuck round went out (a quarter of the stake paused) hears only these
+            // requests. Unsigned, so all it can buy is one 17-byte request to that peer per
+            // round and 8T, whose answer is verified.
+            if round >= self.current.number &+ 2 { return (.irrelevant, self.requestCatchUp(from: peer, now: now)) }
             let r: Round? = round == self.current.number ? self.current : (round == self.previous?.number ? self.previous : nil)
             guard let r else { return (.irrelevant, []) }
             // A 17-byte request must not buy the whole round's votes again and again: the same
@@ -398,14 +404,8 @@ public final class FinalityCore {
         }
         var out: [FinalityAction] = []
         if ahead {
-            // We are behind: ask this peer to catch us up (once per round per peer; the table
-            // is bounded by the peers we have).
-            let last = self.catchUpRequested[peer]
-            if last == nil || last!.round != self.current.number || now >= last!.at.addingSaturated(8 * self.gossipNanos) {
-                if self.catchUpRequested.count >= 1024 && last == nil { self.catchUpRequested.removeAll() }
-                self.catchUpRequested[peer] = (self.current.number, now)
-                out.append(.send(peer, .catchUpRequest(round: self.current.number, setId: self.setId)))
-            }
+            // We are behind: ask this peer to catch us up.
+            out += self.requestCatchUp(from: peer, now: now)
             self.noteRound(v)
             // Checked, but far from anything we do: not relayed (`irrelevant`), its target
             // not fetched; catch-up brings us there.
@@ -450,6 +450,16 @@ public final class FinalityCore {
             }
         }
         return (.valid, out + self.progress(now: now))
+    }
+
+    /// Asks `peer` to catch us up to its previous round: once per round of ours per peer and
+    /// 8T (the table is bounded by the peers we have; `tick` retries a lost answer).
+    func requestCatchUp(from peer: PeerTag, now: UInt64) -> [FinalityAction] {
+        let last = self.catchUpRequested[peer]
+        guard last == nil || last!.round != self.current.number || now >= last!.at.addingSaturated(8 * self.gossipNanos) else { return [] }
+        if self.catchUpRequested.count >= 1024 && last == nil { self.catchUpRequested.removeAll() }
+        self.catchUpRequested[peer] = (self.current.number, now)
+        return [.send(peer, .catchUpRequest(round: self.current.number, setId: self.setId))]
     }
 
     func noteEquivocation(_ e: Equivocation) {

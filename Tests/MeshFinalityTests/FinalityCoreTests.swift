@@ -159,6 +159,27 @@ struct FinalityCoreTests {
         #expect(sent >= 5 && sent <= 10_000_000_000 / (2 * g) + 1, "\(sent) answers for 1000 requests")
     }
 
+    @Test("a vote request two rounds ahead makes a node that is behind ask that peer for catch-up, at most once per round and 8T; nearer rounds and other sets do not")
+    func voteRequestAheadAsksCatchUp() throws {
+        // A validator that connects after the others' votes of a stuck round went out hears
+        // only their periodic vote requests (CrashEndToEndTests.frozenValidators stalled so).
+        let (tree, _) = makeTree(4)
+        let c = self.core(tree, key: nil)
+        _ = c.start(now: .zero)
+        let g = FinalityConfig().gossipDuration.nanoseconds
+        func asks(_ round: UInt64, set: UInt64 = 0, from peer: Int = 2, at now: UInt64) -> Bool {
+            c.receive(.voteRequest(round: round, setId: set), from: peer, now: Instant(nanoseconds: now)).actions
+                .contains { if case .send(peer, .catchUpRequest(round: c.round, setId: 0)) = $0 { return true }; return false }
+        }
+        #expect(c.round == 1)
+        #expect(!asks(2, at: 1), "one round ahead is not behind")
+        #expect(!asks(9, set: 1, at: 2), "another set's round says nothing")
+        #expect(asks(4, at: 3))
+        #expect(!asks(4, at: 4) && !asks(1_000_000, at: 5), "asked again at once")
+        #expect(asks(4, from: 3, at: 6), "another peer is asked")
+        #expect(asks(4, at: 3 + 8 * g), "asked again once an answer is overdue")
+    }
+
     @Test("votes are persisted before they are broadcast; a restart re-sends the same vote")
     func persistBeforeSend() throws {
         let (tree, _) = makeTree(3)
