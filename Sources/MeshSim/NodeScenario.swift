@@ -35,6 +35,10 @@ public struct NodeScenarioConfig: Sendable {
     public var restartValidators = 0
     public var restartFrom: Double = 20
     public var restartAt: Double = 30
+    /// Honest validators, counted from the last, that go offline at `stopAt` seconds for
+    /// good (a paused or lost machine: its stake stays in the set).
+    public var stopValidators = 0
+    public var stopAt: Double = 15
     /// Each node's clock is off by a uniform amount in ±clockSkewMs.
     public var clockSkewMs: UInt64 = 0
     /// Transfers submitted per second across the network (a light production-like load).
@@ -658,6 +662,10 @@ public final class NodeScenario {
         for node in restarting {
             self.sim.schedule(at: UInt64(self.config.restartFrom * 1e9)) { [unowned self, unowned node] in self.crash(node) }
             self.sim.schedule(at: UInt64(self.config.restartAt * 1e9)) { [unowned self, unowned node] in self.restart(node) }
+        }
+        let honestValidators = self.nodes.filter { $0.honest && $0.index < self.config.validators }
+        for node in honestValidators.suffix(self.config.stopValidators) {
+            self.sim.schedule(at: UInt64(self.config.stopAt * 1e9)) { [unowned self, unowned node] in self.crash(node) }
         }
         if self.config.transactionsPerSecond > 0 {
             let gap = UInt64(1e9 / self.config.transactionsPerSecond)
