@@ -152,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "meshbench",
             dependencies: [
-                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork", "MeshQuery", "MeshClient", "MeshChain", "MeshKeystore", "MeshStore",
+                "MeshCLI", "MeshCrypto", "MeshCodec", "MeshIncentive", "MeshChannel", "MeshSockets", "MeshNetwork", "MeshQuery", "MeshClient", "MeshChain", "MeshKeystore", "MeshStore", "MeshNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/meshbench",

@@ -42,6 +42,14 @@ public final class ChainCore {
     /// Snapshot the finalized state at most every this many blocks.
     public var snapshotInterval: UInt64 = 64
     var lastSnapshot: UInt64 = 0
+    /// Verifies signatures on other threads ahead of import (the node's worker pool); nil:
+    /// every signature is verified on the importing thread.
+    public var signatureVerifier: (any BlockSignatureVerifier)?
+    /// Tickets of blocks handed to the verifier by `verifyAhead`, by block hash; taken by
+    /// `importBlock`, the rest dropped by `cancelVerifyAhead`.
+    var ahead: [Hash32: any SignatureTicket] = [:]
+    /// Blocks handed ahead at most (one sync answer's worth).
+    public static let maxVerifyAhead = 1024
 
     /// Opens the chain: from the store's latest snapshot and blocks if present, else genesis.
     public init(spec: ChainSpec, store: any BlockStore, checkSignatures: Bool = true) throws {
@@ -164,9 +172,14 @@ public final class ChainCore {
     /// Checks and imports a block whose parent is known. `now` is wall-clock ms (nil skips the
     /// future-timestamp check, for re-imports).
     /// `preverified`: transactions whose signatures the caller checked already (the pool's).
+    /// With a `signatureVerifier`, the block's signatures are checked on its threads (handed
+    /// there earlier by `verifyAhead`, or now); whatever it did not find valid is checked
+    /// here, in order, so the outcome and the error are the same as without it.
     @discardableResult
     public func importBlock(_ block: Block, now: UInt64?, preverified: Set<Hash32> = []) throws(BlockError) -> ImportOutcome {
         let hash = block.hash
+        var ticket = self.ahead.removeValue(forKey: hash)
+        defer { ticket?.cancel() }
         if self.entries[hash] != nil { return .alreadyKnown }
         if block.number <= self.finalized.number {
             if self.canonicalHash(block.number) == hash { return .alreadyKnown }
@@ -186,6 +199,17 @@ public final class ChainCore {
         let applied: [Receipt]
         var context = self.context
         context.preverified = preverified
+        if context.checkSignatures, let verifier = self.signatureVerifier {
+            // A block alone (gossip, a fetch) is spread over the workers too when it carries
+            // enough transactions to gain from it.
+            if ticket == nil, block.transactions.count >= 4 {
+                ticket = verifier.submit([block], genesis: context.genesis, skipping: preverified).first
+            }
+            if let found = ticket?.wait() {
+                context.preverified.formUnion(found.transactions)
+                context.headerPreverified = found.header
+            }
+        }
         do { applied = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: context) } catch {
             self.rejectedCount += 1
             throw error
@@ -216,6 +240,31 @@ public final class ChainCore {
         self.importedCount += 1
         if becomesBest { self.best = tip }
         return .imported(newBest: becomesBest, reorgDepth: depth)
+    }
+
+    /// Hands `blocks`, about to be imported in this order, to the `signatureVerifier`, so that
+    /// its threads check later blocks' signatures while earlier ones execute. Blocks known or
+    /// handed already are left out; at most `maxVerifyAhead` are outstanding. Without a
+    /// verifier (or with signatures unchecked) it does nothing.
+    public func verifyAhead(_ blocks: [Block]) {
+        guard self.context.checkSignatures, let verifier = self.signatureVerifier else { return }
+        var fresh: [Block] = []
+        var hashes: [Hash32] = []
+        var seen = Set<Hash32>()
+        for b in blocks where self.ahead.count + fresh.count < Self.maxVerifyAhead {
+            let h = b.hash
+            if self.entries[h] != nil || self.ahead[h] != nil || !seen.insert(h).inserted { continue }
+            fresh.append(b)
+            hashes.append(h)
+        }
+        guard !fresh.isEmpty else { return }
+        for (h, t) in zip(hashes, verifier.submit(fresh, genesis: self.context.genesis, skipping: [])) { self.ahead[h] = t }
+    }
+
+    /// Drops the checks of blocks handed ahead and not imported (a batch stopped early).
+    public func cancelVerifyAhead() {
+        for t in self.ahead.values { t.cancel() }
+        self.ahead.removeAll()
     }
 
     /// Checks a header whose parent we hold, before its body is fetched or rebuilt: the slot's

@@ -20,6 +20,9 @@ public struct ExecutionContext: Sendable {
     /// Transactions (by hash, which covers the signature) whose signatures were verified
     /// already, e.g. on entry to the pool: not verified again at block import.
     public var preverified: Set<Hash32> = []
+    /// The block's producer signature was verified already (by the signature workers): the
+    /// header check skips it.
+    public var headerPreverified = false
 
     public init(genesis: Hash32, checkSignatures: Bool = true,
                 verifyEquivocation: @escaping @Sendable ([UInt8], [WeightedAuthority]) -> Bool = { _, _ in false }) {

@@ -41,6 +41,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     public let identity: NodeIdentity
     public let store: SQLiteStore
     public let core: NodeCore
+    /// Verifies blocks' signatures on every core ahead of import (nil: `signatureWorkers` 0).
+    public let signaturePool: SignatureWorkerPool?
     let clock: any TimeSource
     public let host: SecureHost
     /// Encrypted discovery on the p2p port (UDP).
@@ -102,6 +104,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         cc.peers.targetOutbound = config.targetOutbound
         self.core = try NodeCore(config: cc, spec: config.spec, key: key, store: self.store, now: clock.now(),
                                  random: { bound in UInt64.random(in: 0..<max(1, bound)) }, log: log)
+        self.signaturePool = config.signatureWorkers > 0 ? SignatureWorkerPool(workers: config.signatureWorkers) : nil
+        self.core.chain.signatureVerifier = self.signaturePool
         var limits = ConnectionLimits()
         limits.maxInbound = config.maxInbound
         limits.maxOutbound = max(config.targetOutbound * 2, 16)
@@ -154,6 +158,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         self.stopping = true
         if let t = self.timer { self.loop.cancel(t) }
         self.core.stop()
+        self.signaturePool?.shutdown()
         self.discovery?.stop()
         self.host.shutdown()
         do { try self.store.checkpoint() } catch { self.log.warn("store checkpoint failed", ["error": "\(error)"]) }

@@ -1,3 +1,4 @@
+import Foundation
 import MeshChain
 import MeshChannel
 import MeshCodec
@@ -36,6 +37,9 @@ public struct NodeConfig: Sendable {
     public var maxRequestBody = 1 << 20
     /// Browser origins allowed to call JSON-RPC (`--rpc-cors`).
     public var rpcCors = CORSPolicy()
+    /// Threads that verify blocks' signatures ahead of import (`SignatureWorkerPool`); 0
+    /// verifies on the event loop only. Default: one per core.
+    public var signatureWorkers = ProcessInfo.processInfo.activeProcessorCount
 
     public init(basePath: String, spec: ChainSpec) {
         self.basePath = basePath

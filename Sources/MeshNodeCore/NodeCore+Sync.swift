@@ -104,6 +104,10 @@ extension NodeCore {
 
     func importSynced(_ resp: BlocksResponse, from id: PeerID, now: NodeTime) {
         var imported = 0
+        // Signatures of the whole answer are checked on the driver's workers (if any) while
+        // the blocks execute in order; what a failed block leaves unchecked is dropped after.
+        self.chain.verifyAhead(resp.blocks)
+        defer { self.chain.cancelVerifyAhead() }
         for block in resp.blocks {
             if self.chain.contains(block.hash) { continue }
             do {
@@ -204,6 +208,8 @@ extension NodeCore {
             }
             return
         }
+        self.chain.verifyAhead(Array(missing))
+        defer { self.chain.cancelVerifyAhead() }
         for block in missing where !self.chain.contains(block.hash) {
             guard self.chain.contains(block.header.parentHash) else { break }
             if self.importBlock(block, from: id, now: now) == .reject { break }
