@@ -2,6 +2,7 @@ import Foundation
 import MeshChain
 import MeshChannel
 import MeshCodec
+import MeshHTTP
 import MeshCrypto
 import MeshFinality
 import MeshGossip
@@ -13,18 +14,7 @@ import MeshStore
 extension Node {
     /// `name="value"` with the value escaped as the Prometheus text format requires
     /// (backslash, double quote and line feed).
-    static func label(_ name: String, _ value: String) -> String {
-        var v = ""
-        for c in value.unicodeScalars {
-            switch c {
-            case "\\": v += "\\\\"
-            case "\"": v += "\\\""
-            case "\n": v += "\\n"
-            default: v.unicodeScalars.append(c)
-            }
-        }
-        return "\(name)=\"\(v)\""
-    }
+    static func label(_ name: String, _ value: String) -> String { PrometheusText.label(name, value) }
 
     /// The Prometheus text exposition (all names prefixed `tensormesh_`).
     /// A label's values with their counts, sorted, at most `limit` series: past it the smallest

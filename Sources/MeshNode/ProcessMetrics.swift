@@ -1,4 +1,5 @@
 import Foundation
+import MeshHTTP
 
 /// The standard `process_*` metrics of the running process, read from Linux's /proc (the
 /// names and meanings of Prometheus's client libraries), and `tensormesh_build_info`.

@@ -1,6 +1,7 @@
 import Foundation
 import MeshChain
 import MeshCodec
+import MeshHTTP
 import MeshNodeCore
 import MeshSockets
 

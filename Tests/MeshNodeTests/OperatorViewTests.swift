@@ -1,3 +1,4 @@
+import MeshHTTP
 @testable import MeshNode
 import Testing
 

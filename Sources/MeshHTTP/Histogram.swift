@@ -40,7 +40,5 @@ public struct Histogram: Sendable, Equatable {
         return out
     }
 
-    static func format(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
-    }
+    public static func format(_ v: Double) -> String { PrometheusText.number(v) }
 }
