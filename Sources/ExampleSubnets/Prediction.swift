@@ -7,10 +7,12 @@ import MeshSubnet
 /// autocorrelated noise. Validators generate the series privately, so they know the truth of
 /// each forecast at once, and score each answer relative to the round: the best mean squared
 /// error among the answers and the validator's own reference model, divided by the miner's
-/// (1 for the best, near 0 for a forecast many times worse). Rules that ignore what they are
-/// given earn little: on the offline evaluation (`tmsubnet predict evaluate`), all zeros earn
-/// under 2 % of what the four graded miners earn, "repeat the last value" a few percent,
-/// seasonal-naive about a tenth, and a fitted model the rest.
+/// (1 for the best, near 0 for a forecast many times worse). The validator averages these
+/// ratios geometrically (``validatorAveraging``): a miner's standing is its typical ratio, not
+/// its lucky rounds, so incentive follows the quality order epoch after epoch. Rules that
+/// ignore what they are given earn little: on the offline evaluation (`tmsubnet predict
+/// evaluate`), all zeros earn under 0.1 % of the incentive, "repeat the last value" about 3 %,
+/// seasonal-naive about 12 % and a fitted model the rest.
 public enum Prediction {
     /// The query: the series' recent history, the covariate over that history and the
     /// horizon, the season's length, and how many steps ahead to forecast.
@@ -158,9 +160,17 @@ public enum Prediction {
         return out
     }
 
-    /// The exponent of the error ratio in a round's score: 2 makes a forecast with twice the
-    /// best error earn a quarter.
-    public static let defaultSharpness = 2.0
+    /// The exponent of the error ratio in a round's score: 1 makes a forecast with twice the
+    /// best error earn half.
+    public static let defaultSharpness = 1.0
+
+    /// How the market's validators average round scores: geometrically, a round without a
+    /// usable answer counting as 1e-4 (a forecast 10,000 times worse than the best).
+    public static let validatorAveraging = ScoreBook.Averaging.geometric(floor: 1e-4)
+    /// The weight of a round in the validator's average: about 33 rounds of memory, so a
+    /// stretch of rounds that happens to favour a worse rule (a regime where repeating the
+    /// last value beats the season's) does not reorder an epoch's incentive.
+    public static let validatorAlpha = 0.03
 
     // MARK: The miners
 
@@ -285,34 +295,77 @@ public enum Prediction {
     public struct Evaluation: Codable, Sendable {
         public var strategy: Strategy
         public var meanSquaredError: Double
-        /// Mean round score (what a validator's moving average settles at).
+        /// Mean round score.
         public var meanScore: Double
-        /// Its share of the scores of all strategies: the incentive one validator setting
-        /// weights in proportion to moving averages would give it.
+        /// Its mean share of the subnet's incentive at the end of each epoch: the weights one
+        /// validator would set from its moving averages (as u16 values), normalised, which is
+        /// what Yuma pays miners when one validator holds the stake.
         public var share: Double
+        /// Its smallest and largest share over the epochs.
+        public var minShare: Double
+        public var maxShare: Double
+    }
+
+    /// The market run offline: every strategy answers every round, one validator scores and
+    /// averages as the market's validator does, and an epoch ends every `roundsPerEpoch` rounds.
+    public struct MarketRun: Codable, Sendable {
+        public var seed: UInt64
+        public var rounds: Int
+        public var roundsPerEpoch: Int
+        public var alpha: Double
+        public var sharpness: Double
+        public var strategies: [Evaluation]
+        /// Each epoch's incentive shares, in the order of ``Strategy/allCases``.
+        public var epochShares: [[Double]]
+        /// Epochs whose shares are strictly in the quality order with zeros at most 2 %.
+        public var orderedEpochs: Int
+        /// The zeros strategy's largest share in any epoch.
+        public var zerosMaxShare: Double
+
+        /// Whether an epoch's shares follow the quality order, zeros at most 2 %.
+        public static func inOrder(_ shares: [Double]) -> Bool {
+            zip(shares, shares.dropFirst()).allSatisfy { $0 < $1 } && (shares.first ?? 1) <= 0.02
+        }
     }
 
     /// Runs `rounds` rounds of the market on a seeded series, every strategy answering each.
-    public static func evaluate(seed: UInt64, rounds: Int, historyLength: Int = 96, horizon: Int = 8,
-                                sharpness: Double = defaultSharpness) -> [Evaluation] {
+    public static func evaluate(seed: UInt64, rounds: Int, roundsPerEpoch: Int = 13, historyLength: Int = 96, horizon: Int = 8,
+                                sharpness: Double = defaultSharpness, alpha: Double = validatorAlpha,
+                                averaging: ScoreBook.Averaging = validatorAveraging) -> MarketRun {
         var series = Series(seed: seed)
         var sse = [Strategy: Double](), scores = [Strategy: Double]()
-        let uids = Dictionary(uniqueKeysWithValues: Strategy.allCases.enumerated().map { (UInt16($0.offset), $0.element) })
-        for _ in 0..<rounds {
+        let strategies = Strategy.allCases
+        var book = ScoreBook(alpha: alpha, averaging: averaging)
+        var epochShares: [[Double]] = []
+        for round in 0..<rounds {
             let (req, truth) = series.request(historyLength: historyLength, horizon: horizon)
             var predictions: [UInt16: [Double]] = [:]
-            for (uid, s) in uids {
+            for (uid, s) in strategies.enumerated() {
                 let p = forecast(req, strategy: s)
-                predictions[uid] = p
+                predictions[UInt16(uid)] = p
                 sse[s, default: 0] += mse(p, truth) ?? .infinity
             }
             let reference = mse(forecast(req, strategy: .model), truth) ?? .infinity
-            for (uid, score) in scoreRound(predictions, truth: truth, reference: reference, sharpness: sharpness) { scores[uids[uid]!, default: 0] += score }
+            for (uid, score) in scoreRound(predictions, truth: truth, reference: reference, sharpness: sharpness) {
+                scores[strategies[Int(uid)], default: 0] += score
+                book.update(uid: uid, hotkey: [UInt8](repeating: UInt8(uid), count: 32), score: score)
+            }
+            if (round + 1) % max(1, roundsPerEpoch) == 0 {
+                let (uids, values) = book.weights(n: strategies.count)
+                let total = values.reduce(0.0) { $0 + Double($1) }
+                var shares = [Double](repeating: 0, count: strategies.count)
+                for (u, v) in zip(uids, values) where total > 0 { shares[Int(u)] = Double(v) / total }
+                epochShares.append(shares)
+            }
         }
-        let total = scores.values.reduce(0, +)
-        return Strategy.allCases.map { s in
-            Evaluation(strategy: s, meanSquaredError: sse[s, default: 0] / Double(max(rounds, 1)), meanScore: scores[s, default: 0] / Double(max(rounds, 1)),
-                       share: total > 0 ? scores[s, default: 0] / total : 0)
+        let n = Double(max(rounds, 1)), epochs = Double(max(epochShares.count, 1))
+        let evaluations = strategies.enumerated().map { i, s in
+            let column = epochShares.map { $0[i] }
+            return Evaluation(strategy: s, meanSquaredError: sse[s, default: 0] / n, meanScore: scores[s, default: 0] / n,
+                              share: column.reduce(0, +) / epochs, minShare: column.min() ?? 0, maxShare: column.max() ?? 0)
         }
+        return MarketRun(seed: seed, rounds: rounds, roundsPerEpoch: roundsPerEpoch, alpha: alpha, sharpness: sharpness, strategies: evaluations,
+                         epochShares: epochShares, orderedEpochs: epochShares.filter(MarketRun.inOrder).count,
+                         zerosMaxShare: epochShares.map { $0[0] }.max() ?? 0)
     }
 }

@@ -27,7 +27,8 @@ public struct GatewayConfig: Sendable {
     public var replication = 3
     /// Deadline of a miner query, seconds.
     public var timeoutSeconds = 10.0
-    /// How often the metagraphs are read again, seconds.
+    /// How often the metagraphs are read again, seconds, where the node's subscriptions cannot
+    /// be used (an `https://` RPC URL); otherwise they are read when the node reports a change.
     public var refreshSeconds = 6.0
     /// Largest request body accepted from an end user.
     public var maxBodyBytes = 1 << 20
@@ -121,10 +122,11 @@ public final class Gateway: Sendable {
             group.addTask { try await server.run() }
             group.addTask { await self.register() }
             group.addTask {
-                while !Task.isCancelled {
-                    await self.refresh()
-                    try? await Task.sleep(nanoseconds: UInt64(max(0.5, min(self.config.refreshSeconds, 3600)) * 1e9))
-                }
+                // Metagraphs are read again when the node reports a change (its subscriptions),
+                // or every refreshSeconds where they cannot be used (an https:// RPC URL).
+                let watcher = ChainWatcher(url: self.config.rpcURL, netuids: self.allNetuids, pollSeconds: max(0.5, min(self.config.refreshSeconds, 3600)),
+                                           log: { [self] in self.log($0) })
+                await watcher.run { update in await self.refresh(self.allNetuids.filter { update.touches($0) }) }
             }
         }
     }
@@ -144,9 +146,9 @@ public final class Gateway: Sendable {
         }
     }
 
-    /// Reads every served subnet's metagraph again.
-    func refresh() async {
-        for netuid in self.allNetuids {
+    /// Reads served subnets' metagraphs again (all of them by default).
+    func refresh(_ netuids: [UInt16]? = nil) async {
+        for netuid in netuids ?? self.allNetuids {
             let chain = self.chain
             let mg: Metagraph? = await withCheckedContinuation { cont in
                 DispatchQueue.global().async { cont.resume(returning: try? chain.metagraphInfo(netuid: netuid)) }

@@ -158,8 +158,10 @@ public final class Miner: Sendable {
         return SocketAddress(ip: ip, port: 0).host
     }
 
-    /// Registers, starts the axon, publishes it, then refreshes the metagraph every
-    /// `refreshSeconds` until cancelled.
+    /// Registers, starts the axon, publishes it, then keeps the axon's view of the metagraph
+    /// (who may call, with what priority) fresh until cancelled: read again whenever the node
+    /// reports a change of the subnet's metagraph (``ChainWatcher``), or every `refreshSeconds`
+    /// where the node's subscriptions cannot be used (an `https://` RPC URL).
     public func run(refreshSeconds: Double = 12) async throws {
         let uid = try await self.context.ensureRegistered()
         try await self.context.ensureHotkeyFees()
@@ -186,9 +188,9 @@ public final class Miner: Sendable {
             nodeId = self.context.hotkey.publicKey
         }
         try await self.publish(ip: ip, port: port, nodeId: nodeId)
-        while !Task.isCancelled {
-            await self.refresh()
-            try? await Task.sleep(nanoseconds: sleepNanos(seconds: refreshSeconds))
+        let netuid = self.context.netuid
+        await self.context.watcher(pollSeconds: refreshSeconds).run { update in
+            if update.touches(netuid) { await self.refresh() }
         }
         self.axon.stop()
         self.loop.shutdown()

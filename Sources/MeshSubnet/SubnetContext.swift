@@ -68,6 +68,12 @@ public final class SubnetContext: Sendable {
         }
     }
 
+    /// Follows this subnet's chain events (new heads, metagraph changes, epochs) through the
+    /// node's subscriptions; with an `https://` RPC URL it polls every `pollSeconds` instead.
+    public func watcher(pollSeconds: Double) -> ChainWatcher {
+        ChainWatcher(url: self.chain.rpc.url.absoluteString, netuids: [self.netuid], pollSeconds: pollSeconds, log: { [self] in self.log($0) })
+    }
+
     public func metagraph() async throws -> Metagraph {
         let netuid = self.netuid
         return try await self.rpc { try $0.metagraphInfo(netuid: netuid) }

@@ -133,9 +133,11 @@ public struct ValidatorOptions: ParsableArguments, Sendable {
         return r
     }
 
-    /// A validator with these options.
-    public func validator(_ context: SubnetContext) async throws -> SubnetValidator {
-        try await SubnetValidator(context, stake: try self.stakeRao(), sampleSize: self.sample, timeout: self.timeout, statePath: self.state)
+    /// A validator with these options; `alpha` and `averaging` are the subnet's choice of
+    /// moving average (``ScoreBook``).
+    public func validator(_ context: SubnetContext, alpha: Double = 0.1, averaging: ScoreBook.Averaging = .arithmetic) async throws -> SubnetValidator {
+        try await SubnetValidator(context, stake: try self.stakeRao(), sampleSize: self.sample, timeout: self.timeout, alpha: alpha,
+                                  averaging: averaging, statePath: self.state)
     }
 }
 

@@ -26,26 +26,37 @@ public final class SubnetValidator: @unchecked Sendable {
     public private(set) var book: ScoreBook
     public private(set) var metagraph: Metagraph?
     public private(set) var weightsSet = 0
+    /// How many times the run loop read the metagraph (at start, then on the node's reports).
+    public private(set) var metagraphReads = 0
     var pendingReveal: ValidatorState.PendingReveal?
     let stake: Rao
     /// Where the state is kept across restarts (nil: in memory only).
     public let statePath: String?
 
-    /// - Parameter statePath: a file to keep the moving averages and a pending weight commit
-    ///   in; what it holds for this subnet and hotkey is restored now.
+    /// - Parameters:
+    ///   - alpha: the weight of a round in the moving averages.
+    ///   - averaging: how round scores are averaged (``ScoreBook/Averaging``).
+    ///   - statePath: a file to keep the moving averages and a pending weight commit in; what
+    ///     it holds for this subnet and hotkey is restored now (moving averages kept another
+    ///     way than `averaging` are not: they start over).
     public init(_ context: SubnetContext, stake: Rao = 0, sampleSize: Int = 32, timeout: Double = 6, alpha: Double = 0.1,
-                statePath: String? = nil) async throws {
+                averaging: ScoreBook.Averaging = .arithmetic, statePath: String? = nil) async throws {
         self.context = context
         self.sampleSize = sampleSize
         self.timeout = timeout
-        self.book = ScoreBook(alpha: alpha)
+        self.book = ScoreBook(alpha: alpha, averaging: averaging)
         self.stake = stake
         self.statePath = statePath
         if let statePath, let saved = ValidatorState.load(from: statePath, netuid: context.netuid, hotkey: context.hotkey.publicKey.hex) {
-            self.book = saved.book
+            if saved.book.averaging == averaging {
+                self.book = saved.book
+                self.book.alpha = alpha
+            } else {
+                context.log("the moving averages in \(statePath) are kept another way (\(saved.book.averaging)); they start over")
+            }
             self.pendingReveal = saved.pendingReveal
             self.weightsSet = saved.weightsSet
-            context.log("restored \(saved.book.scores.count) moving averages\(saved.pendingReveal == nil ? "" : " and a pending weight commit") from \(statePath)")
+            context.log("restored \(self.book.scores.count) moving averages\(saved.pendingReveal == nil ? "" : " and a pending weight commit") from \(statePath)")
         }
         try await context.waitForChain()
         let genesis = try await context.genesis()
@@ -135,15 +146,48 @@ public final class SubnetValidator: @unchecked Sendable {
     /// Registers, stakes, then runs `step` every `stepSeconds` until cancelled. `step` returns
     /// scores in [0, 1] for the uids it judged (it may judge earlier queries, e.g. once ground
     /// truth is known); the validator folds them into its moving averages and sets weights.
+    ///
+    /// The chain is followed through the node's subscriptions (``ChainWatcher``): the metagraph
+    /// is read again when the node reports a change, and weights are considered when the head
+    /// reaches the block the chain's rate limit allows (or an epoch ran, for a commit waiting
+    /// for its reveal), not by asking the node every step. Where subscriptions cannot be used
+    /// (an `https://` RPC URL) both are read again every step.
     public func run(stepSeconds: Double = 5, _ step: @escaping @Sendable (Int, SubnetValidator) async throws -> [UInt16: Double]) async throws {
         try await self.context.ensureRegistered()
         if self.stake > 0 { try await self.context.ensureStake(self.stake) }
         try await self.context.ensureHotkeyFees()
+        let feed = ChainFeed()
+        let watcher = self.context.watcher(pollSeconds: max(stepSeconds, 1))
+        await withDiscardingTaskGroup { group in
+            group.addTask { await watcher.run { feed.merge($0) } }
+            await self.steps(stepSeconds: stepSeconds, feed: feed, step)
+            group.cancelAll()
+        }
+        self.dendrite.close()
+        self.loop.shutdown()
+    }
+
+    /// What the chain watcher reported since the last step.
+    final class ChainFeed: Sendable {
+        let pending = Mutex(ChainWatcher.Update())
+        func merge(_ u: ChainWatcher.Update) { self.pending.withLock { $0.merge(u) } }
+        func take() -> ChainWatcher.Update { self.pending.withLock { p in defer { p = ChainWatcher.Update() }; return p } }
+    }
+
+    func steps(stepSeconds: Double, feed: ChainFeed, _ step: @escaping @Sendable (Int, SubnetValidator) async throws -> [UInt16: Double]) async {
+        let netuid = self.context.netuid
         var n = 0
+        var head: UInt64 = 0
+        var nextWeightsCheck: UInt64?
         while !Task.isCancelled {
             let started = Date()
+            let update = feed.take()
+            if let h = update.head { head = max(head, h) }
             do {
-                try await self.refreshMetagraph()
+                if update.touches(netuid) || self.metagraph == nil {
+                    try await self.refreshMetagraph()
+                    self.metagraphReads += 1
+                }
                 let scores = try await step(n, self)
                 self.fold(scores)
                 if !scores.isEmpty { self.persist() }
@@ -151,16 +195,17 @@ public final class SubnetValidator: @unchecked Sendable {
                     let shown = self.book.scores.sorted { $0.key < $1.key }.map { "\($0.key):\(String(format: "%.3f", $0.value))" }.joined(separator: " ")
                     self.context.log("step \(n): \(self.miners().count) miners, \(scores.count) scored this step; moving averages \(shown)")
                 }
-                try await self.maybeSetWeights()
+                let due = update.resync || (self.pendingReveal != nil ? update.epochRun.contains(netuid) : head >= (nextWeightsCheck ?? 0))
+                if due { nextWeightsCheck = try await self.maybeSetWeights() }
             } catch {
                 self.context.log("step \(n) failed: \(error)")
+                // Read the chain again at the next step.
+                feed.merge(ChainWatcher.Update(resync: true))
             }
             n += 1
             let wait = stepSeconds - Date().timeIntervalSince(started)
             if wait > 0 { try? await Task.sleep(nanoseconds: sleepNanos(seconds: wait)) }
         }
-        self.dendrite.close()
-        self.loop.shutdown()
     }
 
     /// The simple form: one synapse per step to a sample of miners, each answer scored.
@@ -190,15 +235,20 @@ public final class SubnetValidator: @unchecked Sendable {
     }
 
     /// Sets weights when the rate limit allows (commit-reveal when the subnet requires it).
-    public func maybeSetWeights() async throws {
-        guard let mg = self.metagraph, let me = mg.uid(of: self.context.hotkey.publicKey) else { return }
+    /// Returns the block from which another call is worth making: the next block the rate
+    /// limit allows, `UInt64.max` while a commit waits for its epoch (call again when one has
+    /// run), nil when it cannot tell (not registered yet).
+    @discardableResult
+    public func maybeSetWeights() async throws -> UInt64? {
+        guard let mg = self.metagraph, let me = mg.uid(of: self.context.hotkey.publicKey) else { return nil }
         let netuid = self.context.netuid
         let hot = self.context.hotkey.publicKey
         let (next, head, subnet) = try await self.context.rpc { c in
             (try c.nextWeightsBlock(netuid: netuid, hotkey: hot), try c.head(), try c.subnet(netuid: netuid))
         }
-        guard let subnet else { return }
+        guard let subnet else { return nil }
         let hp = subnet.hyperparameters
+        let rateLimit = max(1, hp["weights_rate_limit"] ?? 1)
         let version = hp["weights_version_key"] ?? 0
         // A pending reveal goes first, once its epoch has passed.
         if let p = self.pendingReveal {
@@ -209,15 +259,17 @@ public final class SubnetValidator: @unchecked Sendable {
                 self.weightsSet += 1
                 self.persist()
                 self.context.log("revealed weights for \(p.uids.count) miners")
+                return head
             }
-            return
+            return UInt64.max
         }
-        guard let next, head >= next else { return }
+        guard let next else { return nil }
+        guard head >= next else { return next }
         let minWeights = hp["min_allowed_weights"] ?? 1
         guard let minAllowed = Int(exactly: minWeights) else { throw SubnetError("the node reports min_allowed_weights = \(minWeights), out of range") }
         let (uids, values) = self.book.weights(n: mg.neurons.count, maxWeightsLimit: hp["max_weights_limit"] ?? 65535,
                                               minAllowedWeights: minAllowed, exclude: me)
-        guard !uids.isEmpty else { return }
+        guard !uids.isEmpty else { return head &+ 1 }
         if (hp["commit_reveal_enabled"] ?? 0) != 0 {
             let salt = (0..<8).map { _ in UInt8.random(in: 0...255) }
             let hash = ChainState.commitHash(hotkey: hot, netuid: netuid, uids: uids, values: values, salt: salt, versionKey: version)
@@ -225,12 +277,14 @@ public final class SubnetValidator: @unchecked Sendable {
             self.pendingReveal = ValidatorState.PendingReveal(uids: uids, values: values, salt: salt, epoch: subnet.epochs)
             self.persist()
             self.context.log("committed weights for \(uids.count) miners")
+            return UInt64.max
         } else {
             try await self.context.submit(.setWeights(netuid: netuid, uids: uids, values: values, versionKey: version), signer: self.context.hotkey)
             self.weightsSet += 1
             self.persist()
             let shown = zip(uids, values).map { "\($0):\($1)" }.joined(separator: " ")
             self.context.log("set weights \(shown)")
+            return head.addingReportingOverflow(rateLimit).overflow ? UInt64.max : head + rateLimit
         }
     }
 }

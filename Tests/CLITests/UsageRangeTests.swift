@@ -40,9 +40,10 @@ struct UsageRangeTests {
         try self.usage("tmsubnet", ["miner", "--forward-url", "http://127.0.0.1:8000/f", "--synapse", "s", "--example", "{"], mentions: "--example")
         try self.usage("tmsubnet", ["miner", "--forward-url", "http://127.0.0.1:8000/f", "--synapse", "tm.synapses"], mentions: "--synapse")
         try self.usage("tmsubnet", ["predict", "miner", "--external-address", "not-an-ip"], mentions: "--external-address")
-        try self.usage("tmsubnet", ["predict", "evaluate", "--rounds", "0"], mentions: "--rounds")
-        let eval = try ProcessRunner.run("tmsubnet", ["predict", "evaluate", "--rounds", "200", "--json"])
-        #expect(eval.status == 0 && eval.stdout.contains("\"share\""), "\(eval.stderr)")
+        try self.usage("tmsubnet", ["predict", "evaluate", "--epochs", "0"], mentions: "--epochs")
+        try self.usage("tmsubnet", ["predict", "evaluate", "--alpha", "nan"], mentions: "--alpha")
+        let eval = try ProcessRunner.run("tmsubnet", ["predict", "evaluate", "--epochs", "10", "--seeds", "2", "--json"])
+        #expect(eval.status == 0 && eval.stdout.contains("\"share\"") && eval.stdout.contains("\"orderedEpochs\""), "\(eval.stderr)")
     }
 
     @Test("tensormesh: --base-port past 65535 for the last validator and --wait inf/nan/1e20 are usage errors")

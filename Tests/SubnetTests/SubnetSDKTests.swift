@@ -42,27 +42,77 @@ struct SubnetSDKTests {
         #expect(ScoreBook().weights(n: 4).uids.isEmpty)
     }
 
-    @Test("forecasting: on a seeded evaluation, scores rank zeros < last < seasonal < model and zeros earn at most 2 %")
+    @Test("geometric moving averages: the typical round counts, not the lucky one; newcomers ramp up; saved books are checked")
+    func geometricBook() throws {
+        var b = ScoreBook(alpha: 0.5, averaging: .geometric(floor: 1e-4))
+        let hot = [UInt8](repeating: 1, count: 32)
+        b.update(uid: 1, hotkey: hot, score: 1)
+        #expect(b.scores[1] == 0.5)  // the ramp of a newcomer, as an arithmetic average from 0
+        b.update(uid: 1, hotkey: hot, score: 0.25)
+        #expect(abs(b.scores[1]! - pow(0.25, 2.0 / 3) * 0.75) < 1e-12, "\(b.scores)")
+        b.update(uid: 2, hotkey: [UInt8](repeating: 2, count: 32), score: 0)  // no answer counts as the floor
+        #expect(abs(b.scores[2]! - 1e-4 * 0.5) < 1e-15)
+        #expect(b.isValid)
+        // One lucky round among many poor ones: the arithmetic average jumps, the geometric one hardly.
+        var arithmetic = ScoreBook(alpha: 0.1), geometric = ScoreBook(alpha: 0.1, averaging: .geometric(floor: 1e-4))
+        for round in 0..<40 {
+            let s = round == 39 ? 1.0 : 0.01
+            arithmetic.update(uid: 0, hotkey: hot, score: s)
+            geometric.update(uid: 0, hotkey: hot, score: s)
+            arithmetic.update(uid: 1, hotkey: hot, score: 0.05)
+            geometric.update(uid: 1, hotkey: hot, score: 0.05)
+        }
+        #expect(arithmetic.scores[0]! > arithmetic.scores[1]!, "\(arithmetic.scores)")
+        #expect(geometric.scores[0]! < geometric.scores[1]!, "\(geometric.scores)")
+        // Saved and restored as it was; a tampered score or floor is not trusted; a book saved
+        // before geometric averaging existed reads as arithmetic.
+        let saved = try SynapseCoding.encodeJSON(b)
+        #expect(try SynapseCoding.decodeJSON(ScoreBook.self, saved) == b)
+        var text = String(decoding: saved, as: UTF8.self)
+        #expect(text.contains("1.0000000000000001e-04") || text.contains("0.0001"), "\(text)")
+        text = text.replacingOccurrences(of: "0.0001", with: "2").replacingOccurrences(of: "1.0000000000000001e-04", with: "2")
+        #expect(try SynapseCoding.decodeJSON(ScoreBook.self, Array(text.utf8)).isValid == false)
+        var forged = try SynapseCoding.decodeJSON(ScoreBook.self, saved)
+        forged.update(uid: 1, hotkey: hot, score: 1)
+        var forgedText = String(decoding: try SynapseCoding.encodeJSON(forged), as: UTF8.self)
+        forgedText = forgedText.replacingOccurrences(of: "\"ramps\":[", with: "\"ramps\":[7,0.5,")
+        #expect((try? SynapseCoding.decodeJSON(ScoreBook.self, Array(forgedText.utf8)))?.isValid != true)
+        var old = ScoreBook(alpha: 0.2)
+        old.update(uid: 3, hotkey: hot, score: 0.5)
+        let oldText = String(decoding: try SynapseCoding.encodeJSON(old), as: UTF8.self)
+            .replacingOccurrences(of: #""averaging":{"arithmetic":{}},"#, with: "")
+        #expect(!oldText.contains("averaging"), "\(oldText)")
+        let restored = try SynapseCoding.decodeJSON(ScoreBook.self, Array(oldText.utf8))
+        #expect(restored == old && restored.averaging == .arithmetic && restored.isValid)
+    }
+
+    @Test("forecasting: on seeded runs of the market, every epoch's incentive follows the quality order with zeros at most 2 %")
     func prediction() throws {
         for seed in [1, 2, 3, 99] as [UInt64] {
-            let e = Prediction.evaluate(seed: seed, rounds: 300)
-            let by = Dictionary(uniqueKeysWithValues: e.map { ($0.strategy, $0) })
+            let run = Prediction.evaluate(seed: seed, rounds: 260, roundsPerEpoch: 13)
+            let by = Dictionary(uniqueKeysWithValues: run.strategies.map { ($0.strategy, $0) })
             let order: [Prediction.Strategy] = [.zeros, .last, .seasonal, .model]
             for (worse, better) in zip(order, order.dropFirst()) {
-                #expect(by[worse]!.meanScore < by[better]!.meanScore, "seed \(seed): \(worse) vs \(better): \(e)")
-                #expect(by[worse]!.meanSquaredError > by[better]!.meanSquaredError, "seed \(seed): \(e)")
+                #expect(by[worse]!.meanScore < by[better]!.meanScore, "seed \(seed): \(worse) vs \(better): \(run.strategies)")
+                #expect(by[worse]!.meanSquaredError > by[better]!.meanSquaredError, "seed \(seed): \(run.strategies)")
             }
-            #expect(by[.zeros]!.share <= 0.02, "seed \(seed): zeros earn \(by[.zeros]!.share)")
+            #expect(run.epochShares.count == 20)
+            #expect(run.orderedEpochs == 20, "seed \(seed): epochs out of order: \(run.epochShares.filter { !Prediction.MarketRun.inOrder($0) })")
+            #expect(run.zerosMaxShare <= 0.02, "seed \(seed): zeros earn up to \(run.zerosMaxShare)")
             #expect(by[.model]!.share >= 0.5, "seed \(seed): the model earns only \(by[.model]!.share)")
         }
+        // The arithmetic average of the same round scores reorders epochs (what the devnet saw).
+        let arithmetic = (1...4).map { Prediction.evaluate(seed: $0, rounds: 260, roundsPerEpoch: 13, alpha: 0.1, averaging: .arithmetic) }
+        #expect(arithmetic.contains { $0.orderedEpochs < 20 }, "\(arithmetic.map(\.orderedEpochs))")
         // Bad requests are refused; odd predictions score 0; a lone miner is judged against the reference.
         #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [1, 2], covariate: [0, 0], period: 24, horizon: 0), strategy: .model) }
         #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [.infinity], covariate: [0, 0], period: 24, horizon: 1), strategy: .model) }
         #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [1], covariate: [0], period: 24, horizon: 1), strategy: .model) }
         #expect(throws: SubnetError.self) { try Prediction.handle(.init(history: [1], covariate: [0, 0], period: 1, horizon: 1), strategy: .model) }
         let s = Prediction.scoreRound([1: [.nan], 2: [1, 2], 3: [1.5], 4: [3]], truth: [1], reference: 0.5)
-        #expect(s[1] == 0 && s[2] == 0 && s[3] == 1 && s[4] == (0.25 / 4) * (0.25 / 4), "\(s)")
-        #expect(Prediction.scoreRound([7: [0]], truth: [10], reference: 1)[7] == 0.0001)
+        #expect(s[1] == 0 && s[2] == 0 && s[3] == 1 && s[4] == 0.25 / 4, "\(s)")
+        #expect(Prediction.scoreRound([4: [3]], truth: [1], reference: 0.25, sharpness: 2)[4] == (0.25 / 4) * (0.25 / 4))
+        #expect(Prediction.scoreRound([7: [0]], truth: [10], reference: 1)[7] == 0.01)
         // Every strategy answers a well-formed request with `horizon` finite values.
         var series = Prediction.Series(seed: 5)
         let (req, _) = series.request(historyLength: 96, horizon: 6)
