@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "MeshGossip", dependencies: ["MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // Miner query routing: axon (server), dendrite (client), relay.
-        .target(name: "MeshQuery", dependencies: ["MeshNetwork", "MeshChannel", "MeshSockets", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        .target(name: "MeshQuery", dependencies: ["MeshNetwork", "MeshChannel", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshHTTP"], swiftSettings: strict),
 
         // Client of a node's JSON-RPC (CLI, SDK, tools).
         .target(name: "MeshClient", dependencies: ["MeshChain", "MeshCodec", "MeshCrypto", "MeshHTTP"], swiftSettings: strict),
@@ -105,13 +105,13 @@ let package = Package(
             swiftSettings: strict),
 
         // The two example markets shipped with the repository (run by the devnet).
-        .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
+        .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto", "MeshCodec", "MeshKeystore"], swiftSettings: strict),
 
         // The apps gateway: end users' keyed HTTP API routed to subnets' best miners.
         .target(
             name: "MeshGateway",
             dependencies: ["MeshSubnet", "ExampleSubnets", "MeshQuery", "MeshClient", "MeshChain", "MeshCodec", "MeshCrypto", "MeshKeystore",
-                           "MeshSockets", .product(name: "FlyingFox", package: "FlyingFox"), .product(name: "FlyingSocks", package: "FlyingFox")],
+                           "MeshSockets", "MeshHTTP", .product(name: "FlyingFox", package: "FlyingFox"), .product(name: "FlyingSocks", package: "FlyingFox")],
             swiftSettings: strict),
 
         // Command-line support shared by the executables.

@@ -215,18 +215,27 @@ extension Gateway {
         }
     }
 
-    /// A streaming answer as server-sent events from the top miner: one `data:` event per
-    /// chunk (JSON text, or base64), then `event: done` with the miner and its receipt.
+    /// A streaming answer as server-sent events: one `data:` event per chunk (JSON text, or
+    /// base64), then `event: done` with the miner and its receipt. The top miner is asked
+    /// first; while no chunk has reached the caller, a miner that fails (unreachable, refused,
+    /// timed out, a bad signature) is passed over for the next one, and `done` lists every
+    /// miner tried. Once chunks have gone out, the stream ends with that miner's outcome.
     func stream(netuid: UInt16, synapse: String, body: [UInt8], targets: [Target]) -> Outcome {
         // Unbounded in count, bounded in bytes: the dendrite refuses answers over its limit.
         let (events, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
-        let t = targets[0]
         let task = Task {
-            let r = await self.call(t, netuid: netuid, synapse: synapse, body: body) { chunk in
-                let text = String(validating: chunk, as: UTF8.self).flatMap { $0.contains("\n") ? nil : $0 } ?? Data(chunk).base64EncodedString()
-                continuation.yield(Array("data: \(text)\n\n".utf8))
+            var tried: [JSON] = []
+            for t in targets {
+                let sent = SentFlag()
+                let r = await self.call(t, netuid: netuid, synapse: synapse, body: body) { chunk in
+                    let text = String(validating: chunk, as: UTF8.self).flatMap { $0.contains("\n") ? nil : $0 } ?? Data(chunk).base64EncodedString()
+                    sent.set()
+                    continuation.yield(Array("data: \(text)\n\n".utf8))
+                }
+                tried.append(Self.minerJSON(t, r))
+                if r.isSuccess || sent.isSet || Task.isCancelled { break }
             }
-            let done = JSON.object([("miner", Self.minerJSON(t, r))])
+            let done = JSON.object([("miner", tried.last ?? .null), ("tried", .array(tried))])
             continuation.yield(Array("event: done\ndata: \(done.serialized())\n\n".utf8))
             continuation.finish()
         }
@@ -294,12 +303,7 @@ extension Gateway {
             return Self.error(.serviceUnavailable, "the storage subnet is not known yet")
         }
         // Holders still registered, the most incentive first.
-        var holders: [Target] = []
-        for h in record.holders {
-            guard let n = graph.neurons.first(where: { $0.hotkey.hex == h }), let a = n.axon, let id = a.nodeId,
-                  let addr = MeshSockets.SocketAddress(numericHost: a.host, port: a.port) else { continue }
-            holders.append(Target(neuron: n, endpoint: AxonEndpoint(hotkey: n.hotkey, nodeId: id, address: addr)))
-        }
+        var holders = record.holders.compactMap { self.target(hotkeyHex: $0, in: graph) }
         holders.sort { $0.neuron.incentive > $1.neuron.incentive }
         var tried: [JSON] = []
         for t in holders {
@@ -384,4 +388,11 @@ struct ByteChunks: AsyncBufferedSequence, Sendable {
             return Array(self.pending[..<n])
         }
     }
+}
+
+/// Whether a streamed answer has sent anything to the caller yet.
+final class SentFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { self.value.store(true, ordering: .relaxed) }
+    var isSet: Bool { self.value.load(ordering: .relaxed) }
 }

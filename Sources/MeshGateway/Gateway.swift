@@ -38,6 +38,10 @@ public struct GatewayConfig: Sendable {
     public var organicSampleRate = 0.0
     /// Stake the gateway's hotkey keeps on each subnet (miners answer callers with a validator permit).
     public var stake: Rao = 0
+    /// How often stored objects' holders are challenged and lost replicas copied again, seconds.
+    public var repairSeconds = 30.0
+    /// Objects checked per repair pass.
+    public var repairBatch = 64
 
     public init(rpcURL: String, netuids: [UInt16], storageNetuid: UInt16? = nil) {
         self.rpcURL = rpcURL
@@ -79,6 +83,8 @@ public final class Gateway: Sendable {
         var catalogs: [UInt16: (list: SynapseCatalog.List, at: Date)] = [:]
         var objects = ObjectIndex()
         var organic: [UInt16: [JSON]] = [:]
+        /// The last object id the previous repair pass checked.
+        var repairCursor = ""
     }
 
     public init(config: GatewayConfig, keys: APIKeys, hotkey: Ed25519.PrivateKey, coldkey: Ed25519.PrivateKey,
@@ -127,6 +133,14 @@ public final class Gateway: Sendable {
                 let watcher = ChainWatcher(url: self.config.rpcURL, netuids: self.allNetuids, pollSeconds: max(0.5, min(self.config.refreshSeconds, 3600)),
                                            log: { [self] in self.log($0) })
                 await watcher.run { update in await self.refresh(self.allNetuids.filter { update.touches($0) }) }
+            }
+            if self.config.storageNetuid != nil {
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(nanoseconds: UInt64(max(0.1, min(self.config.repairSeconds, 3600)) * 1e9))
+                        _ = await self.repairObjects(limit: self.config.repairBatch)
+                    }
+                }
             }
         }
     }
@@ -184,7 +198,7 @@ public final class Gateway: Sendable {
                                latencyMs: 0, processingMicros: 0)
         }
         let r = await d.call(t.endpoint, netuid: netuid, synapse: synapse, body: body, timeout: self.config.timeoutSeconds, onChunk: onChunk)
-        self.state.withLock { $0.metrics.minerQuery(r.isSuccess ? "ok" : "\(r.status.rawValue)") }
+        self.state.withLock { $0.metrics.minerQuery(r.isSuccess ? "ok" : "\(r.status.rawValue)", seconds: r.latencyMs / 1000) }
         return r
     }
 

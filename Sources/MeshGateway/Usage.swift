@@ -1,4 +1,5 @@
 import Foundation
+import MeshHTTP
 
 /// Usage per API key and the gateway's counters, for `GET /v1/usage` and Prometheus
 /// (`GET /metrics`). Keys appear by name only.
@@ -19,12 +20,15 @@ public struct GatewayMetrics: Sendable {
     var unauthorized: UInt64 = 0
     /// Miner queries by outcome ("ok" or a status).
     var minerQueries: [String: UInt64] = [:]
-    var latencySum = 0.0
-    var latencyCount: UInt64 = 0
-    /// Histogram buckets of request latency, seconds.
-    static let buckets: [Double] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-    var latencyBuckets = [UInt64](repeating: 0, count: buckets.count)
+    /// Time to answer an admitted request, seconds.
+    var requestSeconds = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+    /// Round trip of each query to a miner (answered or not), seconds.
+    var minerQuerySeconds = Histogram.seconds()
     var organicSampled: UInt64 = 0
+    /// Storage repair: holders dropped (failed a challenge or left), copies made, objects left short.
+    var repairDropped: UInt64 = 0
+    var repairAdded: UInt64 = 0
+    var repairShort: UInt64 = 0
 
     public init() {}
 
@@ -38,14 +42,19 @@ public struct GatewayMetrics: Sendable {
         u.bytesIn &+= UInt64(max(0, bytesIn))
         u.bytesOut &+= UInt64(max(0, bytesOut))
         self.usage[key] = u
-        if status != 429 && seconds.isFinite && seconds >= 0 {
-            self.latencySum += seconds
-            self.latencyCount &+= 1
-            for (i, b) in Self.buckets.enumerated() where seconds <= b { self.latencyBuckets[i] &+= 1 }
-        }
+        if status != 429 && seconds.isFinite && seconds >= 0 { self.requestSeconds.observe(seconds) }
     }
 
-    mutating func minerQuery(_ outcome: String) { self.minerQueries[outcome, default: 0] &+= 1 }
+    mutating func minerQuery(_ outcome: String, seconds: Double) {
+        self.minerQueries[outcome, default: 0] &+= 1
+        if seconds.isFinite && seconds >= 0 { self.minerQuerySeconds.observe(seconds) }
+    }
+
+    mutating func repairs(dropped: Int, added: Int, short: Int) {
+        self.repairDropped &+= UInt64(max(0, dropped))
+        self.repairAdded &+= UInt64(max(0, added))
+        self.repairShort &+= UInt64(max(0, short))
+    }
 
     /// Prometheus text format.
     func prometheus(metagraphAge: [UInt16: Double]) -> String {
@@ -70,10 +79,13 @@ public struct GatewayMetrics: Sendable {
         }
         out += "# HELP tensormesh_gateway_miner_queries_total Queries to miners by outcome.\n# TYPE tensormesh_gateway_miner_queries_total counter\n"
         for (k, v) in self.minerQueries.sorted(by: { $0.key < $1.key }) { out += "tensormesh_gateway_miner_queries_total{outcome=\"\(k)\"} \(v)\n" }
-        out += "# HELP tensormesh_gateway_request_seconds Time to answer an admitted request.\n# TYPE tensormesh_gateway_request_seconds histogram\n"
-        for (i, b) in Self.buckets.enumerated() { out += "tensormesh_gateway_request_seconds_bucket{le=\"\(b)\"} \(self.latencyBuckets[i])\n" }
-        out += "tensormesh_gateway_request_seconds_bucket{le=\"+Inf\"} \(self.latencyCount)\n"
-        out += "tensormesh_gateway_request_seconds_sum \(self.latencySum)\ntensormesh_gateway_request_seconds_count \(self.latencyCount)\n"
+        out += self.requestSeconds.render("tensormesh_gateway_request_seconds", help: "Time to answer an admitted request.")
+        out += self.minerQuerySeconds.render("tensormesh_gateway_miner_query_seconds", help: "Round trip of each query to a miner, answered or not.")
+        out += "# HELP tensormesh_gateway_storage_repairs_total Storage repair: holders dropped, copies made, objects left below their replication.\n"
+        out += "# TYPE tensormesh_gateway_storage_repairs_total counter\n"
+        out += "tensormesh_gateway_storage_repairs_total{action=\"dropped\"} \(self.repairDropped)\n"
+        out += "tensormesh_gateway_storage_repairs_total{action=\"copied\"} \(self.repairAdded)\n"
+        out += "tensormesh_gateway_storage_repairs_total{action=\"short\"} \(self.repairShort)\n"
         out += "# HELP tensormesh_gateway_organic_sampled_total Organic queries kept for validators.\n# TYPE tensormesh_gateway_organic_sampled_total counter\n"
         out += "tensormesh_gateway_organic_sampled_total \(self.organicSampled)\n"
         out += "# HELP tensormesh_gateway_metagraph_age_seconds Age of the gateway's view of each subnet.\n# TYPE tensormesh_gateway_metagraph_age_seconds gauge\n"

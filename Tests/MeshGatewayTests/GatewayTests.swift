@@ -64,6 +64,9 @@ final class GatewayRig: @unchecked Sendable {
             axon.attach(synapse: Storage.Retrieve.name, handler: Miner.handler(Storage.Retrieve.self) { r, c in
                 try Storage.answer(r, caller: c.hotkey.hex, store: store)
             })
+            axon.attach(synapse: Storage.Challenge.name, handler: Miner.handler(Storage.Challenge.self) { r, c in
+                try Storage.answer(r, caller: c.hotkey.hex, store: store)
+            })
             axon.updateDirectory([self.gatewayKey.publicKey: CallerInfo(uid: 0, stake: 1000, validatorPermit: true)])
             self.addresses.append(try await axon.start(listen: MeshSockets.SocketAddress("127.0.0.1:0")!))
             self.loops.append(loop)
@@ -101,6 +104,7 @@ final class GatewayRig: @unchecked Sendable {
         config.refreshSeconds = 0.5
         config.stateDirectory = stateDir
         config.organicSampleRate = 1
+        config.repairSeconds = 0.3
         let g = try Gateway(config: config, keys: try APIKeys(keys), hotkey: self.gatewayKey, coldkey: Ed25519.PrivateKey(), log: { _ in })
         self.task = Task { try await g.run() }
         return g
@@ -145,7 +149,8 @@ struct GatewayTests {
         let main = APIKeys.Entry(name: "app", key: "app-key-0123456789abcdef", ratePerSecond: 100, burst: 100)
         let tight = APIKeys.Entry(name: "tight", key: "tight-key-0123456789abcdef", ratePerSecond: 1, burst: 2)
         let validator = APIKeys.Entry(name: "val", key: "validator-key-0123456789", ratePerSecond: 100, burst: 100, organic: true)
-        _ = try rig.start(keys: [main, tight, validator], stateDir: TestPaths.temporaryDirectory("gw-state"))
+        let stateDir = TestPaths.temporaryDirectory("gw-state")
+        let g = try rig.start(keys: [main, tight, validator], stateDir: stateDir)
         // Wait until it serves and knows the metagraph.
         var ready = false
         for _ in 0..<100 {
@@ -210,6 +215,25 @@ struct GatewayTests {
         let got = try await rig.http("GET", "/v1/storage/photo.jpg", key: main.key)
         #expect(got.status == 200 && got.body == object, "\(got.status) \(String(decoding: got.body.prefix(300), as: UTF8.self))")
         #expect(got.headers["x-tensormesh-miner"] == rig.minerKeys[1].publicKey.hex)
+        // A streaming request whose top miner is gone falls back to the next one.
+        let fallback = try await rig.http("POST", "/v1/subnets/1/count", key: main.key, body: Data(#"{"upTo":2}"#.utf8), accept: "text/event-stream")
+        let fallbackText = String(decoding: fallback.body, as: UTF8.self)
+        #expect(fallbackText.contains(#"data: {"i":1}"#) && fallbackText.contains(rig.minerKeys[1].publicKey.hex), "\(fallbackText)")
+        #expect(fallbackText.contains(rig.minerKeys[0].publicKey.hex), "the done event lists the miner that failed: \(fallbackText)")
+        // Repair: the dead holder fails its challenge and is dropped; the object is copied to the
+        // next miner (proved by Merkle root), saved in the index; then the second holder dies too.
+        let holders = { g.state.withLock { $0.objects.get(keyName: main.name, key: "photo.jpg")?.holders } ?? [] }
+        var repaired = false
+        for _ in 0..<100 {
+            if Set(holders()) == [rig.minerKeys[1].publicKey.hex, rig.minerKeys[2].publicKey.hex] { repaired = true; break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(repaired, "holders \(holders())")
+        #expect(ObjectIndex.load(path: stateDir + "/objects.json").get(keyName: main.name, key: "photo.jpg")?.holders.contains(rig.minerKeys[2].publicKey.hex) == true)
+        rig.axons[1].stop()
+        let again = try await rig.http("GET", "/v1/storage/photo.jpg", key: main.key)
+        #expect(again.status == 200 && again.body == object && again.headers["x-tensormesh-miner"] == rig.minerKeys[2].publicKey.hex,
+                "\(again.status) \(String(decoding: again.body.prefix(300), as: UTF8.self))")
         #expect(try await rig.http("GET", "/v1/storage/photo.jpg", key: validator.key).status == 404)  // another key's namespace
         #expect([400, 404].contains(try await rig.http("PUT", "/v1/storage/..%2Fetc", key: main.key, body: object).status))
         #expect(try await rig.http("PUT", "/v1/storage/a%20b", key: main.key, body: object).status == 400)
@@ -224,6 +248,8 @@ struct GatewayTests {
         let metrics = try await rig.http("GET", "/metrics", key: nil)
         let m = String(decoding: metrics.body, as: UTF8.self)
         #expect(m.contains("tensormesh_gateway_responses_total{route=\"subnets\",status=\"429\"}") && m.contains("key=\"tight\""), "\(m.prefix(2000))")
+        #expect(m.contains("tensormesh_gateway_miner_query_seconds_bucket{le=\"+Inf\"}") && !m.contains("tensormesh_gateway_miner_query_seconds_count 0\n"), "\(m)")
+        #expect(m.contains("tensormesh_gateway_storage_repairs_total{action=\"copied\"} 1\n"), "\(m)")
     }
 
     @Test("access control: bursts, refill, quotas with Retry-After; keys file checks")
