@@ -1,6 +1,7 @@
 import Foundation
 import MeshCodec
 import MeshCrypto
+import MeshKeystore
 import MeshSubnet
 
 /// The storage market: miners keep objects for validators and apps, and are paid for what
@@ -151,7 +152,8 @@ public enum Storage {
     // MARK: Validator side
 
     /// What a validator keeps of an object it stored: not the bytes, only the commitment.
-    public struct Commitment: Sendable, Equatable {
+    /// Saved with the root in hex.
+    public struct Commitment: Sendable, Equatable, Codable {
         public var key: String
         public var root: [UInt8]
         public var size: Int
@@ -162,6 +164,30 @@ public enum Storage {
             self.root = root
             self.size = size
         }
+
+        enum CodingKeys: String, CodingKey { case key, root, size }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.key = try c.decode(String.self, forKey: .key)
+            let hex = try c.decode(String.self, forKey: .root)
+            guard hex.utf8.count == 64, let root = Hex.decode(hex) else {
+                throw DecodingError.dataCorruptedError(forKey: .root, in: c, debugDescription: "a root is 64 hex digits")
+            }
+            self.root = root
+            self.size = try c.decode(Int.self, forKey: .size)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(self.key, forKey: .key)
+            try c.encode(Hex.encode(self.root), forKey: .root)
+            try c.encode(self.size, forKey: .size)
+        }
+
+        /// Whether a validator could have recorded it: a key a miner accepts, a 32-byte root,
+        /// a size the market stores.
+        public var isValid: Bool { Storage.isValidKey(self.key) && self.root.count == 32 && (1...Storage.maxObject).contains(self.size) }
     }
 
     /// Whether a challenge answer proves chunk `index` of `c`: the chunk has the right length
@@ -176,12 +202,13 @@ public enum Storage {
     }
 
     /// A validator's commitments per miner and the miners' challenge records. Bounded:
-    /// ``perMiner`` commitments per miner (the oldest forgotten first).
-    public struct Ledger: Sendable {
+    /// ``perMiner`` commitments per miner (the oldest forgotten first). Saved across restarts
+    /// (``LedgerFile``), so data handed out before a restart is still challenged after it.
+    public struct Ledger: Sendable, Codable, Equatable {
         public var perMiner: Int
         /// Weight of the newest challenge in a miner's pass rate.
         public var alpha: Double
-        struct Miner: Sendable {
+        struct Miner: Sendable, Codable, Equatable {
             var hotkey: [UInt8]
             var commitments: [Commitment] = []
             var bytes = 0
@@ -225,6 +252,26 @@ public enum Storage {
             self.miners[uid] = m
         }
 
+        /// Whether the ledger is one a validator could have written (a restored file is
+        /// checked with this): bounds in range, every miner's 32-byte hotkey, at most
+        /// ``perMiner`` valid commitments whose sizes add up to its bytes, a pass rate in [0, 1].
+        public var isValid: Bool {
+            guard (1...1_000_000).contains(self.perMiner), self.alpha > 0, self.alpha <= 1, self.miners.count <= 65_536 else { return false }
+            return self.miners.values.allSatisfy { m in
+                m.hotkey.count == 32 && m.commitments.count <= self.perMiner && m.commitments.allSatisfy(\.isValid)
+                    && m.bytes == m.commitments.reduce(0) { $0 + $1.size } && m.passRate >= 0 && m.passRate <= 1 && m.challenged >= 0
+            }
+        }
+
+        /// Commitments recorded for `uid` (held by `hotkey`).
+        public func commitments(uid: UInt16, hotkey: [UInt8]) -> [Commitment] {
+            guard let m = self.miners[uid], m.hotkey == hotkey else { return [] }
+            return m.commitments
+        }
+
+        /// Commitments recorded, all miners together.
+        public var commitmentCount: Int { self.miners.values.reduce(0) { $0 + $1.commitments.count } }
+
         /// Bytes the miner has committed to with this validator.
         public func bytes(uid: UInt16) -> Int { self.miners[uid]?.bytes ?? 0 }
         public func passRate(uid: UInt16) -> Double { self.miners[uid]?.passRate ?? 0 }
@@ -240,6 +287,83 @@ public enum Storage {
                 out[uid] = Double(m.bytes) / Double(largest) * pow(m.passRate, 4)
             }
             return out
+        }
+    }
+
+    /// A storage validator's ledger as saved: for one subnet and validator hotkey (hex).
+    /// Written atomically after every change; a file for another subnet or hotkey, another
+    /// version, or one that fails ``Ledger/isValid`` is ignored (the validator starts over).
+    public struct LedgerFile: Codable, Sendable, Equatable {
+        public static let version = 1
+        /// Largest file read.
+        public static let maxFileBytes = 256 << 20
+        public var version = LedgerFile.version
+        public var netuid: UInt16
+        public var hotkey: String
+        public var ledger: Ledger
+
+        public init(netuid: UInt16, hotkey: String, ledger: Ledger) {
+            self.netuid = netuid
+            self.hotkey = hotkey
+            self.ledger = ledger
+        }
+
+        public func save(to path: String) throws {
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            try AtomicFile.write(try SynapseCoding.encodeJSON(self), to: path, mode: 0o600, overwrite: true)
+        }
+
+        /// The ledger saved at `path` for this subnet and hotkey, or nil.
+        public static func load(from path: String, netuid: UInt16, hotkey: String) -> Ledger? {
+            guard FileManager.default.fileExists(atPath: path), let bytes = try? AtomicFile.read(path, limit: maxFileBytes),
+                  let f = try? SynapseCoding.decodeJSON(LedgerFile.self, bytes),
+                  f.version == version, f.netuid == netuid, f.hotkey == hotkey, f.ledger.isValid else { return nil }
+            return f.ledger
+        }
+    }
+
+    /// A storage validator's ledger, shared by a round's concurrent miner tasks, restored from
+    /// `path` when it holds one for this subnet and hotkey and saved there by ``save()``.
+    public final class LedgerStore: @unchecked Sendable {
+        // Safety: every access holds `lock`.
+        let lock = NSLock()
+        var ledger = Storage.Ledger()
+        var fullUntil: [UInt16: Int] = [:]
+        let path: String?
+        let netuid: UInt16
+        let hotkey: String
+        /// Whether the ledger came from `path`.
+        public let restored: Bool
+
+        public init(path: String?, netuid: UInt16, hotkey: String) {
+            self.path = path
+            self.netuid = netuid
+            self.hotkey = hotkey
+            let saved = path.flatMap { Storage.LedgerFile.load(from: $0, netuid: netuid, hotkey: hotkey) }
+            self.restored = saved != nil
+            if let saved { self.ledger = saved }
+        }
+
+        public var objectCount: Int { self.lock.withLock { self.ledger.commitmentCount } }
+        /// A copy of the ledger now.
+        public var snapshot: Storage.Ledger { self.lock.withLock { self.ledger } }
+
+        /// Writes the ledger atomically (nothing without a path).
+        public func save() throws {
+            guard let path = self.path else { return }
+            let file = self.lock.withLock { Storage.LedgerFile(netuid: self.netuid, hotkey: self.hotkey, ledger: self.ledger) }
+            try file.save(to: path)
+        }
+
+        public func stored(uid: UInt16, hotkey: [UInt8], _ c: Storage.Commitment) { self.lock.withLock { self.ledger.stored(uid: uid, hotkey: hotkey, c) } }
+        public func record(uid: UInt16, hotkey: [UInt8], passed: Bool) { self.lock.withLock { self.ledger.record(uid: uid, hotkey: hotkey, passed: passed) } }
+        public func scores() -> [UInt16: Double] { self.lock.withLock { self.ledger.scores() } }
+        public func full(uid: UInt16, step: Int) { self.lock.withLock { self.fullUntil[uid] = step + 100 } }
+        public func isFull(uid: UInt16, step: Int) -> Bool { self.lock.withLock { (self.fullUntil[uid] ?? 0) > step } }
+
+        public func challenge(uid: UInt16, hotkey: [UInt8], using rng: inout SystemRandomNumberGenerator) -> (Storage.Challenge, Storage.Commitment)? {
+            self.lock.withLock { self.ledger.challenge(uid: uid, hotkey: hotkey, using: &rng) }
         }
     }
 }

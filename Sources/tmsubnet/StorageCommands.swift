@@ -44,6 +44,15 @@ struct StorageValidator: AsyncParsableCommand {
     var objectBytes: Int = 64 << 10
     @Option(help: "Challenges per miner per round.")
     var challenges: Int = 3
+    @Option(help: ArgumentHelp("""
+        Keep the commitments (each miner's objects: key, Merkle root, size) and challenge records in this file, \
+        restored on the next start, so data handed out before a restart is still challenged. Default: next to \
+        --state (STATE.commitments.json); none without --state.
+        """, valueName: "FILE"))
+    var commitments: String?
+
+    /// Where the ledger is kept (nil: in memory only).
+    var commitmentsPath: String? { self.commitments ?? self.options.state.map { $0 + ".commitments.json" } }
 
     func validate() throws {
         guard (1...Storage.maxObject).contains(self.objectBytes) else { throw ValidationError("--object-bytes must be 1...\(Storage.maxObject)") }
@@ -53,7 +62,10 @@ struct StorageValidator: AsyncParsableCommand {
     func run() async throws {
         let ctx = try self.subnet.context(role: "storage-validator")
         let v = try await self.options.validator(ctx)
-        let ledger = LedgerBox()
+        let ledger = Storage.LedgerStore(path: self.commitmentsPath, netuid: ctx.netuid, hotkey: ctx.hotkey.publicKey.hex)
+        if let path = self.commitmentsPath, ledger.restored {
+            ctx.log("restored \(ledger.objectCount) commitments from \(path)")
+        }
         let size = self.objectBytes, rounds = self.challenges
         try await runUntilSignalled {
             try await v.run(stepSeconds: self.options.stepSeconds) { step, v in
@@ -84,26 +96,9 @@ struct StorageValidator: AsyncParsableCommand {
                         }
                     }
                 }
+                do { try ledger.save() } catch { v.context.log("cannot save the commitments: \(error)") }
                 return ledger.scores()
             }
         }
-    }
-}
-
-/// The validator's ledger, shared by the round's concurrent miner tasks.
-final class LedgerBox: @unchecked Sendable {
-    // Safety: every access holds `lock`.
-    let lock = NSLock()
-    var ledger = Storage.Ledger()
-    var fullUntil: [UInt16: Int] = [:]
-
-    func stored(uid: UInt16, hotkey: [UInt8], _ c: Storage.Commitment) { self.lock.withLock { self.ledger.stored(uid: uid, hotkey: hotkey, c) } }
-    func record(uid: UInt16, hotkey: [UInt8], passed: Bool) { self.lock.withLock { self.ledger.record(uid: uid, hotkey: hotkey, passed: passed) } }
-    func scores() -> [UInt16: Double] { self.lock.withLock { self.ledger.scores() } }
-    func full(uid: UInt16, step: Int) { self.lock.withLock { self.fullUntil[uid] = step + 100 } }
-    func isFull(uid: UInt16, step: Int) -> Bool { self.lock.withLock { (self.fullUntil[uid] ?? 0) > step } }
-
-    func challenge(uid: UInt16, hotkey: [UInt8], using rng: inout SystemRandomNumberGenerator) -> (Storage.Challenge, Storage.Commitment)? {
-        self.lock.withLock { self.ledger.challenge(uid: uid, hotkey: hotkey, using: &rng) }
     }
 }

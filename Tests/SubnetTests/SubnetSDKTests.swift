@@ -202,6 +202,46 @@ struct SubnetSDKTests {
         #expect(try Storage.answer(Storage.Retrieve(key: "05"), caller: caller, store: store).payload == data)
     }
 
+    @Test("storage validator: commitments and challenge records survive a restart, only for their subnet and hotkey; a tampered file is not trusted")
+    func ledgerRestart() throws {
+        let path = TestPaths.temporaryDirectory() + "/validator-state.json.commitments.json"
+        let me = String(repeating: "cd", count: 32)
+        let miner = [UInt8](repeating: 4, count: 32)
+        let data = Data((0..<9_000).map { UInt8($0 % 13) })
+        let first = Storage.LedgerStore(path: path, netuid: 2, hotkey: me)
+        #expect(!first.restored && first.objectCount == 0)
+        for i in 0..<5 {
+            first.stored(uid: 3, hotkey: miner, Storage.Commitment(key: String(format: "%02x", i), root: Hex.decode(Storage.root(of: data))!, size: data.count))
+        }
+        first.record(uid: 3, hotkey: miner, passed: true)
+        first.record(uid: 3, hotkey: miner, passed: false)
+        try first.save()
+        // The restarted validator challenges what it handed out before.
+        let second = Storage.LedgerStore(path: path, netuid: 2, hotkey: me)
+        #expect(second.restored && second.objectCount == 5 && second.snapshot == first.snapshot)
+        var rng = SystemRandomNumberGenerator()
+        let (challenge, commitment) = try #require(second.challenge(uid: 3, hotkey: miner, using: &rng))
+        #expect(commitment.size == data.count && commitment.key.hasPrefix("0") && challenge.index < commitment.chunks)
+        #expect(second.scores() == first.scores())
+        // Another subnet or validator hotkey starts over.
+        #expect(!Storage.LedgerStore(path: path, netuid: 3, hotkey: me).restored)
+        #expect(!Storage.LedgerStore(path: path, netuid: 2, hotkey: String(repeating: "ef", count: 32)).restored)
+        // Tampered: bytes that disagree with the commitments, a short root, a bad key, a pass rate past 1.
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.contains("\"bytes\":45000"), "\(text.prefix(300))")
+        let root = Storage.root(of: data)
+        for (from, to) in [("\"bytes\":45000", "\"bytes\":90000"), (root, String(root.dropLast(2))), ("\"key\":\"03\"", "\"key\":\"..x\""),
+                           ("\"challenged\":2", "\"challenged\":-1")] {
+            #expect(text.contains(from), "\(from)")
+            try text.replacingOccurrences(of: from, with: to).write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(!Storage.LedgerStore(path: path, netuid: 2, hotkey: me).restored, "accepted with \(to)")
+        }
+        try "not json".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(!Storage.LedgerStore(path: path, netuid: 2, hotkey: me).restored)
+        // Without a path nothing is written.
+        try Storage.LedgerStore(path: nil, netuid: 2, hotkey: me).save()
+    }
+
     @Test("wallets: coldkey and hotkeys encrypted under one directory, listed without the password")
     func wallet() throws {
         let root = TestPaths.temporaryDirectory()
