@@ -149,6 +149,13 @@ public enum Prediction {
     /// validator's `reference` error, divided by each miner's (in (0, 1]; 0 for no answer or a
     /// malformed one). A miner alone in a round is still judged against the reference, and
     /// errors are floored so a lucky exact answer cannot divide by zero.
+    ///
+    /// Copies share: answers that are the same forecast (they differ from each other by less
+    /// than ``duplicateTolerance`` of the round's best error) split one answer's score between
+    /// them, so relaying another miner's answer, or running one model under many hotkeys, earns
+    /// no more than the original alone. (A copy perturbed on purpose is not caught by this
+    /// rule, but it scores worse than the original by the perturbation's error; a copier also
+    /// has to obtain the answer within the deadline, and miners answer only validators.)
     public static func scoreRound(_ predictions: [UInt16: [Double]], truth: [Double], reference: Double,
                                   sharpness: Double = defaultSharpness) -> [UInt16: Double] {
         let floor = 1e-6
@@ -157,8 +164,26 @@ public enum Prediction {
         let best = min(errors.values.min() ?? .infinity, max(reference.isFinite ? reference : .infinity, floor))
         var out: [UInt16: Double] = [:]
         for uid in predictions.keys { out[uid] = errors[uid].map { best.isFinite ? pow(min(1, best / $0), sharpness) : 0 } ?? 0 }
+        // Group the usable answers into copies of one another (greedy, in uid order) and split.
+        guard best.isFinite else { return out }
+        var groups: [(first: [Double], uids: [UInt16])] = []
+        for uid in errors.keys.sorted() {
+            let p = predictions[uid]!
+            if let g = groups.firstIndex(where: { (mse($0.first, p) ?? .infinity) <= duplicateTolerance * best }) {
+                groups[g].uids.append(uid)
+            } else {
+                groups.append((p, [uid]))
+            }
+        }
+        for g in groups where g.uids.count > 1 {
+            for uid in g.uids { out[uid] = out[uid]! / Double(g.uids.count) }
+        }
         return out
     }
+
+    /// Answers closer to each other than this fraction of the round's best error (mean squared)
+    /// are the same forecast: rounding, not modelling, tells them apart.
+    public static let duplicateTolerance = 1e-6
 
     /// The exponent of the error ratio in a round's score: 1 makes a forecast with twice the
     /// best error earn half.

@@ -113,6 +113,16 @@ struct SubnetSDKTests {
         #expect(s[1] == 0 && s[2] == 0 && s[3] == 1 && s[4] == 0.25 / 4, "\(s)")
         #expect(Prediction.scoreRound([4: [3]], truth: [1], reference: 0.25, sharpness: 2)[4] == (0.25 / 4) * (0.25 / 4))
         #expect(Prediction.scoreRound([7: [0]], truth: [10], reference: 1)[7] == 0.01)
+        // Copies share one answer's score: a verbatim copy and one off by rounding, under other
+        // uids, split the original's score three ways; a distinct answer keeps its own.
+        let original = [1.25, 2.5, 3.75], truth = [1.0, 2.0, 4.0]
+        let alone = Prediction.scoreRound([1: original, 4: [0, 0, 0]], truth: truth, reference: 10)
+        let copied = Prediction.scoreRound([1: original, 2: original, 3: original.map { $0 + 1e-9 }, 4: [0, 0, 0]], truth: truth, reference: 10)
+        #expect(copied[1] == alone[1]! / 3 && copied[2] == copied[1] && abs(copied[3]! - copied[1]!) < 1e-6 && copied[4] == alone[4], "\(copied) vs \(alone)")
+        #expect((copied[1]! + copied[2]! + copied[3]!) <= alone[1]! * (1 + 1e-12))
+        // A near answer that is a different forecast is not a copy.
+        let near = Prediction.scoreRound([1: original, 2: original.map { $0 + 0.01 }], truth: truth, reference: 10)
+        #expect(near[1] == 1 && near[2]! > 0.9, "\(near)")
         // Every strategy answers a well-formed request with `horizon` finite values.
         var series = Prediction.Series(seed: 5)
         let (req, _) = series.request(historyLength: 96, horizon: 6)
