@@ -1,6 +1,7 @@
 import MeshChannel
 import MeshCodec
 import MeshCrypto
+import MeshHTTP
 import MeshNetwork
 import MeshSockets
 
@@ -51,6 +52,10 @@ public final class QueryRelay: SecurePeerDelegate, @unchecked Sendable {
     public private(set) var refused = 0
     /// Caller connections closed for sending too much junk.
     public private(set) var junkDisconnects = 0
+    /// From a request forwarded to the miner to its signed trailer passing back, seconds.
+    public private(set) var answerSeconds = Histogram.seconds()
+    /// Forwarded requests the miner did not answer before the deadline.
+    public private(set) var timedOut = 0
 
     final class Conn {
         /// Pipe ends on this connection: as the caller's stream or as the miner's.
@@ -68,6 +73,8 @@ public final class QueryRelay: SecurePeerDelegate, @unchecked Sendable {
         var bodyPending = false
         var timer: TimerID?
         var closed = false
+        /// When the request went to the miner (monotonic nanoseconds; 0: not yet).
+        var forwardedNs: UInt64 = 0
         init(caller: SecurePeer, callerStream: StreamID) {
             self.caller = caller
             self.callerStream = callerStream
@@ -99,6 +106,24 @@ public final class QueryRelay: SecurePeerDelegate, @unchecked Sendable {
     /// Requests in flight (for tests and metrics).
     public func openPipes() async -> Int {
         (try? await self.loop.submit { self.conns.values.reduce(0) { $0 + $1.asCaller } }) ?? 0
+    }
+
+    /// The relay's Prometheus text (all names prefixed `tensormesh_query_relay_`): requests
+    /// forwarded, refused and timed out, connected miners, and the answer-time histogram.
+    public func metrics() async -> String {
+        (try? await self.loop.submit { () -> String in
+            func counter(_ name: String, _ help: String, _ v: Int) -> String {
+                "# HELP tensormesh_query_relay_\(name) \(help)\n# TYPE tensormesh_query_relay_\(name) counter\ntensormesh_query_relay_\(name) \(v)\n"
+            }
+            return counter("forwarded_total", "Requests forwarded to a miner.", self.forwarded)
+                + counter("refused_total", "Requests refused by the relay (bad header or signature, no such miner, caps, deadlines).", self.refused)
+                + counter("timed_out_total", "Forwarded requests the miner did not answer before their deadline.", self.timedOut)
+                + counter("junk_disconnects_total", "Caller connections closed for sending too much junk.", self.junkDisconnects)
+                + "# HELP tensormesh_query_relay_miners Miners reachable through the relay.\n# TYPE tensormesh_query_relay_miners gauge\n"
+                + "tensormesh_query_relay_miners \(self.miners.count)\n"
+                + self.answerSeconds.render("tensormesh_query_relay_answer_seconds",
+                                            help: "Time from forwarding a request to a miner to its signed answer passing back.")
+        }) ?? ""
     }
 
     static func wallMillis() -> UInt64 { Axon.wallMillis() }
@@ -165,7 +190,11 @@ public final class QueryRelay: SecurePeerDelegate, @unchecked Sendable {
             // An answer frame: pass it on; the trailer ends the caller's stream.
             let isTrailer = message.first == 2
             do { try pipe.caller.send(message, on: pipe.callerStream, finish: isTrailer) } catch { m.reset(ms) }
-            if isTrailer { self.close(pipe, resetMiner: false) }
+            if isTrailer {
+                let now = EventLoop.now()
+                if !pipe.closed, pipe.forwardedNs > 0, now >= pipe.forwardedNs { self.answerSeconds.observe(Double(now - pipe.forwardedNs) / 1e9) }
+                self.close(pipe, resetMiner: false)
+            }
         }
     }
 
@@ -217,6 +246,7 @@ public final class QueryRelay: SecurePeerDelegate, @unchecked Sendable {
             mc.pipes[s] = pipe
             mc.asMiner += 1
             try miner.send(message, on: s, finish: h.bodyLength == 0)
+            pipe.forwardedNs = EventLoop.now()
             self.forwarded += 1
         } catch {
             self.refuse(pipe, .unavailable, "cannot reach the miner: \(error)")
@@ -228,6 +258,7 @@ public final class QueryRelay: SecurePeerDelegate, @unchecked Sendable {
         pipe.timer = self.loop.schedule(after: Axon.delayNanos(ms: ends.subtractingSaturated(now))) { [weak self, weak pipe] in
             guard let self, let pipe, !pipe.closed else { return }
             pipe.timer = nil
+            if pipe.forwardedNs > 0 { self.timedOut += 1 }
             self.refuse(pipe, .timeout, "the miner did not answer before the deadline")
         }
     }

@@ -207,12 +207,6 @@ extension Tensormesh {
                 }
                 log.info("JSON-RPC on http://\(config.rpcHost):\(p) and ws://\(config.rpcHost):\(p) (methods: \(rpcConfig.methods.rawValue))")
             }
-            if let p = config.prometheusPort {
-                let server = rpcServer
-                tasks.append(try HTTPServices.startMetrics(node: node, host: config.prometheusHost, port: p,
-                                                           extra: server.map { s in { @Sendable in await s.metrics() } }))
-                log.info("Prometheus metrics on http://\(config.prometheusHost):\(p)/metrics")
-            }
             var relay: (QueryRelay, EventLoop)?
             if queryRelayPort != 0 {
                 let relayLoop = try EventLoop(name: "tensormesh.relay")
@@ -223,6 +217,13 @@ extension Tensormesh {
                 let bound = try await r.start(listen: addr)
                 relay = (r, relayLoop)
                 log.info("Query relay on \(key.publicKey.hex)@\(config.listenHost):\(bound.port)")
+            }
+            if let p = config.prometheusPort {
+                let server = rpcServer, queryRelay = relay?.0
+                tasks.append(try HTTPServices.startMetrics(node: node, host: config.prometheusHost, port: p, extra: {
+                    (await server?.metrics() ?? "") + (await queryRelay?.metrics() ?? "")
+                }))
+                log.info("Prometheus metrics on http://\(config.prometheusHost):\(p)/metrics")
             }
             if isDev { log.info("Development chain; state in \(base)") }
             let signal = await SignalWaiter.wait(for: [SIGINT, SIGTERM])

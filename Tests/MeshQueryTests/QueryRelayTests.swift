@@ -39,6 +39,11 @@ struct QueryRelayTests {
         // An honest request through the same relay still works.
         let r = await rig.dendrite.call(relay.endpoint, netuid: 1, synapse: "echo", body: [1, 2], timeout: 30)
         #expect(r.isSuccess)
+        // The relay's metrics: 20 refused, one forwarded and answered (in the latency histogram).
+        let m = await relay.relay.metrics()
+        #expect(m.contains("tensormesh_query_relay_refused_total 20\n") && m.contains("tensormesh_query_relay_forwarded_total 1\n"), "\(m)")
+        #expect(m.contains("# TYPE tensormesh_query_relay_answer_seconds histogram\n") && m.contains("tensormesh_query_relay_answer_seconds_count 1\n"), "\(m)")
+        #expect(m.contains("tensormesh_query_relay_timed_out_total 0\n"), "\(m)")
     }
 
     @Test("junk through the relay is charged to the caller: past its budget the connection is closed and its node id banned")
@@ -112,5 +117,10 @@ struct QueryRelayTests {
         #expect(Date().timeIntervalSince(started) < 3)
         #expect(await waitFor { silent.resets.withLock { $0 } == 1 })
         #expect(await relay.relay.openPipes() == 0)
+        // Timed out, not answered: counted apart, out of the answer-time histogram.
+        let m = await relay.relay.metrics()
+        #expect(m.contains("tensormesh_query_relay_timed_out_total 1\n") && m.contains("tensormesh_query_relay_answer_seconds_count 0\n"), "\(m)")
+        let miners = await relay.relay.connectedMiners().count
+        #expect(miners >= 2 && m.contains("tensormesh_query_relay_miners \(miners)\n"), "\(m)")
     }
 }
