@@ -356,7 +356,7 @@ def up(a, d, state):
 
     log("creating wallets")
     wallets = {}
-    for name in [p[0] for p in processes] + ["gateway"]:
+    for name in [p[0] for p in processes] + ["gateway", NOMINATOR]:
         out = run([tm, "wallet", "create", "--wallet", name, "--hotkey", "default", "--password-env", PASSWORD_ENV, "--json"], env)
         wallets[name] = json.loads(out)
 
@@ -475,6 +475,12 @@ def up(a, d, state):
                 rpc(n["rpcPort"], "system_health", host=n["host"], timeout=5)
             except Exception as e:
                 die(f"{n['name']} does not answer JSON-RPC on {n['host']}:{n['rpcPort']}: {e}")
+
+    # The nominator stakes on each subnet validator's hotkey once it is registered.
+    state["nominator"] = {"wallet": NOMINATOR, "coldkey": wallets[NOMINATOR]["coldkey"], "stakes": []}
+    save_manifest(d, state)
+    state["nominator"]["stakes"] = stake_nominator(tm, env, f"http://{host('full-0')}:{rpcp[4]}",
+                                                   [(wallets[n]["hotkeyPublic"], u) for n, u, r, _ in processes if r == "subnet-validator"])
     state["state"] = "up"
 
     save_manifest(d, state)
@@ -485,6 +491,7 @@ Tensormesh devnet is up (state and logs in {d}{', one network namespace per proc
   Prometheus     http://{host('validator-0')}:{prom[0]}/metrics … http://{host('full-0')}:{prom[4]}/metrics
   Bootnode       {nodes[0]['address']}
   Subnets        1 predict (intelligence market), 2 storage (storage market), tempo {a.tempo} blocks of {a.slot_ms} ms
+  Nominator      wallet `nominator` staked {NOMINATOR_STAKE} TAO on each subnet validator ({len(state['nominator']['stakes'])} stakes); status shows its earnings
 
   Apps gateway   {gateway_url}   API key {api_key}   (10 requests per second)
                  curl -s -H "Authorization: Bearer {api_key}" {gateway_url}/v1/subnets/1/forecast \\
@@ -498,6 +505,39 @@ Subnet processes register, publish axons, stake and start scoring within a minut
 incentive shows after the next epochs. Wallet password for the CLI: export {PASSWORD_ENV}={PASSWORD}
 and TENSORMESH_WALLETS={os.path.join(d, 'wallets')}.
 """)
+
+
+NOMINATOR = "nominator"
+NOMINATOR_STAKE = "100"
+
+
+def stake_nominator(tm, env, url, validators):
+    """The `nominator` wallet stakes on each subnet validator's hotkey once it is registered
+    (through the CLI, with a price tolerance), so the devnet shows delegation paying out."""
+    stakes = []
+    for hotkey, netuid in validators:
+        deadline = time.time() + 120
+        port = int(url.rsplit(":", 1)[1])
+        h = url.split("//")[1].rsplit(":", 1)[0]
+        while time.time() < deadline:
+            try:
+                if hotkey in rpc(port, "subnet_getMetagraph", {"netuid": netuid}, host=h)["hotkeys"]:
+                    break
+            except Exception:
+                pass
+            time.sleep(1)
+        else:
+            log(f"nominator: {hotkey[:16]}… never registered on subnet {netuid}; not staking there")
+            continue
+        r = subprocess.run([tm, "stake", "add", "--wallet", NOMINATOR, "--netuid", str(netuid), "--hotkey-address", hotkey,
+                            "--amount", NOMINATOR_STAKE, "--tolerance", "0.3", "--allow-partial", "--yes", "--json",
+                            "--password-env", PASSWORD_ENV, "--rpc-url", url], env=dict(os.environ, **env), capture_output=True, text=True)
+        if r.returncode != 0:
+            log(f"nominator: staking on subnet {netuid} failed: {r.stderr.strip()[-400:]}")
+            continue
+        log(f"nominator: staked {NOMINATOR_STAKE} TAO on {hotkey[:16]}… (subnet {netuid})")
+        stakes.append({"netuid": netuid, "hotkey": hotkey, "tao": NOMINATOR_STAKE})
+    return stakes
 
 
 def gather(m):
@@ -532,10 +572,27 @@ def gather(m):
                     neurons.append({"uid": uid, "name": names.get(hk, "owner" if uid == 0 else "?"), "hotkey": hk,
                                     "stake": mg["S"][uid], "incentive": mg["I"][uid], "dividends": mg["D"][uid],
                                     "emission": mg["E"][uid], "trust": mg["Tv"][uid], "permit": mg["validator_permit"][uid]})
-                subnets.append({"netuid": s["netuid"], "name": s["name"], "n": s["n"], "epochs": s["epochs"], "neurons": neurons})
+                pool = rpc(port, "subnet_getPool", [s["netuid"]], host=h)
+                subnets.append({"netuid": s["netuid"], "name": s["name"], "n": s["n"], "epochs": s["epochs"], "neurons": neurons,
+                                "pool": {k: pool.get(k) for k in ["taoIn", "alphaIn", "alphaOut", "price", "priceFloat", "taoFlowEma", "symbol"]}})
         except Exception as e:
             subnets.append({"error": str(e)})
     return nodes, subnets
+
+
+def gather_nominator(m):
+    """The nominator's stakes: alpha, TAO value and what it earned, per subnet."""
+    nom = m.get("nominator")
+    rpc_nodes = [n for n in m["nodes"] if n.get("rpcPort") and alive(n.get("pid"))]
+    if not nom or not rpc_nodes:
+        return None
+    port, h = rpc_nodes[-1]["rpcPort"], rpc_nodes[-1].get("host", "127.0.0.1")
+    try:
+        stakes = rpc(port, "subnet_getStake", {"coldkey": nom["coldkey"]}, host=h)
+    except Exception as e:
+        return {"wallet": nom["wallet"], "coldkey": nom["coldkey"], "error": str(e)}
+    return {"wallet": nom["wallet"], "coldkey": nom["coldkey"],
+            "stakes": [{k: x.get(k) for k in ["netuid", "hotkey", "alpha", "taoValue", "earned", "symbol"]} for x in stakes]}
 
 
 def cmd_status(a):
@@ -551,12 +608,13 @@ def cmd_status(a):
     if "chainSpec" not in m:
         die(f"the devnet under {d} is still starting")
     nodes, subnets = gather(m)
+    nominator = gather_nominator(m)
     if a.json:
         keys = ["name", "nodeId", "address", "host", "rpcPort", "prometheusPort", "role", "pid", "netuid", "hotkey"]
         out = {"dir": d, "chainSpec": m["chainSpec"], "genesis": m["genesis"],
                "nodes": [dict({k: n.get(k) for k in keys}, running=n["running"], best=n.get("best"), finalized=n.get("finalized"),
                               peers=n.get("peers")) for n in nodes],
-               "subnets": subnets}
+               "subnets": subnets, "nominator": nominator}
         g = m.get("gateway")
         out["gateway"] = {"url": g["url"], "apiKey": g["apiKey"], "running": alive(g.get("pid"))} if g else None
         print(json.dumps(out, indent=2))
@@ -574,10 +632,26 @@ def cmd_status(a):
             print(f"\nsubnets: {s['error']}")
             continue
         print(f"\nsubnet {s['netuid']} ({s['name']}): {s['n']} neurons, {s['epochs']} epochs")
+        p = s.get("pool") or {}
+        print(f"  pool: price {p.get('price')} τ/{p.get('symbol')}, {(p.get('taoIn') or 0) / 1e9:.3f} τ and "
+              f"{(p.get('alphaIn') or 0) / 1e9:.3f} {p.get('symbol')} in reserve, {(p.get('alphaOut') or 0) / 1e9:.3f} outstanding")
         print(f"  {'UID':>3} {'NAME':26} {'STAKE':>14} {'INCENTIVE':>9} {'DIVIDENDS':>9} {'EMISSION':>14}")
         for x in s["neurons"]:
-            print(f"  {x['uid']:>3} {x['name']:26} {x['stake'] / 1e9:>10.3f} TAO {x['incentive']:>9.4f} {x['dividends']:>9.4f} "
-                  f"{x['emission'] / 1e9:>10.4f} TAO")
+            print(f"  {x['uid']:>3} {x['name']:26} {x['stake'] / 1e9:>10.3f} {s['pool'].get('symbol') or 'α'}   {x['incentive']:>9.4f} {x['dividends']:>9.4f} "
+                  f"{x['emission'] / 1e9:>10.4f} {s['pool'].get('symbol') or 'α'}")
+    print_nominator(nominator)
+
+
+def print_nominator(nominator):
+    if not nominator:
+        return
+    print(f"\nnominator wallet ({nominator['coldkey'][:16]}…):")
+    if "error" in nominator:
+        print(f"  {nominator['error']}")
+        return
+    for x in nominator["stakes"]:
+        print(f"  subnet {x['netuid']}: {x['alpha'] / 1e9:.4f} {x['symbol']} on {x['hotkey'][:16]}… worth {x['taoValue'] / 1e9:.4f} τ, "
+              f"earned {x['earned'] / 1e9:.6f} {x['symbol']}")
 
 
 def cmd_down(a):

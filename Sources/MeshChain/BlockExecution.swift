@@ -7,6 +7,8 @@ public struct BlockEffects: Sendable, Equatable {
     public var minted: Rao = 0
     public var epochsRun: [UInt16] = []
     public var digest: [DigestItem] = []
+    /// What the coinbase did per subnet.
+    public var coinbase: [SubnetEmission] = []
 }
 
 extension ChainState {
@@ -41,33 +43,16 @@ extension ChainState {
     public mutating func endBlock() -> BlockEffects {
         var effects = BlockEffects()
         let number = self.number
-        // Emission, split across subnets by the stake they hold.
-        let eligible = self.subnets.keys.filter { $0 != 0 && !(self.subnets[$0]!.neurons.isEmpty) }.sorted()
-        if !eligible.isEmpty {
-            let e = self.params.emission.blockEmission(totalIssuance: self.totalIssuance)
-            if e > 0 {
-                var weights: [UInt64] = []
-                var stakeBySubnet: [UInt16: UInt64] = [:]
-                for (k, p) in self.hotkeyPools where k.netuid != 0 { stakeBySubnet[k.netuid, default: 0] += p.value }
-                for id in eligible { weights.append(stakeBySubnet[id] ?? 0) }
-                let parts = EmissionSplit.proportional(e, weights: weights)
-                for (i, id) in eligible.enumerated() {
-                    var s = self.subnets[id]!
-                    let split = EmissionSplit.perBlock(parts[i])
-                    self.credit(s.owner, split.owner)
-                    s.pendingServer += split.miners
-                    s.pendingValidator += split.validators
-                    self.subnets[id] = s
-                }
-                self.totalIssuance += e
-                effects.minted = e
-            }
-        }
-        // Epochs.
+        // Emission: the coinbase spends this block's TAO into the started subnets' pools.
+        let coinbase = self.runCoinbase()
+        effects.minted = coinbase.issued
+        effects.coinbase = coinbase.subnets
+        // Epochs, then the children whose cooldown passed.
         for id in self.subnets.keys.sorted() where id != 0 {
             let s = self.subnets[id]!
             if !s.neurons.isEmpty && number >= s.lastEpochBlock + s.params.tempo {
                 self.runEpoch(netuid: id)
+                self.applyPendingChildren(netuid: id)
                 effects.epochsRun.append(id)
             }
         }
@@ -96,16 +81,26 @@ extension ChainState {
             .sorted { $0.id < $1.id }
     }
 
-    /// Runs one Yuma epoch on a subnet and pays it out: miner incentive is staked to each
-    /// miner's hotkey for its owner (burned on the subnet owner's hotkey); a validator's
-    /// dividends pay its owner the take and the rest to everyone staked on the hotkey, in
-    /// proportion to their stake (the owner included).
+    /// Runs one Yuma epoch on a subnet and pays out its pending emission (subtensor's
+    /// `distribute_emission`): the owner's cut to the owner's hotkey; miners' incentive staked
+    /// for each miner's owner (burned on the owner's own hotkeys); validators' dividends shared
+    /// with their parent hotkeys, then split into an alpha part (paid from the validators'
+    /// pending alpha) and a root part (from the root stakers' pending alpha, sold for TAO and
+    /// added to the hotkey's root stake) by the hotkey's alpha and weighted root stake; each part
+    /// pays the hotkey's owner its take and the rest to everyone staked on the hotkey. What
+    /// nobody may take is recycled.
     public mutating func runEpoch(netuid: UInt16) {
         guard var s = self.subnets[netuid] else { return }
         let n = s.neurons.count
-        var input = EpochInput(n: n, currentBlock: self.number, tempo: s.params.tempo, emission: s.pendingServer + s.pendingValidator)
-        let stakeByHotkey = self.stakeByHotkey(netuid: netuid)
-        input.stake = s.neurons.map { stakeByHotkey[$0.hotkey] ?? 0 }
+        let ownerCut = s.pool.pendingOwnerCut, server = s.pendingServer, validator = s.pendingValidator, rootPending = s.pool.pendingRoot
+        s.pool.pendingOwnerCut = 0
+        s.pendingServer = 0
+        s.pendingValidator = 0
+        s.pool.pendingRoot = 0
+        let weights = self.stakeWeights(netuid: netuid)
+        var input = EpochInput(n: n, currentBlock: self.number, tempo: s.params.tempo,
+                               emission: server.addingSaturated(validator).addingSaturated(rootPending))
+        input.stake = weights.map { $0.weight }
         input.activityCutoffFactorMilli = s.params.activityCutoffFactorMilli
         input.lastMechanismStepBlock = s.epochCount == 0 ? 0 : s.lastEpochBlock
         input.stakeThreshold = s.params.stakeThreshold
@@ -119,7 +114,6 @@ extension ChainState {
         input.commitBlock = s.neurons.map { $0.commitHash != nil ? $0.commitBlock : nil }
         input.params = s.params.yuma
         let out = YumaEpoch.run(input, path: .sparse, as: I32F32.self)
-        let split = EpochDistribution.split(out, server: s.pendingServer, validator: s.pendingValidator)
         // Each u16 vector is built on access: once per epoch, not once per neuron.
         let stakeWeight = out.u16StakeWeight, consensus = out.u16Consensus, incentive = out.u16Incentive
         let dividends = out.u16Dividends, validatorTrust = out.u16ValidatorTrust
@@ -130,7 +124,7 @@ extension ChainState {
             neuron.incentive = incentive[i]
             neuron.dividends = dividends[i]
             neuron.validatorTrust = validatorTrust[i]
-            neuron.emission = split.incentive[i].addingSaturated(split.dividends[i])
+            neuron.emission = 0
             neuron.validatorPermit = out.newValidatorPermit[i]
             neuron.active = out.active[i]
             if let b = out.newBonds[i] { neuron.bonds = b.map { (uid: UInt16($0.0), value: $0.1) } }
@@ -138,33 +132,11 @@ extension ChainState {
             if neuron.commitHash != nil && s.epochCount + 1 > neuron.commitEpoch + s.params.revealPeriodEpochs { neuron.commitHash = nil }
             s.neurons[i] = neuron
         }
-        var burned: UInt64 = 0
-        for i in 0..<n {
-            let hotkey = s.neurons[i].hotkey
-            let owner = self.hotkeyOwners[hotkey] ?? s.neurons[i].coldkey
-            // Mining incentive: to the miner's owner; the subnet owner's hotkey burns it.
-            if split.incentive[i] > 0 {
-                if hotkey == s.ownerHotkey {
-                    burned += split.incentive[i]
-                } else if (try? self.increaseStake(coldkey: owner, hotkey: hotkey, netuid: netuid, amount: split.incentive[i])) == nil {
-                    burned += split.incentive[i]
-                }
-            }
-            // Dividends: the take to the owner, the rest to every staker on the hotkey.
-            let d = split.dividends[i]
-            if d > 0 {
-                let takeShare = U96F32.ratio(UInt128(self.delegateTake(of: hotkey)), UInt128(UInt16.max))
-                let take = min(d, (takeShare * U96F32(d)).floorU64)
-                if (try? self.increaseStake(coldkey: owner, hotkey: hotkey, netuid: netuid, amount: take)) == nil { burned += take }
-                self.increaseStakeForAll(hotkey: hotkey, netuid: netuid, amount: d - take)
-            }
-        }
-        self.totalBurned += burned
-        s.pendingServer = split.leftServer
-        s.pendingValidator = split.leftValidator
         s.lastEpochBlock = self.number
         s.epochCount += 1
         self.subnets[netuid] = s
+        let payout = EpochPayoutPlan.make(self, netuid: netuid, output: out, server: server, validator: validator, root: rootPending)
+        self.pay(payout, netuid: netuid, ownerCut: ownerCut)
     }
 
     // MARK: Blocks

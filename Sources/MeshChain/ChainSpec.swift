@@ -23,13 +23,20 @@ public struct ChainSpec: Sendable {
         public var owner: AccountID
         public var ownerHotkey: AccountID
         public var params: SubnetParams
+        /// TAO the genesis puts in the subnet's pool (issued at genesis; default the minimum
+        /// lock cost), its alpha reserve at price 1.
+        public var poolTao: Rao?
+        /// Whether emission runs from the first block (default), or waits for the owner's start call.
+        public var started: Bool
 
-        public init(netuid: UInt16, name: String, owner: AccountID, ownerHotkey: AccountID, params: SubnetParams) {
+        public init(netuid: UInt16, name: String, owner: AccountID, ownerHotkey: AccountID, params: SubnetParams, poolTao: Rao? = nil, started: Bool = true) {
             self.netuid = netuid
             self.name = name
             self.owner = owner
             self.ownerHotkey = ownerHotkey
             self.params = params
+            self.poolTao = poolTao
+            self.started = started
         }
     }
 
@@ -78,7 +85,9 @@ public struct ChainSpec: Sendable {
         for v in self.validators {
             if s.hotkeyOwners[v.hotkey] == nil { s.hotkeyOwners[v.hotkey] = v.coldkey }
             // Within the supply cap (checked when the spec was read), so the pool takes it.
-            try? s.increaseStake(coldkey: v.coldkey, hotkey: v.hotkey, netuid: 0, amount: v.stake)
+            try? s.increaseStake(coldkey: v.coldkey, hotkey: v.hotkey, netuid: 0, amount: v.stake, deposit: v.stake)
+            s.subnets[0]!.pool.taoIn = s.subnets[0]!.pool.taoIn.addingSaturated(v.stake)
+            s.subnets[0]!.pool.alphaOut = s.subnets[0]!.pool.alphaOut.addingSaturated(v.stake)
             issued = issued.addingSaturated(v.stake)
         }
         for sub in self.subnets {
@@ -88,6 +97,11 @@ public struct ChainSpec: Sendable {
             if s.hotkeyOwners[sub.ownerHotkey] == nil { s.hotkeyOwners[sub.ownerHotkey] = sub.owner }
             // Stagger the first epochs of subnets with the same tempo.
             subnet.lastEpochBlock = 0
+            let poolTao = sub.poolTao ?? self.params.minLockCost
+            subnet.pool.taoIn = poolTao
+            subnet.pool.alphaIn = poolTao
+            subnet.pool.firstEmissionBlock = sub.started ? 1 : 0
+            issued = issued.addingSaturated(poolTao)
             s.subnets[sub.netuid] = subnet
         }
         s.totalIssuance = issued
@@ -125,7 +139,9 @@ public struct ChainSpec: Sendable {
                 ("maxRegistrationsPerBlock", .int(p.maxRegistrationsPerBlock)), ("minValidatorStake", .int(p.minValidatorStake)),
                 ("maxDelegateTake", .int(p.maxDelegateTake)), ("minDelegateTake", .int(p.minDelegateTake)),
                 ("delegateTakeRateLimit", .int(p.delegateTakeRateLimit)), ("minStake", .int(p.minStake)),
-            ])),
+            ] + Self.economicsParams.map { ($0.0, .int(p[keyPath: $0.1])) }
+              + Self.economicsTakes.map { ($0.0, .int(p[keyPath: $0.1])) }
+              + [("netFlowEnabled", .bool(p.netFlowEnabled)), ("flowCutoff", .int(p.flowCutoff))])),
             ("genesis", .object([
                 ("timestamp", .int(self.genesisTimestamp)),
                 ("sudo", self.sudo.map { .string($0.hex) } ?? .null),
@@ -135,7 +151,8 @@ public struct ChainSpec: Sendable {
                 })),
                 ("subnets", .array(self.subnets.map {
                     .object([("netuid", .int($0.netuid)), ("name", .string($0.name)), ("owner", .string($0.owner.hex)),
-                             ("ownerHotkey", .string($0.ownerHotkey.hex)), ("hyperparameters", hyper($0.params))])
+                             ("ownerHotkey", .string($0.ownerHotkey.hex)), ("hyperparameters", hyper($0.params)),
+                             ("poolTao", $0.poolTao.map { .int($0) } ?? .null), ("started", .bool($0.started))])
                 })),
             ])),
         ])
@@ -185,6 +202,24 @@ public struct ChainSpec: Sendable {
             }
             if let x = p["delegateTakeRateLimit"]?.uint64 { cp.delegateTakeRateLimit = x }
             if let x = p["minStake"]?.uint64 { cp.minStake = x }
+            for (name, path) in Self.economicsParams {
+                guard let v = p[name], !v.isNull else { continue }
+                guard let x = v.uint64 else { throw SpecError(field: "params.\(name)", reason: "not a non-negative integer") }
+                cp[keyPath: path] = x
+            }
+            for (name, path) in Self.economicsTakes {
+                guard let v = p[name], !v.isNull else { continue }
+                guard let x = v.uint64, let t = UInt16(exactly: x) else { throw SpecError(field: "params.\(name)", reason: "0...65535") }
+                cp[keyPath: path] = t
+            }
+            if let v = p["netFlowEnabled"], !v.isNull {
+                guard let b = v.bool else { throw SpecError(field: "params.netFlowEnabled", reason: "not a boolean") }
+                cp.netFlowEnabled = b
+            }
+            if let v = p["flowCutoff"], !v.isNull {
+                guard let x = v.int64 else { throw SpecError(field: "params.flowCutoff", reason: "not an integer") }
+                cp.flowCutoff = x
+            }
             if let (field, reason) = cp.invalidField() { throw SpecError(field: "params.\(field)", reason: reason) }
             spec.params = cp
         }
@@ -226,12 +261,41 @@ public struct ChainSpec: Sendable {
             let name = sub["name"]?.string ?? "subnet \(netuid)"
             guard name.utf8.count <= 64 else { throw SpecError(field: "\(f).name", reason: "at most 64 bytes") }
             guard !spec.subnets.contains(where: { $0.netuid == UInt16(netuid) }) else { throw SpecError(field: "\(f).netuid", reason: "used twice") }
+            var poolTao: Rao?
+            if let v = sub["poolTao"], !v.isNull {
+                guard let x = v.uint64, x >= spec.params.minimumPoolReserve else {
+                    throw SpecError(field: "\(f).poolTao", reason: "at least minimumPoolReserve (\(spec.params.minimumPoolReserve) rao)")
+                }
+                poolTao = x
+            }
+            let started = sub["started"]?.bool ?? true
             spec.subnets.append(SubnetSpec(netuid: UInt16(netuid), name: name,
                                            owner: try key(sub["owner"], "\(f).owner"), ownerHotkey: try key(sub["ownerHotkey"], "\(f).ownerHotkey"),
-                                           params: params))
+                                           params: params, poolTao: poolTao, started: started))
+        }
+        for sub in spec.subnets {
+            let (sum, overflow) = issued.addingReportingOverflow(sub.poolTao ?? spec.params.minLockCost)
+            guard !overflow, sum <= spec.params.emission.supplyCap else {
+                throw SpecError(field: "genesis.subnets", reason: "balances, stakes and subnet pools add up to more than the supply cap")
+            }
+            issued = sum
         }
         return spec
     }
+}
+
+extension ChainSpec {
+    /// The token-economics parameters read from and written to a chain spec's `params`.
+    static var economicsParams: [(String, WritableKeyPath<ChainParams, UInt64>)] { [
+        ("taoWeight", \.taoWeight), ("flowEmaSmoothing", \.flowEmaSmoothing), ("flowNormExponent", \.flowNormExponent),
+        ("minimumPoolReserve", \.minimumPoolReserve), ("movingAlphaPpb", \.movingAlphaPpb), ("emaPriceHalvingBlocks", \.emaPriceHalvingBlocks),
+        ("startCallDelay", \.startCallDelay), ("networkImmunityPeriod", \.networkImmunityPeriod),
+        ("pendingChildKeyCooldown", \.pendingChildKeyCooldown), ("setChildrenRateLimit", \.setChildrenRateLimit),
+        ("childkeyTakeRateLimit", \.childkeyTakeRateLimit),
+    ] }
+    static var economicsTakes: [(String, WritableKeyPath<ChainParams, UInt16>)] { [
+        ("subnetOwnerCut", \.subnetOwnerCut), ("maxChildkeyTake", \.maxChildkeyTake), ("minChildkeyTake", \.minChildkeyTake),
+    ] }
 }
 
 extension Ed25519.PublicKey {

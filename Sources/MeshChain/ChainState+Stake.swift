@@ -10,7 +10,8 @@ import MeshIncentive
 extension ChainState {
     /// Adds `amount` to `coldkey`'s stake on `hotkey` in `netuid` (mints shares at the pool's
     /// rate; subtensor's `increase_stake_for_hotkey_and_coldkey_on_subnet`).
-    mutating func increaseStake(coldkey: AccountID, hotkey: AccountID, netuid: UInt16, amount: UInt64) throws(DispatchError) {
+    /// `deposit` is what the staker paid in (counted against its earnings); rewards pass 0.
+    mutating func increaseStake(coldkey: AccountID, hotkey: AccountID, netuid: UInt16, amount: UInt64, deposit: UInt64 = 0) throws(DispatchError) {
         guard amount > 0 else { return }
         let pk = HotkeyNet(hotkey: hotkey, netuid: netuid)
         var pool = self.hotkeyPools[pk] ?? HotkeyPool()
@@ -22,12 +23,15 @@ extension ChainState {
         pool.value += amount
         self.hotkeyPools[pk] = pool
         self.stakeShares[key] = (self.stakeShares[key] ?? 0) + minted
+        if deposit > 0 { self.stakeDeposits[key] = (self.stakeDeposits[key] ?? 0).addingSaturated(deposit) }
     }
 
     /// Takes `amount` out of `coldkey`'s stake on `hotkey` in `netuid` (burns shares, rounded
-    /// up; all of them when the whole stake leaves).
-    mutating func decreaseStake(coldkey: AccountID, hotkey: AccountID, netuid: UInt16, amount: UInt64) throws(DispatchError) {
-        guard amount > 0 else { return }
+    /// up; all of them when the whole stake leaves). Returns the part of the staker's deposit
+    /// that left with it (in proportion).
+    @discardableResult
+    mutating func decreaseStake(coldkey: AccountID, hotkey: AccountID, netuid: UInt16, amount: UInt64) throws(DispatchError) -> UInt64 {
+        guard amount > 0 else { return 0 }
         let key = StakeKey(coldkey: coldkey, hotkey: hotkey, netuid: netuid)
         let pk = HotkeyNet(hotkey: hotkey, netuid: netuid)
         guard let held = self.stakeShares[key], var pool = self.hotkeyPools[pk] else {
@@ -42,6 +46,17 @@ extension ChainState {
         pool.value -= amount
         self.stakeShares[key] = held == burn ? nil : held - burn
         self.hotkeyPools[pk] = (pool.shares == 0 && pool.value == 0) ? nil : pool
+        // The deposit leaves in proportion to the stake that left.
+        let deposit = self.stakeDeposits[key] ?? 0
+        let gone = held == burn ? deposit : UInt64(WideMath.mulDiv(UInt128(deposit), UInt128(amount), UInt128(have)) ?? UInt128(deposit))
+        self.stakeDeposits[key] = (held == burn || deposit == gone) ? nil : deposit - gone
+        return gone
+    }
+
+    /// What a staker earned on (coldkey, hotkey, netuid): its stake beyond its net deposit.
+    public func stakeEarnings(coldkey: AccountID, hotkey: AccountID, netuid: UInt16) -> UInt64 {
+        let key = StakeKey(coldkey: coldkey, hotkey: hotkey, netuid: netuid)
+        return self.stake(coldkey: coldkey, hotkey: hotkey, netuid: netuid).subtractingSaturated(self.stakeDeposits[key] ?? 0)
     }
 
     /// Adds `amount` to a hotkey's pool without minting shares: every staker on it gains in

@@ -35,6 +35,40 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
     public var delegateTakeRateLimit: UInt64 = 216_000
     /// The smallest stake a call may move (rao; subtensor's `DefaultMinStake`, 0.002 TAO).
     public var minStake: Rao = 2_000_000
+    /// Weight of root (TAO) stake in a validator's stake weight on a subnet, as a fraction of
+    /// 2^64 − 1 (subtensor's runtime default 971,718,665,099,567,868 ≈ 0.0527).
+    public var taoWeight: UInt64 = 971_718_665_099_567_868
+    /// The subnet owner's cut of alpha emission (u16 proportion, ≈ 18 %).
+    public var subnetOwnerCut: UInt16 = 11_796
+    /// Smoothing of the net TAO flow moving average, as a fraction of 2^63 − 1 (subtensor's
+    /// default 29,597,889,189,277: a half-life of about 216,000 blocks).
+    public var flowEmaSmoothing: UInt64 = 29_597_889_189_277
+    /// Whether the protocol's own flow (injections) is subtracted from the users' (subtensor's
+    /// `NetTaoFlowEnabled`, default on).
+    public var netFlowEnabled = true
+    /// Floor of the flow offset (rao per block; subtensor's `TaoFlowCutoff`, 0).
+    public var flowCutoff: Int64 = 0
+    /// Exponent applied to offset flows before normalising (1...3; subtensor's default 1).
+    public var flowNormExponent: UInt64 = 1
+    /// The smallest reserve a pool must hold to pay out of it (subtensor's `MinimumReserve`).
+    public var minimumPoolReserve: UInt64 = 1_000_000
+    /// The price moving average's base rate, parts per billion (subtensor: 0.000003).
+    public var movingAlphaPpb: UInt64 = 3000
+    /// Blocks for the price moving average to halve its distance (subtensor: 201,600).
+    public var emaPriceHalvingBlocks: UInt64 = 201_600
+    /// Blocks after creation before an owner may start a subnet (subtensor: 0).
+    public var startCallDelay: UInt64 = 0
+    /// Blocks after creation during which a subnet cannot be pruned (subtensor: 1,296,000).
+    public var networkImmunityPeriod: UInt64 = 1_296_000
+    /// Blocks before scheduled child hotkeys take effect (subtensor: 7,200).
+    public var pendingChildKeyCooldown: UInt64 = 7200
+    /// Blocks between two `set_children` of one hotkey on one subnet (subtensor: 150).
+    public var setChildrenRateLimit: UInt64 = 150
+    /// Blocks between two raises of a child take (subtensor: 216,000).
+    public var childkeyTakeRateLimit: UInt64 = 216_000
+    /// Highest and lowest child take (u16 proportions; subtensor: 18 % and 0).
+    public var maxChildkeyTake: UInt16 = 11_796
+    public var minChildkeyTake: UInt16 = 0
 
     public init() {}
 
@@ -61,6 +95,16 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
         if self.minDelegateTake > self.maxDelegateTake { return ("minDelegateTake", "at most maxDelegateTake") }
         if self.delegateTakeRateLimit > (1 << 40) { return ("delegateTakeRateLimit", "at most 2^40") }
         if self.minStake > self.emission.supplyCap { return ("minStake", "at most the supply cap") }
+        if !(1...3).contains(self.flowNormExponent) { return ("flowNormExponent", "1...3") }
+        if self.minimumPoolReserve == 0 || self.minimumPoolReserve > self.emission.supplyCap { return ("minimumPoolReserve", "1...supply cap") }
+        if self.movingAlphaPpb > 1_000_000_000 { return ("movingAlphaPpb", "at most 10^9") }
+        if self.flowEmaSmoothing > UInt64(Int64.max) { return ("flowEmaSmoothing", "at most 2^63 - 1") }
+        for (n, v) in [("emaPriceHalvingBlocks", self.emaPriceHalvingBlocks), ("startCallDelay", self.startCallDelay),
+                       ("networkImmunityPeriod", self.networkImmunityPeriod), ("pendingChildKeyCooldown", self.pendingChildKeyCooldown),
+                       ("setChildrenRateLimit", self.setChildrenRateLimit), ("childkeyTakeRateLimit", self.childkeyTakeRateLimit)] where v > (1 << 40) {
+            return (n, "at most 2^40")
+        }
+        if self.minChildkeyTake > self.maxChildkeyTake { return ("minChildkeyTake", "at most maxChildkeyTake") }
         return nil
     }
 
@@ -70,6 +114,11 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
         w.u64(self.subnetLimit); w.u64(self.minLockCost); w.u64(self.lockReductionInterval); w.u64(self.burnHalfLife)
         w.u64(self.maxRegistrationsPerBlock); w.u64(self.minValidatorStake)
         w.u16(self.maxDelegateTake); w.u16(self.minDelegateTake); w.u64(self.delegateTakeRateLimit); w.u64(self.minStake)
+        w.u64(self.taoWeight); w.u16(self.subnetOwnerCut); w.u64(self.flowEmaSmoothing); w.bool(self.netFlowEnabled)
+        w.i64(self.flowCutoff); w.u64(self.flowNormExponent); w.u64(self.minimumPoolReserve); w.u64(self.movingAlphaPpb)
+        w.u64(self.emaPriceHalvingBlocks); w.u64(self.startCallDelay); w.u64(self.networkImmunityPeriod)
+        w.u64(self.pendingChildKeyCooldown); w.u64(self.setChildrenRateLimit); w.u64(self.childkeyTakeRateLimit)
+        w.u16(self.maxChildkeyTake); w.u16(self.minChildkeyTake)
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
@@ -79,6 +128,12 @@ public struct ChainParams: Equatable, Sendable, Codable, BinaryCodable {
         self.subnetLimit = try r.u64(); self.minLockCost = try r.u64(); self.lockReductionInterval = try r.u64()
         self.burnHalfLife = try r.u64(); self.maxRegistrationsPerBlock = try r.u64(); self.minValidatorStake = try r.u64()
         self.maxDelegateTake = try r.u16(); self.minDelegateTake = try r.u16(); self.delegateTakeRateLimit = try r.u64(); self.minStake = try r.u64()
+        self.taoWeight = try r.u64(); self.subnetOwnerCut = try r.u16(); self.flowEmaSmoothing = try r.u64()
+        self.netFlowEnabled = try r.bool(field: "netFlowEnabled")
+        self.flowCutoff = try r.i64(); self.flowNormExponent = try r.u64(); self.minimumPoolReserve = try r.u64(); self.movingAlphaPpb = try r.u64()
+        self.emaPriceHalvingBlocks = try r.u64(); self.startCallDelay = try r.u64(); self.networkImmunityPeriod = try r.u64()
+        self.pendingChildKeyCooldown = try r.u64(); self.setChildrenRateLimit = try r.u64(); self.childkeyTakeRateLimit = try r.u64()
+        self.maxChildkeyTake = try r.u16(); self.minChildkeyTake = try r.u16()
         if let (field, reason) = self.invalidField() { throw .invalidValue(field: field, reason: reason) }
     }
 }
@@ -149,6 +204,21 @@ public struct ChainState: Sendable {
     public internal(set) var delegateTakes: [AccountID: UInt16] = [:] { didSet { self.dirtyDelegation = true } }
     /// The block of each hotkey's last take change (for the rate limit on increases).
     public internal(set) var takeChangedAt: [AccountID: UInt64] = [:] { didSet { self.dirtyDelegation = true } }
+    /// What each staker put in, net of what it took out (alpha on dynamic subnets): its stake
+    /// beyond this is what it earned.
+    public internal(set) var stakeDeposits: [StakeKey: UInt64] = [:] { didSet { self.dirtyStake = true } }
+    /// Child hotkeys: a parent lends each child a proportion (of 2^64 − 1) of its stake weight
+    /// on one subnet.
+    public internal(set) var childKeys: [HotkeyNet: [ChildLink]] = [:] { didSet { self.dirtyDelegation = true } }
+    /// Children scheduled by `set_children`, applied at the subnet's first epoch after the cooldown.
+    public internal(set) var pendingChildKeys: [HotkeyNet: PendingChildren] = [:] { didSet { self.dirtyDelegation = true } }
+    /// Child takes per (hotkey, subnet) (u16 proportions; absent: the minimum).
+    public internal(set) var childkeyTakes: [HotkeyNet: UInt16] = [:] { didSet { self.dirtyDelegation = true } }
+    /// Blocks of the last `set_children` and child-take change per (hotkey, subnet), for rate limits.
+    public internal(set) var childrenSetAt: [HotkeyNet: UInt64] = [:] { didSet { self.dirtyDelegation = true } }
+    public internal(set) var childkeyTakeSetAt: [HotkeyNet: UInt64] = [:] { didSet { self.dirtyDelegation = true } }
+    /// The author of the block being executed (swap fees go to it; always nil between blocks).
+    var blockAuthor: AccountID?
     public var subnets: [UInt16: Subnet] = [:] { didSet { self.dirtySubnets = true } }
     public var totalIssuance: Rao = 0
     /// Rao destroyed (registration burns, owner-hotkey incentive).
@@ -211,13 +281,23 @@ public struct ChainState: Sendable {
     /// A hotkey's take (u16 proportion): what its owner set, or the chain's default.
     public func delegateTake(of hotkey: AccountID) -> UInt16 { self.delegateTakes[hotkey] ?? self.params.maxDelegateTake }
 
-    /// Every rao that exists: free, staked, locked, pending. Equals issuance − burned.
+    /// Every rao that exists: free balances and the pools' TAO reserves (the root subnet's is
+    /// all root stake). Equals issuance − burned.
     public var accountedSupply: Rao {
         var t: Rao = 0
         for v in self.balances.values { t += v }
-        for p in self.hotkeyPools.values { t += p.value }
-        for s in self.subnets.values { t += s.locked + s.pendingServer + s.pendingValidator }
+        for s in self.subnets.values { t += s.pool.taoIn }
         return t
+    }
+
+    /// Every unit of a subnet's alpha outside its reserve, by where it is: stakes, pending
+    /// emission, the protocol's, burned. Equals the pool's `alphaOut` (root: all root stake).
+    public func accountedAlpha(_ netuid: UInt16) -> UInt64 {
+        guard let s = self.subnets[netuid] else { return 0 }
+        var t: UInt64 = 0
+        for (k, p) in self.hotkeyPools where k.netuid == netuid { t += p.value }
+        if netuid == 0 { return t }
+        return t + s.pendingServer + s.pendingValidator + s.pool.pendingRoot + s.pool.pendingOwnerCut + s.pool.protocolAlpha + s.pool.burnedAlpha
     }
 
     // MARK: State root
@@ -266,6 +346,9 @@ public struct ChainState: Sendable {
         let keys = self.stakeShares.keys.sorted()
         w.varint(keys.count)
         for k in keys { k.encode(to: &w); StakeShares.write(self.stakeShares[k]!, to: &w) }
+        let deposits = self.stakeDeposits.keys.sorted()
+        w.varint(deposits.count)
+        for k in deposits { k.encode(to: &w); w.u64(self.stakeDeposits[k]!) }
     }
 
     mutating func decodeStake(from r: inout ByteReader) throws(CodecError) {
@@ -279,6 +362,11 @@ public struct ChainState: Sendable {
             let k = try StakeKey(from: &r)
             self.stakeShares[k] = StakeShares.read(try r.u64(), try r.u64())
         }
+        let nd = try r.length(field: "stakeDeposits", limit: 10_000_000)
+        for _ in 0..<nd {
+            let k = try StakeKey(from: &r)
+            self.stakeDeposits[k] = try r.u64()
+        }
     }
 
     func encodeDelegation(to w: inout ByteWriter) {
@@ -291,6 +379,17 @@ public struct ChainState: Sendable {
         let changed = self.takeChangedAt.keys.sorted()
         w.varint(changed.count)
         for k in changed { k.encode(to: &w); w.u64(self.takeChangedAt[k]!) }
+        let parents = self.childKeys.keys.sorted()
+        w.varint(parents.count)
+        for k in parents { k.encode(to: &w); w.list(self.childKeys[k]!) }
+        let pending = self.pendingChildKeys.keys.sorted()
+        w.varint(pending.count)
+        for k in pending { k.encode(to: &w); self.pendingChildKeys[k]!.encode(to: &w) }
+        for table in [self.childkeyTakes.mapValues { UInt64($0) }, self.childrenSetAt, self.childkeyTakeSetAt] {
+            let keys = table.keys.sorted()
+            w.varint(keys.count)
+            for k in keys { k.encode(to: &w); w.u64(table[k]!) }
+        }
     }
 
     mutating func decodeDelegation(from r: inout ByteReader) throws(CodecError) {
@@ -309,6 +408,32 @@ public struct ChainState: Sendable {
             let k = try AccountID(from: &r)
             self.takeChangedAt[k] = try r.u64()
         }
+        let np = try r.length(field: "childKeys", limit: 1_000_000)
+        for _ in 0..<np {
+            let k = try HotkeyNet(from: &r)
+            self.childKeys[k] = try r.list(of: ChildLink.self, field: "children", limit: ChildLink.maxChildren, minElementSize: 40)
+        }
+        let nq = try r.length(field: "pendingChildKeys", limit: 1_000_000)
+        for _ in 0..<nq {
+            let k = try HotkeyNet(from: &r)
+            self.pendingChildKeys[k] = try PendingChildren(from: &r)
+        }
+        var tables: [[HotkeyNet: UInt64]] = []
+        for name in ["childkeyTakes", "childrenSetAt", "childkeyTakeSetAt"] {
+            var t: [HotkeyNet: UInt64] = [:]
+            let n = try r.length(field: name, limit: 1_000_000)
+            for _ in 0..<n {
+                let k = try HotkeyNet(from: &r)
+                t[k] = try r.u64()
+            }
+            tables.append(t)
+        }
+        for (k, v) in tables[0] {
+            guard let t = UInt16(exactly: v) else { throw .invalidValue(field: "childkeyTakes", reason: "\(v)") }
+            self.childkeyTakes[k] = t
+        }
+        self.childrenSetAt = tables[1]
+        self.childkeyTakeSetAt = tables[2]
     }
 
     func encodeGlobal(to w: inout ByteWriter) {

@@ -56,8 +56,10 @@ extension ChainState {
         self.credit(producer, tx.fee)
         self.nonces[tx.signer] = tx.nonce &+ 1  // below 2^64 − 1: the nonce gap bounds it
         var trial = self
+        trial.blockAuthor = producer
         do {
             try trial.dispatch(tx.call, signer: tx.signer, root: false, number: number, context: context)
+            trial.blockAuthor = nil
             self = trial
             return Receipt(hash: tx.hash, call: tx.call.name, error: nil)
         } catch {
@@ -73,51 +75,71 @@ extension ChainState {
             self.credit(to, amount)
 
         case .createSubnet(let hotkey, let maxLock):
-            let existing = self.subnets.keys.filter { $0 != 0 }.count
-            guard UInt64(existing) < self.params.subnetLimit else {
-                throw DispatchError("SubnetLimitReached", "the network holds its maximum of \(self.params.subnetLimit) subnets")
-            }
-            let cost = self.lockCost(at: number)
-            guard cost <= maxLock else { throw DispatchError("LockCostTooHigh", "lock cost \(Token.format(cost)) exceeds your maximum \(Token.format(maxLock))") }
-            try self.debit(signer, cost)
-            try self.claimHotkey(hotkey, by: signer)
-            var netuid: UInt16 = 1
-            while self.subnets[netuid] != nil { netuid += 1 }
-            var subnet = Subnet(netuid: netuid, name: "subnet \(netuid)", owner: signer, ownerHotkey: hotkey, block: number,
-                                locked: cost, params: SubnetParams())
-            subnet.neurons.append(Neuron(hotkey: hotkey, coldkey: signer, block: number))
-            self.subnets[netuid] = subnet
-            self.lastLockCost = cost
-            self.lastLockBlock = number
+            try self.createSubnet(owner: signer, hotkey: hotkey, maxLock: maxLock, number: number)
 
         case .register(let netuid, let hotkey, let maxBurn):
             try self.register(netuid: netuid, hotkey: hotkey, coldkey: signer, maxBurn: maxBurn, number: number)
 
         case .addStake(let hotkey, let netuid, let amount):
-            guard self.subnets[netuid] != nil else { throw Self.noSubnet(netuid) }
-            if netuid == 0 {
-                // Staking on the root subnet registers an unowned hotkey to the staker.
-                if self.hotkeyOwners[hotkey] == nil { self.hotkeyOwners[hotkey] = signer }
-            } else if self.hotkeyOwners[hotkey] == nil {
-                throw DispatchError("HotKeyAccountNotExists", "hotkey \(hotkey.hex.prefix(16)) is not registered on any subnet")
-            }
-            guard amount >= self.params.minStake else {
-                throw DispatchError("AmountTooLow", "stake at least \(Token.format(self.params.minStake))")
-            }
-            try self.debit(signer, amount)
-            try self.increaseStake(coldkey: signer, hotkey: hotkey, netuid: netuid, amount: amount)
+            try self.addStakeCall(signer: signer, hotkey: hotkey, netuid: netuid, amount: amount, limitRao: nil, allowPartial: false)
 
         case .removeStake(let hotkey, let netuid, let amount):
-            guard amount > 0 else { throw DispatchError("AmountTooLow", "amount must be positive") }
-            let have = self.stake(coldkey: signer, hotkey: hotkey, netuid: netuid)
-            guard have >= amount else {
-                throw DispatchError("NotEnoughStakeToWithdraw", "staked \(Token.format(have)) on this hotkey in subnet \(netuid), asked \(Token.format(amount))")
+            try self.removeStakeCall(signer: signer, hotkey: hotkey, netuid: netuid, amount: amount, limitRao: nil, allowPartial: false)
+
+        case .addStakeLimit(let hotkey, let netuid, let amount, let limit, let partial):
+            try self.addStakeCall(signer: signer, hotkey: hotkey, netuid: netuid, amount: amount, limitRao: limit, allowPartial: partial)
+
+        case .removeStakeLimit(let hotkey, let netuid, let amount, let limit, let partial):
+            try self.removeStakeCall(signer: signer, hotkey: hotkey, netuid: netuid, amount: amount, limitRao: limit, allowPartial: partial)
+
+        case .moveStake(let oh, let dh, let on, let dn, let amount):
+            try self.moveStakeCall(signer: signer, originHotkey: oh, destinationHotkey: dh, originNetuid: on, destinationNetuid: dn,
+                                   amount: amount, limitRao: nil, allowPartial: false)
+
+        case .swapStake(let hotkey, let on, let dn, let amount, let limit, let partial):
+            try self.moveStakeCall(signer: signer, originHotkey: hotkey, destinationHotkey: hotkey, originNetuid: on, destinationNetuid: dn,
+                                   amount: amount, limitRao: limit, allowPartial: partial)
+
+        case .startCall(let netuid):
+            guard netuid != 0, var subnet = self.subnets[netuid] else { throw Self.noSubnet(netuid) }
+            guard root || subnet.owner == signer else { throw DispatchError("NotSubnetOwner", "only the subnet owner can start it") }
+            guard subnet.pool.firstEmissionBlock == 0 else {
+                throw DispatchError("FirstEmissionBlockNumberAlreadySet", "subnet \(netuid) started at block \(subnet.pool.firstEmissionBlock)")
             }
-            guard amount == have || amount >= self.params.minStake else {
-                throw DispatchError("AmountTooLow", "unstake at least \(Token.format(self.params.minStake)), or everything")
+            let earliest = subnet.createdAt.addingSaturated(self.params.startCallDelay)
+            guard number >= earliest else {
+                throw DispatchError("NeedWaitingMoreBlocksToStarCall", "subnet \(netuid) may start from block \(earliest)", allowedAt: earliest)
             }
-            try self.decreaseStake(coldkey: signer, hotkey: hotkey, netuid: netuid, amount: amount)
-            self.credit(signer, amount)
+            subnet.pool.firstEmissionBlock = number + 1
+            self.subnets[netuid] = subnet
+            // Children scheduled before the start take effect now.
+            self.applyPendingChildren(netuid: netuid)
+
+        case .setSubnetIdentity(let netuid, let identity):
+            guard var subnet = self.subnets[netuid] else { throw Self.noSubnet(netuid) }
+            guard root || subnet.owner == signer else { throw DispatchError("NotSubnetOwner", "only the subnet owner can set its identity") }
+            if let field = identity.invalidField {
+                throw DispatchError("InvalidIdentity", "\(field) is longer than \(SubnetIdentity.maxField) bytes")
+            }
+            subnet.identity = identity
+            if !identity.name.isEmpty { subnet.name = String(decoding: Array(identity.name.utf8.prefix(64)), as: UTF8.self) }
+            self.subnets[netuid] = subnet
+
+        case .updateSymbol(let netuid, let symbol):
+            guard netuid != 0, var subnet = self.subnets[netuid] else { throw Self.noSubnet(netuid) }
+            guard root || subnet.owner == signer else { throw DispatchError("NotSubnetOwner", "only the subnet owner can choose its symbol") }
+            guard TokenSymbols.isValid(symbol) else { throw DispatchError("SymbolDoesNotExist", "\(symbol) is not one of the token symbols") }
+            guard !self.subnets.values.contains(where: { $0.netuid != netuid && $0.pool.symbol == symbol }) else {
+                throw DispatchError("SymbolAlreadyInUse", "another subnet uses \(symbol)")
+            }
+            subnet.pool.symbol = symbol
+            self.subnets[netuid] = subnet
+
+        case .setChildren(let hotkey, let netuid, let children):
+            try self.scheduleChildren(signer: signer, hotkey: hotkey, netuid: netuid, children: children, number: number)
+
+        case .setChildkeyTake(let hotkey, let netuid, let take):
+            try self.setChildkeyTake(signer: signer, hotkey: hotkey, netuid: netuid, take: take, number: number)
 
         case .increaseTake(let hotkey, let take):
             try self.increaseTake(hotkey: hotkey, take: take, signer: signer, number: number)
@@ -262,15 +284,6 @@ extension ChainState {
         return Hash32.of(w.bytes)
     }
 
-    /// The current subnet lock cost: doubles after each creation and decays linearly back.
-    public func lockCost(at number: UInt64) -> Rao {
-        let last = self.lastLockCost
-        let elapsed = number >= self.lastLockBlock ? number - self.lastLockBlock : 0
-        let doubled = last.multipliedReportingOverflow(by: 2).partialValue
-        let decay = UInt64((UInt128(last) * UInt128(elapsed)) / UInt128(max(1, self.params.lockReductionInterval)))
-        return max(self.params.minLockCost, doubled > decay ? doubled - decay : 0)
-    }
-
     public func rootStake(of hotkey: AccountID) -> Rao { self.totalStake(hotkey: hotkey, netuid: 0) }
 
     // MARK: Registration
@@ -286,7 +299,8 @@ extension ChainState {
         let cost = subnet.burn
         guard cost <= maxBurn else { throw DispatchError("BurnCostTooHigh", "registration costs \(Token.format(cost)), above your maximum \(Token.format(maxBurn))") }
         try self.debit(coldkey, cost)
-        self.totalBurned += cost
+        self.burnIntoPool(netuid: netuid, tao: cost)
+        subnet = self.subnets[netuid]!
         let neuron = Neuron(hotkey: hotkey, coldkey: coldkey, block: number)
         if UInt64(subnet.neurons.count) < subnet.params.maxAllowedUids {
             subnet.neurons.append(neuron)
@@ -357,7 +371,7 @@ extension ChainState {
             throw DispatchError("NeuronNoValidatorPermit", "no validator permit; permits are recomputed at each epoch (next at block \(subnet.lastEpochBlock + p.tempo))",
                                 allowedAt: subnet.lastEpochBlock + p.tempo)
         }
-        let stake = self.totalStake(hotkey: hotkey, netuid: netuid)
+        let stake = self.stakeWeight(hotkey: hotkey, netuid: netuid)
         if stake < p.stakeThreshold {
             throw DispatchError("NotEnoughStakeToSetWeights", "stake \(Token.format(stake)) is below the threshold \(Token.format(p.stakeThreshold))")
         }

@@ -254,6 +254,10 @@ public struct Subnet: Equatable, Sendable, BinaryCodable {
     public var pendingServer: Rao
     public var pendingValidator: Rao
     public var registrationsThisBlock: UInt64
+    /// The TAO/alpha pool and emission state (dynamic TAO).
+    public var pool: SubnetPool
+    /// What the owner says about the subnet.
+    public var identity: SubnetIdentity?
 
     public init(netuid: UInt16, name: String, owner: AccountID, ownerHotkey: AccountID, block: UInt64, locked: Rao, params: SubnetParams) {
         self.netuid = netuid
@@ -271,6 +275,8 @@ public struct Subnet: Equatable, Sendable, BinaryCodable {
         self.pendingServer = 0
         self.pendingValidator = 0
         self.registrationsThisBlock = 0
+        self.pool = SubnetPool(mechanism: netuid == 0 ? 0 : 1, symbol: TokenSymbols.symbol(for: netuid))
+        self.identity = nil
     }
 
     public func uid(of hotkey: AccountID) -> Int? { self.neurons.firstIndex { $0.hotkey == hotkey } }
@@ -283,6 +289,8 @@ public struct Subnet: Equatable, Sendable, BinaryCodable {
         w.list(self.neurons)
         w.u64(self.burn); w.u64(self.lastEpochBlock); w.u64(self.epochCount)
         w.u64(self.pendingServer); w.u64(self.pendingValidator); w.u64(self.registrationsThisBlock)
+        self.pool.encode(to: &w)
+        w.optional(self.identity) { w, i in i.encode(to: &w) }
     }
 
     public init(from r: inout ByteReader) throws(CodecError) {
@@ -295,5 +303,7 @@ public struct Subnet: Equatable, Sendable, BinaryCodable {
         self.neurons = try r.list(of: Neuron.self, field: "neurons", limit: 4096, minElementSize: 100)
         self.burn = try r.u64(); self.lastEpochBlock = try r.u64(); self.epochCount = try r.u64()
         self.pendingServer = try r.u64(); self.pendingValidator = try r.u64(); self.registrationsThisBlock = try r.u64()
+        self.pool = try SubnetPool(from: &r)
+        self.identity = try r.optional { (r: inout ByteReader) throws(CodecError) in try SubnetIdentity(from: &r) }
     }
 }

@@ -95,6 +95,27 @@ public indirect enum Call: Equatable, Sendable {
     case increaseTake(hotkey: AccountID, take: UInt16)
     /// Signed by the hotkey's owner (coldkey): lower its take (u16 proportion), at once.
     case decreaseTake(hotkey: AccountID, take: UInt16)
+    /// Stake `amount` TAO on `hotkey` in `netuid` (a swap for alpha) only up to the limit price
+    /// (rao per alpha); with `allowPartial` fill what fits, else refuse (`add_stake_limit`).
+    case addStakeLimit(hotkey: AccountID, netuid: UInt16, amount: Rao, limitPrice: UInt64, allowPartial: Bool)
+    /// Unstake `amount` alpha down to the limit price (`remove_stake_limit`).
+    case removeStakeLimit(hotkey: AccountID, netuid: UInt16, amount: UInt64, limitPrice: UInt64, allowPartial: Bool)
+    /// Move `amount` alpha of the signer's stake to another hotkey and/or subnet (`move_stake`).
+    case moveStake(originHotkey: AccountID, destinationHotkey: AccountID, originNetuid: UInt16, destinationNetuid: UInt16, amount: UInt64)
+    /// Move `amount` alpha on `hotkey` from one subnet to another through both pools, with an
+    /// optional limit on the origin/destination price ratio (`swap_stake`, `swap_stake_limit`).
+    case swapStake(hotkey: AccountID, originNetuid: UInt16, destinationNetuid: UInt16, amount: UInt64, limitPrice: UInt64?, allowPartial: Bool)
+    /// Signed by the subnet owner: start emission (`start_call`).
+    case startCall(netuid: UInt16)
+    /// Signed by the subnet owner: publish the subnet's identity.
+    case setSubnetIdentity(netuid: UInt16, identity: SubnetIdentity)
+    /// Signed by the subnet owner: choose the alpha token's symbol.
+    case updateSymbol(netuid: UInt16, symbol: String)
+    /// Signed by the hotkey's owner: lend proportions of its stake weight on `netuid` to child
+    /// hotkeys (scheduled; an empty list revokes).
+    case setChildren(hotkey: AccountID, netuid: UInt16, children: [ChildLink])
+    /// Signed by the hotkey's owner: its take as a child on `netuid` (u16 proportion).
+    case setChildkeyTake(hotkey: AccountID, netuid: UInt16, take: UInt16)
 
     var tag: UInt8 {
         switch self {
@@ -114,6 +135,15 @@ public indirect enum Call: Equatable, Sendable {
         case .reportEquivocation: return 14
         case .increaseTake: return 15
         case .decreaseTake: return 16
+        case .addStakeLimit: return 17
+        case .removeStakeLimit: return 18
+        case .moveStake: return 19
+        case .swapStake: return 20
+        case .startCall: return 21
+        case .setSubnetIdentity: return 22
+        case .updateSymbol: return 23
+        case .setChildren: return 24
+        case .setChildkeyTake: return 25
         }
     }
 
@@ -136,6 +166,15 @@ public indirect enum Call: Equatable, Sendable {
         case .reportEquivocation: return "report_equivocation"
         case .increaseTake: return "increase_take"
         case .decreaseTake: return "decrease_take"
+        case .addStakeLimit: return "add_stake_limit"
+        case .removeStakeLimit: return "remove_stake_limit"
+        case .moveStake: return "move_stake"
+        case .swapStake(_, _, _, _, let limit, _): return limit == nil ? "swap_stake" : "swap_stake_limit"
+        case .startCall: return "start_call"
+        case .setSubnetIdentity: return "set_subnet_identity"
+        case .updateSymbol: return "update_symbol"
+        case .setChildren: return "set_children"
+        case .setChildkeyTake: return "set_childkey_take"
         }
     }
 }
@@ -183,6 +222,25 @@ extension Call: BinaryCodable {
             w.bytes(evidence)
         case .increaseTake(let hotkey, let take), .decreaseTake(let hotkey, let take):
             hotkey.encode(to: &w); w.u16(take)
+        case .addStakeLimit(let hotkey, let netuid, let amount, let limit, let partial),
+             .removeStakeLimit(let hotkey, let netuid, let amount, let limit, let partial):
+            hotkey.encode(to: &w); w.u16(netuid); w.u64(amount); w.u64(limit); w.bool(partial)
+        case .moveStake(let oh, let dh, let on, let dn, let amount):
+            oh.encode(to: &w); dh.encode(to: &w); w.u16(on); w.u16(dn); w.u64(amount)
+        case .swapStake(let hotkey, let on, let dn, let amount, let limit, let partial):
+            hotkey.encode(to: &w); w.u16(on); w.u16(dn); w.u64(amount)
+            w.optional(limit) { w, l in w.u64(l) }
+            w.bool(partial)
+        case .startCall(let netuid):
+            w.u16(netuid)
+        case .setSubnetIdentity(let netuid, let identity):
+            w.u16(netuid); identity.encode(to: &w)
+        case .updateSymbol(let netuid, let symbol):
+            w.u16(netuid); w.string(symbol)
+        case .setChildren(let hotkey, let netuid, let children):
+            hotkey.encode(to: &w); w.u16(netuid); w.list(children)
+        case .setChildkeyTake(let hotkey, let netuid, let take):
+            hotkey.encode(to: &w); w.u16(netuid); w.u16(take)
         }
     }
 
@@ -228,6 +286,28 @@ extension Call: BinaryCodable {
         case 14: self = .reportEquivocation(evidence: try r.bytes(field: "evidence", limit: 4096))
         case 15: self = .increaseTake(hotkey: try AccountID(from: &r), take: try r.u16())
         case 16: self = .decreaseTake(hotkey: try AccountID(from: &r), take: try r.u16())
+        case 17:
+            self = .addStakeLimit(hotkey: try AccountID(from: &r), netuid: try r.u16(), amount: try r.u64(), limitPrice: try r.u64(),
+                                  allowPartial: try r.bool(field: "allowPartial"))
+        case 18:
+            self = .removeStakeLimit(hotkey: try AccountID(from: &r), netuid: try r.u16(), amount: try r.u64(), limitPrice: try r.u64(),
+                                     allowPartial: try r.bool(field: "allowPartial"))
+        case 19:
+            self = .moveStake(originHotkey: try AccountID(from: &r), destinationHotkey: try AccountID(from: &r), originNetuid: try r.u16(),
+                              destinationNetuid: try r.u16(), amount: try r.u64())
+        case 20:
+            let hotkey = try AccountID(from: &r)
+            let on = try r.u16(), dn = try r.u16(), amount = try r.u64()
+            let limit = try r.optional(field: "limitPrice") { (r: inout ByteReader) throws(CodecError) in try r.u64() }
+            self = .swapStake(hotkey: hotkey, originNetuid: on, destinationNetuid: dn, amount: amount, limitPrice: limit,
+                              allowPartial: try r.bool(field: "allowPartial"))
+        case 21: self = .startCall(netuid: try r.u16())
+        case 22: self = .setSubnetIdentity(netuid: try r.u16(), identity: try SubnetIdentity(from: &r))
+        case 23: self = .updateSymbol(netuid: try r.u16(), symbol: try r.string(field: "symbol", limit: 32))
+        case 24:
+            self = .setChildren(hotkey: try AccountID(from: &r), netuid: try r.u16(),
+                                children: try r.list(of: ChildLink.self, field: "children", limit: 64, minElementSize: 40))
+        case 25: self = .setChildkeyTake(hotkey: try AccountID(from: &r), netuid: try r.u16(), take: try r.u16())
         default: throw .invalidValue(field: "call", reason: "unknown call \(tag)")
         }
     }

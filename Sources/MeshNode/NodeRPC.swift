@@ -203,6 +203,30 @@ extension Node {
             return .object([("address", .string(a.hex)), ("balance", .int(state.balance(a))), ("nonce", .int(state.nonce(a))),
                             ("stakes", .array(stakes.map { .object([("coldkey", .string($0.key.coldkey.hex)), ("hotkey", .string($0.key.hotkey.hex)),
                                                                       ("netuid", .int($0.key.netuid)), ("amount", .int($0.amount))]) }))])
+        case "subnet_getPool":
+            let netuid = try params.netuid(0)
+            guard let sub = self.chain.bestState.subnets[netuid] else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
+            return Self.poolJSON(sub)
+        case "subnet_getStake":
+            return try Self.stakeJSON(params, state: self.chain.bestState)
+        case "chain_getTotalIssuance":
+            return .int(self.chain.bestState.totalIssuance)
+        case "subnet_quote":
+            return try Self.quoteJSON(params, state: self.chain.bestState)
+        case "delegate_getChildren":
+            let hotkey = try params.account(0, "hotkey")
+            let netuid = try params.netuid(1)
+            let state = self.chain.bestState
+            func links(_ l: [ChildLink]) -> JSONValue {
+                .array(l.map { .object([("hotkey", .string($0.hotkey.hex)), ("proportion", .string(String($0.proportion))),
+                                        ("fraction", .double(Double($0.proportion) / 18_446_744_073_709_551_615.0))]) })
+            }
+            let pending = state.pendingChildKeys[HotkeyNet(hotkey: hotkey, netuid: netuid)]
+            return .object([("hotkey", .string(hotkey.hex)), ("netuid", .int(netuid)),
+                            ("children", links(state.children(of: hotkey, netuid: netuid))), ("parents", links(state.parents(of: hotkey, netuid: netuid))),
+                            ("pending", pending.map { .object([("children", links($0.children)), ("coolDownBlock", .int($0.coolDownBlock))]) } ?? .null),
+                            ("childTake", .int(state.childkeyTake(of: hotkey, netuid: netuid))),
+                            ("stakeWeight", .int(state.stakeWeight(hotkey: hotkey, netuid: netuid)))])
         case "delegate_getInfo":
             return Self.delegateJSON(try params.account(0, "hotkey"), state: self.chain.bestState)
         case "state_getParams":
@@ -274,7 +298,8 @@ extension Node {
         "chain_getHead", "chain_getFinalizedHead", "chain_getGenesis", "chain_getBlock", "chain_getBlockHash", "chain_getHeader",
         "system_syncState", "system_properties", "subnet_list", "subnet_getHyperparameters",
         "subnet_getMetagraph", "subnet_publishMessage", "subnet_getMessages", "subnet_getBurnCost", "subnet_getLockCost", "state_getAccount", "state_getParams",
-        "weights_nextAllowedBlock", "delegate_getInfo", "system_networkState", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
+        "weights_nextAllowedBlock", "delegate_getInfo", "subnet_getPool", "subnet_getStake", "chain_getTotalIssuance", "subnet_quote", "delegate_getChildren",
+        "system_networkState", "author_submitTransaction", "author_transactionStatus", "author_pendingTransactions", "finality_getState", "rpc_methods",
     ]
 
     static func pointer(_ p: ChainPointer) -> JSONValue { .object([("number", .int(p.number)), ("hash", .string(p.hash.hex))]) }
@@ -302,6 +327,84 @@ extension Node {
         ])
     }
 
+    /// A subnet's pool (CONTRACT: netuid, taoIn, alphaIn, alphaOut, price, taoFlowEma, symbol;
+    /// rao and alpha as integers, the price as a decimal string with `priceFloat` beside it).
+    static func poolJSON(_ s: Subnet) -> JSONValue {
+        let p = s.pool
+        return .object([
+            ("netuid", .int(s.netuid)), ("taoIn", .int(p.taoIn)), ("alphaIn", .int(p.alphaIn)), ("alphaOut", .int(p.alphaOut)),
+            ("price", .string(p.price.decimalString())), ("priceFloat", .double(p.price.doubleValue)),
+            ("taoFlowEma", .double(p.taoFlowEma.doubleValue)), ("taoFlowEmaString", .string(p.taoFlowEma.description)),
+            ("protocolFlowEma", .double(p.protocolFlowEma.doubleValue)),
+            ("movingPrice", .string(p.movingPrice.decimalString())), ("symbol", .string(p.symbol)), ("mechanism", .string(p.isStable ? "stable" : "dynamic")),
+            ("started", .bool(s.netuid == 0 || p.firstEmissionBlock != 0)), ("firstEmissionBlock", p.firstEmissionBlock == 0 ? .null : .int(p.firstEmissionBlock)),
+            ("feeRate", .int(p.feeRate)), ("protocolAlpha", .int(p.protocolAlpha)), ("burnedAlpha", .int(p.burnedAlpha)),
+            ("pendingOwnerCut", .int(p.pendingOwnerCut)), ("pendingServer", .int(s.pendingServer)), ("pendingValidator", .int(s.pendingValidator)),
+            ("pendingRoot", .int(p.pendingRoot)), ("locked", .int(s.locked)), ("registeredAt", .int(s.createdAt)),
+            ("identity", s.identity.map { i in .object(zip(SubnetIdentity.fieldNames, i.fields).map { ($0, .string($1)) }) } ?? .null),
+        ])
+    }
+
+    /// Stake entries filtered by any of coldkey, hotkey, netuid: alpha, its value in TAO at the
+    /// pool's price, and what it earned beyond what was put in.
+    static func stakeJSON(_ params: RPCParams, state: ChainState) throws(RPCError) -> JSONValue {
+        func optionalAccount(_ i: Int, _ name: String) throws(RPCError) -> AccountID? {
+            guard let v = params.at(i, name), !v.isNull else { return nil }
+            return try params.account(i, name)
+        }
+        let coldkey = try optionalAccount(0, "coldkey"), hotkey = try optionalAccount(1, "hotkey")
+        var netuid: UInt16?
+        if let v = params.at(2, "netuid"), !v.isNull { netuid = try params.netuid(2) }
+        guard coldkey != nil || hotkey != nil || netuid != nil else { throw .params("give at least one of coldkey, hotkey, netuid") }
+        let entries = state.stakeEntries(involving: coldkey ?? hotkey).filter { e in
+            (coldkey == nil || e.key.coldkey == coldkey) && (hotkey == nil || e.key.hotkey == hotkey) && (netuid == nil || e.key.netuid == netuid)
+        }.prefix(10_000)
+        return .array(entries.map { e in
+            let pool = state.subnets[e.key.netuid]?.pool
+            let price = pool?.price ?? .zero
+            return .object([
+                ("coldkey", .string(e.key.coldkey.hex)), ("hotkey", .string(e.key.hotkey.hex)), ("netuid", .int(e.key.netuid)),
+                ("alpha", .int(e.amount)), ("taoValue", .int((price * U64F64(e.amount)).floorU64)),
+                ("earned", .int(state.stakeEarnings(coldkey: e.key.coldkey, hotkey: e.key.hotkey, netuid: e.key.netuid))),
+                ("symbol", .string(pool?.symbol ?? "")), ("price", .string(price.decimalString())),
+            ])
+        })
+    }
+
+    /// What a stake (TAO in) or unstake (alpha in) would do now: output, fee, price after, and
+    /// with a limit price how much fits under it.
+    static func quoteJSON(_ params: RPCParams, state: ChainState) throws(RPCError) -> JSONValue {
+        let netuid = try params.netuid(0)
+        let kind = try params.string(1, "kind")
+        let amount = try params.uint(2, "amount")
+        let limit = try params.optionalUInt(3, "limitPrice")
+        guard let pool = state.subnets[netuid]?.pool else { throw RPCError(RPCError.notFound, "subnet \(netuid) does not exist") }
+        let min = state.params.minimumPoolReserve
+        var members: [(String, JSONValue)] = [("netuid", .int(netuid)), ("kind", .string(kind)), ("amount", .int(amount)),
+                                             ("price", .string(pool.price.decimalString())), ("priceFloat", .double(pool.price.doubleValue))]
+        do {
+            switch kind {
+            case "stake":
+                let q = try pool.quoteBuy(tao: amount, limit: PriceLimit.price(rao: PriceLimit.maxRao), dropFees: false, minimumReserve: min)
+                members += [("out", .int(q.out)), ("fee", .int(q.fee)), ("priceAfter", .string(q.priceAfter.decimalString())),
+                            ("priceAfterFloat", .double(q.priceAfter.doubleValue))]
+                if let limit { members.append(("maxAtLimit", .int((try? state.maxAddAmount(netuid: netuid, limit: PriceLimit.price(rao: limit))) ?? 0))) }
+            case "unstake":
+                let q = try pool.quoteSell(alpha: amount, limit: PriceLimit.price(rao: PriceLimit.minRao), dropFees: false, minimumReserve: min)
+                members += [("out", .int(q.out)), ("fee", .int(q.fee)), ("priceAfter", .string(q.priceAfter.decimalString())),
+                            ("priceAfterFloat", .double(q.priceAfter.doubleValue))]
+                if let limit { members.append(("maxAtLimit", .int((try? state.maxRemoveAmount(netuid: netuid, limit: PriceLimit.price(rao: limit))) ?? 0))) }
+            default:
+                throw RPCError.params("kind must be stake or unstake")
+            }
+        } catch let e as RPCError { throw e } catch let e as SwapError {
+            members.append(("error", .string(e.dispatchError.description)))
+        } catch {
+            members.append(("error", .string("\(error)")))
+        }
+        return .object(members)
+    }
+
     /// A hotkey's owner, take and stakers (for `delegate_getInfo`).
     static func delegateJSON(_ hotkey: AccountID, state: ChainState) -> JSONValue {
         let take = state.delegateTake(of: hotkey)
@@ -327,12 +430,14 @@ extension Node {
                  ("ownerHotkey", .string(s.ownerHotkey.hex)), ("n", .int(s.neurons.count)), ("burn", .int(s.burn)),
                  ("lastEpochBlock", .int(s.lastEpochBlock)), ("epochs", .int(s.epochCount)),
                  ("pendingEmission", .int(s.pendingServer + s.pendingValidator)),
+                 ("symbol", .string(s.pool.symbol)), ("price", .string(s.pool.price.decimalString())), ("priceFloat", .double(s.pool.price.doubleValue)),
+                 ("started", .bool(s.netuid == 0 || s.pool.firstEmissionBlock != 0)), ("taoIn", .int(s.pool.taoIn)),
                  ("hyperparameters", hyperparameters(s.params))])
     }
 
     /// The metagraph with Bittensor's short names (bittensor.md 1.9).
     static func metagraph(_ s: Subnet, state: ChainState, full: Bool) -> JSONValue {
-        let stakeBy = state.stakeByHotkey(netuid: s.netuid)
+        let weights = state.stakeWeights(netuid: s.netuid)
         let n = s.neurons
         func u16s(_ f: (Neuron) -> UInt16) -> JSONValue { .array(n.map { .double(Double(f($0)) / 65535) }) }
         var members: [(String, JSONValue)] = [
@@ -340,7 +445,8 @@ extension Node {
             ("uids", .array(n.indices.map { .int($0) })),
             ("hotkeys", .array(n.map { .string($0.hotkey.hex) })),
             ("coldkeys", .array(n.map { .string($0.coldkey.hex) })),
-            ("S", .array(n.map { .int(stakeBy[$0.hotkey] ?? 0) })),
+            ("S", .array(weights.map { .int($0.weight) })), ("AS", .array(weights.map { .int($0.alpha) })),
+            ("TS", .array(weights.map { .int($0.tao) })),
             ("C", u16s(\.consensus)), ("I", u16s(\.incentive)), ("D", u16s(\.dividends)),
             ("E", .array(n.map { .int($0.emission) })), ("Tv", u16s(\.validatorTrust)),
             ("last_update", .array(n.map { .int($0.lastUpdate) })),

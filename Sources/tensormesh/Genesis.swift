@@ -46,6 +46,8 @@ extension Tensormesh.Genesis {
         var weightsRateLimit: UInt64 = 5
         @Option(help: "Subnet tempo in blocks.")
         var tempo: UInt64 = 30
+        @Option(help: ArgumentHelp("TAO in each genesis subnet's pool (its alpha reserve starts at price 1).", valueName: "TAO"))
+        var poolTao: String = "1000"
         @Option(help: ArgumentHelp("Fund an account: PUBKEY:TAO (repeatable).", valueName: "PUBKEY:TAO"))
         var endow: [String] = []
         @Option(help: "Host for the bootnode addresses.")
@@ -66,6 +68,7 @@ extension Tensormesh.Genesis {
             }
             guard self.slotMs >= 100 else { throw ValidationError("--slot-ms must be at least 100") }
             guard (0...16).contains(self.subnets) else { throw ValidationError("--subnets must be 0...16") }
+            guard let pool = Token.parse(self.poolTao), pool >= Token.tao else { throw ValidationError("--pool-tao must be at least 1 TAO") }
             for e in self.endow {
                 let parts = e.split(separator: ":")
                 guard parts.count == 2, AccountID(address: String(parts[0])) != nil, Token.parse(String(parts[1])) != nil else {
@@ -116,7 +119,7 @@ extension Tensormesh.Genesis {
                 _ = sp.set(.minBurn, Token.tao / 10)
                 _ = sp.set(.maxAllowedValidators, 16)
                 spec.subnets.append(ChainSpec.SubnetSpec(netuid: UInt16(i + 1), name: i < self.subnetName.count ? self.subnetName[i] : "subnet \(i + 1)", owner: sudo.publicKey,
-                                                         ownerHotkey: sudo.publicKey, params: sp))
+                                                         ownerHotkey: sudo.publicKey, params: sp, poolTao: Token.parse(self.poolTao)))
             }
             let specPath = self.out + "/chain-spec.json"
             if !self.force && FileManager.default.fileExists(atPath: specPath) { throw CommandFailure("\(specPath) already exists (use --force)") }

@@ -366,7 +366,8 @@ enum DevChain {
         _ = sp.set(.tempo, 20)
         _ = sp.set(.weightsRateLimit, 5)
         _ = sp.set(.minBurn, Token.tao / 10)
-        spec.subnets = [ChainSpec.SubnetSpec(netuid: 1, name: "dev subnet", owner: key.publicKey, ownerHotkey: key.publicKey, params: sp)]
+        spec.subnets = [ChainSpec.SubnetSpec(netuid: 1, name: "dev subnet", owner: key.publicKey, ownerHotkey: key.publicKey, params: sp,
+                                             poolTao: 1000 * Token.tao)]
         try Data(spec.json().serialized(pretty: true).utf8).write(to: URL(fileURLWithPath: specPath))
         return (spec, key)
     }

@@ -10,7 +10,8 @@ extension Tensormesh {
     struct Subnets: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, create and inspect subnets; register hotkeys.",
-            subcommands: [List.self, Create.self, Register.self, Hyperparameters.self, SetHyperparameter.self, MetagraphCommand.self])
+            subcommands: [List.self, Create.self, Register.self, Hyperparameters.self, SetHyperparameter.self, MetagraphCommand.self,
+                          Price.self, Start.self, Identity.self])
     }
 }
 
@@ -141,74 +142,6 @@ extension Tensormesh.Subnets {
             }
             StandardOutput.line("Subnet \(mg.netuid) at block #\(mg.block): \(mg.neurons.count) neurons")
             StandardOutput.line(Table.render(["UID", "HOTKEY", "STAKE", "C", "I", "D", "EMISSION", "VTRUST", "VP", "UPDATED", "AXON"], rows))
-        }
-    }
-}
-
-extension Tensormesh {
-    struct StakeCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "stake", abstract: "Add, remove and list stake (coldkey to hotkey, per subnet).",
-            subcommands: [Add.self, Remove.self, List.self])
-    }
-}
-
-extension Tensormesh.StakeCommand {
-    struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stake TAO from the coldkey on a hotkey in a subnet.")
-        @Option(help: "The subnet.")
-        var netuid: UInt16
-        @Option(help: ArgumentHelp("Amount in TAO.", valueName: "TAO"))
-        var amount: String
-        @Option(help: ArgumentHelp("Stake on this hotkey (public key) instead of the wallet's own.", valueName: "PUBKEY"))
-        var hotkeyAddress: String?
-        @OptionGroup var wallet: WalletOptions
-        @OptionGroup var rpc: RPCOptions
-        @OptionGroup var submit: SubmitOptions
-
-        func run() async throws {
-            let amount = try Submit.amount(self.amount, "--amount")
-            let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
-            try Submit.run(.addStake(hotkey: hot, netuid: self.netuid, amount: amount), signer: try self.wallet.coldkey(),
-                           summary: "Stake \(Token.format(amount)) on \(hot.hex.prefix(16))… in subnet \(self.netuid)", rpc: self.rpc, options: self.submit)
-        }
-    }
-
-    struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Unstake TAO back to the coldkey.")
-        @Option(help: "The subnet.")
-        var netuid: UInt16
-        @Option(help: ArgumentHelp("Amount in TAO.", valueName: "TAO"))
-        var amount: String
-        @Option(help: ArgumentHelp("Unstake from this hotkey (public key) instead of the wallet's own.", valueName: "PUBKEY"))
-        var hotkeyAddress: String?
-        @OptionGroup var wallet: WalletOptions
-        @OptionGroup var rpc: RPCOptions
-        @OptionGroup var submit: SubmitOptions
-
-        func run() async throws {
-            let amount = try Submit.amount(self.amount, "--amount")
-            let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
-            try Submit.run(.removeStake(hotkey: hot, netuid: self.netuid, amount: amount), signer: try self.wallet.coldkey(),
-                           summary: "Unstake \(Token.format(amount)) from \(hot.hex.prefix(16))… in subnet \(self.netuid)", rpc: self.rpc, options: self.submit)
-        }
-    }
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The wallet coldkey's stakes.")
-        @OptionGroup var wallet: WalletOptions
-        @OptionGroup var rpc: RPCOptions
-        @Flag(help: "Print the result as JSON.")
-        var json = false
-
-        func run() async throws {
-            let cold = try self.wallet.coldkeyPublic()
-            let stakes = try self.rpc.client().account(cold).stakes.filter { $0.coldkey == cold.hex }
-            if self.json {
-                StandardOutput.line(JSONValue.array(stakes.map { .object([("hotkey", .string($0.hotkey)), ("netuid", .int($0.netuid)), ("amount", .int($0.amount))]) }).serialized(pretty: true))
-                return
-            }
-            StandardOutput.line(Table.render(["NETUID", "HOTKEY", "STAKE"], stakes.map { [String($0.netuid), $0.hotkey, Token.format($0.amount)] }))
         }
     }
 }

@@ -13,7 +13,7 @@ struct Tensormesh: AsyncParsableCommand {
             Exit codes: 0 success, 1 runtime failure, 2 usage error.
             """,
         version: TensormeshVersion.string,
-        subcommands: [Run.self, PurgeChain.self, ExportBlocks.self, ImportBlocks.self, Key.self, Genesis.self, WalletCommand.self, Subnets.self, StakeCommand.self, Delegate.self, Weights.self, Transfer.self, Epoch.self, GatewayCommand.self])
+        subcommands: [Run.self, PurgeChain.self, ExportBlocks.self, ImportBlocks.self, Key.self, Genesis.self, WalletCommand.self, Subnets.self, StakeCommand.self, Delegate.self, Weights.self, Transfer.self, Epoch.self, GatewayCommand.self, Coinbase.self])
 }
 
 enum TensormeshVersion {

@@ -92,7 +92,11 @@ struct UsageRangeTests {
 
         let badNetuid = stake.replacingOccurrences(of: #""netuid":1"#, with: #""netuid":70000"#)
         let odd = try HostileHTTPServer(rpc: { method, _ in
-            method == "state_getAccount" ? #"{"balance":1,"nonce":0,"stakes":[\#(badNetuid)]}"# : nil
+            switch method {
+            case "state_getAccount": return #"{"balance":1,"nonce":0,"stakes":[\#(badNetuid)]}"#
+            case "subnet_getStake": return "[" + badNetuid.replacingOccurrences(of: #""amount""#, with: #""alpha""#) + "]"
+            default: return nil
+            }
         })
         defer { odd.stop() }
         let list = try ProcessRunner.run("tensormesh", ["stake", "list", "--wallet", "w", "--rpc-url", odd.url], environment: env)

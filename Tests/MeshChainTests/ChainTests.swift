@@ -345,6 +345,12 @@ struct ChainCodecBoundsTests {
             .serveAxon(netuid: 0, ip: [], port: 0, nodeId: nil), .setHyperparameter(netuid: 0, parameter: .tempo, value: 0),
             .sudoSetBalance(account: a, amount: 0), .sudoForceValidators(validators: [], delay: 0), .reportEquivocation(evidence: []),
             .increaseTake(hotkey: a, take: 0), .decreaseTake(hotkey: a, take: 0),
+            .addStakeLimit(hotkey: a, netuid: 0, amount: 0, limitPrice: 0, allowPartial: false),
+            .removeStakeLimit(hotkey: a, netuid: 0, amount: 0, limitPrice: 0, allowPartial: false),
+            .moveStake(originHotkey: a, destinationHotkey: a, originNetuid: 0, destinationNetuid: 0, amount: 0),
+            .swapStake(hotkey: a, originNetuid: 0, destinationNetuid: 0, amount: 0, limitPrice: nil, allowPartial: false),
+            .startCall(netuid: 0), .setSubnetIdentity(netuid: 0, identity: SubnetIdentity()), .updateSymbol(netuid: 0, symbol: ""),
+            .setChildren(hotkey: a, netuid: 0, children: []), .setChildkeyTake(hotkey: a, netuid: 0, take: 0),
         ]
         let genesis = Hash32.of([1])
         let txs = calls.map { Transaction(signer: k, nonce: 0, validUntil: 0, fee: 0, call: $0, genesis: genesis) }

@@ -30,7 +30,7 @@ struct DelegationTests {
         let (a, v, nominator, miners) = try self.network()
         let before = (own: a.state.stake(coldkey: v.publicKey, hotkey: v.publicKey, netuid: 1),
                       nominated: a.state.stake(coldkey: nominator.publicKey, hotkey: v.publicKey, netuid: 1))
-        #expect(before.nominated >= 100 * Token.tao, "earned during the warm-up epochs, never lost")
+        #expect(before.nominated > 0 && before.own > before.nominated)
         let epochsBefore = a.state.subnets[1]!.epochCount
         while a.state.subnets[1]!.epochCount < epochsBefore + 2 {
             try a.produce()
@@ -41,13 +41,13 @@ struct DelegationTests {
         let nominatorGain = after.nominated - before.nominated
         let ownerGain = after.own - before.own
         #expect(nominatorGain > 0, "the nominator earns")
-        // Dividends d split: take t·d to the owner, (1 − t)·d over stakes 300 : 100.
+        // Dividends d split: take t·d to the owner, (1 − t)·d over the stakes (in alpha).
         let t = Double(a.state.delegateTake(of: v.publicKey)) / 65535
         let d = Double(nominatorGain + ownerGain)
-        let expectedNominator = d * (1 - t) * 0.25
+        let expectedNominator = d * (1 - t) * Double(before.nominated) / Double(before.nominated + before.own)
         #expect(abs(Double(nominatorGain) - expectedNominator) <= max(2, expectedNominator * 0.01),
                 "nominator gained \(nominatorGain), expected ≈ \(expectedNominator) of \(d)")
-        #expect(Double(ownerGain) > Double(nominatorGain) * 3, "the owner earns its stake share plus the take")
+        #expect(Double(ownerGain) / Double(before.own) > Double(nominatorGain) / Double(before.nominated), "the owner earns its stake share plus the take")
         // Miner incentive goes to the miner's owner (its coldkey), as stake on the miner's hotkey.
         #expect(a.state.stake(coldkey: miners[1].publicKey, hotkey: miners[1].publicKey, netuid: 1) > 0)
         // The nominator can take out everything it has, and no more.
@@ -57,8 +57,10 @@ struct DelegationTests {
                                 producer: a.validators[0].publicKey, context: a.context)
         #expect(over.error?.code == "NotEnoughStakeToWithdraw")
         let balance = a.state.balance(nominator.publicKey)
+        let price = a.state.subnets[1]!.pool.price
         try a.produce([a.tx(nominator, .removeStake(hotkey: v.publicKey, netuid: 1, amount: all))])
-        #expect(a.state.balance(nominator.publicKey) == balance + all - 1000)
+        let received = a.state.balance(nominator.publicKey) + 1000 - balance
+        #expect(received > 0 && received <= (price * U64F64(all)).floorU64, "sold at or below the spot price")
         #expect(a.state.stake(coldkey: nominator.publicKey, hotkey: v.publicKey, netuid: 1) == 0)
         #expect(a.conserved())
     }

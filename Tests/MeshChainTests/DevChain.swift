@@ -41,7 +41,8 @@ final class DevChain {
         _ = sp.set(.weightsRateLimit, 0)
         _ = sp.set(.immunityPeriod, 5)
         _ = sp.set(.minBurn, Token.tao)
-        spec.subnets = [ChainSpec.SubnetSpec(netuid: 1, name: "test", owner: self.owner.publicKey, ownerHotkey: self.ownerHotkey.publicKey, params: sp)]
+        spec.subnets = [ChainSpec.SubnetSpec(netuid: 1, name: "test", owner: self.owner.publicKey, ownerHotkey: self.ownerHotkey.publicKey, params: sp,
+                                             poolTao: 1000 * Token.tao)]
         configure(&spec)
         self.spec = spec
         self.core = try ChainCore(spec: spec, store: store)
@@ -85,9 +86,10 @@ final class DevChain {
         return Transaction(signer: signer, nonce: n, validUntil: self.core.best.number + validFor, fee: fee, call: call, genesis: self.core.genesisHash)
     }
 
-    /// Checks issuance − burned == every rao accounted for.
+    /// Checks issuance − burned == every rao accounted for, and every subnet's alpha outside
+    /// its pool accounted for.
     func conserved() -> Bool {
         let s = self.core.bestState
-        return s.totalIssuance - s.totalBurned == s.accountedSupply
+        return s.totalIssuance - s.totalBurned == s.accountedSupply && s.subnets.keys.allSatisfy { s.accountedAlpha($0) == s.subnets[$0]!.pool.alphaOut }
     }
 }

@@ -425,7 +425,7 @@ enum StatefulTargets {
     static func call(_ input: inout FuzzInput) -> Call {
         let who = accounts[Int(input.u8() % 14)]
         let netuid = input.pick([0, 1, 2, input.u16()])
-        switch input.u8() % 12 {
+        switch input.u8() % 21 {
         case 0: return .transfer(to: who, amount: input.interesting())
         case 1: return .createSubnet(ownerHotkey: who, maxLockCost: input.interesting())
         case 2: return .register(netuid: netuid, hotkey: who, maxBurn: input.interesting())
@@ -438,6 +438,22 @@ enum StatefulTargets {
         case 7: return .sudoForceValidators(validators: (0..<Int(input.u8() % 3)).map { _ in input.pick(Seeds.validators).publicKey }, delay: input.interesting())
         case 8: return .sudoAs(account: who, call: .transfer(to: who, amount: input.interesting()))
         case 9: return .reportEquivocation(evidence: input.bytes(max: 400))
+        case 10, 11:
+            return .addStakeLimit(hotkey: who, netuid: netuid, amount: input.interesting(), limitPrice: input.interesting(), allowPartial: input.u8() % 2 == 0)
+        case 12: return .removeStakeLimit(hotkey: who, netuid: netuid, amount: input.interesting(), limitPrice: input.interesting(), allowPartial: input.u8() % 2 == 0)
+        case 13:
+            return .moveStake(originHotkey: who, destinationHotkey: accounts[Int(input.u8() % 14)], originNetuid: netuid,
+                              destinationNetuid: input.pick([0, 1, 2]), amount: input.interesting())
+        case 14:
+            return .swapStake(hotkey: who, originNetuid: netuid, destinationNetuid: input.pick([0, 1, 2]), amount: input.interesting(),
+                              limitPrice: input.u8() % 2 == 0 ? nil : input.interesting(), allowPartial: input.u8() % 2 == 0)
+        case 15: return .startCall(netuid: netuid)
+        case 16:
+            return .setChildren(hotkey: who, netuid: netuid, children: (0..<Int(input.u8() % 7)).map { _ in
+                ChildLink(proportion: input.interesting(), hotkey: accounts[Int(input.u8() % 14)])
+            })
+        case 17: return .setChildkeyTake(hotkey: who, netuid: netuid, take: input.u16())
+        case 18: return input.u8() % 2 == 0 ? .increaseTake(hotkey: who, take: input.u16()) : .decreaseTake(hotkey: who, take: input.u16())
         default:
             if let c = try? Call.decode(input.bytes(max: 400)) { return c }
             return .transfer(to: who, amount: 0)
@@ -478,6 +494,10 @@ enum StatefulTargets {
             _ = try? state.apply(tx, at: number, producer: Seeds.validators[0].publicKey, context: context)
             check(state.totalIssuance >= state.totalBurned && state.totalIssuance - state.totalBurned == state.accountedSupply,
                   "supply not conserved: issued \(state.totalIssuance) burned \(state.totalBurned) accounted \(state.accountedSupply)")
+            for id in state.subnets.keys {
+                check(state.accountedAlpha(id) == state.subnets[id]!.pool.alphaOut,
+                      "alpha not conserved on subnet \(id): accounted \(state.accountedAlpha(id)), outstanding \(state.subnets[id]!.pool.alphaOut)")
+            }
         }
         var copy = state
         let root = copy.stateRoot()
