@@ -68,6 +68,9 @@ extension Tensormesh.StakeCommand {
             let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
             let client = try self.rpc.client()
             let pool = try client.pool(netuid: self.netuid)
+            if !self.slippage.unsafe && !pool.started {
+                throw CommandFailure("subnet \(self.netuid) has not been started by its owner (SubtokenDisabled). Nothing was submitted.")
+            }
             var call = Call.addStake(hotkey: hot, netuid: self.netuid, amount: amount)
             var summary = "Stake \(Token.format(amount)) on \(hot.hex.prefix(16))… in subnet \(self.netuid)"
             if !self.slippage.unsafe, let price = PriceText.rao(pool.price) {

@@ -24,7 +24,7 @@ struct EconomicsEndToEndTests {
     @Test("a nominator earns its share of a validator's dividends minus the take; tolerance refusals submit nothing; pools, stakes and issuance over RPC")
     func nominatorEarns() async throws {
         var cold: [String: String] = [:], hot: [String: String] = [:]
-        for w in ["val", "miner", "nominator"] {
+        for w in ["val", "miner", "nominator", "owner"] {
             let r = try ProcessRunner.run("tensormesh", ["wallet", "create", "--wallet", w, "--hotkey", "default", "--password-env", "TM_PW", "--json"],
                                           environment: self.env)
             #expect(r.status == 0, "\(r.stderr)")
@@ -34,7 +34,7 @@ struct EconomicsEndToEndTests {
         let p2p = freePort(), rpcPort = freePort()
         var g = ["genesis", "new", "--validators", "1", "--out", self.dir + "/spec", "--password-env", "TM_PW", "--slot-ms", "500",
                  "--subnets", "1", "--tempo", "6", "--weights-rate-limit", "1", "--base-port", String(p2p), "--json"]
-        for (w, tao) in [("val", "1000"), ("miner", "100"), ("nominator", "1000")] { g += ["--endow", "\(cold[w]!):\(tao)"] }
+        for (w, tao) in [("val", "1000"), ("miner", "100"), ("nominator", "1000"), ("owner", "1000")] { g += ["--endow", "\(cold[w]!):\(tao)"] }
         let gen = try ProcessRunner.run("tensormesh", g, environment: self.env)
         #expect(gen.status == 0, "\(gen.stderr)")
         let node = try BackgroundProcess("tensormesh", ["run", "--chain", self.dir + "/spec/chain-spec.json", "--key", self.dir + "/spec/validator-0.key",
@@ -117,5 +117,68 @@ struct EconomicsEndToEndTests {
         #expect(issuance1 > issuance0)
         r = try self.tm(["subnets", "price", "--json", "--rpc-url", url])
         #expect(r.status == 0 && r.stdout.contains("\"price\""), "\(r.stderr)")
+
+        // A new subnet: locked into its pool, no staking and no emission before the owner's
+        // start call; then an identity and a symbol.
+        r = try self.tm(["subnets", "create", "--wallet", "owner", "--hotkey", "default", "--max-lock", "500"] + rpc)
+        #expect(r.status == 0, "\(r.stderr)")
+        let netuid = try #require(try chain.rpc.call("subnet_list").array?.compactMap { $0["netuid"]?.uint64 }.max())
+        #expect(netuid == 2)
+        let created = try chain.pool(netuid: 2)
+        #expect(!created.started && created.taoIn > 0 && created.symbol == "β", "\(created)")
+        r = try self.tm(["stake", "add", "--netuid", "2", "--amount", "1", "--hotkey-address", hot["owner"]!, "--wallet", "nominator"] + rpc)
+        #expect(r.status == 1 && r.stderr.contains("not been started") && r.stderr.contains("Nothing was submitted"), "\(r.status) \(r.stderr)")
+        // Without the client's check (no limit), the chain refuses it.
+        r = try self.tm(["stake", "add", "--netuid", "2", "--amount", "1", "--unsafe", "--hotkey-address", hot["owner"]!, "--wallet", "nominator"] + rpc)
+        #expect(r.status == 1 && r.stderr.contains("SubtokenDisabled"), "\(r.status) \(r.stderr)")
+        r = try self.tm(["subnets", "start", "--netuid", "2", "--wallet", "owner"] + rpc)
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try self.tm(["subnets", "identity", "--netuid", "2", "--name", "market", "--symbol", "γ", "--wallet", "owner"] + rpc)
+        #expect(r.status == 0, "\(r.stderr)")
+        let started = try chain.pool(netuid: 2)
+        #expect(started.started && started.symbol == "γ", "\(started)")
+        #expect(try chain.rpc.call("subnet_list").array?.first { $0["netuid"]?.uint64 == 2 }?["name"]?.string == "market")
+        r = try self.tm(["subnets", "price", "--rpc-url", url])
+        #expect(r.status == 0 && r.stdout.contains("γ"), "\(r.stdout)")
+
+        // Swap: 1 alpha of the nominator's stake on the validator goes from subnet 1 to 2
+        // through both pools; subnet 1's price falls, subnet 2's rises.
+        let p1 = try chain.pool(netuid: 1), p2 = try chain.pool(netuid: 2)
+        r = try self.tm(["stake", "swap", "--origin-netuid", "1", "--destination-netuid", "2", "--amount", "1", "--hotkey-address", hot["val"]!,
+                         "--tolerance", "0.5", "--wallet", "nominator"] + rpc)
+        #expect(r.status == 0, "\(r.stderr)")
+        let nominatorKey = AccountID(hex: cold["nominator"]!)!
+        #expect((try chain.stakes(coldkey: nominatorKey, netuid: 2).first?.alpha ?? 0) > 0, "the swap staked on subnet 2")
+        #expect(try chain.pool(netuid: 1).priceFloat < p1.priceFloat && chain.pool(netuid: 2).priceFloat > p2.priceFloat)
+
+        // Move within a subnet: the alpha changes hotkey as it is.
+        r = try self.tm(["stake", "move", "--origin-netuid", "1", "--origin-hotkey", hot["val"]!, "--destination-hotkey", hot["miner"]!,
+                         "--amount", "5", "--wallet", "nominator"] + rpc)
+        #expect(r.status == 0, "\(r.stderr)")
+        let onMiner = try chain.stakes(coldkey: nominatorKey, hotkey: AccountID(hex: hot["miner"]!)!, netuid: 1).first?.alpha ?? 0
+        #expect(onMiner + 2 >= 5 * Token.tao && onMiner <= 5 * Token.tao, "moved \(onMiner)")
+
+        // Unstaking with too tight a tolerance is refused before submission; within it, the
+        // TAO comes back to the balance.
+        let bal0 = try chain.account(nominatorKey)
+        r = try self.tm(["stake", "remove", "--netuid", "1", "--amount", "40", "--tolerance", "0.0001", "--hotkey-address", hot["val"]!,
+                         "--wallet", "nominator"] + rpc)
+        #expect(r.status == 1 && r.stderr.contains("would move the price") && r.stderr.contains("Nothing was submitted"), "\(r.stderr)")
+        #expect(try chain.account(nominatorKey).nonce == bal0.nonce)
+        r = try self.tm(["stake", "remove", "--netuid", "1", "--all", "--hotkey-address", hot["miner"]!, "--tolerance", "0.5", "--wallet", "nominator"] + rpc)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try chain.account(nominatorKey).balance > bal0.balance)
+        #expect(try chain.stakes(coldkey: nominatorKey, hotkey: AccountID(hex: hot["miner"]!)!, netuid: 1).isEmpty)
+
+        // Child hotkeys: the validator lends a quarter of its weight on subnet 1 to the miner's
+        // hotkey (pending until the cooldown); a second change is rate-limited.
+        r = try self.tm(["stake", "children", "set", "--netuid", "1", "--children", "\(hot["miner"]!):0.25", "--wallet", "val"] + rpc)
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try self.tm(["stake", "children", "get", "--netuid", "1", "--wallet", "val", "--json", "--rpc-url", url])
+        let children = self.object(r.stdout)
+        let pending = (children["pending"] as? [String: Any])?["children"] as? [[String: Any]] ?? []
+        #expect(pending.first?["hotkey"] as? String == hot["miner"] && abs((pending.first?["fraction"] as? Double ?? 0) - 0.25) < 1e-9, "\(r.stdout) \(r.stderr)")
+        r = try self.tm(["stake", "children", "revoke", "--netuid", "1", "--wallet", "val"] + rpc)
+        #expect(r.status == 1 && r.stderr.contains("TxRateLimitExceeded"), "\(r.status) \(r.stderr)")
     }
 }
