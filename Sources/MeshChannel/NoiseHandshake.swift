@@ -17,7 +17,7 @@ public struct NoiseHandshake {
     public private(set) var remoteEphemeral: X25519.PublicKey?
     var psks: [SecureBytes]
     var messageIndex = 0
-    /// Ephemeral keys to use, in order (tests); otherwise `ephemeralSource` makes them.
+    /// The ephemeral key this side will use, until it is sent (the caller draws it).
     var presetEphemeral: X25519.PrivateKey?
 
     /// Creates a handshake.
@@ -87,7 +87,8 @@ public struct NoiseHandshake {
         for token in self.pattern.messages[self.messageIndex] {
             switch token {
             case .e:
-                let eph = self.presetEphemeral ?? X25519.PrivateKey()
+                // The caller supplies the ephemeral key (the handshake draws no randomness).
+                guard let eph = self.presetEphemeral else { throw .protocolViolation("no ephemeral key supplied for this handshake") }
                 self.presetEphemeral = nil
                 self.e = eph
                 out += eph.publicKey.bytes

@@ -14,8 +14,10 @@ public final class NodeIdentity: Sendable {
     /// The 96-byte identity payload: public key, then the signature over prefix ‖ static key.
     public let payload: [UInt8]
 
-    /// Binds `signingKey` to `noiseStatic` (a fresh one by default).
-    public init(signingKey: Ed25519.PrivateKey, noiseStatic: X25519.PrivateKey = X25519.PrivateKey()) {
+    /// Binds `signingKey` to `noiseStatic`. The caller draws the static key (drivers from the
+    /// operating system, tests and the simulator from their seed): nothing here draws
+    /// randomness of its own.
+    public init(signingKey: Ed25519.PrivateKey, noiseStatic: X25519.PrivateKey) {
         self.signingKey = signingKey
         self.noiseStatic = noiseStatic
         let sig = signingKey.sign(NodeIdentity.staticKeyPrefix + noiseStatic.publicKey.bytes)

@@ -469,7 +469,7 @@ public final class DiscoveryCore {
         let theirSeqOfUs = (try? r.u64()) ?? 0
         let challenge = iv + headerBytes
         guard let theirStatic = try? peer.id.curve25519PublicKey() else { return self.drop("bad peer key") }
-        let eph = (try? X25519.PrivateKey(secretBytes: self.random(32))) ?? X25519.PrivateKey()
+        guard let eph = try? X25519.PrivateKey(secretBytes: self.random(32)) else { return self.drop("ephemeral key") }
         guard let secret = try? eph.sharedSecret(with: theirStatic) else { return self.drop("ecdh") }
         let keys = SessionKeys.derive(secret: secret, challenge: challenge, initiator: self.id, recipient: peer.id, weAreInitiator: true)
         let proof = self.key.sign(SessionKeys.identityProof(challenge: challenge, ephemeral: eph.publicKey.bytes, recipient: peer.id))

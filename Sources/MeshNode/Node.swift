@@ -90,7 +90,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         self.loop = loop
         self.log = log
         self.clock = clock
-        self.identity = NodeIdentity(signingKey: key)
+        self.identity = NodeIdentity(signingKey: key, noiseStatic: X25519.PrivateKey())
         try FileManager.default.createDirectory(atPath: config.basePath, withIntermediateDirectories: true)
         self.store = try SQLiteStore(path: config.basePath + "/chain.db")
         var cc = NodeCoreConfig()

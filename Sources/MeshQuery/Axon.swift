@@ -151,7 +151,7 @@ public final class Axon: SecurePeerDelegate, @unchecked Sendable {
         connLimits.maxInbound = 4096
         connLimits.maxTotal = 4200
         connLimits.maxPerIP = Self.defaultMaxPerIP
-        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: hotkey), config: config, limits: connections ?? connLimits) {
+        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: hotkey, noiseStatic: X25519.PrivateKey()), config: config, limits: connections ?? connLimits) {
             Hello(genesisHash: genesisHash, roles: .miner, agent: "tensormesh-axon/0.1.0")
         }
         self.policy = AxonPolicy(served: [hotkey.publicKey], netuid: netuid, synapses: [], limits: limits)

@@ -154,7 +154,7 @@ public final class Dendrite: SecurePeerDelegate, @unchecked Sendable {
         limits.maxInbound = 0
         limits.maxTotal = 4096
         limits.maxPerIP = 256
-        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: hotkey), config: config, limits: limits) {
+        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: hotkey, noiseStatic: X25519.PrivateKey()), config: config, limits: limits) {
             Hello(genesisHash: genesisHash, roles: .subnetValidator, agent: "tensormesh-dendrite/0.1.0")
         }
         self.nonce = Atomic(UInt64(Date().timeIntervalSince1970 * 1_000_000))

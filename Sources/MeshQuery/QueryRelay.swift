@@ -86,7 +86,7 @@ public final class QueryRelay: SecurePeerDelegate, @unchecked Sendable {
         self.limits = limits
         var config = ChannelConfig()
         config.maxStreams = max(256, limits.maxPipesPerCaller, limits.maxPipesPerMiner)
-        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: identity), config: config) {
+        self.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: identity, noiseStatic: X25519.PrivateKey()), config: config) {
             Hello(genesisHash: genesisHash, roles: .full, agent: "tensormesh-relay/0.1.0")
         }
         self.host.delegate = self

@@ -32,7 +32,7 @@ final class HostilePeer: SecurePeerDelegate, @unchecked Sendable {
 
     private init(loop: EventLoop, key: Ed25519.PrivateKey) {
         self.loop = loop
-        self.identity = NodeIdentity(signingKey: key)
+        self.identity = NodeIdentity(signingKey: key, noiseStatic: X25519.PrivateKey())
     }
 
     /// Connects to `host:port` with `hello` and waits for the peer's hello.

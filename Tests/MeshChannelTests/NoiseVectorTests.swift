@@ -75,6 +75,13 @@ struct NoiseVectorTests {
         }
     }
 
+    @Test("a handshake draws no randomness: without the caller's ephemeral key it refuses to write an e token")
+    func noHiddenEphemeral() throws {
+        var h = try NoiseHandshake(protocolName: "Noise_XX_25519_ChaChaPoly_SHA256", initiator: true, prologue: [],
+                                   staticKey: X25519.PrivateKey(), ephemeral: nil)
+        #expect(throws: ChannelError.self) { _ = try h.writeMessage(payload: []) }
+    }
+
     @Test("all 36 vectors are present")
     func count() { #expect(Self.vectors.count == 36) }
 }

@@ -16,8 +16,8 @@ final class Pair {
 
     init(config: ChannelConfig = ChannelConfig(), genesisA: [UInt8] = [UInt8](repeating: 1, count: 32),
          genesisB: [UInt8] = [UInt8](repeating: 1, count: 32), identityA: NodeIdentity? = nil, identityB: NodeIdentity? = nil) {
-        let ia = identityA ?? NodeIdentity(signingKey: Ed25519.PrivateKey())
-        let ib = identityB ?? NodeIdentity(signingKey: Ed25519.PrivateKey())
+        let ia = identityA ?? NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())
+        let ib = identityB ?? NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())
         self.a = SecureConnection(role: .initiator, identity: ia, hello: Hello(genesisHash: genesisA), config: config, ephemeral: X25519.PrivateKey(), now: 0)
         self.b = SecureConnection(role: .responder, identity: ib, hello: Hello(genesisHash: genesisB), config: config, ephemeral: X25519.PrivateKey(), now: 0)
         try! self.a.start()
@@ -53,8 +53,8 @@ final class Pair {
 struct SecureConnectionTests {
     @Test("handshake, identities and hellos")
     func handshake() {
-        let ia = NodeIdentity(signingKey: Ed25519.PrivateKey())
-        let ib = NodeIdentity(signingKey: Ed25519.PrivateKey())
+        let ia = NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())
+        let ib = NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())
         let p = Pair(identityA: ia, identityB: ib)
         p.pump()
         #expect(p.a.isEstablished && p.b.isEstablished)
@@ -175,7 +175,7 @@ struct SecureConnectionTests {
     @Test("a peer with our own identity is dropped")
     func selfConnection() {
         let key = Ed25519.PrivateKey()
-        let p = Pair(identityA: NodeIdentity(signingKey: key), identityB: NodeIdentity(signingKey: key))
+        let p = Pair(identityA: NodeIdentity(signingKey: key, noiseStatic: X25519.PrivateKey()), identityB: NodeIdentity(signingKey: key, noiseStatic: X25519.PrivateKey()))
         p.pump()
         #expect(p.errorA == .selfConnection || p.errorB == .selfConnection)
         #expect(!p.a.isEstablished || !p.b.isEstablished)
@@ -185,7 +185,7 @@ struct SecureConnectionTests {
     func forgedIdentity() {
         // B claims A's node id but signs with its own key.
         let victim = Ed25519.PrivateKey()
-        let forger = NodeIdentity(signingKey: Ed25519.PrivateKey())
+        let forger = NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())
         var payload = forger.payload
         payload.replaceSubrange(0..<32, with: victim.publicKey.bytes)
         let forged = ForgedIdentity.make(payload: payload, static: forger.noiseStatic, signingKey: forger.signingKey)
@@ -199,7 +199,7 @@ struct SecureConnectionTests {
     func garbage() {
         var rng = SeededRNG(seed: 1)
         for round in 0..<300 {
-            let c = SecureConnection(role: .responder, identity: NodeIdentity(signingKey: Ed25519.PrivateKey()),
+            let c = SecureConnection(role: .responder, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey()),
                                      hello: Hello(genesisHash: [UInt8](repeating: 0, count: 32)), ephemeral: X25519.PrivateKey(), now: 0)
             var junk = rng.bytes(Int.random(in: 0...600, using: &rng))
             if round % 2 == 0, junk.count >= 2 {
@@ -246,7 +246,7 @@ struct SecureConnectionTests {
 
     @Test("a silent or stalled handshake times out")
     func handshakeTimeout() throws {
-        let c = SecureConnection(role: .responder, identity: NodeIdentity(signingKey: Ed25519.PrivateKey()),
+        let c = SecureConnection(role: .responder, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey()),
                                  hello: Hello(genesisHash: [UInt8](repeating: 0, count: 32)), ephemeral: X25519.PrivateKey(), now: 0)
         // Half of a handshake message, then nothing.
         try c.receive([0, 32, 1, 2, 3], now: 1)

@@ -60,7 +60,7 @@ let testGenesis = [UInt8](repeating: 7, count: 32)
 
 func makeHost(_ loop: EventLoop, recorder: Recorder, config: ChannelConfig = ChannelConfig(),
               limits: ConnectionLimits = ConnectionLimits(), genesis: [UInt8] = testGenesis) -> SecureHost {
-    let host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey()), config: config, limits: limits) {
+    let host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey()), config: config, limits: limits) {
         Hello(genesisHash: genesis)
     }
     host.delegate = recorder

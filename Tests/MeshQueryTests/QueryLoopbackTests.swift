@@ -92,7 +92,7 @@ final class RawClient: SecurePeerDelegate, @unchecked Sendable {
         let c = RawClient()
         c.announceNetuid = netuid
         try await loop.submit {
-            c.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: key)) {
+            c.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: key, noiseStatic: X25519.PrivateKey())) {
                 Hello(genesisHash: genesis, roles: netuid == nil ? .full : .miner)
             }
             c.host.delegate = c

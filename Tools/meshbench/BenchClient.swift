@@ -28,7 +28,7 @@ final class BenchClient: SecurePeerDelegate, @unchecked Sendable {
             var limits = ConnectionLimits()
             limits.maxOutbound = 5000
             limits.maxTotal = 6000
-            box.host = SecureHost(loop: box.loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey()), limits: limits) {
+            box.host = SecureHost(loop: box.loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey()), limits: limits) {
                 Hello(genesisHash: benchGenesis)
             }
             box.host.delegate = box

@@ -169,7 +169,7 @@ final class BenchServer: SecurePeerDelegate, TCPConnectionDelegate, @unchecked S
         var limits = ConnectionLimits()
         limits.maxInbound = 5000
         limits.maxTotal = 6000
-        let host = SecureHost(loop: self.loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey()), limits: limits) {
+        let host = SecureHost(loop: self.loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey()), limits: limits) {
             Hello(genesisHash: benchGenesis)
         }
         host.delegate = self

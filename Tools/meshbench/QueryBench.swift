@@ -260,7 +260,7 @@ final class JunkSender: SecurePeerDelegate, @unchecked Sendable {
 
     /// Dials with a fresh identity (a banned one would be refused), as a persistent attacker would.
     func dialOne() {
-        let host = SecureHost(loop: self.loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey())) { Hello(genesisHash: benchGenesis) }
+        let host = SecureHost(loop: self.loop, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())) { Hello(genesisHash: benchGenesis) }
         host.delegate = self
         self.hosts.append(host)
         _ = try? host.dial(self.target.address)

@@ -53,7 +53,7 @@ final class ProbeSession: SecurePeerDelegate, @unchecked Sendable {
         let box = Mutex<(any Error)?>(nil)
         let done = DispatchSemaphore(value: 0)
         loop.execute {
-            s.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: s.key), config: channelConfig) { hello }
+            s.host = SecureHost(loop: loop, identity: NodeIdentity(signingKey: s.key, noiseStatic: X25519.PrivateKey()), config: channelConfig) { hello }
             s.host.delegate = s
             do { s.peer = try s.host.dial(addr) } catch { box.withLock { $0 = error } }
             done.signal()
