@@ -76,8 +76,12 @@ extension MeshBench {
             rows.append(Row(name: "LZ4 decompress (bounded)", value: Double(n * blockLike.count) / t / 1e9, unit: "GB/s", facts: "2.0 GB/s"))
 
             if self.json {
-                try JSONOutput.print(["libraries": ["libsodium": NativeLibraries.sodiumVersion, "openssl": NativeLibraries.openSSLVersion, "lz4": NativeLibraries.lz4Version]])
-                try JSONOutput.print(rows)
+                struct Output: Encodable {
+                    var libraries: [String: String]
+                    var primitives: [Row]
+                }
+                try JSONOutput.print(Output(libraries: ["libsodium": NativeLibraries.sodiumVersion, "openssl": NativeLibraries.openSSLVersion,
+                                                        "lz4": NativeLibraries.lz4Version], primitives: rows))
             } else {
                 StandardOutput.line("libsodium \(NativeLibraries.sodiumVersion), OpenSSL \(NativeLibraries.openSSLVersion), LZ4 \(NativeLibraries.lz4Version); one core")
                 StandardOutput.line(pad("primitive", 58) + pad("measured", 18) + "FACTS.md")

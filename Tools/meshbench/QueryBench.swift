@@ -165,7 +165,7 @@ extension MeshBench {
             }
 
             if self.json {
-                StandardOutput.line(JSONValue.array(report.map { .object([("name", .string($0.0)), ("result", .string($0.1)), ("target", .string($0.2))]) }).serialized(pretty: true))
+                StandardOutput.line(JSONValue.object([("results", .array(report.map { .object([("name", .string($0.0)), ("result", .string($0.1)), ("target", .string($0.2))]) }))]).serialized(pretty: true))
             } else {
                 for (n, r, t) in report { StandardOutput.line("\(pad(n, 66)) \(pad(r, 58)) \(t)") }
             }

@@ -26,7 +26,9 @@ extension MeshBench {
         func run() async throws {
             let dir = NSTemporaryDirectory() + "meshbench-sync-\(getpid())"
             try FileManager.default.createDirectory(atPath: dir + "/a", withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            // MESHBENCH_KEEP=1 keeps the stores and the nodes' logs (printed at the end).
+            let keep = ProcessInfo.processInfo.environment["MESHBENCH_KEEP"] != nil
+            defer { if keep { StandardError.write("sync: kept \(dir)\n") } else { try? FileManager.default.removeItem(atPath: dir) } }
             let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
             let tm = bin + "/tensormesh"
             guard FileManager.default.fileExists(atPath: tm) else { throw CommandFailure("build tensormesh first (swift build -c release --product tensormesh)") }
