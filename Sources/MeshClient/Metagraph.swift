@@ -3,7 +3,8 @@ import MeshCodec
 import MeshCrypto
 
 /// A subnet's metagraph as the node's `subnet_getMetagraph` reports it (Bittensor's short
-/// names: S stake, C consensus, I incentive, D dividends, E emission, Tv validator trust).
+/// names: S stake weight, AS alpha stake, TS root TAO stake, C consensus, I incentive,
+/// D dividends, E emission, Tv validator trust).
 public struct Metagraph: Sendable {
     public struct Axon: Sendable, Equatable {
         public var host: String
@@ -15,7 +16,12 @@ public struct Metagraph: Sendable {
         public var uid: UInt16
         public var hotkey: AccountID
         public var coldkey: AccountID
+        /// Stake weight on the subnet: alpha stake + tao_weight × root TAO stake (children included).
         public var stake: Rao
+        /// The hotkey's inherited alpha stake on the subnet (`AS`; the stake weight when the node does not say).
+        public var alphaStake: UInt64
+        /// The hotkey's inherited TAO stake on the root subnet (`TS`; 0 when the node does not say).
+        public var rootStake: Rao
         public var consensus: Double
         public var incentive: Double
         public var dividends: Double
@@ -55,6 +61,11 @@ public struct Metagraph: Sendable {
         guard [hotkeys, coldkeys, s, c, i, d, e, tv, lu, vp, axons].allSatisfy({ $0.count == n }) else {
             throw RPCClient.Failure.http("metagraph vectors do not all have n = \(n) entries")
         }
+        // Alpha and root stake columns: optional (nodes before dynamic TAO), n entries when present.
+        let alphaStakes = v["AS"]?.array, rootStakes = v["TS"]?.array
+        for (name, column) in [("AS", alphaStakes), ("TS", rootStakes)] where column != nil && column!.count != n {
+            throw RPCClient.Failure.http("metagraph \(name) does not have n = \(n) entries")
+        }
         var neurons: [Neuron] = []
         for u in 0..<n {
             guard let hk = hotkeys[u].string.flatMap({ AccountID(hex: $0) }), let ck = coldkeys[u].string.flatMap({ AccountID(hex: $0) }) else {
@@ -68,7 +79,9 @@ public struct Metagraph: Sendable {
                 axon = Axon(host: ax["ip"]?.string ?? "", port: port, nodeId: ax["nodeId"]?.string.flatMap { AccountID(hex: $0) })
             }
             guard let uid = UInt16(exactly: u) else { throw RPCClient.Failure.http("metagraph uid \(u) is out of range") }
-            neurons.append(Neuron(uid: uid, hotkey: hk, coldkey: ck, stake: s[u].uint64 ?? 0, consensus: c[u].double ?? 0,
+            let stake = s[u].uint64 ?? 0
+            neurons.append(Neuron(uid: uid, hotkey: hk, coldkey: ck, stake: stake, alphaStake: alphaStakes?[u].uint64 ?? stake,
+                                  rootStake: rootStakes?[u].uint64 ?? 0, consensus: c[u].double ?? 0,
                                   incentive: i[u].double ?? 0, dividends: d[u].double ?? 0, emission: e[u].uint64 ?? 0,
                                   validatorTrust: tv[u].double ?? 0, lastUpdate: lu[u].uint64 ?? 0, validatorPermit: vp[u].bool ?? false,
                                   axon: axon))

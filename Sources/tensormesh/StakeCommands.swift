@@ -226,14 +226,12 @@ extension Tensormesh.StakeCommand {
                 return
             }
             let rows = stakes.map { s -> [String] in
-                [String(s.netuid), s.symbol, String(s.hotkey.prefix(16)) + "…", Self.alpha(s.alpha, s.symbol), Token.format(s.taoValue), Self.alpha(s.earned, s.symbol)]
+                [String(s.netuid), s.symbol, String(s.hotkey.prefix(16)) + "…", PoolFormat.alpha(s.alpha, s.symbol), Token.format(s.taoValue), PoolFormat.alpha(s.earned, s.symbol)]
             }
             StandardOutput.line(Table.render(["NETUID", "SYMBOL", "HOTKEY", "STAKE", "VALUE", "EARNED"], rows))
             let total = stakes.reduce(Rao(0)) { $0.addingSaturated($1.taoValue) }
             StandardOutput.line("Total value \(Token.format(total))")
         }
-
-        static func alpha(_ x: UInt64, _ symbol: String) -> String { Token.format(x).replacingOccurrences(of: "TAO", with: symbol) }
     }
 }
 

@@ -134,14 +134,16 @@ extension Tensormesh.Subnets {
                 return
             }
             let mg = try client.metagraphInfo(netuid: self.netuid)
+            let symbol = (try? client.pool(netuid: self.netuid).symbol) ?? "α"
             let rows = mg.neurons.map { n -> [String] in
-                [String(n.uid), String(n.hotkey.hex.prefix(12)) + "…", Token.format(n.stake), String(format: "%.4f", n.consensus),
-                 String(format: "%.4f", n.incentive), String(format: "%.4f", n.dividends), Token.format(n.emission),
+                [String(n.uid), String(n.hotkey.hex.prefix(12)) + "…", PoolFormat.alpha(n.stake, symbol), PoolFormat.alpha(n.alphaStake, symbol), Token.format(n.rootStake),
+                 String(format: "%.4f", n.consensus),
+                 String(format: "%.4f", n.incentive), String(format: "%.4f", n.dividends), PoolFormat.alpha(n.emission, symbol),
                  String(format: "%.4f", n.validatorTrust), n.validatorPermit ? "*" : "", String(n.lastUpdate),
                  n.axon.map { "\($0.host):\($0.port)" } ?? "-"]
             }
             StandardOutput.line("Subnet \(mg.netuid) at block #\(mg.block): \(mg.neurons.count) neurons")
-            StandardOutput.line(Table.render(["UID", "HOTKEY", "STAKE", "C", "I", "D", "EMISSION", "VTRUST", "VP", "UPDATED", "AXON"], rows))
+            StandardOutput.line(Table.render(["UID", "HOTKEY", "STAKE WEIGHT", "ALPHA STAKE", "ROOT STAKE", "C", "I", "D", "EMISSION", "VTRUST", "VP", "UPDATED", "AXON"], rows))
         }
     }
 }

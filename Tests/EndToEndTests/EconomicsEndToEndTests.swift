@@ -118,6 +118,13 @@ struct EconomicsEndToEndTests {
         r = try self.tm(["subnets", "price", "--json", "--rpc-url", url])
         #expect(r.status == 0 && r.stdout.contains("\"price\""), "\(r.stderr)")
 
+        // The metagraph's stake columns: stake weight = alpha stake + tao_weight × root stake
+        // (the validator has no root stake here, so the two are equal), in the SDK and the CLI.
+        let valNeuron = try #require(try chain.metagraphInfo(netuid: 1).neurons.first { $0.hotkey == mgHot })
+        #expect(valNeuron.alphaStake > 0 && valNeuron.rootStake == 0 && valNeuron.stake == valNeuron.alphaStake, "\(valNeuron)")
+        r = try self.tm(["subnets", "metagraph", "--netuid", "1", "--rpc-url", url])
+        #expect(r.status == 0 && r.stdout.contains("ALPHA STAKE") && r.stdout.contains("ROOT STAKE"), "\(r.stdout) \(r.stderr)")
+
         // A new subnet: locked into its pool, no staking and no emission before the owner's
         // start call; then an identity and a symbol.
         r = try self.tm(["subnets", "create", "--wallet", "owner", "--hotkey", "default", "--max-lock", "500"] + rpc)
