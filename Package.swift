@@ -105,7 +105,7 @@ let package = Package(
             swiftSettings: strict),
 
         // The two example markets shipped with the repository (run by the devnet).
-        .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto", "MeshCodec", "MeshKeystore"], swiftSettings: strict),
+        .target(name: "ExampleSubnets", dependencies: ["MeshSubnet", "MeshCrypto", "MeshCodec"], swiftSettings: strict),
 
         // The apps gateway: end users' keyed HTTP API routed to subnets' best miners.
         .target(

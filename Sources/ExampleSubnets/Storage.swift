@@ -1,7 +1,6 @@
 import Foundation
 import MeshCodec
 import MeshCrypto
-import MeshKeystore
 import MeshSubnet
 
 /// The storage market: miners keep objects for validators and apps, and are paid for what
@@ -308,16 +307,11 @@ public enum Storage {
             self.ledger = ledger
         }
 
-        public func save(to path: String) throws {
-            let dir = (path as NSString).deletingLastPathComponent
-            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-            try AtomicFile.write(try SynapseCoding.encodeJSON(self), to: path, mode: 0o600, overwrite: true)
-        }
+        public func save(to path: String) throws { try StateFile.save(self, to: path) }
 
         /// The ledger saved at `path` for this subnet and hotkey, or nil.
         public static func load(from path: String, netuid: UInt16, hotkey: String) -> Ledger? {
-            guard FileManager.default.fileExists(atPath: path), let bytes = try? AtomicFile.read(path, limit: maxFileBytes),
-                  let f = try? SynapseCoding.decodeJSON(LedgerFile.self, bytes),
+            guard let f = StateFile.load(LedgerFile.self, from: path, limit: maxFileBytes),
                   f.version == version, f.netuid == netuid, f.hotkey == hotkey, f.ledger.isValid else { return nil }
             return f.ledger
         }

@@ -1,5 +1,4 @@
 import Foundation
-import MeshKeystore
 import MeshSubnet
 
 /// Where the gateway's stored objects are: per caller key name and object key, the Merkle
@@ -33,15 +32,10 @@ struct ObjectIndex: Codable, Sendable {
         return true
     }
 
-    func save(path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try AtomicFile.write(try SynapseCoding.encodeJSON(self), to: path, mode: 0o600, overwrite: true)
-    }
+    func save(path: String) throws { try StateFile.save(self, to: path) }
 
     static func load(path: String) -> ObjectIndex {
-        guard let bytes = try? AtomicFile.read(path, limit: 256 << 20), let i = try? SynapseCoding.decodeJSON(ObjectIndex.self, bytes),
-              i.records.count <= maxObjects else { return ObjectIndex() }
+        guard let i = StateFile.load(ObjectIndex.self, from: path, limit: 256 << 20), i.records.count <= maxObjects else { return ObjectIndex() }
         return i
     }
 }
