@@ -70,6 +70,20 @@ extension NodeCore {
         self.requestSync(from: id, now: now)
     }
 
+    /// Resumes range sync after a request ended without blocks (refused over the peer's
+    /// budget, reset, timed out): when no range request is in flight and a peer claims more
+    /// than our best, asks the one that claims most. Called every gossip heartbeat, so a
+    /// refused request is retried once the peer's budget has refilled, and a node whose peers
+    /// produce nothing new does not sit below their best for good.
+    func resumeSync(now: NodeTime) {
+        let ours = self.chain.best.number
+        let connected = self.peers.connected.values
+        guard !connected.contains(where: { $0.syncing }),
+              let c = connected.filter({ $0.best.number > ours }).max(by: { ($0.best.number, $1.id) < ($1.best.number, $0.id) })
+        else { return }
+        self.requestSync(from: c.id, now: now)
+    }
+
     /// Asks a peer for the blocks above our best (one range request in flight per peer).
     func requestSync(from id: PeerID, now: NodeTime) {
         guard let syncing = self.peers.connected[id]?.syncing, !syncing else { return }

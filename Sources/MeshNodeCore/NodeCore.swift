@@ -281,6 +281,7 @@ public final class NodeCore {
             self.nextHeartbeat = now.instant + self.gossip.config.heartbeat
             self.gossip.heartbeat(now: now.instant)
             self.expireCompactFetches(now: now)
+            self.resumeSync(now: now)
         }
         if now.instant >= self.nextMaintenance {
             self.nextMaintenance = now.instant + self.config.maintenanceInterval

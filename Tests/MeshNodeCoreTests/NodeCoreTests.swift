@@ -203,6 +203,32 @@ struct NodeCoreTests {
         #expect(h.core.counters.invalidMessages["sync answer below the claimed best"] == 1)
     }
 
+    @Test("a refused sync request is retried at a later heartbeat, from the peer that claims most, one at a time")
+    func refusedSyncResumes() throws {
+        // A serving node refuses range requests past its budget (the stream is reset). Sync
+        // stalled for good after a refusal when no new block came to restart it.
+        let h = try CoreHarness(validator: false)
+        h.core.start(now: h.now)
+        h.advance(10)
+        h.tickUntilNow()
+        h.core.peerConnected(1, info: h.info(1, best: 5), now: h.now)
+        h.core.peerConnected(2, info: h.info(2, best: 9), now: h.now)
+        func syncRequests() -> [(PeerID, RequestID)] {
+            h.core.drain().compactMap { a -> (PeerID, RequestID)? in
+                if case .request(let id, let rid, ProtocolName.sync, _) = a { return (id, rid) } else { return nil }
+            }
+        }
+        let first = syncRequests()
+        #expect(first.count == 2, "each peer ahead asked once on connecting")
+        for (id, rid) in first { h.core.requestFailed(id, rid, now: h.now) }
+        #expect(syncRequests().isEmpty, "not retried at once (the refusing peer's budget needs time)")
+        h.advance(1.5)
+        let again = syncRequests()
+        #expect(again.count == 1 && again.first?.0 == 2, "retried from the peer claiming most: \(again)")
+        h.advance(3)
+        #expect(syncRequests().isEmpty, "one range request in flight at a time")
+    }
+
     @Test("requests unanswered past the timeout are cancelled; a sync timeout drops the peer's claim")
     func requestTimeouts() throws {
         let h = try CoreHarness(validator: false)
