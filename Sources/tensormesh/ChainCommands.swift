@@ -62,6 +62,11 @@ struct WalletOptions: ParsableArguments {
             throw CommandFailure("hotkey \(self.wallet)/\(self.hotkey): \(e.description)")
         }
     }
+
+    /// The hotkey an `--hotkey-address` option names, or the wallet's own when it is absent.
+    func hotkeyPublic(or address: String?) throws -> Ed25519.PublicKey {
+        try address.map { try Submit.account($0, "--hotkey-address") } ?? self.hotkeyPublic()
+    }
 }
 
 /// `--yes` and `--json` for commands that submit transactions.

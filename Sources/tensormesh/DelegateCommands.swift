@@ -48,7 +48,7 @@ extension Tensormesh.Delegate.Take {
         var json = false
 
         func run() async throws {
-            let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+            let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
             let info = try self.rpc.client().rpc.call("delegate_getInfo", .array([.string(hot.hex)]))
             if self.json { StandardOutput.line(info.serialized(pretty: true)); return }
             let take = info["take"]?.uint64 ?? 0
@@ -76,7 +76,7 @@ extension Tensormesh.Delegate.Take {
 
         func run() async throws {
             let take = try TakeValue.parse(self.take)
-            let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+            let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
             let info = try self.rpc.client().rpc.call("delegate_getInfo", .array([.string(hot.hex)]))
             let current = UInt16(exactly: info["take"]?.uint64 ?? 0) ?? 0
             guard take != current else { throw CommandFailure("the take is already \(current)/65535") }

@@ -65,7 +65,7 @@ extension Tensormesh.StakeCommand {
 
         func run() async throws {
             let amount = try Submit.amount(self.amount, "--amount")
-            let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+            let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
             let client = try self.rpc.client()
             let pool = try client.pool(netuid: self.netuid)
             if !self.slippage.unsafe && !pool.started {
@@ -110,7 +110,7 @@ extension Tensormesh.StakeCommand {
         }
 
         func run() async throws {
-            let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+            let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
             let cold = try self.wallet.coldkeyPublic()
             let client = try self.rpc.client()
             let amount: UInt64
@@ -191,7 +191,7 @@ extension Tensormesh.StakeCommand {
 
         func run() async throws {
             let amount = try Submit.amount(self.amount, "--amount")
-            let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+            let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
             var limit: UInt64?
             if !self.slippage.unsafe {
                 let client = try self.rpc.client()
@@ -254,7 +254,7 @@ extension Tensormesh.StakeCommand {
             var json = false
 
             func run() async throws {
-                let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+                let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
                 let r = try self.rpc.client().rpc.call("delegate_getChildren", .array([.string(hot.hex), .int(self.netuid)]))
                 if self.json { StandardOutput.line(r.serialized(pretty: true)); return }
                 func rows(_ f: String) -> [[String]] {
@@ -286,7 +286,7 @@ extension Tensormesh.StakeCommand {
             @OptionGroup var submit: SubmitOptions
 
             func run() async throws {
-                let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+                let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
                 var links: [ChildLink] = []
                 for item in self.children.split(separator: ",") {
                     let parts = item.split(separator: ":")
@@ -312,7 +312,7 @@ extension Tensormesh.StakeCommand {
             @OptionGroup var submit: SubmitOptions
 
             func run() async throws {
-                let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+                let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
                 try Submit.run(.setChildren(hotkey: hot, netuid: self.netuid, children: []), signer: try self.wallet.coldkey(),
                                summary: "Revoke the children of \(hot.hex.prefix(16))… on subnet \(self.netuid)", rpc: self.rpc, options: self.submit)
             }
@@ -332,7 +332,7 @@ extension Tensormesh.StakeCommand {
 
             func run() async throws {
                 let take = try TakeValue.parse(self.take)
-                let hot = try self.hotkeyAddress.map { try Submit.account($0, "--hotkey-address") } ?? self.wallet.hotkeyPublic()
+                let hot = try self.wallet.hotkeyPublic(or: self.hotkeyAddress)
                 try Submit.run(.setChildkeyTake(hotkey: hot, netuid: self.netuid, take: take), signer: try self.wallet.coldkey(),
                                summary: "Set the child take of \(hot.hex.prefix(16))… on subnet \(self.netuid) to \(take)/65535", rpc: self.rpc, options: self.submit)
             }
