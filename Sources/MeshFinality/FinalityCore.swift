@@ -223,14 +223,27 @@ public final class FinalityCore {
     public var debugDescription: String {
         func r(_ x: Round?) -> String {
             guard let x else { return "-" }
-            return "r\(x.number) pv=\(x.prevotes.votes.count) pc=\(x.precommits.votes.count) me=\(x.prevoted != nil ? "P" : "_")\(x.precommitted != nil ? "C" : "_") gV=\(x.prevoteGhost.map { "\($0.number)" } ?? "nil") est=\(x.estimate.map { "\($0.number)" } ?? "nil") comp=\(x.completable)"
+            func targets(_ t: VoteTracker) -> String { t.all.map { "#\($0.target.number)" }.joined(separator: ",") }
+            return "r\(x.number) pv=\(x.prevotes.votes.count)[\(targets(x.prevotes))] pc=\(x.precommits.votes.count)[\(targets(x.precommits))] me=\(x.prevoted != nil ? "P" : "_")\(x.precommitted != nil ? "C" : "_") gV=\(x.prevoteGhost.map { "\($0.number)" } ?? "nil") est=\(x.estimate.map { "\($0.number)" } ?? "nil") comp=\(x.completable)"
         }
         return "set \(self.setId) fin=\(self.finalized.number) lastEst=\(self.lastEstimate.number) blocked=\(String(describing: self.blockedUntilRound)) cur[\(r(self.current))] prev[\(r(self.previous))]"
     }
+    /// The round's timers relative to `now` (ms), for diagnostics.
+    public func timersDescription(now: Instant) -> String {
+        func ms(_ t: UInt64) -> String { "\((Int64(truncatingIfNeeded: t) - Int64(truncatingIfNeeded: now.nanoseconds)) / 1_000_000)ms" }
+        return "started=\(ms(self.current.startedAt)) lastRequest=\(ms(self.lastVoteRequestAt)) next=\(ms(self.nextDeadline(afterNanos: now.nanoseconds)))"
+    }
+
     /// Votes seen in the current round.
     public var currentRoundVotes: (prevotes: Int, precommits: Int) { (self.current.prevotes.votes.count, self.current.precommits.votes.count) }
 
-    /// The next time ``tick(now:)`` has work (always after `now`).
+    /// The next time ``tick(now:)`` has work: `now` itself when something is already due.
+    ///
+    /// The timers are absolute: a caller that asks again after every message gets the same
+    /// answer, never one pushed later by the asking (a node hearing others' requests more often
+    /// than every 4T must still send its own). A timer that is past is returned only when the
+    /// tick consumes it (the prevote, a vote request, a catch-up retry); the 4T precommit
+    /// timer, once past, waits for votes (whose arrival re-evaluates the round), not the clock.
     public func nextDeadline(after instant: Instant) -> Instant {
         Instant(nanoseconds: self.nextDeadline(afterNanos: instant.nanoseconds))
     }
@@ -239,11 +252,17 @@ public final class FinalityCore {
         let t = self.gossipNanos
         var candidates: [UInt64] = []
         if self.canVote(in: self.current.number) {
-            if self.current.prevoted == nil { candidates.append(self.current.startedAt + 2 * t) }
-            if self.current.precommitted == nil { candidates.append(self.current.startedAt + 4 * t) }
+            if self.current.prevoted == nil { candidates.append(max(now, self.current.startedAt.addingSaturated(2 * t))) }
+            let precommitAt = self.current.startedAt.addingSaturated(4 * t)
+            if self.current.precommitted == nil && precommitAt > now { candidates.append(precommitAt) }
         }
-        candidates.append(max(self.current.startedAt, self.lastVoteRequestAt) + 4 * t)
-        return candidates.filter { $0 > now }.min() ?? (now + 4 * t)
+        if !self.current.completable {
+            candidates.append(max(now, max(self.current.startedAt, self.lastVoteRequestAt).addingSaturated(4 * t)))
+        }
+        for asked in self.catchUpRequested.values where asked.round == self.current.number {
+            candidates.append(max(now, asked.at.addingSaturated(8 * t)))
+        }
+        return candidates.min() ?? now.addingSaturated(4 * t)
     }
 
     var lastVoteRequestAt: UInt64 = 0

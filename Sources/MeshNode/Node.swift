@@ -386,6 +386,7 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         let best = self.chain.best
         let fin = self.chain.finalized
         self.syncProgress.record(now: now, best: best.number)
+        self.core.logFinalityState(now: self.clock.now())
         let peers = self.core.peers.connected.count
         let found = self.discovery.map { ", \($0.core.table.count) discovered" } ?? ""
         let rates = "⬇ \(String(format: "%.1f", inRate))kiB/s ⬆ \(String(format: "%.1f", outRate))kiB/s"

@@ -29,6 +29,9 @@ extension NodeCore {
     /// what the gadget checked is accepted for relay.
     func applyFinality(_ m: FinalityMessage, from id: PeerID?, now: NodeTime) -> ValidationResult {
         let (verdict, actions) = self.finality.receive(m, from: id ?? -1, now: now.instant)
+        if case .voteRequest(let round, _) = m {
+            self.logFinality.debug("vote request", ["peer": "\(id ?? -1)", "round": "\(round)", "ours": "\(self.finality.round)", "answers": "\(actions.count)"])
+        }
         self.process(actions, now: now)
         switch verdict {
         case .valid:
@@ -73,6 +76,7 @@ extension NodeCore {
                     // Requests go to each peer directly: gossip would deduplicate a repeated
                     // request, and its validation accepts only votes, commits and evidence.
                     let bytes = m.encoded
+                    if case .voteRequest(let round, _) = m { self.logFinality.debug("asking peers for votes", ["round": "\(round)", "peers": "\(self.peers.ordered.count)"]) }
                     for p in self.peers.ordered { self.emit(.send(p.id, protocol: ProtocolName.finality, bytes)) }
                 }
             case .send(let id, let m):
@@ -110,5 +114,15 @@ extension NodeCore {
         do { _ = try self.submit(tx, now: now) } catch {
             self.logFinality.debug("equivocation report not submitted", ["error": "\(error)"])
         }
+    }
+}
+
+extension NodeCore {
+    /// Writes the gadget's round state (rounds, votes by target number, estimates) at debug
+    /// level, for an operator asking why finality does not advance. The driver calls it with
+    /// its periodic status line.
+    public func logFinalityState(now: NodeTime) {
+        self.logFinality.debug("voter state", ["state": self.finality.debugDescription, "timerIn": "\(self.finalityAt.since(now.instant))",
+                                               "timers": self.finality.timersDescription(now: now.instant)])
     }
 }

@@ -391,8 +391,8 @@ public final class FinalityScenario {
         self.scheduleTick(node)
     }
 
-    func scheduleTick(_ node: Node) {
-        let at = self.global(node, node.core.nextDeadline(after: Instant(nanoseconds: self.now(node))).nanoseconds)
+    func scheduleTick(_ node: Node, notBefore: UInt64 = 0) {
+        let at = max(notBefore, self.global(node, node.core.nextDeadline(after: Instant(nanoseconds: self.now(node))).nanoseconds))
         guard at < node.tickAt || node.tickAt <= self.sim.now else { return }
         node.tickAt = at
         self.sim.schedule(at: at) { [unowned self, unowned node] in
@@ -401,7 +401,9 @@ public final class FinalityScenario {
             if !node.silent && !self.isOffline(node.index) {
                 self.process(node, node.core.tick(now: Instant(nanoseconds: self.now(node))))
             } else if !node.silent {
-                self.scheduleTick(node)
+                // Offline: its gadget does not run, and a timer that is already due stays
+                // due; look again one gossip period later.
+                self.scheduleTick(node, notBefore: self.sim.now + self.config.finality.gossipDuration.nanoseconds)
             }
         }
     }

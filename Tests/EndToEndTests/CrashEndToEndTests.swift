@@ -69,7 +69,7 @@ struct CrashEndToEndTests {
         procs[3].signal(SIGSTOP)
         let f1 = try c[0].finalized()
         // (A liveness check, not a speed one: the suite runs other node processes beside this.)
-        #expect(try c[0].waitUntil(timeout: 40) { try c[0].finalized() >= f1 + 4 }, "finality stopped with one validator frozen")
+        #expect(try c[0].waitUntil(timeout: 40) { try c[0].finalized() >= f1 + 4 }, "finality stopped with one validator frozen at #\(f1): finalized #\((try? c[0].finalized()) ?? 0), head #\((try? c[0].head()) ?? 0)\n\((0..<3).map { "[\($0)] " + procs[$0].output.suffix(4000) }.joined(separator: "\n"))")
 
         // Two of four frozen (half the stake): blocks continue, finality waits.
         procs[2].signal(SIGSTOP)

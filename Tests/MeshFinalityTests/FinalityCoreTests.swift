@@ -159,6 +159,45 @@ struct FinalityCoreTests {
         #expect(sent >= 5 && sent <= 10_000_000_000 / (2 * g) + 1, "\(sent) answers for 1000 requests")
     }
 
+    @Test("a node that hears others' vote requests more often than every 4T still sends its own: the timer is absolute, not pushed later by messages")
+    func ownVoteRequestsNotStarvedByOthers() throws {
+        // Driven as the node drives it: after every call the timer is re-read, and `tick` runs
+        // when it is due. Two peers' requests arrive every 0.6 × 4T between them. Before the
+        // fix, every re-read answered "now + 4T" once the request was overdue, so the node
+        // never asked again (CrashEndToEndTests.frozenValidators stalled so under load).
+        let (tree, chain) = makeTree(4)
+        let c = self.core(tree, key: 0)
+        let g = FinalityConfig().gossipDuration.nanoseconds
+        var timer = Instant.zero
+        var requests: [UInt64] = []
+        func run(_ actions: [FinalityAction], at now: UInt64) {
+            for case .broadcast(.voteRequest(let round, _)) in actions where round == c.round { requests.append(now) }
+            timer = c.nextDeadline(after: Instant(nanoseconds: now))
+            #expect(timer.nanoseconds >= now)
+        }
+        run(c.start(now: .zero), at: 0)
+        // One other prevote: the round cannot complete, so the node keeps asking.
+        run(c.handle(.vote(SignedVote(phase: .prevote, target: chain[2], round: 1, setId: 0, key: self.keys[1])), from: 1, now: Instant(nanoseconds: 1)), at: 1)
+        var now: UInt64 = 1
+        let step = 4 * g * 6 / 10
+        var nextMessage = step
+        var ticks = 0
+        while now < 20 * 4 * g {
+            now = min(timer.nanoseconds, nextMessage)
+            if now == nextMessage {
+                nextMessage += step
+                run(c.handle(.voteRequest(round: 1, setId: 0), from: 2 + Int(now / step % 2), now: Instant(nanoseconds: now)), at: now)
+            } else {
+                ticks += 1
+                run(c.tick(now: Instant(nanoseconds: now)), at: now)
+            }
+            #expect(ticks < 10_000, "the timer does not advance")
+            if ticks >= 10_000 { return }
+        }
+        #expect(requests.count >= 18, "\(requests.count) own vote requests in 20 × 4T")
+        for (a, b) in zip(requests, requests.dropFirst()) { #expect(b - a <= 4 * g + 1, "a gap of \(Double(b - a) / Double(g)) T between requests") }
+    }
+
     @Test("a vote request two rounds ahead makes a node that is behind ask that peer for catch-up, at most once per round and 8T; nearer rounds and other sets do not")
     func voteRequestAheadAsksCatchUp() throws {
         // A validator that connects after the others' votes of a stuck round went out hears

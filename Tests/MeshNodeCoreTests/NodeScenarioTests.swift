@@ -93,3 +93,23 @@ struct NodeScenarioTests {
         #expect(Self.int(s, "finalizedHeight") >= 14, "seed \(seed): finalized \(Self.int(s, "finalizedHeight")) of best \(Self.int(s, "bestHeight"))")
     }
 }
+
+extension NodeScenarioTests {
+    @Test("a validator cut off from the start joins after the others finalized and moved on, one of the others stops: the three finalize", arguments: Array(1...4) as [UInt64])
+    func isolatedFromStartJoinsLate(seed: UInt64) throws {
+        // Validator 0 starts alone (builds its own fork, votes alone in round 1); validators
+        // 1-3 finalize a few blocks; validator 3 stops; validator 0 joins when the others'
+        // votes of their open round went out long ago (CrashEndToEndTests.frozenValidators,
+        // under load, stalled so: the late one never learned the others' prevotes).
+        let s = try Self.run({ c in
+            c.nodes = 4
+            c.seconds = 40
+            c.slotMs = 500
+            c.network.partitions = [NetworkModel.Partition(spec: "25/75@0-6")!]
+            c.stopValidators = 1
+            c.stopAt = 4
+        }, seed: seed)
+        #expect(s.safetyViolations == 0, "seed \(seed): \(s.violations)")
+        #expect(Self.int(s, "finalizedHeight") >= 40, "seed \(seed): finalized \(Self.int(s, "finalizedHeight")) of best \(Self.int(s, "bestHeight"))")
+    }
+}
