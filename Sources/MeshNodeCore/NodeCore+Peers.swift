@@ -82,6 +82,12 @@ extension NodeCore {
             if !known || Self.requestProtocols.contains(proto) { self.resetIncoming(id, stream, code: ChannelCode.refused) }
             return
         }
+        if (proto == ProtocolName.sync || proto == ProtocolName.ancestry) && !self.peers.mayServeBlocks(id, now: now.instant) {
+            // The block answers it had lately spent its byte budget: refused, not charged (an
+            // honest node catching up on large blocks gets here and asks again later).
+            self.resetIncoming(id, stream, code: ChannelCode.refused)
+            return
+        }
         if Self.requestProtocols.contains(proto) { self.peers.update(id) { $0.incoming[stream] = Self.servedMarker } }
         switch proto {
         case ProtocolName.finality: self.receiveFinality(message, from: id, now: now)

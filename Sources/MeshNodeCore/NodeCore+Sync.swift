@@ -113,7 +113,9 @@ extension NodeCore {
             n += 1
             if size > 8 << 20 { break }
         }
-        self.reply(id, stream, BlocksResponse(blocks: blocks, justifications: justifications).encoded)
+        let answer = BlocksResponse(blocks: blocks, justifications: justifications).encoded
+        self.peers.chargeServedBlocks(id, bytes: answer.count, now: now.instant)
+        self.reply(id, stream, answer)
     }
 
     func importSynced(_ resp: BlocksResponse, from id: PeerID, now: NodeTime) {
@@ -198,7 +200,9 @@ extension NodeCore {
             self.resetIncoming(id, stream, code: ChannelCode.refused)
             return
         }
-        self.reply(id, stream, BlocksResponse(blocks: blocks.reversed(), justifications: []).encoded)
+        let answer = BlocksResponse(blocks: blocks.reversed(), justifications: []).encoded
+        self.peers.chargeServedBlocks(id, bytes: answer.count, now: now.instant)
+        self.reply(id, stream, answer)
     }
 
     /// An answer to our request for `asked` and its ancestors: it must end with that block and

@@ -57,6 +57,9 @@ public struct PeerRecord: Sendable {
     var requests: [RequestID: PendingRequest] = [:]
     /// Budgets per inbound message kind (bounded: the node's own protocol names).
     var budgets: [String: RequestBudget] = [:]
+    /// Bytes of block answers (sync, ancestry) we may still serve the peer; may run below 0
+    /// by one answer, and the peer is refused until it refills (see `PeerManagerConfig`).
+    var servedBlockBytes: TokenBucket?
     /// When we last asked this peer for addresses.
     var addressesAskedAt: Instant?
 
@@ -92,6 +95,12 @@ public struct PeerManagerConfig: Sendable {
     public var banDuration: Duration = .seconds(600)
     /// A request unanswered for this long is cancelled.
     public var requestTimeout: Duration = .seconds(15)
+    /// Bytes of block answers (range sync and ancestry) served to one peer, sustained per
+    /// second and in a burst. Requests are budgeted by count (`PeerManager.budgets`), and what
+    /// one costs us grows with its answer (up to 8 MiB): past this the peer's block requests
+    /// are refused, uncharged, until the bucket refills.
+    public var servedBlockBytesPerSecond: Double = 32 * 1024 * 1024
+    public var servedBlockBytesBurst: Double = 64 * 1024 * 1024
     public init() {}
 }
 
@@ -112,10 +121,13 @@ public struct PeerManager {
     let random: (UInt64) -> UInt64
 
     /// Per-peer budgets (sustained per second, burst) for each kind of inbound message. An
-    /// honest node stays far below them: one sync or ancestry request in flight at a time,
-    /// a peers request every few seconds, gossip frames at the network's message rate.
+    /// honest node stays below them: one sync or ancestry request in flight at a time, a
+    /// peers request every few seconds, gossip frames at the network's message rate. A node
+    /// catching up on small blocks asks for the next range as soon as one is imported (one
+    /// round trip and 128 imports apart, about 25 ms at 5,000 blocks/s), so the sync budget
+    /// is counted in requests here and in bytes served by `servedBlockBytesPerSecond`.
     public static let budgets: [String: (rate: Double, burst: Double)] = [
-        ProtocolName.sync: (10, 30), ProtocolName.ancestry: (20, 60), ProtocolName.blockTransactions: (20, 60),
+        ProtocolName.sync: (50, 100), ProtocolName.ancestry: (20, 60), ProtocolName.blockTransactions: (20, 60),
         ProtocolName.peers: (1, 5), ProtocolName.head: (2, 10), ProtocolName.gossip: (2_000, 6_000),
         ProtocolName.finality: (200, 600), PeerManager.unknownProtocols: (5, 20),
     ]
@@ -210,6 +222,27 @@ public struct PeerManager {
         guard let b = Self.budgets[proto], self.isConnected(id) else { return .within }
         return self.connected[id]!.budgets[proto, default: RequestBudget(burst: b.burst, now: now.nanoseconds)]
             .take(now: now.nanoseconds, rate: b.rate, burst: b.burst)
+    }
+
+    /// Whether the peer's block-answer byte budget has anything left (refilled to `now`).
+    mutating func mayServeBlocks(_ id: PeerID, now: Instant) -> Bool {
+        guard self.isConnected(id) else { return false }
+        return self.refilledServedBytes(id, now: now) > 0
+    }
+
+    /// Charges an answer of `bytes` to the peer's block-answer byte budget.
+    mutating func chargeServedBlocks(_ id: PeerID, bytes: Int, now: Instant) {
+        guard self.isConnected(id) else { return }
+        _ = self.refilledServedBytes(id, now: now)
+        self.connected[id]!.servedBlockBytes!.tokens -= Double(bytes)
+    }
+
+    private mutating func refilledServedBytes(_ id: PeerID, now: Instant) -> Double {
+        let burst = self.config.servedBlockBytesBurst
+        var bucket = self.connected[id]!.servedBlockBytes ?? TokenBucket(tokens: burst, updatedAt: now.nanoseconds)
+        _ = bucket.take(now: now.nanoseconds, rate: self.config.servedBlockBytesPerSecond, burst: burst, cost: 0)
+        self.connected[id]!.servedBlockBytes = bucket
+        return bucket.tokens
     }
 
     // MARK: Requests

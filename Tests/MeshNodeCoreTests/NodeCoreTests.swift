@@ -17,7 +17,7 @@ final class CoreHarness {
     var time: UInt64 = 0  // ns since genesis
 
     /// `validators` keys; the core runs the first one's key (a validator when `validator`).
-    init(validators: Int = 1, validator: Bool = true, seed: UInt64 = 1) throws {
+    init(validators: Int = 1, validator: Bool = true, seed: UInt64 = 1, peers: PeerManagerConfig = PeerManagerConfig()) throws {
         var rng = SeededRNG(seed: seed)
         self.keys = (0..<validators).map { _ in try! Ed25519.PrivateKey(seedBytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }) }
         var p = ChainParams()
@@ -28,6 +28,7 @@ final class CoreHarness {
         self.spec = spec
         var c = NodeCoreConfig()
         c.validator = validator
+        c.peers = peers
         var r = SeededRNG(seed: seed &+ 99)
         self.core = try NodeCore(config: c, spec: spec, key: self.keys[0], store: MemoryStore(), now: NodeTime(instant: .zero, wallMillis: Self.genesisTime),
                                  random: { bound in bound <= 1 ? 0 : r.next() % bound }, log: SilentLog())
@@ -201,6 +202,48 @@ struct NodeCoreTests {
         h.core.response(1, requests[0].0, BlocksResponse(blocks: [], justifications: []).encoded, now: h.now)
         #expect(h.core.peers[1]?.best.number == 0)
         #expect(h.core.counters.invalidMessages["sync answer below the claimed best"] == 1)
+    }
+
+    @Test("block answers are budgeted in bytes too: past the budget sync and ancestry requests are refused uncharged until it refills")
+    func servedBlockBytes() throws {
+        var peers = PeerManagerConfig()
+        peers.servedBlockBytesBurst = 1000
+        peers.servedBlockBytesPerSecond = 1000
+        let h = try CoreHarness(peers: peers)
+        h.core.start(now: h.now)
+        h.advance(10)
+        h.tickUntilNow()
+        #expect(h.core.chain.best.number >= 8)
+        h.core.peerConnected(1, info: h.info(1), now: h.now)
+        _ = h.core.drain()
+        var stream: StreamID = 10
+        /// Sends one request; the size of the answer, or nil when refused.
+        func ask(_ proto: String, _ body: [UInt8]) -> Int? {
+            stream += 2
+            h.core.streamOpened(1, stream, protocolName: proto)
+            h.core.received(1, stream, protocolName: proto, body, now: h.now)
+            defer { h.core.streamEnded(1, stream) }
+            for a in h.core.drain() {
+                if case .reply(1, stream, let b) = a { return b.count }
+                if case .reset(1, stream, ChannelCode.refused) = a { return nil }
+            }
+            Issue.record("neither answered nor refused")
+            return nil
+        }
+        let range = BlocksRequest(from: 1, count: 128).encoded
+        let first = try #require(ask(ProtocolName.sync, range))
+        #expect(first > 1000, "eight blocks and more are over the 1,000-byte burst")
+        // The budget is spent (below 0): range and ancestry requests are refused, though the
+        // request count budget has room, and nothing is charged.
+        #expect(ask(ProtocolName.sync, range) == nil)
+        #expect(ask(ProtocolName.ancestry, AncestryRequest(hash: h.core.chain.best.hash, count: 4).encoded) == nil)
+        #expect(h.core.counters.invalidMessages.isEmpty, "\(h.core.counters.invalidMessages)")
+        #expect(h.core.peers[1]?.score == 0)
+        // Other requests are not held back by it.
+        #expect(ask(ProtocolName.head, [1]) != nil)
+        // Once the bucket has refilled above 0 the peer is served again.
+        h.time += UInt64(Double(first) / 1000 * 1e9) + 1_000_000
+        #expect(ask(ProtocolName.sync, range) != nil)
     }
 
     @Test("a refused sync request is retried at a later heartbeat, from the peer that claims most, one at a time")

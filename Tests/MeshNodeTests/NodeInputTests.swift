@@ -163,8 +163,10 @@ struct NodeInputTests {
             #expect(ProtocolName.all.contains(name) || name == PeerManager.unknownProtocols, "\(name)")
             #expect(b.rate > 0 && b.burst >= b.rate, "\(name)")
         }
-        // A sync request every 100 ms at most, sustained: far above an honest node's one in flight.
-        #expect(PeerManager.budgets[ProtocolName.sync]?.rate == 10)
+        // A sync request every 20 ms at most, sustained: above an honest node's one in flight
+        // (a round trip and 128 imports apart); bytes served are budgeted apart.
+        #expect(PeerManager.budgets[ProtocolName.sync]?.rate == 50)
+        #expect(PeerManagerConfig().servedBlockBytesPerSecond == 32 * 1024 * 1024)
     }
 
     @Test("a backlog read at once after a stall is refused but not charged; only a sustained excess is charged")
