@@ -59,9 +59,14 @@ public final class SecureConnection {
     var sendCipher: TransportCipher?
     var receiveCipher: TransportCipher?
 
-    // Inbound bytes not yet processed.
+    // Inbound: `inbound[inboundStart..<inboundEnd]` read and not yet processed; the rest of
+    // `inbound` is room for the next read (the socket reads straight into it).
     var inbound: [UInt8] = []
     var inboundStart = 0
+    var inboundEnd = 0
+    /// A read filled all the room it was offered: offer more next time, and keep the buffer
+    /// between reads until a ``tick(now:)`` finds the connection idle.
+    var inboundLarge = false
 
     // Outbound: handshake bytes ready to write, then control frames and stream data to encrypt.
     var handshakeOut: [UInt8] = []
@@ -84,6 +89,9 @@ public final class SecureConnection {
     /// The latest time seen (by ``receive(_:now:)`` or ``tick(now:)``).
     var now: UInt64
     var readyStreams: [StreamID] = []
+    /// Chunks of the transport message being packed that are encrypted from their messages
+    /// (kept between calls for its capacity).
+    var gathered: [TransportCipher.Gathered] = []
     var nextStreamID: StreamID
     public private(set) var queuedBytes = 0
     var reassemblyBytes = 0
@@ -180,42 +188,114 @@ public final class SecureConnection {
     /// error returned; the caller should flush ``takeOutbound(maxBytes:)`` then drop the socket.
     public func receive(_ bytes: [UInt8], now: UInt64) throws(ChannelError) {
         if self.isClosed { return }
-        self.now = max(self.now, now)
-        self.bytesReceived += bytes.count
-        if self.inboundStart > 0 && self.inboundStart == self.inbound.count {
-            self.inbound.removeAll(keepingCapacity: self.inbound.capacity <= 256 * 1024)
-            self.inboundStart = 0
+        self.makeRoom(bytes.count)
+        bytes.withUnsafeBytes { b in
+            self.inbound.withUnsafeMutableBytes { to in
+                if b.count > 0 { (to.baseAddress! + self.inboundEnd).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+            }
         }
-        self.inbound.append(contentsOf: bytes)
+        try self.stored(bytes.count, now: now, filledRoom: false)
+    }
+
+    /// Reads straight into the connection's own buffer: lends `read` the free space (the
+    /// socket layer reads into it and returns how many bytes it stored, 0 for none), then
+    /// processes them in place: no copy between the socket and the decryption. Returns what
+    /// `read` returned. Errors as ``receive(_:now:)``.
+    @discardableResult
+    public func receive(now: UInt64, reading read: (UnsafeMutableRawBufferPointer) -> Int) throws(ChannelError) -> Int {
+        if self.isClosed {
+            // Nothing more is processed; the bytes are read and dropped.
+            return withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 1) { read($0) }
+        }
+        self.makeRoom(self.inboundLarge ? Self.largeRoom : Self.smallRoom)
+        let room = self.inbound.count - self.inboundEnd
+        let end = self.inboundEnd
+        let n = self.inbound.withUnsafeMutableBytes { b in read(UnsafeMutableRawBufferPointer(rebasing: b[end...])) }
+        guard n > 0 else {
+            self.releaseIfIdle(keepLarge: false)
+            return n
+        }
+        precondition(n <= room, "read past the room it was lent")
+        try self.stored(n, now: now, filledRoom: n == room)
+        return n
+    }
+
+    /// Free space offered to a read: small for connections that trickle, large once a read
+    /// filled what it was offered (a bulk transfer).
+    static let smallRoom = 16 * 1024
+    static let largeRoom = 256 * 1024
+
+    /// Makes at least `room` bytes free after `inboundEnd`: moves unprocessed bytes (at most
+    /// one partial transport message) to the front, or grows the buffer.
+    func makeRoom(_ room: Int) {
+        if self.inboundStart == self.inboundEnd {
+            self.inboundStart = 0
+            self.inboundEnd = 0
+        }
+        if self.inbound.count - self.inboundEnd >= room { return }
+        let pending = self.inboundEnd - self.inboundStart
+        if self.inboundStart > 0 && self.inbound.count - pending >= room {
+            let from = self.inboundStart
+            self.inbound.withUnsafeMutableBytes { b in
+                if pending > 0 { b.baseAddress!.copyMemory(from: UnsafeRawPointer(b.baseAddress! + from), byteCount: pending) }
+            }
+        } else {
+            var grown = [UInt8](repeating: 0, count: max(pending + room, self.inbound.count))
+            let from = self.inboundStart
+            if pending > 0 {
+                grown.withUnsafeMutableBytes { to in
+                    self.inbound.withUnsafeBytes { b in to.baseAddress!.copyMemory(from: b.baseAddress! + from, byteCount: pending) }
+                }
+            }
+            self.inbound = grown
+        }
+        self.inboundStart = 0
+        self.inboundEnd = pending
+    }
+
+    /// `count` bytes were stored at `inboundEnd`: processes every whole transport message.
+    func stored(_ count: Int, now: UInt64, filledRoom: Bool) throws(ChannelError) {
+        self.now = max(self.now, now)
+        self.bytesReceived += count
+        self.inboundEnd += count
+        if filledRoom { self.inboundLarge = true }
         do {
             try self.processInbound(now: now)
         } catch {
             self.fail(error)
             throw error
         }
-        if self.inboundStart == self.inbound.count {
-            // Idle connections keep no buffer.
-            self.inbound = []
-            self.inboundStart = 0
-        } else if self.inboundStart > 65_536 {
-            self.inbound.removeFirst(self.inboundStart)
-            self.inboundStart = 0
-        }
+        self.releaseIfIdle(keepLarge: filledRoom)
         if self.controlFrames.bytes > self.config.maxControlBytes {
             let e = ChannelError.bufferLimit("control frames owed to a peer that does not read")
             self.fail(e)
             throw e
         }
-        if self.inbound.count - self.inboundStart > self.config.maxInboundBuffer {
+        if self.inboundEnd - self.inboundStart > self.config.maxInboundBuffer {
             let e = ChannelError.bufferLimit("inbound buffer")
             self.fail(e)
             throw e
         }
     }
 
+    /// Idle connections keep no buffer: once everything read is processed, a small buffer is
+    /// dropped at once; a large one (a bulk transfer, more reads to come) at the next
+    /// ``tick(now:)`` that finds it empty, so a transfer does not reallocate it per read.
+    func releaseIfIdle(keepLarge: Bool) {
+        guard self.inboundStart == self.inboundEnd, !self.inbound.isEmpty else { return }
+        if keepLarge || (self.inboundLarge && self.inbound.count > Self.smallRoom) {
+            self.inboundStart = 0
+            self.inboundEnd = 0
+            return
+        }
+        self.inbound = []
+        self.inboundStart = 0
+        self.inboundEnd = 0
+    }
+
     func processInbound(now: UInt64) throws(ChannelError) {
         while !self.isClosed {
-            let available = self.inbound.count - self.inboundStart
+            let available = self.inboundEnd - self.inboundStart
             guard available >= 2 else { return }
             let length = Int(self.inbound[self.inboundStart]) << 8 | Int(self.inbound[self.inboundStart + 1])
             guard available >= 2 + length else { return }
@@ -562,6 +642,12 @@ public final class SecureConnection {
     /// started is held forever.
     public func tick(now: UInt64) throws(ChannelError) {
         self.now = max(self.now, now)
+        if self.inboundStart == self.inboundEnd && !self.inbound.isEmpty {
+            self.inbound = []
+            self.inboundStart = 0
+            self.inboundEnd = 0
+            self.inboundLarge = false
+        }
         if case .handshake = self.state, now &- self.startedAt > self.config.handshakeTimeout {
             self.fail(.handshakeTimeout)
             throw .handshakeTimeout
@@ -605,104 +691,156 @@ public final class SecureConnection {
     /// Encryption happens here, so a socket that cannot take more does not make the
     /// connection encrypt (and buffer) ahead.
     public func takeOutbound(maxBytes: Int = 256 * 1024) -> [UInt8] {
-        var out = self.handshakeOut
+        let handshake = self.handshakeOut
         self.handshakeOut = []
-        guard let cipher = self.sendCipher else { return out }
-        let maxPlain = 65_535 - 16
-        while out.count < maxBytes {
-            if self.controlFrames.isEmpty && !self.hasSendableData { break }
-            // Reserve the length prefix, pack frames, seal in place, patch the length.
-            let lengthAt = out.count
-            out.append(0)
-            out.append(0)
-            let plainStart = out.count
-            // Control frames first.
-            while let f = self.controlFrames.first, out.count - plainStart + f.count <= maxPlain {
-                out.append(contentsOf: f)
-                self.controlFrames.removeFirst()
-            }
-            // Then data, one chunk per ready stream in turn.
-            var rounds = 0
-            while out.count - plainStart < maxPlain - 64, !self.readyStreams.isEmpty, rounds < self.readyStreams.count * 2 {
-                rounds += 1
-                let id = self.readyStreams.removeFirst()
-                guard let s = self.streams[id], s.hasPending else { continue }
-                if s.sendWindow <= 0 {
-                    if s.windowBlockedSince == nil { s.windowBlockedSince = self.now }
-                    continue  // re-added on WINDOW
-                }
-                let msg = s.outgoing[s.outgoingHead]
-                let room = maxPlain - (out.count - plainStart) - 32
-                let remaining = msg.body.count - msg.offset
-                let chunk = min(remaining, room, s.sendWindow)
-                if chunk <= 0 && remaining > 0 {
-                    self.readyStreams.insert(id, at: 0)
-                    break
-                }
-                var flags = DataFlags()
-                if msg.offset == 0 {
-                    flags.insert(.first)
-                    if msg.flags.contains(.compressed) { flags.insert(.compressed) }
-                }
-                let isLast = chunk == remaining
-                if isLast {
-                    flags.insert(.last)
-                    if msg.flags.contains(.fin) { flags.insert(.fin) }
-                }
-                var header = ByteWriter(capacity: 16)
-                header.u8(flags.rawValue)
-                if flags.contains(.first) {
-                    header.varint(msg.body.count)
-                    if flags.contains(.compressed) { header.varint(msg.originalLength) }
-                }
-                var frameHead = ByteWriter(capacity: 16)
-                frameHead.u8(FrameKind.data.rawValue)
-                frameHead.varint(id)
-                frameHead.varint(header.count + chunk)
-                out.append(contentsOf: frameHead.bytes)
-                out.append(contentsOf: header.bytes)
-                out.append(contentsOf: msg.body[msg.offset..<(msg.offset + chunk)])
-                s.sendWindow -= chunk
-                self.queuedBytes -= chunk
-                if isLast {
-                    s.outgoing[s.outgoingHead] = OutgoingMessage(body: [], offset: 0, flags: [], originalLength: 0)
-                    s.outgoingHead += 1
-                    if s.outgoingHead == s.outgoing.count {
-                        s.outgoing.removeAll()
-                        s.outgoingHead = 0
-                    } else if s.outgoingHead > 1024 {
-                        s.outgoing.removeFirst(s.outgoingHead)
-                        s.outgoingHead = 0
-                    }
-                } else {
-                    s.outgoing[s.outgoingHead].offset += chunk
-                }
-                let done = s.localFinished && !s.hasPending && s.remoteFinished && s.partial == nil
-                if done {
-                    self.removeStream(id)
-                } else if s.hasPending {
-                    self.readyStreams.append(id)
-                }
-            }
-            let plainCount = out.count - plainStart
-            if plainCount == 0 {
-                out.removeLast(2)
-                break
-            }
-            out.append(contentsOf: [UInt8](repeating: 0, count: 16))
-            do { try cipher.seal(&out, plaintext: plainStart..<(plainStart + plainCount)) } catch {
-                self.fail(error)
-                out.removeSubrange(lengthAt...)
-                break
-            }
-            let total = plainCount + 16
-            out[lengthAt] = UInt8(total >> 8)
-            out[lengthAt + 1] = UInt8(total & 0xff)
-            self.messagesSent += 1
+        guard let cipher = self.sendCipher else { return handshake }
+        guard !self.controlFrames.isEmpty || self.hasSendableData else {
+            self.bytesSent += handshake.count
+            if self.closeAfterFlush && self.controlFrames.isEmpty { self.sendCipher = nil }
+            return handshake
         }
+        // One allocation, sized to what is queued (never past one transport message beyond
+        // `maxBytes`): frames are packed into it and sealed where they lie, and large chunks
+        // are encrypted straight from the application's message into it (no plaintext copy).
+        let slack = 4096
+        let wanted = self.controlFrames.bytes.addingReportingOverflow(self.queuedBytes).partialValue
+        let capacity = handshake.count + min(maxBytes + 65_537, max(0, wanted) + slack)
+        var failure: ChannelError?
+        let out = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            handshake.withUnsafeBytes { h in if h.count > 0 { raw.baseAddress!.copyMemory(from: h.baseAddress!, byteCount: h.count) } }
+            var w = handshake.count
+            do throws(ChannelError) {
+                while w < handshake.count + maxBytes {
+                    guard let sealedEnd = try self.packRecord(into: raw, at: w, cipher: cipher) else { break }
+                    w = sealedEnd
+                }
+            } catch {
+                failure = error
+            }
+            initialized = w
+        }
+        if let failure { self.fail(failure) }
         self.bytesSent += out.count
         if self.closeAfterFlush && self.controlFrames.isEmpty { self.sendCipher = nil }
         return out
+    }
+
+    /// Chunks at least this long are encrypted from the message into the send buffer; shorter
+    /// ones are copied next to their frame header and sealed with it (fewer cipher calls).
+    static let gatherThreshold = 2048
+
+    /// Packs control frames, then data chunks of the ready streams in turn, into one transport
+    /// message at `start` of `out` (2-byte length, frames, tag) and seals it. Returns where it
+    /// ends, or nil when nothing fitted or was ready (`out` is then untouched past `start`).
+    func packRecord(into out: UnsafeMutableRawBufferPointer, at start: Int, cipher: TransportCipher) throws(ChannelError) -> Int? {
+        let plainStart = start + 2
+        // The record's plaintext: at most 65,535 − 16 bytes, and what the buffer holds.
+        let limit = min(65_535 - 16, out.count - plainStart - 16)
+        guard limit >= 64 else { return nil }
+        var w = plainStart
+        func put(_ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { b in if b.count > 0 { (out.baseAddress! + w).copyMemory(from: b.baseAddress!, byteCount: b.count) } }
+            w += bytes.count
+        }
+        func putVarint(_ value: UInt64) {
+            var v = value
+            while v >= 0x80 {
+                out[w] = UInt8(truncatingIfNeeded: v) | 0x80
+                w += 1
+                v >>= 7
+            }
+            out[w] = UInt8(v)
+            w += 1
+        }
+        func varintSize(_ value: UInt64) -> Int { value < 0x80 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7 }
+        // Control frames first.
+        while let f = self.controlFrames.first, w - plainStart + f.count <= limit {
+            put(f)
+            self.controlFrames.removeFirst()
+        }
+        // Then data, one chunk per ready stream in turn.
+        self.gathered.removeAll(keepingCapacity: true)
+        var rounds = 0
+        while w - plainStart < limit - 64, !self.readyStreams.isEmpty, rounds < self.readyStreams.count * 2 {
+            rounds += 1
+            let id = self.readyStreams.removeFirst()
+            guard let s = self.streams[id], s.hasPending else { continue }
+            if s.sendWindow <= 0 {
+                if s.windowBlockedSince == nil { s.windowBlockedSince = self.now }
+                continue  // re-added on WINDOW
+            }
+            let msg = s.outgoing[s.outgoingHead]
+            let room = limit - (w - plainStart) - 32
+            let remaining = msg.body.count - msg.offset
+            let chunk = min(remaining, room, s.sendWindow)
+            if chunk <= 0 && remaining > 0 {
+                self.readyStreams.insert(id, at: 0)
+                break
+            }
+            var flags = DataFlags()
+            if msg.offset == 0 {
+                flags.insert(.first)
+                if msg.flags.contains(.compressed) { flags.insert(.compressed) }
+            }
+            let isLast = chunk == remaining
+            if isLast {
+                flags.insert(.last)
+                if msg.flags.contains(.fin) { flags.insert(.fin) }
+            }
+            // kind, stream, length, then the DATA body: flags, the sizes on FIRST, the chunk.
+            var headerCount = 1
+            if flags.contains(.first) {
+                headerCount += varintSize(UInt64(msg.body.count))
+                if flags.contains(.compressed) { headerCount += varintSize(UInt64(msg.originalLength)) }
+            }
+            out[w] = FrameKind.data.rawValue
+            w += 1
+            putVarint(id)
+            putVarint(UInt64(headerCount + chunk))
+            out[w] = flags.rawValue
+            w += 1
+            if flags.contains(.first) {
+                putVarint(UInt64(msg.body.count))
+                if flags.contains(.compressed) { putVarint(UInt64(msg.originalLength)) }
+            }
+            if chunk >= Self.gatherThreshold {
+                self.gathered.append(TransportCipher.Gathered(source: msg.body, sourceOffset: msg.offset, count: chunk, at: w))
+            } else if chunk > 0 {
+                msg.body.withUnsafeBytes { b in (out.baseAddress! + w).copyMemory(from: b.baseAddress! + msg.offset, byteCount: chunk) }
+            }
+            w += chunk
+            s.sendWindow -= chunk
+            self.queuedBytes -= chunk
+            if isLast {
+                s.outgoing[s.outgoingHead] = OutgoingMessage(body: [], offset: 0, flags: [], originalLength: 0)
+                s.outgoingHead += 1
+                if s.outgoingHead == s.outgoing.count {
+                    s.outgoing.removeAll()
+                    s.outgoingHead = 0
+                } else if s.outgoingHead > 1024 {
+                    s.outgoing.removeFirst(s.outgoingHead)
+                    s.outgoingHead = 0
+                }
+            } else {
+                s.outgoing[s.outgoingHead].offset += chunk
+            }
+            let done = s.localFinished && !s.hasPending && s.remoteFinished && s.partial == nil
+            if done {
+                self.removeStream(id)
+            } else if s.hasPending {
+                self.readyStreams.append(id)
+            }
+        }
+        let plainCount = w - plainStart
+        guard plainCount > 0 else { return nil }
+        try cipher.seal(out, plaintext: plainStart..<w, gathering: self.gathered)
+        self.gathered.removeAll(keepingCapacity: true)
+        let total = plainCount + 16
+        out[start] = UInt8(total >> 8)
+        out[start + 1] = UInt8(total & 0xff)
+        self.messagesSent += 1
+        return w + 16
     }
 
     // MARK: Fuzzing support
@@ -796,6 +934,7 @@ public final class SecureConnection {
         self.readyStreams.removeAll()
         self.inbound = []
         self.inboundStart = 0
+        self.inboundEnd = 0
         self.events.append(.closed(error))
         if !self.closeAfterFlush { self.controlFrames.removeAll() }
     }

@@ -64,6 +64,45 @@ final class TransportCipher {
         self.nonce += 1
     }
 
+    /// A piece of a message's plaintext that is not in the output buffer yet: `count` bytes
+    /// of `source` from `sourceOffset`, to be encrypted straight into the output at `at`.
+    struct Gathered {
+        var source: [UInt8]
+        var sourceOffset: Int
+        var count: Int
+        var at: Int
+    }
+
+    /// Seals `out[range]` as one message, tag written right after the range: bytes of the range
+    /// covered by `pieces` (in order, not overlapping) are encrypted from their sources into
+    /// place, the rest in place. The large chunks of a message thus go from the application's
+    /// buffer to the send buffer in the cipher's one pass, with no plaintext copy.
+    func seal(_ out: UnsafeMutableRawBufferPointer, plaintext range: Range<Int>, gathering pieces: [Gathered]) throws(ChannelError) {
+        precondition(range.upperBound + 16 <= out.count, "no room for the tag")
+        try self.prepareNonce()
+        let base = out.baseAddress!
+        do throws(CryptoError) {
+            try self.nonceBytes.withBytes { (nb: UnsafeRawBufferPointer) throws(CryptoError) in try self.cipher.beginSeal(nonce: nb) }
+            var position = range.lowerBound
+            for p in pieces {
+                precondition(p.at >= position && p.at + p.count <= range.upperBound, "gathered pieces out of order")
+                if p.at > position {
+                    try self.cipher.sealUpdate(UnsafeRawBufferPointer(start: base + position, count: p.at - position), into: base + position)
+                }
+                try p.source.withBytes { (src: UnsafeRawBufferPointer) throws(CryptoError) in
+                    precondition(p.sourceOffset >= 0 && p.sourceOffset + p.count <= src.count, "gathered piece outside its source")
+                    try self.cipher.sealUpdate(UnsafeRawBufferPointer(rebasing: src[p.sourceOffset..<(p.sourceOffset + p.count)]), into: base + p.at)
+                }
+                position = p.at + p.count
+            }
+            if range.upperBound > position {
+                try self.cipher.sealUpdate(UnsafeRawBufferPointer(start: base + position, count: range.upperBound - position), into: base + position)
+            }
+            try self.cipher.finishSeal(tag: UnsafeMutableRawBufferPointer(rebasing: out[range.upperBound..<(range.upperBound + 16)]))
+        } catch { throw .crypto(error) }
+        self.nonce += 1
+    }
+
     /// Decrypts `buffer[range]` in place, where the last 16 bytes are the tag. On success the
     /// plaintext is `range.lowerBound ..< range.upperBound − 16`.
     func open(_ buffer: inout [UInt8], ciphertext range: Range<Int>) throws(ChannelError) {

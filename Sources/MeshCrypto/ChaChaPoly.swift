@@ -34,6 +34,42 @@ public final class ChaChaPoly {
 
     deinit { EVP_CIPHER_CTX_free(self.ctx) }
 
+    /// Starts sealing one message under `nonce` (12 bytes), without associated data. The
+    /// plaintext then goes through ``sealUpdate(_:into:)`` in order, in pieces of any length,
+    /// and ``finishSeal(tag:)`` writes the tag: so a message gathered from several buffers is
+    /// encrypted straight into the send buffer, with no copy of its plaintext first.
+    public func beginSeal(nonce: UnsafeRawBufferPointer) throws(CryptoError) {
+        guard nonce.count == 12 else { throw .invalidLength(what: "nonce", expected: 12, actual: nonce.count) }
+        guard EVP_CipherInit_ex(self.ctx, nil, nil, nil, nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), 1) == 1 else {
+            throw .openSSL(step: "EVP_CipherInit_ex(nonce)", code: OpenSSL.lastError())
+        }
+    }
+
+    /// Encrypts the next `input.count` bytes of the message into `output` (which may be
+    /// `input` itself: in place).
+    public func sealUpdate(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawPointer) throws(CryptoError) {
+        guard input.count > 0 else { return }
+        guard input.count <= Int(Int32.max) else { throw .invalidLength(what: "AEAD piece", expected: Int(Int32.max), actual: input.count) }
+        var outl: Int32 = 0
+        guard EVP_CipherUpdate(self.ctx, output.assumingMemoryBound(to: UInt8.self), &outl,
+                               input.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(input.count)) == 1 else {
+            throw .openSSL(step: "EVP_CipherUpdate", code: OpenSSL.lastError())
+        }
+    }
+
+    /// Ends the message begun by ``beginSeal(nonce:)`` and writes its 16-byte tag.
+    public func finishSeal(tag: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard tag.count == 16 else { throw .invalidLength(what: "tag", expected: 16, actual: tag.count) }
+        var finl: Int32 = 0
+        var dummy: UInt8 = 0
+        guard EVP_CipherFinal_ex(self.ctx, &dummy, &finl) == 1 else {
+            throw .openSSL(step: "EVP_CipherFinal_ex", code: OpenSSL.lastError())
+        }
+        guard COpenSSL_aead_get_tag(self.ctx, tag.baseAddress!, 16) == 1 else {
+            throw .openSSL(step: "get tag", code: OpenSSL.lastError())
+        }
+    }
+
     /// Encrypts `buffer` in place and writes the 16-byte tag into `tag`.
     /// The corresponding C functions are `EVP_CipherInit_ex`, `EVP_CipherUpdate` and
     /// `EVP_CipherFinal_ex`.

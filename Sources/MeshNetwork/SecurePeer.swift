@@ -28,7 +28,7 @@ extension SecurePeerDelegate {
 ///
 /// Outbound data is encrypted only as fast as the socket drains (``TCPConnection``'s
 /// watermarks), so a slow peer makes senders wait instead of growing buffers.
-public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
+public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertible {
     public let socket: TCPConnection
     public let channel: SecureConnection
     public weak var delegate: (any SecurePeerDelegate)?
@@ -243,6 +243,21 @@ public final class SecurePeer: TCPConnectionDelegate, CustomStringConvertible {
         let now = EventLoop.now()
         self.lastReceivedAt = now
         do { try self.channel.receive(bytes, now: now) } catch { failure = error }
+        self.afterReceive(failure: failure)
+    }
+
+    /// The socket reads straight into the channel's buffer, where messages are decrypted.
+    public func connection(_ connection: TCPConnection, readWith read: (UnsafeMutableRawBufferPointer) -> Int) {
+        var failure: ChannelError?
+        let now = EventLoop.now()
+        do {
+            guard try self.channel.receive(now: now, reading: read) > 0 else { return }
+        } catch { failure = error }
+        self.lastReceivedAt = now
+        self.afterReceive(failure: failure)
+    }
+
+    private func afterReceive(failure: ChannelError?) {
         self.dispatchEvents(failure: failure)
         self.flush()
         if let failure {

@@ -66,6 +66,52 @@ struct SecureConnectionTests {
         #expect(p.eventsA.contains { if case .hello = $0 { return true }; return false })
     }
 
+    @Test("large and small messages interleaved: chunks sealed from the message into the send buffer, read in pieces of any size straight into the receive buffer")
+    func gatheredSealAndDirectReads() throws {
+        let p = Pair()
+        p.pump()
+        var rng = SeededRNG(seed: 77)
+        let big = try p.a.openStream(protocolName: "/test/big")
+        let small = try p.a.openStream(protocolName: "/test/small")
+        var sent: [StreamID: [[UInt8]]] = [:]
+        for i in 0..<30 {
+            // Sizes around the gather threshold, past one transport message, and tiny.
+            let size = [0, 1, SecureConnection.gatherThreshold - 1, SecureConnection.gatherThreshold, 70_000, 300_000][i % 6]
+            let m = rng.bytes(size)
+            try p.a.send(m, on: big, compress: false)
+            sent[big, default: []].append(m)
+            let s = rng.bytes(Int.random(in: 0...100, using: &rng))
+            try p.a.send(s, on: small, compress: false)
+            sent[small, default: []].append(s)
+        }
+        var received: [StreamID: [[UInt8]]] = [:]
+        var rounds = 0
+        while rounds < 10_000 {
+            rounds += 1
+            // Odd budgets so transport messages straddle what each call returns.
+            let wire = p.a.takeOutbound(maxBytes: Int.random(in: 1...200_000, using: &rng))
+            let back = p.b.takeOutbound()
+            if !back.isEmpty { try p.a.receive(back, now: 0) }
+            if wire.isEmpty && back.isEmpty { break }
+            var offset = 0
+            while offset < wire.count {
+                // A socket that returns fewer bytes than the room it was lent, or all of it.
+                try p.b.receive(now: 0) { room in
+                    let n = min(room.count, wire.count - offset, Int.random(in: 1...140_000, using: &rng))
+                    wire.withUnsafeBytes { w in room.baseAddress!.copyMemory(from: w.baseAddress! + offset, byteCount: n) }
+                    offset += n
+                    return n
+                }
+            }
+            for case .message(let s, let m) in p.b.takeEvents() { received[s, default: []].append(m) }
+        }
+        #expect(received[big] == sent[big])
+        #expect(received[small] == sent[small])
+        // Once idle, the receive buffer is let go.
+        try p.b.tick(now: 1)
+        #expect(p.b.inbound.isEmpty)
+    }
+
     @Test("many multiplexed streams in both directions")
     func streams() throws {
         let p = Pair()

@@ -98,6 +98,41 @@ struct KnownAnswerTests {
         #expect(try cipher.seal(nonce: nonce, ad: ad, plaintext: plaintext) == expected)
     }
 
+    @Test("ChaCha20-Poly1305 sealed in pieces of any length, in place or from another buffer, equals one seal of the whole")
+    func aeadPieces() throws {
+        let cipher = try ChaChaPoly(keyBytes: [UInt8](repeating: 9, count: 32))
+        let nonce = [UInt8](repeating: 3, count: 12)
+        var rng = SeededRNG(seed: 21)
+        for round in 0..<40 {
+            let plaintext = rng.bytes(Int.random(in: 0...5000, using: &rng))
+            let whole = try cipher.seal(nonce: nonce, ad: [], plaintext: plaintext)
+            // Cut the plaintext at random points; even pieces are encrypted from the plaintext
+            // into the output, odd ones copied there first and encrypted in place.
+            var cuts = (0..<Int.random(in: 0...6, using: &rng)).map { _ in Int.random(in: 0...plaintext.count, using: &rng) }
+            cuts = ([0] + cuts.sorted() + [plaintext.count])
+            let o = UnsafeMutableRawBufferPointer.allocate(byteCount: plaintext.count + 16, alignment: 16)
+            defer { o.deallocate() }
+            let n = UnsafeMutableRawBufferPointer.allocate(byteCount: 12, alignment: 1)
+            defer { n.deallocate() }
+            n.copyBytes(from: nonce)
+            let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(plaintext.count, 1), alignment: 1)
+            defer { p.deallocate() }
+            p.copyBytes(from: plaintext)
+            try cipher.beginSeal(nonce: UnsafeRawBufferPointer(n))
+            for (i, (lo, hi)) in zip(cuts, cuts.dropFirst()).enumerated() {
+                if i % 2 == 0 {
+                    try cipher.sealUpdate(UnsafeRawBufferPointer(rebasing: p[lo..<hi]), into: o.baseAddress! + lo)
+                } else {
+                    if hi > lo { (o.baseAddress! + lo).copyMemory(from: p.baseAddress! + lo, byteCount: hi - lo) }
+                    try cipher.sealUpdate(UnsafeRawBufferPointer(rebasing: o[lo..<hi]), into: o.baseAddress! + lo)
+                }
+            }
+            try cipher.finishSeal(tag: UnsafeMutableRawBufferPointer(rebasing: o[plaintext.count...]))
+            let out = Array(o)
+            #expect(out == whole, "round \(round), cuts \(cuts)")
+        }
+    }
+
     @Test("ChaCha20-Poly1305 rejects every single-bit flip")
     func aeadBitFlips() throws {
         let cipher = try ChaChaPoly(keyBytes: [UInt8](repeating: 7, count: 32))
