@@ -187,7 +187,10 @@ public final class GossipCore {
         return self.outputs
     }
 
-    public func score(of p: Peer) -> Double? { self.peers[p]?.score }
+    public func score(of p: Peer) -> Double? {
+        guard let i = self.peers.index(forKey: p) else { return nil }
+        return self.peers.values[i].score  // in place: `peers[p]?.score` copies the peer's state
+    }
 
     /// Sizes of every table peers fill, for fuzzing and diagnostics: each has a bound in
     /// ``GossipConfig`` (package only).

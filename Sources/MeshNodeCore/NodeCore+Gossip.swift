@@ -34,17 +34,30 @@ extension NodeCore {
         guard !self.flushingGossip else { return }
         self.flushingGossip = true
         defer { self.flushingGossip = false }
+        // A message forwarded to several peers comes out as consecutive sends of one frame:
+        // it is encoded once and the bytes shared.
+        var last: (id: MessageID, bytes: [UInt8])?
         while true {
             let outputs = self.gossip.drain()
             if outputs.isEmpty { return }
-            for o in outputs { self.performGossip(o, now: now) }
+            for o in outputs { self.performGossip(o, now: now, lastEncoded: &last) }
         }
     }
 
-    func performGossip(_ o: GossipOutput, now: NodeTime) {
+    func performGossip(_ o: GossipOutput, now: NodeTime, lastEncoded: inout (id: MessageID, bytes: [UInt8])?) {
         switch o {
         case .send(let id, let frame):
             guard self.peers.isConnected(id) else { return }
+            if case .message(let m) = frame {
+                if let l = lastEncoded, l.id == m.id {
+                    self.emit(.send(id, protocol: ProtocolName.gossip, l.bytes))
+                    return
+                }
+                let bytes = frame.encoded
+                lastEncoded = (m.id, bytes)
+                self.emit(.send(id, protocol: ProtocolName.gossip, bytes))
+                return
+            }
             self.emit(.send(id, protocol: ProtocolName.gossip, frame.encoded))
         case .cancel, .deliver:
             break  // frames already handed to the channel go out; IDONTWANT stops later ones

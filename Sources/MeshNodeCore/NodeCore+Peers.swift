@@ -63,7 +63,7 @@ extension NodeCore {
     /// A message on a stream the peer opened (`protocolName` as the channel knows it).
     public func received(_ id: PeerID, _ stream: StreamID, protocolName: String, _ message: [UInt8], now: NodeTime) {
         guard self.peers.isConnected(id) else { return }
-        let proto = self.peers.connected[id]?.incoming[stream] ?? protocolName
+        let proto = self.peers.incomingProtocol(id, stream) ?? protocolName
         if proto == Self.servedMarker {
             // Request/response streams carry one request: a second one on the same stream
             // would make us do the work again with nowhere to send the answer.

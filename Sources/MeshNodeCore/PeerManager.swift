@@ -176,11 +176,18 @@ public struct PeerManager {
 
     /// Changes a peer's record in place (no copy of its tables).
     mutating func update(_ id: PeerID, _ change: (inout PeerRecord) -> Void) {
-        guard self.connected.index(forKey: id) != nil else { return }
-        change(&self.connected[id]!)
+        guard let i = self.connected.index(forKey: id) else { return }
+        change(&self.connected.values[i])
     }
 
     func isConnected(_ id: PeerID) -> Bool { self.connected.index(forKey: id) != nil }
+
+    /// The protocol of a stream the peer opened, if it named one (read in place, no copy of
+    /// the record).
+    func incomingProtocol(_ id: PeerID, _ stream: StreamID) -> String? {
+        guard let i = self.connected.index(forKey: id) else { return nil }
+        return self.connected.values[i].incoming[stream]
+    }
 
     /// The peer connected with this node id, if any.
     func peer(nodeId: AccountID) -> PeerID? { self.connected.first { $0.value.info.nodeId == nodeId }?.key }
@@ -219,8 +226,9 @@ public struct PeerManager {
     /// Takes one message from the peer's budget for `proto` (see `RequestBudget`); protocols
     /// without a budget (plug-ins) keep their own.
     mutating func budget(_ id: PeerID, _ proto: String, now: Instant) -> RequestBudget.Verdict {
-        guard let b = Self.budgets[proto], self.isConnected(id) else { return .within }
-        return self.connected[id]!.budgets[proto, default: RequestBudget(burst: b.burst, now: now.nanoseconds)]
+        // In place through the index: `connected[id]!` would copy the whole record per frame.
+        guard let b = Self.budgets[proto], let i = self.connected.index(forKey: id) else { return .within }
+        return self.connected.values[i].budgets[proto, default: RequestBudget(burst: b.burst, now: now.nanoseconds)]
             .take(now: now.nanoseconds, rate: b.rate, burst: b.burst)
     }
 
