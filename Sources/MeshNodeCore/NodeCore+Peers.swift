@@ -127,12 +127,7 @@ extension NodeCore {
         guard let r = self.peers.finishRequest(id, rid) else { return }
         switch r.kind {
         case ProtocolName.sync:
-            self.peers.update(id) { $0.syncing = false }
-            guard let resp = try? BlocksResponse.decode(message) else {
-                self.penalize(id, "bad sync response", by: 30, now: now)
-                return
-            }
-            self.importSynced(resp, from: id, now: now)
+            self.receiveRange(message, rid, from: id, now: now)
         case ProtocolName.ancestry:
             guard let hash = r.hash else { return }
             self.receiveAncestry(message, asked: hash, from: id, now: now)
@@ -154,16 +149,22 @@ extension NodeCore {
     /// an answer came.
     public func requestFailed(_ id: PeerID, _ rid: RequestID, now: NodeTime) {
         guard let r = self.peers.finishRequest(id, rid) else { return }
-        if r.kind == ProtocolName.sync { self.peers.update(id) { $0.syncing = false } }
+        if r.kind == ProtocolName.sync, let i = self.peers[id]?.syncRanges.firstIndex(where: { $0.rid == rid }) {
+            // Refused, reset or the connection went: the ranges above it go with it; the ones
+            // below are applied when they come.
+            self.endSyncPipeline(id, at: i)
+        }
     }
 
     func checkRequestTimeouts(now: NodeTime) {
         for (id, rid, r) in self.peers.expiredRequests(now: now.instant) {
             self.emit(.cancel(id, rid))
-            if r.kind == ProtocolName.sync {
+            // Ranges above one that timed out were dropped with it (their cancels are here
+            // too when they expired at once): the peer is penalized once.
+            if r.kind == ProtocolName.sync, let i = self.peers[id]?.syncRanges.firstIndex(where: { $0.rid == rid }) {
+                self.endSyncPipeline(id, at: i)
                 let ours = self.chain.best
                 self.peers.update(id) { p in
-                    p.syncing = false
                     // A claim the peer would not back with blocks is dropped.
                     if p.best.number > ours.number { p.best = ours }
                 }

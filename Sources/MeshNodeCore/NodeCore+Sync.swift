@@ -84,15 +84,93 @@ extension NodeCore {
         self.requestSync(from: c.id, now: now)
     }
 
-    /// Asks a peer for the blocks above our best (one range request in flight per peer).
+    /// Asks a peer for the blocks above our best, when no range request to it is in flight:
+    /// its pipeline starts at our best + 1 (and a second range follows when the peer claims
+    /// blocks past the first).
     func requestSync(from id: PeerID, now: NodeTime) {
-        guard let syncing = self.peers.connected[id]?.syncing, !syncing else { return }
-        self.peers.update(id) { $0.syncing = true }
+        guard let p = self.peers.connected[id], !p.syncing else { return }
         // From just above our best. When the peer's chain forks below it, the first block does
         // not attach (unknown parent) and the fork is fetched back by hash (importSynced).
-        let from = self.chain.best.number.addingSaturated(1)
-        self.request(id, protocol: ProtocolName.sync, body: BlocksRequest(from: min(from, UInt64.max - BlocksRequest.maxCount),
-                                                                          count: BlocksRequest.maxCount).encoded, now: now)
+        guard self.requestRange(id, from: self.chain.best.number.addingSaturated(1), now: now) else { return }
+        self.fillSyncPipeline(id, now: now)
+    }
+
+    /// Asks for further ranges, each just above the last one asked, while fewer than
+    /// `syncRangesInFlight` are in flight and the peer claims blocks in the next one.
+    func fillSyncPipeline(_ id: PeerID, now: NodeTime) {
+        while let p = self.peers.connected[id], let last = p.syncRanges.last,
+              p.syncRanges.count < max(1, self.config.syncRangesInFlight), p.best.number >= last.end {
+            guard self.requestRange(id, from: last.end, now: now) else { return }
+        }
+    }
+
+    /// Sends one range request and records it as the last of the peer's pipeline.
+    func requestRange(_ id: PeerID, from: UInt64, now: NodeTime) -> Bool {
+        let count = min(max(1, self.config.syncRangeBlocks), BlocksRequest.maxCount)
+        let from = min(from, UInt64.max - count)
+        guard let rid = self.peers.startRequest(id, kind: ProtocolName.sync, hash: nil, now: now.instant) else { return false }
+        self.peers.update(id) { $0.syncRanges.append(SyncRange(rid: rid, from: from, count: count)) }
+        self.emit(.request(id, rid, protocol: ProtocolName.sync, BlocksRequest(from: from, count: count).encoded))
+        return true
+    }
+
+    /// Ends a peer's pipeline at range `index`: that range and every one above it are
+    /// dropped, the ones still in flight cancelled. The ranges below it stay and are applied
+    /// when they come; what follows them is decided then, as after any applied range.
+    func endSyncPipeline(_ id: PeerID, at index: Int) {
+        guard let ranges = self.peers.connected[id]?.syncRanges, index < ranges.count else { return }
+        for r in ranges[index...] where r.answer == nil {
+            if self.peers.finishRequest(id, r.rid) != nil { self.emit(.cancel(id, r.rid)) }
+        }
+        self.peers.update(id) { $0.syncRanges.removeSubrange(index...) }
+    }
+
+    /// The answer to range request `rid`. Answers are applied in the order of their ranges:
+    /// one that comes before the ranges below it is held (at most `SyncState.maxHeldAnswers`
+    /// across peers). Each applied range may let the next follow (it must start where the
+    /// last block applied ends, after a range applied whole), else the pipeline ends there;
+    /// then the pipeline is topped up from the last range asked, or, when empty, started
+    /// again at our best as before when the peer is still ahead and the range imported blocks.
+    func receiveRange(_ message: [UInt8], _ rid: RequestID, from id: PeerID, now: NodeTime) {
+        guard let index = self.peers[id]?.syncRanges.firstIndex(where: { $0.rid == rid }) else { return }
+        guard let answer = try? BlocksResponse.decode(message) else {
+            self.endSyncPipeline(id, at: index)
+            self.penalize(id, "bad sync response", by: 30, now: now)
+            return
+        }
+        if index > 0 {
+            let held = self.peers.connected.values.reduce(0) { $0 + $1.syncRanges.count(where: { $0.answer != nil }) }
+            if held >= SyncState.maxHeldAnswers {
+                self.endSyncPipeline(id, at: index)
+            } else {
+                self.peers.update(id) { $0.syncRanges[index].answer = answer }
+            }
+            return
+        }
+        var next: BlocksResponse? = answer
+        var imported = 0
+        while let resp = next, let head = self.peers[id]?.syncRanges.first {
+            self.peers.update(id) { $0.syncRanges.removeFirst() }
+            let (n, whole) = self.importSynced(resp, from: id, now: now)
+            imported = n
+            next = nil
+            guard let following = self.peers[id]?.syncRanges.first else { break }
+            // The next range follows only a range applied whole that ended where it starts.
+            guard whole, let last = resp.blocks.last, last.number &+ 1 == following.from, following.from == head.end else {
+                self.endSyncPipeline(id, at: 0)
+                break
+            }
+            if let held = following.answer {
+                next = held
+            }
+        }
+        guard imported > 0, let p = self.peers[id], p.best.number > self.chain.best.number else { return }
+        if p.syncing {
+            self.fillSyncPipeline(id, now: now)
+        } else {
+            self.logSync.info("syncing", ["best": "#\(self.chain.best.number)", "target": "#\(p.best.number)", "imported": "\(imported)"])
+            self.requestSync(from: id, now: now)
+        }
     }
 
     func serveSync(_ message: [UInt8], to id: PeerID, stream: StreamID, now: NodeTime) {
@@ -118,8 +196,11 @@ extension NodeCore {
         self.reply(id, stream, answer)
     }
 
-    func importSynced(_ resp: BlocksResponse, from id: PeerID, now: NodeTime) {
+    /// Imports one range answer in order; returns the blocks imported and whether the whole
+    /// answer was applied (no block failed: held ones are skipped).
+    func importSynced(_ resp: BlocksResponse, from id: PeerID, now: NodeTime) -> (imported: Int, whole: Bool) {
         var imported = 0
+        var whole = true
         // Signatures of the whole answer are checked on the driver's workers (if any) while
         // the blocks execute in order; what a failed block leaves unchecked is dropped after.
         self.chain.verifyAhead(resp.blocks)
@@ -135,13 +216,16 @@ extension NodeCore {
             } catch BlockError.unknownParent(let parent) {
                 // The peer's chain forks below our best: fetch its branch back by hash.
                 self.fetchBlock(parent, voter: nil, from: id, now: now)
+                whole = false
                 break
             } catch where error.isLocal {
                 self.logSync.error("cannot store a synced block", ["number": "#\(block.number)", "error": "\(error)"])
+                whole = false
                 break
             } catch {
                 self.logSync.debug("invalid synced block", ["number": "#\(block.number)", "error": "\(error)"])
                 self.penalize(id, "invalid synced block", by: 50, now: now)
+                whole = false
                 break
             }
         }
@@ -159,10 +243,7 @@ extension NodeCore {
         for (_, j) in resp.justifications {
             if let c = try? Commit.decode(j) { _ = self.applyFinality(.commit(c), from: id, now: now) }
         }
-        if imported > 0, let p = self.peers[id], p.best.number > self.chain.best.number {
-            self.logSync.info("syncing", ["best": "#\(self.chain.best.number)", "target": "#\(p.best.number)", "imported": "\(imported)"])
-            self.requestSync(from: id, now: now)
-        }
+        return (imported, whole)
     }
 
     // MARK: Blocks by hash

@@ -64,6 +64,12 @@ public struct NodeCoreConfig: Sendable {
     public var finality = FinalityConfig()
     /// How often peers are maintained (dials, request timeouts, score healing).
     public var maintenanceInterval: Duration = .seconds(3)
+    /// Blocks asked for in one range-sync request (1 ... `BlocksRequest.maxCount`).
+    public var syncRangeBlocks: UInt64 = BlocksRequest.maxCount
+    /// Range-sync requests kept in flight to one peer (at least 1): the next range is asked
+    /// for before the one in hand is imported, so the peer serves it and the network carries
+    /// it while we import. 1 is strictly one request, one import, one request.
+    public var syncRangesInFlight = 2
 
     public init() {}
 }

@@ -49,8 +49,11 @@ public struct PeerRecord: Sendable {
     public internal(set) var best: ChainPointer
     public internal(set) var finalized: ChainPointer
     public internal(set) var score = 0
+    /// Range-sync requests to this peer in flight (or answered ahead of the ones before
+    /// them), lowest range first: at most `NodeCoreConfig.syncRangesInFlight`.
+    var syncRanges: [SyncRange] = []
     /// A range-sync request to this peer is in flight.
-    var syncing = false
+    var syncing: Bool { !self.syncRanges.isEmpty }
     /// Streams the peer opened that we still track: protocol name, or "" once served.
     var incoming: [StreamID: String] = [:]
     /// Our requests in flight to this peer.

@@ -16,6 +16,9 @@ struct SyncState {
     static let maxFetches = 1024
     /// A fetch by hash may be repeated after this long.
     static let fetchRetry: Duration = .seconds(5)
+    /// Range answers held, across all peers, while ranges below them are in flight; an
+    /// answer past it is dropped with its range (and asked again later).
+    static let maxHeldAnswers = 4
 
     /// Blocks being fetched by hash, and when the fetch may be retried.
     private(set) var fetches: [Hash32: Instant] = [:]
@@ -49,6 +52,21 @@ struct SyncState {
         guard now.since(last) < window else { return false }
         return peerBests.contains { $0 > ourBest.addingSaturated(2) }
     }
+}
+
+/// One range-sync request of a peer's pipeline: blocks `from ..< end` asked for, and the
+/// answer when it came before the answers of the ranges below it (kept until they are
+/// applied: blocks are imported in order of their numbers, never out of it).
+struct SyncRange: Sendable {
+    let rid: RequestID
+    let from: UInt64
+    let count: UInt64
+    /// The answer, held while a range below it is still in flight.
+    var answer: BlocksResponse?
+
+    /// Just past the last block asked for (`from + count` does not overflow: requests are
+    /// clamped so that it cannot).
+    var end: UInt64 { self.from + self.count }
 }
 
 /// When this validator may produce: slot boundaries on the wall clock (sans-IO).

@@ -17,7 +17,8 @@ final class CoreHarness {
     var time: UInt64 = 0  // ns since genesis
 
     /// `validators` keys; the core runs the first one's key (a validator when `validator`).
-    init(validators: Int = 1, validator: Bool = true, seed: UInt64 = 1, peers: PeerManagerConfig = PeerManagerConfig()) throws {
+    init(validators: Int = 1, validator: Bool = true, seed: UInt64 = 1, peers: PeerManagerConfig = PeerManagerConfig(),
+         configure: (inout NodeCoreConfig) -> Void = { _ in }) throws {
         var rng = SeededRNG(seed: seed)
         self.keys = (0..<validators).map { _ in try! Ed25519.PrivateKey(seedBytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }) }
         var p = ChainParams()
@@ -29,6 +30,7 @@ final class CoreHarness {
         var c = NodeCoreConfig()
         c.validator = validator
         c.peers = peers
+        configure(&c)
         var r = SeededRNG(seed: seed &+ 99)
         self.core = try NodeCore(config: c, spec: spec, key: self.keys[0], store: MemoryStore(), now: NodeTime(instant: .zero, wallMillis: Self.genesisTime),
                                  random: { bound in bound <= 1 ? 0 : r.next() % bound }, log: SilentLog())
@@ -286,6 +288,181 @@ struct NodeCoreTests {
         #expect(cancels.count >= 1)
         #expect(h.core.peers[1]?.best.number == 0)
         #expect(h.core.counters.invalidMessages["sync timeout"] == 1)
+    }
+}
+
+/// A syncing core (ranges of 4 blocks, 2 in flight) and a producer's chain of `blocks`
+/// blocks to answer its range requests from.
+final class SyncHarness {
+    let h: CoreHarness
+    let source: CoreHarness
+
+    init(blocks: UInt64, inFlight: Int = 2) throws {
+        self.source = try CoreHarness()
+        self.source.core.start(now: self.source.now)
+        while self.source.core.chain.best.number < blocks { self.source.advance(1) }
+        self.h = try CoreHarness(validator: false) { c in
+            c.syncRangeBlocks = 4
+            c.syncRangesInFlight = inFlight
+        }
+        self.h.core.start(now: self.h.now)
+        self.h.time = self.source.time
+        self.h.tickUntilNow()
+        _ = self.h.core.drain()
+    }
+
+    /// The range requests (and cancels) among the core's actions since the last call.
+    func actions() -> (requests: [(RequestID, BlocksRequest)], cancels: [RequestID]) {
+        var requests: [(RequestID, BlocksRequest)] = [], cancels: [RequestID] = []
+        for a in self.h.core.drain() {
+            if case .request(1, let rid, ProtocolName.sync, let body) = a { requests.append((rid, try! BlocksRequest.decode(body))) }
+            if case .cancel(1, let rid) = a { cancels.append(rid) }
+        }
+        return (requests, cancels)
+    }
+
+    /// The producer's blocks `from ..< from + count` (those it has).
+    func blocks(_ from: UInt64, _ count: UInt64) -> [Block] {
+        (from..<from + count).compactMap { self.source.core.chain.block(number: $0) }
+    }
+
+    func answer(_ rid: RequestID, _ blocks: [Block]) {
+        self.h.core.response(1, rid, BlocksResponse(blocks: blocks, justifications: []).encoded, now: self.h.now)
+    }
+
+    var best: UInt64 { self.h.core.chain.best.number }
+}
+
+@Suite("Range sync pipeline: events in, actions out")
+struct SyncPipelineTests {
+    @Test("the next range is in flight before the one in hand is imported; ranges follow one another up to the peer's best")
+    func pipelined() throws {
+        let s = try SyncHarness(blocks: 10)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let first = s.actions().requests
+        #expect(first.map(\.1) == [BlocksRequest(from: 1, count: 4), BlocksRequest(from: 5, count: 4)])
+        s.answer(first[0].0, s.blocks(1, 4))
+        #expect(s.best == 4)
+        let second = s.actions().requests
+        #expect(second.map(\.1) == [BlocksRequest(from: 9, count: 4)], "topped up above the range still in flight")
+        s.answer(first[1].0, s.blocks(5, 4))
+        #expect(s.best == 8)
+        #expect(s.actions().requests.isEmpty, "the peer claims nothing past 12")
+        s.answer(second[0].0, s.blocks(9, 4))
+        #expect(s.best == 10)
+        #expect(s.actions().requests.isEmpty)
+        #expect(s.h.core.peers[1]?.syncing == false)
+        #expect(s.h.core.counters.syncedBlocks == 10)
+        #expect(s.h.core.counters.invalidMessages.isEmpty)
+    }
+
+    @Test("with one range in flight, a range is asked only after the one before was imported")
+    func unpipelined() throws {
+        let s = try SyncHarness(blocks: 10, inFlight: 1)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let first = s.actions().requests
+        #expect(first.map(\.1) == [BlocksRequest(from: 1, count: 4)])
+        s.answer(first[0].0, s.blocks(1, 4))
+        #expect(s.actions().requests.map(\.1) == [BlocksRequest(from: 5, count: 4)])
+    }
+
+    @Test("an answer that comes before the range below it is held, and applied in order after it")
+    func outOfOrder() throws {
+        let s = try SyncHarness(blocks: 8)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 8), now: s.h.now)
+        let r = s.actions().requests
+        s.answer(r[1].0, s.blocks(5, 4))
+        #expect(s.best == 0, "not imported out of order")
+        #expect(s.h.core.counters.invalidMessages.isEmpty, "not the peer's fault")
+        s.answer(r[0].0, s.blocks(1, 4))
+        #expect(s.best == 8)
+        #expect(s.h.core.peers[1]?.syncing == false)
+    }
+
+    @Test("an invalid block ends the pipeline: the range above is cancelled, unapplied, and sync goes on from our best as before")
+    func invalidBlock() throws {
+        let s = try SyncHarness(blocks: 10)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let r = s.actions().requests
+        var bad = s.blocks(1, 4)
+        bad[2].header.stateRoot = Hash32([UInt8](repeating: 0xee, count: 32))
+        s.answer(r[0].0, bad)
+        #expect(s.best == 2, "the blocks below the invalid one are imported, not the rest")
+        #expect(s.h.core.counters.invalidMessages["invalid synced block"] == 1)
+        let after = s.actions()
+        #expect(after.cancels == [r[1].0], "the range above it is cancelled")
+        // As with one range in flight: blocks were imported and the peer is still ahead, so it
+        // is asked again from our best.
+        #expect(after.requests.map(\.1).first == BlocksRequest(from: 3, count: 4))
+        // A late answer to the cancelled range is ignored.
+        s.answer(r[1].0, s.blocks(5, 4))
+        #expect(s.best == 2)
+    }
+
+    @Test("an answer shorter than its range drops the range above (it would leave a gap) and asks again from our best")
+    func shortAnswer() throws {
+        let s = try SyncHarness(blocks: 10)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let r = s.actions().requests
+        s.answer(r[1].0, s.blocks(5, 4))  // held
+        s.answer(r[0].0, s.blocks(1, 3))
+        #expect(s.best == 3, "the held answer above the gap is not applied")
+        let after = s.actions()
+        #expect(after.cancels.isEmpty, "nothing in flight to cancel: the range above was answered")
+        #expect(after.requests.map(\.1) == [BlocksRequest(from: 4, count: 4), BlocksRequest(from: 8, count: 4)])
+        #expect(s.h.core.counters.invalidMessages.isEmpty)
+    }
+
+    @Test("a refused range ends the pipeline there: the range above is cancelled, nothing is asked until a heartbeat")
+    func refused() throws {
+        let s = try SyncHarness(blocks: 10)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let r = s.actions().requests
+        s.h.core.requestFailed(1, r[0].0, now: s.h.now)
+        let after = s.actions()
+        #expect(after.cancels == [r[1].0])
+        #expect(after.requests.isEmpty)
+        #expect(s.h.core.peers[1]?.syncing == false)
+        s.answer(r[1].0, s.blocks(5, 4))
+        #expect(s.best == 0, "a cancelled range's answer is never applied")
+        s.h.advance(1.5)
+        #expect(s.actions().requests.map(\.1).first == BlocksRequest(from: 1, count: 4), "resumed at a heartbeat")
+    }
+
+    @Test("a refused upper range leaves the lower one to be applied; the pipeline is topped up after it")
+    func refusedUpper() throws {
+        let s = try SyncHarness(blocks: 10)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let r = s.actions().requests
+        s.h.core.requestFailed(1, r[1].0, now: s.h.now)
+        #expect(s.actions().requests.isEmpty)
+        s.answer(r[0].0, s.blocks(1, 4))
+        #expect(s.best == 4)
+        #expect(s.actions().requests.map(\.1) == [BlocksRequest(from: 5, count: 4), BlocksRequest(from: 9, count: 4)])
+    }
+
+    @Test("ranges that time out are cancelled and the peer penalized once, its claim dropped")
+    func timeout() throws {
+        let s = try SyncHarness(blocks: 10)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let r = s.actions().requests
+        s.h.advance(20)
+        let after = s.actions()
+        #expect(Set(after.cancels) == Set(r.map(\.0)))
+        #expect(after.requests.isEmpty)
+        #expect(s.h.core.counters.invalidMessages["sync timeout"] == 1)
+        #expect(s.h.core.peers[1]?.best.number == 0)
+    }
+
+    @Test("an undecodable answer is penalized and ends the pipeline")
+    func undecodable() throws {
+        let s = try SyncHarness(blocks: 10)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
+        let r = s.actions().requests
+        s.h.core.response(1, r[0].0, [0xff, 0xff, 0xff], now: s.h.now)
+        #expect(s.h.core.counters.invalidMessages["bad sync response"] == 1)
+        #expect(s.actions().cancels == [r[1].0])
+        #expect(s.h.core.peers[1]?.syncing == false)
     }
 }
 
