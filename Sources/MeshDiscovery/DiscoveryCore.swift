@@ -58,6 +58,16 @@ public struct LookupResult: Sendable, Equatable {
     public var rounds: Int
     public var elapsedNanos: UInt64
     public var queried: Int
+    /// The nodes asked, in the order asked: the round each was asked in (1: from our table,
+    /// n + 1: named by a node asked in round n) and whether it answered.
+    public var path: [LookupStep] = []
+}
+
+/// One node a lookup asked.
+public struct LookupStep: Sendable, Equatable {
+    public var id: Ed25519.PublicKey
+    public var round: Int
+    public var answered: Bool
 }
 
 /// A datagram to send.
@@ -148,6 +158,7 @@ public final class DiscoveryCore {
         var candidates: [Ed25519.PublicKey: (record: NodeRecord, endpoint: Endpoint, generation: Int)] = [:]
         var asked: Set<Ed25519.PublicKey> = []
         var answered: Set<Ed25519.PublicKey> = []
+        var path: [(id: Ed25519.PublicKey, round: Int)] = []
         var inFlight = 0
         var rounds = 0
 
@@ -735,6 +746,7 @@ public final class DiscoveryCore {
         for id in top where l.inFlight < self.config.alpha && !l.asked.contains(id) && l.asked.count < self.config.maxLookupQueries {
             guard let c = l.candidates[id] else { continue }
             l.asked.insert(id)
+            l.path.append((id, c.generation))
             l.inFlight += 1
             l.rounds = max(l.rounds, c.generation)
             let d = Distance.log2(id, l.target)
@@ -753,7 +765,8 @@ public final class DiscoveryCore {
             self.lookups[l.id] = nil
             let closest = top.filter { l.answered.contains($0) }.compactMap { l.candidates[$0]?.record }
             self.events.append(.lookupFinished(LookupResult(id: l.id, target: l.target, closest: closest, rounds: l.rounds,
-                                                            elapsedNanos: now.subtractingSaturated(l.started), queried: l.asked.count)))
+                                                            elapsedNanos: now.subtractingSaturated(l.started), queried: l.asked.count,
+                                                            path: l.path.map { LookupStep(id: $0.id, round: $0.round, answered: l.answered.contains($0.id)) })))
         }
     }
 }

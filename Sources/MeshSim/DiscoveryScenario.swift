@@ -145,10 +145,39 @@ public final class DiscoveryScenario {
         }
     }
 
+    /// Why a lookup missed the target (exact k closest, ≤ 3 rounds, < 500 ms): each reason
+    /// counts once per lookup. A true neighbour it did not return either was asked and did not
+    /// answer, or was never asked although a node that answered holds it in its table (the
+    /// answers or the choice of whom to ask missed it), or no node asked holds it (tables are
+    /// read at the end of the run: nodes only join in this scenario, none leaves).
+    func classify(_ r: LookupResult, truth: Set<Ed25519.PublicKey>, exact: Bool, byId: [Ed25519.PublicKey: Int], into why: inout [String: Int]) {
+        if r.rounds > 3 { why["over3Rounds"] = (why["over3Rounds"] ?? 0) + 1 }
+        if r.elapsedNanos >= 500_000_000 { why["over500ms"] = (why["over500ms"] ?? 0) + 1 }
+        if r.queried >= DiscoveryConfig(genesis: []).maxLookupQueries { why["queryCap"] = (why["queryCap"] ?? 0) + 1 }
+        guard !exact else { return }
+        why["inexact"] = (why["inexact"] ?? 0) + 1
+        let got = Set(r.closest.map { $0.nodeId })
+        let asked = Dictionary(r.path.map { ($0.id, $0.answered) }, uniquingKeysWith: { a, _ in a })
+        let tables = r.path.filter { $0.answered }.compactMap { s in byId[s.id].flatMap { self.cores[$0]?.table } }
+        var reasons = Set<String>()
+        for t in truth.subtracting(got) {
+            if let answered = asked[t] {
+                reasons.insert(answered ? "missingAnsweredButDropped" : "missingAskedNoAnswer")
+            } else if tables.contains(where: { $0.entry(t) != nil }) {
+                reasons.insert("missingHeldByAnAskedNode")
+            } else {
+                reasons.insert("missingHeldByNoAskedNode")
+            }
+        }
+        for x in reasons { why[x] = (why[x] ?? 0) + 1 }
+    }
+
     func summary(wall: Double) -> SimSummary {
         // Lookup quality against the truth: the 16 closest among nodes alive at the time.
         let alive = self.cores.indices.filter { self.cores[$0] != nil }.map { self.keys[$0].publicKey }
         var exact = 0, within3 = 0, under500 = 0, good = 0
+        var why: [String: Int] = [:]
+        let byId = Dictionary(self.keys.indices.map { (self.keys[$0].publicKey, $0) }, uniquingKeysWith: { a, _ in a })
         var latencies: [Double] = []
         var rounds: [Double] = []
         for (i, r) in self.lookupResults {
@@ -158,7 +187,7 @@ public final class DiscoveryScenario {
             if ok { exact += 1 }
             if r.rounds <= 3 { within3 += 1 }
             if r.elapsedNanos < 500_000_000 { under500 += 1 }
-            if ok && r.rounds <= 3 && r.elapsedNanos < 500_000_000 { good += 1 }
+            if ok && r.rounds <= 3 && r.elapsedNanos < 500_000_000 { good += 1 } else { self.classify(r, truth: truth, exact: ok, byId: byId, into: &why) }
             latencies.append(Double(r.elapsedNanos) / 1e6)
             rounds.append(Double(r.rounds))
         }
@@ -180,6 +209,7 @@ public final class DiscoveryScenario {
             ("lookupsExactWithin3RoundsUnder500ms", .double(Double(good) / Double(n))),
             ("lookupRoundsMean", .double(rounds.isEmpty ? 0 : rounds.reduce(0, +) / Double(rounds.count))),
             ("lookupP95Ms", .double(latencies.isEmpty ? 0 : lat[1])),
+            ("lookupFailures", .object(why.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("latecomersFilled16", .int(late.count)), ("latecomers", .int(self.config.latecomers)),
             ("latecomerFillP50Seconds", .double(late.isEmpty ? 0 : lateP[0])),
             ("latecomerFillMaxSeconds", .double(late.isEmpty ? 0 : lateP[2])),
