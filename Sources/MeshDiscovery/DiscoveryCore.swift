@@ -595,11 +595,15 @@ public final class DiscoveryCore {
             guard self.allowRequest(peer, now: now) else { return self.drop("request rate") }
             var records: [NodeRecord] = []
             if distances.contains(0) { records.append(self.record) }
-            // A node we do not know gets one packet at most (an answer is larger than the
-            // question; a stranger must not turn that into a bandwidth lever).
-            let limit = self.table.entry(peer.id) != nil ? self.config.maxLookupNodes : 6 - records.count
-            records += self.table.entries(atDistances: distances.filter { $0 > 0 }, limit: limit).map { $0.record }
-            // At most 6 records per packet keeps each packet under 1,280 bytes.
+            records += self.table.entries(atDistances: distances.filter { $0 > 0 }, limit: self.config.maxLookupNodes - records.count).map { $0.record }
+            // At most 6 records per packet keeps each packet under 1,280 bytes. An answer is
+            // larger than the question: each packet past the first costs the asker one more
+            // request from its budgets, and what the budgets do not cover is not sent (only
+            // peers with a session, i.e. that receive at their address, get answers at all).
+            let packets = (records.count + 5) / 6
+            var extra = 0
+            while extra + 1 < packets && self.allowRequest(peer, now: now) { extra += 1 }
+            records = Array(records.prefix((extra + 1) * 6))
             let chunks = stride(from: 0, to: max(records.count, 1), by: 6).map { Array(records[$0..<min($0 + 6, records.count)]) }
             for c in chunks { self.send(.nodes(requestId: rid, total: UInt8(chunks.count), records: c), to: peer, now: now) }
         case .pong(let rid, let seq, let observed):
@@ -721,7 +725,13 @@ public final class DiscoveryCore {
             l.inFlight -= 1
             if ok {
                 l.answered.insert(r.to.id)
-                for rec in r.records where rec.nodeId != self.id && l.candidates[rec.nodeId] == nil {
+                for rec in r.records where rec.nodeId != self.id {
+                    if let had = l.candidates[rec.nodeId] {
+                        // Named again by a node asked in an earlier round: not yet asked, it is
+                        // that many hops from our table (answers arrive out of round order).
+                        if had.generation > generation + 1 && !l.asked.contains(rec.nodeId) { l.candidates[rec.nodeId]?.generation = generation + 1 }
+                        continue
+                    }
                     guard let e = rec.udpEndpoint else { continue }
                     l.candidates[rec.nodeId] = (rec, e, generation + 1)
                 }
@@ -741,22 +751,21 @@ public final class DiscoveryCore {
         let k = self.config.k
         let sorted = l.candidates.keys.sorted { Distance.closer($0, $1, to: l.target) }
         let top = sorted.prefix(k)
-        // The log distance of the k-th candidate bounds the neighbourhood still to search.
-        let horizon = top.count == k ? Distance.log2(top.last!, l.target) : 256
+        // The k-th candidate's distance bounds the neighbourhood still to search.
+        let horizon = top.count == k ? Distance.xor(top.last!, l.target) : nil
+        // Buckets deeper than the network's size allows are empty: not worth a slot. Until our
+        // table gives an estimate, the asked node's buckets more than two below its own
+        // distance to the target are left out (a newcomer does not know the network's size).
+        let floor = self.table.densityFloor()
         for id in top where l.inFlight < self.config.alpha && !l.asked.contains(id) && l.asked.count < self.config.maxLookupQueries {
             guard let c = l.candidates[id] else { continue }
             l.asked.insert(id)
             l.path.append((id, c.generation))
             l.inFlight += 1
             l.rounds = max(l.rounds, c.generation)
-            let d = Distance.log2(id, l.target)
-            // Bucket d holds the nodes closer to the target than this one; the next few buckets
-            // hold the rest of the target's neighbourhood when this node is already close.
-            var ds = [d]
-            var x = d + 1
-            while ds.count < 5 && x <= max(horizon, d + 1) { ds.append(x); x += 1 }
-            ds.append(d - 1)
-            let distances = ds.filter { $0 >= 1 && $0 <= 256 }.map { UInt16($0) }
+            // The buckets of its table that can hold nodes inside the horizon, nearest first.
+            let distances = Distance.bucketsToAsk(peer: id, target: l.target, horizon: horizon,
+                                                  floor: floor ?? (Distance.log2(id, l.target) - 2), limit: DiscoveryMessage.maxDistances)
             _ = self.request(.lookup(l.id, generation: c.generation), to: PeerKey(id: id, endpoint: c.endpoint), now: now) {
                 .findNode(requestId: $0, distances: distances)
             }

@@ -142,6 +142,52 @@ public enum Distance {
         return 0
     }
 
+    /// The XOR distance of `a` and `b`, big-endian.
+    public static func xor(_ a: Ed25519.PublicKey, _ b: Ed25519.PublicKey) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        for i in 0..<32 { out[i] = a.bytes[i] ^ b.bytes[i] }
+        return out
+    }
+
+    /// The buckets of `peer`'s table (log2 distances from `peer`) worth asking for the nodes
+    /// closest to `target`, nearest region first, at most `limit`.
+    ///
+    /// Bucket j of `peer` holds the ids whose XOR with `peer` has its top bit at j − 1; their
+    /// distances to `target` share every bit above j − 1 with the peer's own distance x, have
+    /// bit j − 1 flipped, and anything below. So each bucket covers one interval of distances
+    /// to the target, the buckets' intervals are disjoint, and sorting them by their lower end
+    /// orders them by how close to the target their members can be. Asked are the buckets
+    /// whose interval starts below `horizon` (the distance of the k-th closest candidate so
+    /// far; nil: no bound), skipping buckets whose interval is under 1/512 of the horizon
+    /// (they are expected to be empty where k nodes lie below the horizon) and buckets below
+    /// `floor` (expected to be empty in a network of the size we estimate).
+    public static func bucketsToAsk(peer: Ed25519.PublicKey, target: Ed25519.PublicKey, horizon: [UInt8]?, floor: Int = 1, limit: Int) -> [UInt16] {
+        let x = Self.xor(peer, target)
+        // The scale below which buckets are too small to matter: the horizon's top bit, or
+        // without one, the peer's own distance (what is closer than the peer comes first).
+        let scale = Self.topBit(horizon ?? x)
+        var picks: [(low: [UInt8], bucket: Int)] = []
+        for j in stride(from: 256, through: max(1, floor, scale - 8), by: -1) {
+            // Lower end of bucket j's interval: x's bits ≥ j, bit j − 1 flipped, zeros below.
+            var low = x
+            let bit = j - 1
+            let byte = 31 - bit / 8, mask = UInt8(1 << (bit % 8))
+            low[byte] ^= mask
+            low[byte] &= ~(mask &- 1)
+            for i in (byte + 1)..<32 { low[i] = 0 }
+            if let h = horizon, !low.lexicographicallyPrecedes(h) { continue }
+            picks.append((low, j))
+        }
+        picks.sort { $0.low.lexicographicallyPrecedes($1.low) }
+        return picks.prefix(limit).map { UInt16($0.bucket) }
+    }
+
+    /// 1-based position of the highest set bit (0 for all zeros): log2 of a distance.
+    static func topBit(_ v: [UInt8]) -> Int {
+        for i in 0..<v.count where v[i] != 0 { return (v.count - 1 - i) * 8 + (8 - v[i].leadingZeroBitCount) }
+        return 0
+    }
+
     /// Whether `a` is closer to `target` than `b` is.
     public static func closer(_ a: Ed25519.PublicKey, _ b: Ed25519.PublicKey, to target: Ed25519.PublicKey) -> Bool {
         for i in 0..<32 {

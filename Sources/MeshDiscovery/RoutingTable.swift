@@ -120,6 +120,21 @@ public struct RoutingTable: Sendable {
         return Array(all.sorted { Distance.closer($0.record.nodeId, $1.record.nodeId, to: target) }.prefix(n))
     }
 
+    /// The lowest bucket a node of a network like ours is expected to have an entry in, or
+    /// nil while we know fewer than k nodes. Buckets that are not full hold every node at
+    /// their distance that we know of; with j the highest such bucket and s the entries at
+    /// distances up to j, the network holds about s · 2^(256 − j) nodes, and a table's bucket
+    /// i holds about one eighth of a node when n · 2^(i − 257) = 1/8, i.e. i = 254 − log2 n
+    /// (deeper buckets are rarely worth a slot; shallower ones often hold a node).
+    public func densityFloor() -> Int? {
+        guard self.count >= self.k, let top = (1...256).reversed().first(where: { self.buckets[$0].count < self.k }) else { return nil }
+        let s = self.buckets[1...top].reduce(0) { $0 + $1.count }
+        guard s > 0 else { return top }
+        // log2 n, rounded up (s ≥ 1): the floor errs towards one bucket too deep.
+        let log2n = (256 - top) + (Int.bitWidth - (s - 1).leadingZeroBitCount)
+        return max(1, 254 - log2n)
+    }
+
     /// The least recently seen entry of the `i`-th non-empty bucket (for revalidation).
     public func stalest(nonEmptyIndex i: Int) -> Entry? {
         let nonEmpty = self.buckets.filter { !$0.isEmpty }

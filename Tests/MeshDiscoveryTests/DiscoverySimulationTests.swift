@@ -30,6 +30,8 @@ struct DiscoverySimulationTests {
         #expect(self.value(s, "latecomerFillMaxSeconds") <= 2, "seed \(seed): \(replay)")
         #expect(self.value(s, "lookupsExactK") >= 0.85, "seed \(seed): \(replay) \(s.extra)")
         #expect(self.value(s, "lookupsUnder500ms") >= 0.95, "seed \(seed): \(replay)")
+        // The target at 1,000 nodes is 95 % (the benchmark); 60 nodes must not be worse.
+        #expect(self.value(s, "lookupsExactWithin3RoundsUnder500ms") >= 0.95, "seed \(seed): \(replay) \(s.extra)")
         #expect(self.value(s, "tableSizeMin") >= 16)
         #expect(self.value(s, "requestsTimedOut") == 0)
         let again = self.run(nodes: 60, seed: seed)
