@@ -13,7 +13,10 @@ struct NetnsEndToEndTests {
         guard getuid() == 0, let ip = ipTool else { return false }
         // Root without CAP_NET_ADMIN (many containers) cannot create namespaces or links.
         guard ((try? ProcessRunner.run(ip, ["netns", "add", "tmt-probe"]))?.status ?? 1) == 0 else { return false }
+        // `ip netns exec` remounts / as a slave first, which a chroot whose / is no mount point refuses.
+        let exec = ((try? ProcessRunner.run(ip, ["netns", "exec", "tmt-probe", ip, "link", "set", "lo", "up"]))?.status ?? 1) == 0
         _ = try? ProcessRunner.run(ip, ["netns", "del", "tmt-probe"])
+        guard exec else { return false }
         let link = ((try? ProcessRunner.run(ip, ["link", "add", "tmtprobe0", "type", "bridge"]))?.status ?? 1) == 0
         _ = try? ProcessRunner.run(ip, ["link", "del", "tmtprobe0"])
         return link
@@ -56,8 +59,8 @@ struct NetnsEndToEndTests {
     @Test("nodes on separate addresses learn their public address from discovery, find each other and finalize", .enabled(if: available))
     func separateHosts() async throws {
         let hosts = Hosts(ip: Self.ipTool!, count: 3)
+        defer { hosts.tearDown() }   // also when setUp fails half-way: no bridge, veth or namespace left behind
         try hosts.setUp()
-        defer { hosts.tearDown() }
         let dir = TestPaths.temporaryDirectory()
         let env = ["TM_PW": "pw"]
         let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", "1", "--out", dir + "/spec", "--password-env", "TM_PW",
