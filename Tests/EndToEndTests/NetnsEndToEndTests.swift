@@ -51,7 +51,11 @@ struct NetnsEndToEndTests {
         }
 
         func tearDown() {
-            for i in 0..<self.count { _ = try? ProcessRunner.run(self.ip, ["netns", "del", self.ns(i)]) }
+            for i in 0..<self.count {
+                _ = try? ProcessRunner.run(self.ip, ["netns", "del", self.ns(i)])
+                // A veth whose peer never reached its namespace (setUp stopped in between) stays here.
+                _ = try? ProcessRunner.run(self.ip, ["link", "del", "tmtv\(i)"])
+            }
             _ = try? ProcessRunner.run(self.ip, ["link", "del", "tmtbr0"])
         }
     }
