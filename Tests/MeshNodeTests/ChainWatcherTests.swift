@@ -16,10 +16,13 @@ struct ChainWatcherTests {
         func add(_ u: ChainWatcher.Update) { self.updates.withLock { $0.append(u) } }
         var all: [ChainWatcher.Update] { self.updates.withLock { $0 } }
 
-        /// Waits up to `seconds` for `ok` to hold over the updates so far.
+        /// Waits for `ok` to hold over the updates so far, checking every 50 ms up to `seconds`
+        /// worth of checks. Counted in turns, not by the clock: the consumer runs on the same
+        /// cooperative threads as this wait, and blocking tests beside it in the suite can hold
+        /// them all for half a minute (seen on two cores), after which a clock deadline has
+        /// passed before the consumer had a turn.
         func wait(_ seconds: Double, _ ok: ([ChainWatcher.Update]) -> Bool) async -> Bool {
-            let until = Date().addingTimeInterval(seconds)
-            while Date() < until {
+            for _ in 0..<Int(seconds * 20) {
                 if ok(self.all) { return true }
                 try? await Task.sleep(nanoseconds: 50_000_000)
             }
@@ -79,8 +82,7 @@ struct ChainWatcherTests {
                 try? await Task.sleep(nanoseconds: 300_000_000)  // slower than the polls
             }
         }
-        // Generous: the suite shares two cooperative threads with blocking tests beside it.
-        #expect(await seen.wait(30) { $0.count >= 2 })
+        #expect(await seen.wait(30) { $0.count >= 2 }, "\(w.stats), \(seen.all.count) updates")
         task.cancel()
         await task.value
         #expect(seen.all.allSatisfy { $0.resync && $0.touches(3) && $0.touches(7) })
