@@ -464,6 +464,39 @@ struct SyncPipelineTests {
         #expect(s.actions().cancels == [r[1].0])
         #expect(s.h.core.peers[1]?.syncing == false)
     }
+
+    /// The bytes of an answer held out of order, whatever form the core keeps it in.
+    static func size(_ held: BlocksResponse) -> Int { held.encoded.count }
+    static func size(_ held: [UInt8]) -> Int { held.count }
+
+    @Test("answers held out of order are bounded in bytes across peers, not only in count")
+    func heldBytes() throws {
+        let s = try SyncHarness(blocks: 8)
+        for p in 1...4 { s.h.core.peerConnected(p, info: s.h.info(UInt8(p), best: 8), now: s.h.now) }
+        var ranges: [PeerID: [RequestID]] = [:]
+        for a in s.h.core.drain() {
+            if case .request(let p, let rid, ProtocolName.sync, _) = a { ranges[p, default: []].append(rid) }
+        }
+        #expect(ranges.count == 4 && ranges.values.allSatisfy { $0.count == 2 })
+        // Each hostile peer answers its upper range first: the right blocks, padded to 5 MiB
+        // with justifications that are never decoded before the answer is applied.
+        let padding = (0..<5).map { (UInt64($0), [UInt8](repeating: 0xa5, count: 1 << 20)) }
+        let upper = BlocksResponse(blocks: s.blocks(5, 4), justifications: padding).encoded
+        for p in 1...4 { s.h.core.response(p, ranges[p]![1], upper, now: s.h.now) }
+        let held = s.h.core.peers.connected.values.flatMap { $0.syncRanges.compactMap { $0.answer.map(Self.size) } }
+        #expect(!held.isEmpty, "answers are still held while they fit")
+        #expect(held.reduce(0, +) <= 16 << 20, "\(held.count) answers, \(held.reduce(0, +)) bytes held")
+        #expect(s.best == 0 && s.h.core.counters.invalidMessages.isEmpty)
+        // A peer whose held answer was dropped still gets its range asked again after the one below.
+        let dropped = (1...4).first { p in s.h.core.peers[p]?.syncRanges.count == 1 } ?? 4
+        _ = s.h.core.drain()
+        s.h.core.response(dropped, ranges[dropped]![0], BlocksResponse(blocks: s.blocks(1, 4), justifications: []).encoded, now: s.h.now)
+        #expect(s.best == 4)
+        let again = s.h.core.drain().compactMap { a -> BlocksRequest? in
+            if case .request(dropped, _, ProtocolName.sync, let body) = a { return try? BlocksRequest.decode(body) } else { return nil }
+        }
+        #expect(again == [BlocksRequest(from: 5, count: 4)])
+    }
 }
 
 @Suite("Peer manager")
