@@ -127,10 +127,11 @@ extension NodeCore {
 
     /// The answer to range request `rid`. Answers are applied in the order of their ranges:
     /// one that comes before the ranges below it is held (at most `SyncState.maxHeldAnswers`
-    /// across peers). Each applied range may let the next follow (it must start where the
-    /// last block applied ends, after a range applied whole), else the pipeline ends there;
-    /// then the pipeline is topped up from the last range asked, or, when empty, started
-    /// again at our best as before when the peer is still ahead and the range imported blocks.
+    /// and `SyncState.maxHeldBytes` across peers). Each applied range may let the next follow
+    /// (it must start where the last block applied ends, after a range applied whole), else
+    /// the pipeline ends there; then the pipeline is topped up from the last range asked, or,
+    /// when empty, started again at our best as before when the peer is still ahead and the
+    /// range imported blocks.
     func receiveRange(_ message: [UInt8], _ rid: RequestID, from id: PeerID, now: NodeTime) {
         guard let index = self.peers[id]?.syncRanges.firstIndex(where: { $0.rid == rid }) else { return }
         guard let answer = try? BlocksResponse.decode(message) else {
@@ -139,11 +140,15 @@ extension NodeCore {
             return
         }
         if index > 0 {
-            let held = self.peers.connected.values.reduce(0) { $0 + $1.syncRanges.count(where: { $0.answer != nil }) }
-            if held >= SyncState.maxHeldAnswers {
+            var held = 0, heldBytes = 0
+            for p in self.peers.connected.values {
+                for r in p.syncRanges { if let a = r.answer { held += 1; heldBytes += a.count } }
+            }
+            if held >= SyncState.maxHeldAnswers || heldBytes + message.count > SyncState.maxHeldBytes {
                 self.endSyncPipeline(id, at: index)
             } else {
-                self.peers.update(id) { $0.syncRanges[index].answer = answer }
+                // Kept as received (decoded again when applied): what it holds is its size.
+                self.peers.update(id) { $0.syncRanges[index].answer = message }
             }
             return
         }
@@ -161,7 +166,12 @@ extension NodeCore {
                 break
             }
             if let held = following.answer {
-                next = held
+                // It decoded when it came; the same bytes decode again.
+                guard let decoded = try? BlocksResponse.decode(held) else {
+                    self.endSyncPipeline(id, at: 0)
+                    break
+                }
+                next = decoded
             }
         }
         guard imported > 0, let p = self.peers[id], p.best.number > self.chain.best.number else { return }

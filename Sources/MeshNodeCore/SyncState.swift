@@ -19,6 +19,11 @@ struct SyncState {
     /// Range answers held, across all peers, while ranges below them are in flight; an
     /// answer past it is dropped with its range (and asked again later).
     static let maxHeldAnswers = 4
+    /// Bytes of those answers (as received), across all peers. One answer may be as large
+    /// as a channel message (16 MiB) and its decoded blocks take several times that, so the
+    /// count alone let four peers hold well over the 64 MiB an attack may cost; an honest
+    /// answer stops after 8 MiB and one block.
+    static let maxHeldBytes = 16 << 20
 
     /// Blocks being fetched by hash, and when the fetch may be retried.
     private(set) var fetches: [Hash32: Instant] = [:]
@@ -55,14 +60,15 @@ struct SyncState {
 }
 
 /// One range-sync request of a peer's pipeline: blocks `from ..< end` asked for, and the
-/// answer when it came before the answers of the ranges below it (kept until they are
-/// applied: blocks are imported in order of their numbers, never out of it).
+/// answer when it came before the answers of the ranges below it (kept, as received, until
+/// they are applied: blocks are imported in order of their numbers, never out of it).
 struct SyncRange: Sendable {
     let rid: RequestID
     let from: UInt64
     let count: UInt64
-    /// The answer, held while a range below it is still in flight.
-    var answer: BlocksResponse?
+    /// The answer's bytes (checked to decode when it came), held while a range below it is
+    /// still in flight: its size is what it costs, not the several times more of its blocks.
+    var answer: [UInt8]?
 
     /// Just past the last block asked for (`from + count` does not overflow: requests are
     /// clamped so that it cannot).
