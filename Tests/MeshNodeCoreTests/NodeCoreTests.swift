@@ -465,6 +465,29 @@ struct SyncPipelineTests {
         #expect(s.h.core.peers[1]?.syncing == false)
     }
 
+    @Test("a range's timeout runs from the answer below it: a peer sending its answers one after the other is not blamed, one that withholds still is")
+    func pipelinedTimeout() throws {
+        let s = try SyncHarness(blocks: 14)
+        s.h.core.peerConnected(1, info: s.h.info(1, best: 14), now: s.h.now)
+        let r = s.actions().requests
+        #expect(r.count == 2)
+        // A slow link: the lower answer takes 10 s, the upper one 10 s more behind it.
+        s.h.advance(10)
+        s.answer(r[0].0, s.blocks(1, 4))
+        let topUp = s.actions().requests
+        #expect(topUp.map(\.1) == [BlocksRequest(from: 9, count: 4)])
+        s.h.advance(10)
+        #expect(s.h.core.counters.invalidMessages["sync timeout"] == nil, "20 s after it was sent, 10 s after the range below landed")
+        s.answer(r[1].0, s.blocks(5, 4))
+        #expect(s.best == 8)
+        #expect(s.h.core.peers[1]?.best.number == 14, "the claim stands")
+        // Withheld: the range above times out 15 s after the last answer, and costs the peer.
+        _ = s.actions()
+        s.h.advance(20)
+        #expect(s.h.core.counters.invalidMessages["sync timeout"] == 1)
+        #expect(s.actions().cancels.contains(topUp[0].0))
+    }
+
     /// The bytes of an answer held out of order, whatever form the core keeps it in.
     static func size(_ held: BlocksResponse) -> Int { held.encoded.count }
     static func size(_ held: [UInt8]) -> Int { held.count }
