@@ -174,6 +174,12 @@ extension NodeCore {
                 next = decoded
             }
         }
+        // The peer sends its answers one after the other: the range now lowest in flight was
+        // queued behind the ones just applied, and its 15 s start now (a peer that withholds
+        // it is still timed out, one answered range at a time).
+        if let lowest = self.peers[id]?.syncRanges.first, lowest.answer == nil {
+            self.peers.restartRequest(id, lowest.rid, now: now.instant)
+        }
         guard imported > 0, let p = self.peers[id], p.best.number > self.chain.best.number else { return }
         if p.syncing {
             self.fillSyncPipeline(id, now: now)

@@ -267,6 +267,12 @@ public struct PeerManager {
         return rid
     }
 
+    /// Restarts the timeout of a request still in flight (one queued behind another at the
+    /// peer: its time starts when the one before it is answered).
+    mutating func restartRequest(_ id: PeerID, _ rid: RequestID, now: Instant) {
+        self.update(id) { $0.requests[rid]?.sentAt = now }
+    }
+
     /// Takes a request off the books (answered, failed or cancelled).
     mutating func finishRequest(_ id: PeerID, _ rid: RequestID) -> PendingRequest? {
         guard self.isConnected(id) else { return nil }
