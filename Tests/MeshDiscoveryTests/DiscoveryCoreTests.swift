@@ -23,10 +23,10 @@ final class MemNet {
     func key() -> Ed25519.PrivateKey { try! Ed25519.PrivateKey(seedBytes: self.rng.bytes(32)) }
 
     @discardableResult
-    func add(_ i: Int, key k: Ed25519.PrivateKey? = nil, ip: [UInt8]? = nil) -> DiscoveryCore {
+    func add(_ i: Int, key k: Ed25519.PrivateKey? = nil, ip: [UInt8]? = nil, port: UInt16 = 30333) -> DiscoveryCore {
         let key = k ?? self.key()
-        let e = Endpoint(ip: ip ?? [10, 0, UInt8(i >> 8), UInt8(i & 255)], port: 30333)
-        let rec = NodeRecord(key: key, seq: 1, ip: e.ip, tcpPort: 30333, udpPort: 30333, roles: 2, genesis: testGenesis)
+        let e = Endpoint(ip: ip ?? [10, 0, UInt8(i >> 8), UInt8(i & 255)], port: port)
+        let rec = NodeRecord(key: key, seq: 1, ip: e.ip, tcpPort: port, udpPort: port, roles: 2, genesis: testGenesis)
         var r = SeededRNG(seed: UInt64(i) &* 7919 &+ 1)
         let core = DiscoveryCore(key: key, record: rec, config: DiscoveryConfig(genesis: testGenesis), random: { n in r.bytes(n) })
         if self.nodes[e] == nil { self.order.append(e) }

@@ -95,4 +95,26 @@ struct DiscoveryLookupTests {
         #expect(sent <= Int(b.config.requestBurst) + 1, "seed \(seed): \(sent) packets for a burst of \(b.config.requestBurst)")
         #expect(sent >= Int(b.config.requestBurst) - 3, "seed \(seed): the budget still answers (\(sent) packets)")
     }
+
+    @Test("a peer flooding past its own request budget does not spend the budget of the other nodes at its address")
+    func floodSparesNeighbours() throws {
+        let seed: UInt64 = 64
+        let net = MemNet(seed: seed)
+        let b = net.add(0), eB = net.endpoint(of: b)
+        // Two nodes behind one address (a NAT, a host running two nodes): a flooder and an honest one.
+        let flooder = net.add(1, ip: [10, 0, 9, 9], port: 30333)
+        let honest = net.add(2, ip: [10, 0, 9, 9], port: 30334)
+        _ = honest.ping(id: b.id, endpoint: eB, now: net.now)
+        _ = flooder.ping(id: b.id, endpoint: eB, now: net.now)
+        net.pump()
+        let peerB = DiscoveryCore.PeerKey(id: b.id, endpoint: eB)
+        for i in 0..<400 { flooder.send(.ping(requestId: UInt64(90_000 + i), recordSeq: 1), to: peerB, now: net.now) }
+        net.pump()
+        #expect((b.counters.dropped["request rate"] ?? 0) >= 300, "seed \(seed): the flood is refused past its budget")
+        let pongs = { net.events[net.endpoint(of: honest), default: []].filter { if case .pong = $0 { return true } else { return false } }.count }
+        let before = pongs()
+        _ = honest.ping(id: b.id, endpoint: eB, now: net.now)
+        net.pump()
+        #expect(pongs() == before + 1, "seed \(seed): the honest node at the flooder's address is still answered")
+    }
 }
