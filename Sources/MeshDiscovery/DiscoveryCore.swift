@@ -651,12 +651,12 @@ public final class DiscoveryCore {
     }
 
     /// A request's budget: the node's own, and its network's (four nodes' worth: ids are free).
+    /// The node's own is taken first: a request past it must not spend the network's, or one
+    /// node flooding past its budget would starve every other node at its address.
     func allowRequest(_ peer: PeerKey, now: UInt64) -> Bool {
         let c = self.config
-        guard Self.take(&self.netRequestBuckets, Self.sourceNet(peer.endpoint), now: now, rate: 4 * c.requestsPerSecond, burst: 4 * c.requestBurst) else {
-            return false
-        }
-        return Self.take(&self.requestBuckets, peer.id, now: now, rate: c.requestsPerSecond, burst: c.requestBurst)
+        guard Self.take(&self.requestBuckets, peer.id, now: now, rate: c.requestsPerSecond, burst: c.requestBurst) else { return false }
+        return Self.take(&self.netRequestBuckets, Self.sourceNet(peer.endpoint), now: now, rate: 4 * c.requestsPerSecond, burst: 4 * c.requestBurst)
     }
 
     /// Fetches the peer's record when it says it has a newer one: one fetch at a time per
