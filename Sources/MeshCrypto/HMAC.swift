@@ -30,6 +30,32 @@ public enum HMACSHA256 {
         return h.finalize()
     }
 
+    /// The MAC of `first` ‖ `second` under `key` (at most 64 bytes), written into `out`
+    /// (32 bytes, which may overlap neither input), computed with `hasher` (reset on return).
+    /// No heap allocation: the padded key and the inner digest live on the stack and are
+    /// zeroed before returning. For hot paths such as the Noise HKDF.
+    public static func authenticate(
+        key: UnsafeRawBufferPointer, first: UnsafeRawBufferPointer, second: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer, hasher h: SHA256.Hasher
+    ) {
+        precondition(key.count <= blockSize, "HMAC key longer than a block")
+        withUnsafeTemporaryAllocation(byteCount: blockSize + 32, alignment: 16) { tmp in
+            let pad = UnsafeMutableRawBufferPointer(rebasing: tmp[0..<blockSize])
+            let inner = UnsafeMutableRawBufferPointer(rebasing: tmp[blockSize...])
+            for i in 0..<blockSize { pad[i] = 0x36 }
+            for i in 0..<key.count { pad[i] = key[i] ^ 0x36 }
+            h.update(UnsafeRawBufferPointer(pad))
+            h.update(first)
+            h.update(second)
+            h.finalize(into: inner)
+            for i in 0..<blockSize { pad[i] ^= 0x36 ^ 0x5c }
+            h.update(UnsafeRawBufferPointer(pad))
+            h.update(UnsafeRawBufferPointer(inner))
+            h.finalize(into: out)
+            Memory.zero(tmp)
+        }
+    }
+
     /// The MAC of one message.
     public static func authenticate(key: some ContiguousBytesView, message: [UInt8]) -> [UInt8] {
         authenticate(key: key, parts: [message])

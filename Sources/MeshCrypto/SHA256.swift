@@ -51,6 +51,15 @@ public enum SHA256 {
             }
         }
 
+        /// Writes the digest into `out` (32 bytes) and resets the hasher for reuse: no
+        /// allocation, for hot paths that hash into buffers they own.
+        public func finalize(into out: UnsafeMutableRawBufferPointer) {
+            precondition(out.count == 32, "SHA-256 digest buffer must be 32 bytes")
+            var len: UInt32 = 0
+            precondition(EVP_DigestFinal_ex(self.ctx, out.baseAddress!.assumingMemoryBound(to: UInt8.self), &len) == 1)
+            precondition(EVP_DigestInit_ex(self.ctx, OpenSSL.sha256.pointer, nil) == 1)
+        }
+
         /// Returns the digest and resets the hasher for reuse.
         public func finalize() -> [UInt8] {
             var out = [UInt8](repeating: 0, count: 32)

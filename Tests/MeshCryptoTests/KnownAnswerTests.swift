@@ -182,6 +182,29 @@ struct KnownAnswerTests {
         #expect(Hex.encode(long) == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 
+    @Test("HMAC-SHA256 into a buffer with a reused hasher: RFC 4231 tests 1 and 2, message in two parts")
+    func hmacIntoBuffer() {
+        let hasher = SHA256.Hasher()
+        var out = [UInt8](repeating: 0, count: 32)
+        func mac(_ key: [UInt8], _ first: [UInt8], _ second: [UInt8]) -> String {
+            key.withUnsafeBytes { k in
+                first.withUnsafeBytes { a in
+                    second.withUnsafeBytes { b in
+                        out.withUnsafeMutableBytes { o in HMACSHA256.authenticate(key: k, first: a, second: b, into: o, hasher: hasher) }
+                    }
+                }
+            }
+            return Hex.encode(out)
+        }
+        #expect(mac([UInt8](repeating: 0x0b, count: 20), Array("Hi ".utf8), Array("There".utf8))
+            == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        // The same hasher again (it resets after each digest); RFC 4231 test 2.
+        #expect(mac(Array("Jefe".utf8), Array("what do ya want ".utf8), Array("for nothing?".utf8))
+            == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        #expect(mac(Array("Jefe".utf8), Array("what do ya want for nothing?".utf8), [])
+            == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    }
+
     @Test("HKDF RFC 5869 tests 1 and 3")
     func hkdf() {
         let ikm = [UInt8](repeating: 0x0b, count: 22)
