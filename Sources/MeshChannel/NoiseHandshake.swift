@@ -66,18 +66,17 @@ public struct NoiseHandshake {
     /// Whether it is this side's turn to write.
     public var isMyTurn: Bool { (self.messageIndex % 2 == 0) == self.isInitiator }
 
-    func dh(_ local: X25519.PrivateKey?, _ remote: X25519.PublicKey?) throws(ChannelError) -> [UInt8] {
+    /// The DH output, in a buffer zeroed when released (mixed into the chaining key as is).
+    func dh(_ local: X25519.PrivateKey?, _ remote: X25519.PublicKey?) throws(ChannelError) -> SecureBytes {
         guard let local, let remote else { throw .malformedHandshake("missing key for DH") }
         do {
-            let shared = try local.sharedSecret(with: remote)
-            return shared.withUnsafeBytes { Array($0) }
+            return try local.sharedSecret(with: remote)
         } catch { throw .malformedHandshake("low-order public key") }
     }
 
-    mutating func nextPSK() throws(ChannelError) -> [UInt8] {
+    mutating func nextPSK() throws(ChannelError) -> SecureBytes {
         guard !self.psks.isEmpty else { throw .malformedHandshake("missing PSK") }
-        let k = self.psks.removeFirst()
-        return k.withUnsafeBytes { Array($0) }
+        return self.psks.removeFirst()
     }
 
     /// WriteMessage: the next handshake message carrying `payload`.

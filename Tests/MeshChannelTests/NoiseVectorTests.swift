@@ -82,6 +82,26 @@ struct NoiseVectorTests {
         #expect(throws: ChannelError.self) { _ = try h.writeMessage(payload: []) }
     }
 
+    @Test("a copied symmetric state is independent: mixing a key into one leaves the other's chaining key and hash")
+    func symmetricStateCopies() {
+        var a = NoiseSymmetricState(protocolName: "Noise_XX_25519_ChaChaPoly_SHA256")
+        a.mixKey([UInt8](repeating: 7, count: 32))
+        let b = a
+        let (ck, h) = (b.chainingKey, b.handshakeHash)
+        a.mixKey([UInt8](repeating: 9, count: 32))
+        a.mixHash([1, 2, 3])
+        #expect(b.chainingKey == ck && b.handshakeHash == h)
+        #expect(a.chainingKey != ck && a.handshakeHash != h)
+        // The copy, given the same inputs, reaches the same state (value semantics).
+        var c = b
+        c.mixKey([UInt8](repeating: 9, count: 32))
+        c.mixHash([1, 2, 3])
+        #expect(c.chainingKey == a.chainingKey && c.handshakeHash == a.handshakeHash)
+        // Split zeroes the chaining key.
+        _ = c.split()
+        #expect(c.chainingKey == [UInt8](repeating: 0, count: 32))
+    }
+
     @Test("all 36 vectors are present")
     func count() { #expect(Self.vectors.count == 36) }
 }
