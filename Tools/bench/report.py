@@ -39,9 +39,20 @@ def main(d):
             row(rows, "secure channel bulk", f"{ch['secureGBps']:.3f} GB/s", f"TLS 1.3 (python ssl) {ch['tlsGBps']:.3f} GB/s", f"{t:.2f} x", ">= 3 x", t >= 3)
         row(rows, "handshakes, 32 concurrent", f"{ch['handshakesPerSecond']:.0f} /s", "", "", ">= 2,000 /s", ch["handshakesPerSecond"] >= 2000)
         f = ch["handshakeFloorMicros"]
+        only = ch.get("handshakeOnlyCpuMicros")
         for side in ("client", "server"):
-            v = ch["handshakeCpuMicros"][side]
-            row(rows, f"handshake CPU, {side}", f"{v:.0f} us", f"crypto floor {f:.0f} us", f"{v / f:.2f} x", "<= 1.5 x", v / f <= 1.5)
+            # The handshake's own CPU (the channel code in memory, thread CPU) is what the
+            # target bounds; the over-TCP figure (process CPU / handshakes, so also TCP
+            # connect/accept/close and the event loop) stands beside it.
+            tcp = ch["handshakeCpuMicros"][side]
+            if only:
+                v = only[side]
+                row(rows, f"handshake CPU, {side}: handshake only (in memory, thread CPU); over TCP (process CPU / handshakes)",
+                    f"{v:.0f} us; {tcp:.0f} us", f"crypto floor {f:.0f} us", f"{v / f:.2f} x; {tcp / f:.2f} x",
+                    "<= 1.5 x (handshake only)", v / f <= 1.5)
+            else:
+                row(rows, f"handshake CPU, {side} (over TCP, process CPU)", f"{tcp:.0f} us", f"crypto floor {f:.0f} us",
+                    f"{tcp / f:.2f} x", "<= 1.5 x", tcp / f <= 1.5)
     e = data["epoch"]
     if e:
         for r in e:

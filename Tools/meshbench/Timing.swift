@@ -19,6 +19,13 @@ enum Clock {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    /// CPU time of the calling thread in nanoseconds.
+    static func threadCPU() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// Runs `body` repeatedly for at least `seconds` and returns (iterations, elapsed seconds).
     static func measure(seconds: Double, _ body: () -> Void) -> (Int, Double) {
         // Warm up.
