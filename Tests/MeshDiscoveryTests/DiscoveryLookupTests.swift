@@ -117,4 +117,41 @@ struct DiscoveryLookupTests {
         net.pump()
         #expect(pongs() == before + 1, "seed \(seed): the honest node at the flooder's address is still answered")
     }
+
+    @Test("entries anyone adds to our table can only lower the density floor (more buckets asked), never raise it")
+    func densityFloorUnderHostileEntries() throws {
+        let seed: UInt64 = 65
+        var rng = SeededRNG(seed: seed)
+        let local = try self.id(&rng)
+        var table = RoutingTable(localId: local)
+        let key = try Ed25519.PrivateKey(seedBytes: rng.bytes(32))
+        var added = 0
+        // A node id in bucket j of ours: the XOR with our id has its top bit at j - 1.
+        func add(bucket j: Int) throws {
+            var x = rng.bytes(32)
+            let bit = j - 1, byte = 31 - bit / 8
+            for i in 0..<byte { x[i] = 0 }
+            x[byte] = (x[byte] & UInt8((1 << (bit % 8)) - 1)) | UInt8(1 << (bit % 8))
+            var r = NodeRecord(key: key, seq: 1, ip: [10, 1, UInt8(added >> 8), UInt8(added & 255)], tcpPort: 1, udpPort: 1, roles: 2, genesis: testGenesis)
+            r.nodeId = try Ed25519.PublicKey(bytes: zip(x, local.bytes).map { $0 ^ $1 })
+            added += 1
+            _ = table.add(r, endpoint: Endpoint(ip: r.ip, port: 1), now: 0)
+            #expect(Distance.log2(local, r.nodeId) == j)
+        }
+        // An honest table in a network of about 1,000 nodes: buckets 256 ... 251 full, then 8, 4, 2, 1.
+        for j in 251...256 { for _ in 0..<16 { try add(bucket: j) } }
+        for (j, n) in [(250, 8), (249, 4), (248, 2), (247, 1)] { for _ in 0..<n { try add(bucket: j) } }
+        let honest = try #require(table.densityFloor())
+        #expect(honest <= 245, "seed \(seed): floor \(honest) for ~1,000 nodes")
+        // An attacker fills the buckets below, one verified entry at a time (ids cost it 2^(256 - j)
+        // tries): wherever it stops, the floor is no higher than the honest table's.
+        var highest = honest
+        for j in stride(from: 250, through: 245, by: -1) {
+            while table.buckets[j].count < table.k {
+                try add(bucket: j)
+                highest = max(highest, table.densityFloor() ?? 0)
+            }
+        }
+        #expect(highest <= honest, "seed \(seed): hostile entries raised the floor from \(honest) to \(highest)")
+    }
 }
