@@ -121,17 +121,21 @@ public struct RoutingTable: Sendable {
     }
 
     /// The lowest bucket a node of a network like ours is expected to have an entry in, or
-    /// nil while we know fewer than k nodes. Buckets that are not full hold every node at
-    /// their distance that we know of; with j the highest such bucket and s the entries at
-    /// distances up to j, the network holds about s · 2^(256 − j) nodes, and a table's bucket
-    /// i holds about one eighth of a node when n · 2^(i − 257) = 1/8, i.e. i = 254 − log2 n
-    /// (deeper buckets are rarely worth a slot; shallower ones often hold a node).
+    /// nil while we know fewer than k nodes. With s entries at distances up to j (a share
+    /// 2^(j − 256) of the id space), the network holds about s · 2^(256 − j) nodes at least (a
+    /// full bucket keeps only k); a table's bucket i holds about one eighth of a node when
+    /// n · 2^(i − 257) = 1/8, i.e. i = 254 − log2 n (deeper buckets are rarely worth a slot;
+    /// shallower ones often hold a node). The estimate is the largest over the distances j
+    /// with at least k entries up to them (fewer are noise): an entry added, by anyone, can
+    /// only raise it and so lower the floor (more buckets asked), never raise it.
     public func densityFloor() -> Int? {
-        guard self.count >= self.k, let top = (1...256).reversed().first(where: { self.buckets[$0].count < self.k }) else { return nil }
-        let s = self.buckets[1...top].reduce(0) { $0 + $1.count }
-        guard s > 0 else { return top }
-        // log2 n, rounded up (s ≥ 1): the floor errs towards one bucket too deep.
-        let log2n = (256 - top) + (Int.bitWidth - (s - 1).leadingZeroBitCount)
+        guard self.count >= self.k else { return nil }
+        var s = 0, log2n = 0
+        for j in 1...256 {
+            s += self.buckets[j].count
+            // log2 of s · 2^(256 − j), rounded up: the floor errs towards one bucket too deep.
+            if s >= self.k { log2n = max(log2n, (256 - j) + (Int.bitWidth - (s - 1).leadingZeroBitCount)) }
+        }
         return max(1, 254 - log2n)
     }
 
