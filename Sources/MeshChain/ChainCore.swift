@@ -180,23 +180,115 @@ public final class ChainCore {
         let hash = block.hash
         var ticket = self.ahead.removeValue(forKey: hash)
         defer { ticket?.cancel() }
-        if self.entries[hash] != nil { return .alreadyKnown }
-        if block.number <= self.finalized.number {
-            if self.canonicalHash(block.number) == hash { return .alreadyKnown }
-            self.rejectedCount += 1
-            throw .conflictsWithFinalized
-        }
+        if try self.knownOutcome(block, hash: hash) { return .alreadyKnown }
         guard let parent = self.entries[block.header.parentHash] else {
             self.rejectedCount += 1
             throw .unknownParent(block.header.parentHash)
         }
+        let executed = try self.execute(block, hash: hash, parentHeader: parent.header, parentState: parent.state,
+                                        now: now, preverified: preverified, ticket: &ticket)
+        return try self.commit([executed])[0]
+    }
+
+    /// What `importBatch` did: an outcome for each block from the first, in order, and the
+    /// error of the block after them (`outcomes.count` is its index) when it stopped early.
+    public struct BatchOutcome: Sendable {
+        public var outcomes: [ImportOutcome]
+        public var error: BlockError?
+    }
+
+    /// Imports `blocks` in order, as `importBlock` would one by one, stopping at the first that
+    /// fails, but stores each run of blocks that extend one another in one store transaction
+    /// (a sync answer: one commit instead of one per block). Durable first as in
+    /// `importBlock`: a run enters the in-memory tree only once its transaction committed, so
+    /// a store failure leaves neither the store nor the tree holding any of that run (and is
+    /// reported as `.storeFailure` for the run's first block; the blocks before it stay).
+    /// The blocks before a failing block are stored before its error is returned.
+    public func importBatch(_ blocks: [Block], now: UInt64?) -> BatchOutcome {
+        var outcomes: [ImportOutcome] = []
+        outcomes.reserveCapacity(blocks.count)
+        var run: [Executed] = []
+        // Stores the pending run; false (with `failure` set) when the store refused it.
+        var failure: BlockError?
+        func flush() -> Bool {
+            guard !run.isEmpty else { return true }
+            defer { run.removeAll(keepingCapacity: true) }
+            do throws(BlockError) {
+                outcomes.append(contentsOf: try self.commit(run))
+                return true
+            } catch {
+                failure = error
+                return false
+            }
+        }
+        for block in blocks {
+            let hash = block.hash
+            var ticket = self.ahead.removeValue(forKey: hash)
+            defer { ticket?.cancel() }
+            do throws(BlockError) {
+                let parentHeader: BlockHeader
+                let parentState: ChainState
+                if let last = run.last, last.hash == block.header.parentHash {
+                    parentHeader = last.block.header
+                    parentState = last.state
+                } else {
+                    guard flush() else { break }
+                    if try self.knownOutcome(block, hash: hash, storedIsKnown: true) {
+                        outcomes.append(.alreadyKnown)
+                        continue
+                    }
+                    guard let parent = self.entries[block.header.parentHash] else {
+                        self.rejectedCount += 1
+                        throw .unknownParent(block.header.parentHash)
+                    }
+                    parentHeader = parent.header
+                    parentState = parent.state
+                }
+                run.append(try self.execute(block, hash: hash, parentHeader: parentHeader, parentState: parentState,
+                                            now: now, preverified: [], ticket: &ticket))
+            } catch {
+                guard flush() else { break }
+                failure = error
+                break
+            }
+        }
+        _ = flush()
+        return BatchOutcome(outcomes: outcomes, error: failure)
+    }
+
+    /// A block checked and executed on its parent's state, not yet stored.
+    struct Executed {
+        let block: Block
+        let hash: Hash32
+        let state: ChainState
+        let receipts: [Receipt]
+    }
+
+    /// Whether the block is known already (true), or throws when it lies at or below the
+    /// finalized height beside the finalized chain. False: import it.
+    /// `storedIsKnown`: a stored block beside the finalized chain (a pruned fork) counts as
+    /// known rather than conflicting (a batch skips what the node holds, as sync always did).
+    func knownOutcome(_ block: Block, hash: Hash32, storedIsKnown: Bool = false) throws(BlockError) -> Bool {
+        if self.entries[hash] != nil { return true }
+        if block.number <= self.finalized.number {
+            if self.canonicalHash(block.number) == hash { return true }
+            if storedIsKnown, (try? self.store.hasBlock(hash)) == true { return true }
+            self.rejectedCount += 1
+            throw .conflictsWithFinalized
+        }
+        return false
+    }
+
+    /// Checks the block's size and signatures and executes it on the parent's state.
+    /// With a `signatureVerifier`, the signatures its ticket found valid are not checked again.
+    func execute(_ block: Block, hash: Hash32, parentHeader: BlockHeader, parentState: ChainState, now: UInt64?,
+                 preverified: Set<Hash32>, ticket: inout (any SignatureTicket)?) throws(BlockError) -> Executed {
         let size = block.encoded.count
         guard size <= Block.maxSize else {
             self.rejectedCount += 1
             throw .tooLarge(size)
         }
-        var state = parent.state
-        let applied: [Receipt]
+        var state = parentState
         var context = self.context
         context.preverified = preverified
         if context.checkSignatures, let verifier = self.signatureVerifier {
@@ -210,36 +302,57 @@ public final class ChainCore {
                 context.headerPreverified = found.header
             }
         }
-        do { applied = try state.applyBlock(block, parentSlot: parent.header.slot, now: now, context: context) } catch {
+        do {
+            let applied = try state.applyBlock(block, parentSlot: parentHeader.slot, now: now, context: context)
+            return Executed(block: block, hash: hash, state: state, receipts: applied)
+        } catch {
             self.rejectedCount += 1
             throw error
         }
-        // Durable first: the in-memory tree changes only once the block is on disk. A store
-        // failure is ours, never the peer's (`.storeFailure`).
-        let tip = ChainPointer(number: block.number, hash: hash)
-        let becomesBest = block.number > self.best.number
+    }
+
+    /// Stores executed blocks, each the parent of the next, in one transaction, then adds them
+    /// to the tree. Durable first: the in-memory tree changes only once the blocks are on
+    /// disk. A store failure is ours, never the peer's (`.storeFailure`).
+    func commit(_ run: [Executed]) throws(BlockError) -> [ImportOutcome] {
+        guard let last = run.last else { return [] }
+        let tip = ChainPointer(number: last.block.number, hash: last.hash)
+        let becomesBest = tip.number > self.best.number
         var depth = 0
         do {
             try self.store.transaction {
-                try self.store.putBlock(block)
-                if becomesBest { depth = try self.writeCanonical(to: tip) }
+                for e in run { try self.store.putBlock(e.block) }
+                if becomesBest {
+                    let headers = run.count > 1 ? Dictionary(uniqueKeysWithValues: run.map { ($0.hash, $0.block.header) }) : [:]
+                    depth = try self.writeCanonical(to: tip, pending: headers)
+                }
             }
         } catch {
             throw .storeFailure("\(error)")
         }
-        for r in applied {
-            if self.receipts[r.hash] == nil { self.receiptOrder.append(r.hash) }
-            self.receipts[r.hash] = IncludedReceipt(block: hash, number: block.number, error: r.error)
+        var outcomes: [ImportOutcome] = []
+        outcomes.reserveCapacity(run.count)
+        var best = self.best.number
+        for e in run {
+            for r in e.receipts {
+                if self.receipts[r.hash] == nil { self.receiptOrder.append(r.hash) }
+                self.receipts[r.hash] = IncludedReceipt(block: e.hash, number: e.block.number, error: r.error)
+            }
+            self.entries[e.hash] = Entry(header: e.block.header, state: e.state, children: [])
+            self.entries[e.block.header.parentHash]!.children.append(e.hash)
+            self.importedCount += 1
+            // Each block of the run extends the one before: once one is best, the rest follow,
+            // and only the first can have reorganised the chain.
+            let newBest = e.block.number > best
+            outcomes.append(.imported(newBest: newBest, reorgDepth: newBest && best == self.best.number ? depth : 0))
+            if newBest { best = e.block.number }
         }
         if self.receiptOrder.count > Self.receiptsKept {
             for h in self.receiptOrder.prefix(self.receiptOrder.count - Self.receiptsKept) { self.receipts[h] = nil }
             self.receiptOrder.removeFirst(self.receiptOrder.count - Self.receiptsKept)
         }
-        self.entries[hash] = Entry(header: block.header, state: state, children: [])
-        self.entries[block.header.parentHash]!.children.append(hash)
-        self.importedCount += 1
         if becomesBest { self.best = tip }
-        return .imported(newBest: becomesBest, reorgDepth: depth)
+        return outcomes
     }
 
     /// Hands `blocks`, about to be imported in this order, to the `signatureVerifier`, so that
@@ -276,16 +389,17 @@ public final class ChainCore {
 
     /// Rewrites the canonical index to end at `tip` (inside the caller's store transaction);
     /// returns the reorg depth. The caller moves `best` once the transaction committed.
-    func writeCanonical(to tip: ChainPointer) throws -> Int {
+    /// `pending`: headers of blocks stored in this transaction and not yet in the tree.
+    func writeCanonical(to tip: ChainPointer, pending: [Hash32: BlockHeader] = [:]) throws -> Int {
         let old = self.best
         // Walk back from the new tip until the canonical chain is met.
         var path: [Hash32] = []
         var cursor = tip.hash
         var number = tip.number
         while number > 0 {
-            if try self.store.canonicalHash(number) == cursor && number <= old.number { break }
+            if number <= old.number, try self.store.canonicalHash(number) == cursor { break }
             path.append(cursor)
-            var header = self.entries[cursor]?.header
+            var header = self.entries[cursor]?.header ?? pending[cursor]
             if header == nil { header = try self.store.block(cursor)?.header }
             guard let h = header else { break }
             cursor = h.parentHash

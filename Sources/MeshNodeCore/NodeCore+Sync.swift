@@ -221,28 +221,26 @@ extension NodeCore {
         // the blocks execute in order; what a failed block leaves unchecked is dropped after.
         self.chain.verifyAhead(resp.blocks)
         defer { self.chain.cancelVerifyAhead() }
-        for block in resp.blocks {
-            if self.chain.contains(block.hash) { continue }
-            do {
-                let outcome = try self.chain.importBlock(block, now: now.wallMillis)
-                imported += 1
-                if case .imported(let newBest, let depth) = outcome {
-                    self.afterImport(block, newBest: newBest, reorgDepth: depth, produced: false, prune: false, now: now)
-                }
-            } catch BlockError.unknownParent(let parent) {
+        // One store transaction for the answer's blocks (`importBatch`); each block's effects
+        // on the node follow once it is stored, in order.
+        let batch = self.chain.importBatch(resp.blocks, now: now.wallMillis)
+        for (block, outcome) in zip(resp.blocks, batch.outcomes) {
+            guard case .imported(let newBest, let depth) = outcome else { continue }
+            imported += 1
+            self.afterImport(block, newBest: newBest, reorgDepth: depth, produced: false, prune: false, now: now)
+        }
+        if let error = batch.error {
+            let block = resp.blocks[batch.outcomes.count]
+            whole = false
+            switch error {
+            case .unknownParent(let parent):
                 // The peer's chain forks below our best: fetch its branch back by hash.
                 self.fetchBlock(parent, voter: nil, from: id, now: now)
-                whole = false
-                break
-            } catch where error.isLocal {
+            case _ where error.isLocal:
                 self.logSync.error("cannot store a synced block", ["number": "#\(block.number)", "error": "\(error)"])
-                whole = false
-                break
-            } catch {
+            default:
                 self.logSync.debug("invalid synced block", ["number": "#\(block.number)", "error": "\(error)"])
                 self.penalize(id, "invalid synced block", by: 50, now: now)
-                whole = false
-                break
             }
         }
         self.counters.syncedBlocks += imported
