@@ -104,15 +104,17 @@ extension MeshBench {
             // after the imports, averaged.
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let sample = blocks.prefix(64).flatMap(\.transactions)
+            // Measured right before and right after the verified import, so that a change of
+            // load on a shared machine between the two measurements shows in both alike.
             let anchorBefore = Self.verifyRate(sample, genesis: genesis, threads: cores, seconds: self.anchorSeconds)
-            let oneCore = Self.verifyRate(sample, genesis: genesis, threads: 1, seconds: self.anchorSeconds)
             let pool = SignatureWorkerPool(workers: self.workers ?? cores)
             defer { pool.shutdown() }
             let (verifiedSeconds, _) = try importAll(checkSignatures: true, pool: pool, name: "verified")
             let stats = pool.statistics
+            let anchorAfter = Self.verifyRate(sample, genesis: genesis, threads: cores, seconds: self.anchorSeconds)
+            let oneCore = Self.verifyRate(sample, genesis: genesis, threads: 1, seconds: self.anchorSeconds)
             let (serialSeconds, _) = try importAll(checkSignatures: true, pool: nil, name: "serial")
             let (trustedSeconds, importedBytes) = try importAll(checkSignatures: false, pool: nil, name: "trusted")
-            let anchorAfter = Self.verifyRate(sample, genesis: genesis, threads: cores, seconds: self.anchorSeconds)
             let anchor = (anchorBefore + anchorAfter) / 2
             let verifiedRate = Double(self.blocks) / verifiedSeconds
             let serialRate = Double(self.blocks) / serialSeconds
