@@ -36,7 +36,8 @@ extension ChainState {
     // MARK: Transactions
 
     /// Checks a transaction against the state without applying it.
-    public func check(_ tx: Transaction, at number: UInt64, context: ExecutionContext) throws(TransactionError) {
+    /// `hash`: the transaction's hash when the caller has it already (block import).
+    public func check(_ tx: Transaction, at number: UInt64, context: ExecutionContext, hash: Hash32? = nil) throws(TransactionError) {
         let size = tx.encoded.count
         if size > Transaction.maxSize { throw .tooLarge(size) }
         if tx.validUntil < number { throw .expired(validUntil: tx.validUntil, block: number) }
@@ -45,13 +46,17 @@ extension ChainState {
         if tx.nonce < expected { throw .staleNonce(expected: expected, got: tx.nonce) }
         if tx.nonce > expected { throw .futureNonce(expected: expected, got: tx.nonce) }
         if self.balance(tx.signer) < tx.fee { throw .cannotPayFee(balance: self.balance(tx.signer), fee: tx.fee) }
-        if context.checkSignatures && !(context.preverified.contains(tx.hash) || tx.verifySignature(genesis: context.genesis)) { throw .badSignature }
+        if context.checkSignatures && !(context.preverified.contains(hash ?? tx.hash) || tx.verifySignature(genesis: context.genesis)) { throw .badSignature }
     }
 
     /// Applies a transaction: charges the fee to `producer`, uses the nonce, then runs the
     /// call (whose refusal leaves everything but the fee and nonce unchanged).
-    public mutating func apply(_ tx: Transaction, at number: UInt64, producer: AccountID, context: ExecutionContext) throws(TransactionError) -> Receipt {
-        try self.check(tx, at: number, context: context)
+    /// `hash`: the transaction's hash when the caller has it already (block import hashes
+    /// each transaction once, for the transactions root, and passes it on).
+    public mutating func apply(_ tx: Transaction, at number: UInt64, producer: AccountID, context: ExecutionContext,
+                               hash: Hash32? = nil) throws(TransactionError) -> Receipt {
+        let hash = hash ?? tx.hash
+        try self.check(tx, at: number, context: context, hash: hash)
         self.setBalance(tx.signer, self.balance(tx.signer) - tx.fee)  // checked: balance ≥ fee
         self.credit(producer, tx.fee)
         self.nonces[tx.signer] = tx.nonce &+ 1  // below 2^64 − 1: the nonce gap bounds it
@@ -61,9 +66,9 @@ extension ChainState {
             try trial.dispatch(tx.call, signer: tx.signer, root: false, number: number, context: context)
             trial.blockAuthor = nil
             self = trial
-            return Receipt(hash: tx.hash, call: tx.call.name, error: nil)
+            return Receipt(hash: hash, call: tx.call.name, error: nil)
         } catch {
-            return Receipt(hash: tx.hash, call: tx.call.name, error: error)
+            return Receipt(hash: hash, call: tx.call.name, error: error)
         }
     }
 
