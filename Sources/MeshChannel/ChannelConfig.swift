@@ -16,8 +16,8 @@ public struct ChannelConfig: Sendable {
     public var maxQueuedBytes: Int = 64 << 20
     /// Messages at least this large are LZ4-compressed when that saves 10% or more.
     public var compressionThreshold: Int = 1024
-    /// The handshake must finish within this many nanoseconds.
-    public var handshakeTimeout: UInt64 = 5_000_000_000
+    /// The handshake must finish within this long.
+    public var handshakeTimeout: Duration = .seconds(5)
     /// Bytes buffered from the socket before frames are processed (bounds a slowloris).
     public var maxInboundBuffer: Int = 2 * 65_537
 
@@ -33,14 +33,14 @@ public struct ChannelConfig: Sendable {
 
     /// A stream the peer opened and has sent nothing on for this long is reset; a message
     /// begun this long ago and not complete is abandoned (its stream reset); our data that
-    /// has waited this long for the peer's WINDOW is abandoned. Nanoseconds.
-    public var streamIdleTimeout: UInt64 = 120_000_000_000
-    public var partialTimeout: UInt64 = 60_000_000_000
-    public var windowStallTimeout: UInt64 = 60_000_000_000
+    /// has waited this long for the peer's WINDOW is abandoned.
+    public var streamIdleTimeout: Duration = .seconds(120)
+    public var partialTimeout: Duration = .seconds(60)
+    public var windowStallTimeout: Duration = .seconds(60)
     /// With nothing received for `keepAliveInterval` the driver pings; with nothing for
-    /// `idleTimeout` (not even a PONG) it closes the connection. Nanoseconds.
-    public var keepAliveInterval: UInt64 = 30_000_000_000
-    public var idleTimeout: UInt64 = 90_000_000_000
+    /// `idleTimeout` (not even a PONG) it closes the connection.
+    public var keepAliveInterval: Duration = .seconds(30)
+    public var idleTimeout: Duration = .seconds(90)
 
     /// Accept a peer on any genesis (diagnostic probes learn the genesis from the hello; nodes
     /// never set this).

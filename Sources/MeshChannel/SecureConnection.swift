@@ -146,7 +146,8 @@ public final class SecureConnection {
 
     /// Creates a connection. The initiator must call ``start()``.
     public init(role: Role, identity: NodeIdentity, hello: Hello, config: ChannelConfig = ChannelConfig(),
-                ephemeral: X25519.PrivateKey, now: UInt64) {
+                ephemeral: X25519.PrivateKey, now: Instant) {
+        let now = now.nanoseconds
         self.role = role
         self.config = config
         self.identity = identity
@@ -186,7 +187,8 @@ public final class SecureConnection {
 
     /// Processes bytes read from the socket. On error the connection is closed and the
     /// error returned; the caller should flush ``takeOutbound(maxBytes:)`` then drop the socket.
-    public func receive(_ bytes: [UInt8], now: UInt64) throws(ChannelError) {
+    public func receive(_ bytes: [UInt8], now: Instant) throws(ChannelError) {
+        let now = now.nanoseconds
         if self.isClosed { return }
         self.makeRoom(bytes.count)
         bytes.withUnsafeBytes { b in
@@ -202,7 +204,8 @@ public final class SecureConnection {
     /// processes them in place: no copy between the socket and the decryption. Returns what
     /// `read` returned. Errors as ``receive(_:now:)``.
     @discardableResult
-    public func receive(now: UInt64, reading read: (UnsafeMutableRawBufferPointer) -> Int) throws(ChannelError) -> Int {
+    public func receive(now: Instant, reading read: (UnsafeMutableRawBufferPointer) -> Int) throws(ChannelError) -> Int {
+        let now = now.nanoseconds
         if self.isClosed {
             // Nothing more is processed; the bytes are read and dropped.
             return withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 1) { read($0) }
@@ -640,7 +643,8 @@ public final class SecureConnection {
     /// whose first chunk came `partialTimeout` ago and is still not complete, and our data
     /// waiting `windowStallTimeout` for a WINDOW — each resets that stream. Nothing a peer
     /// started is held forever.
-    public func tick(now: UInt64) throws(ChannelError) {
+    public func tick(now: Instant) throws(ChannelError) {
+        let now = now.nanoseconds
         self.now = max(self.now, now)
         if self.inboundStart == self.inboundEnd && !self.inbound.isEmpty {
             self.inbound = []
@@ -648,18 +652,18 @@ public final class SecureConnection {
             self.inboundEnd = 0
             self.inboundLarge = false
         }
-        if case .handshake = self.state, now &- self.startedAt > self.config.handshakeTimeout {
+        if case .handshake = self.state, now &- self.startedAt > self.config.handshakeTimeout.nanoseconds {
             self.fail(.handshakeTimeout)
             throw .handshakeTimeout
         }
         guard self.isEstablished else { return }
         var expired: [StreamID] = []
         for (id, s) in self.streams {
-            if s.partial != nil, now &- s.partialSince > self.config.partialTimeout {
+            if s.partial != nil, now &- s.partialSince > self.config.partialTimeout.nanoseconds {
                 expired.append(id)
-            } else if let since = s.windowBlockedSince, s.hasPending, now &- since > self.config.windowStallTimeout {
+            } else if let since = s.windowBlockedSince, s.hasPending, now &- since > self.config.windowStallTimeout.nanoseconds {
                 expired.append(id)
-            } else if self.isRemote(id), !s.remoteFinished, now &- s.lastActivity > self.config.streamIdleTimeout {
+            } else if self.isRemote(id), !s.remoteFinished, now &- s.lastActivity > self.config.streamIdleTimeout.nanoseconds {
                 expired.append(id)
             }
         }
@@ -850,7 +854,7 @@ public final class SecureConnection {
     /// structure-aware fuzzing of the transport, whose inputs should not each pay for a Noise
     /// handshake (package only; the handshake has its own target).
     package static func established(role: Role, identity: NodeIdentity, hello: Hello, config: ChannelConfig, sendKey: [UInt8],
-                                    receiveKey: [UInt8], remote: Ed25519.PublicKey, ephemeral: X25519.PrivateKey, now: UInt64) -> SecureConnection {
+                                    receiveKey: [UInt8], remote: Ed25519.PublicKey, ephemeral: X25519.PrivateKey, now: Instant) -> SecureConnection {
         let c = SecureConnection(role: role, identity: identity, hello: hello, config: config, ephemeral: ephemeral, now: now)
         c.sendCipher = TransportCipher(key: SecureBytes(copying: sendKey), rekeyInterval: config.rekeyInterval)
         c.receiveCipher = TransportCipher(key: SecureBytes(copying: receiveKey), rekeyInterval: config.rekeyInterval)

@@ -1,16 +1,16 @@
 import MeshCodec
 import MeshCrypto
 
-/// Tunables of discovery. Times are nanoseconds.
+/// Tunables of discovery.
 public struct DiscoveryConfig: Sendable {
     public var k = 16
     public var alpha = 8
-    public var requestTimeout: UInt64 = 500_000_000
-    public var handshakeTimeout: UInt64 = 1_000_000_000
+    public var requestTimeout: Duration = .milliseconds(500)
+    public var handshakeTimeout: Duration = .seconds(1)
     /// A random table entry is pinged this often; two missed answers remove it.
-    public var revalidateInterval: UInt64 = 5_000_000_000
+    public var revalidateInterval: Duration = .seconds(5)
     /// A random lookup refreshes the table this often.
-    public var refreshInterval: UInt64 = 30_000_000_000
+    public var refreshInterval: Duration = .seconds(30)
     /// Challenges (WHOAREYOU) per source IP: sustained per second, burst.
     public var challengesPerSecond: Double = 50
     public var challengeBurst: Double = 100
@@ -22,7 +22,7 @@ public struct DiscoveryConfig: Sendable {
     /// Requests of ours in flight, at most (more are not sent until some finish).
     public var maxRequests = 4096
     /// A peer's record is fetched again (FINDNODE [0]) at most this often, one at a time.
-    public var recordRefreshInterval: UInt64 = 30_000_000_000
+    public var recordRefreshInterval: Duration = .seconds(30)
     /// Nodes a lookup queries, at most (a peer that keeps inventing closer ids cannot keep it
     /// running), and candidates it keeps (the closest).
     public var maxLookupQueries = 48
@@ -43,7 +43,7 @@ public enum DiscoveryEvent: Sendable, Equatable {
     case nodeRemoved(Ed25519.PublicKey)
     /// A PONG to our PING: who answered and from where, the round trip, and our endpoint as
     /// the peer saw it.
-    case pong(from: Ed25519.PublicKey, source: Endpoint, rttNanos: UInt64, observed: Endpoint, recordSeq: UInt64)
+    case pong(from: Ed25519.PublicKey, source: Endpoint, rtt: Duration, observed: Endpoint, recordSeq: UInt64)
     /// A FINDNODE we sent was answered (all packets in) or timed out (`complete` false).
     case nodesAnswered(requestId: UInt64, from: Ed25519.PublicKey, records: [NodeRecord], complete: Bool)
     case requestFailed(requestId: UInt64, to: Ed25519.PublicKey)
@@ -56,7 +56,7 @@ public struct LookupResult: Sendable, Equatable {
     /// The closest nodes that answered, nearest first.
     public var closest: [NodeRecord]
     public var rounds: Int
-    public var elapsedNanos: UInt64
+    public var elapsed: Duration
     public var queried: Int
     /// The nodes asked, in the order asked: the round each was asked in (1: from our table,
     /// n + 1: named by a node asked in round n) and whether it answered.
@@ -235,30 +235,45 @@ public final class DiscoveryCore {
 
     /// Adds a bootnode: known id and endpoint, verified by pinging it. Bootnodes are pinged
     /// again every few seconds while the table is empty (they may start after us).
-    public func addBootnode(id: Ed25519.PublicKey, endpoint: Endpoint, now: UInt64) {
+    public func addBootnode(id: Ed25519.PublicKey, endpoint: Endpoint, now: Instant) {
+        self.addBootnode(id: id, endpoint: endpoint, at: now.nanoseconds)
+    }
+
+    func addBootnode(id: Ed25519.PublicKey, endpoint: Endpoint, at now: UInt64) {
         guard id != self.id else { return }
         self.bootnodes.append(PeerKey(id: id, endpoint: endpoint))
-        _ = self.ping(id: id, endpoint: endpoint, now: now)
+        _ = self.ping(id: id, endpoint: endpoint, at: now)
         self.nextBootstrap = now + 5_000_000_000
     }
 
     /// Pings a node; the answer arrives as `.pong`.
     @discardableResult
-    public func ping(id: Ed25519.PublicKey, endpoint: Endpoint, now: UInt64) -> UInt64 {
+    public func ping(id: Ed25519.PublicKey, endpoint: Endpoint, now: Instant) -> UInt64 {
+        self.ping(id: id, endpoint: endpoint, at: now.nanoseconds)
+    }
+
+    @discardableResult
+    func ping(id: Ed25519.PublicKey, endpoint: Endpoint, at now: UInt64) -> UInt64 {
         self.request(.ping, to: PeerKey(id: id, endpoint: endpoint), now: now) { .ping(requestId: $0, recordSeq: self.record.seq) }
     }
 
     /// Asks a node for its table entries at `distances` (0: its own record).
     @discardableResult
-    public func findNode(id: Ed25519.PublicKey, endpoint: Endpoint, distances: [UInt16], now: UInt64) -> UInt64 {
-        self.request(.findNode, to: PeerKey(id: id, endpoint: endpoint), now: now) {
+    public func findNode(id: Ed25519.PublicKey, endpoint: Endpoint, distances: [UInt16], now: Instant) -> UInt64 {
+        let now = now.nanoseconds
+        return self.request(.findNode, to: PeerKey(id: id, endpoint: endpoint), now: now) {
             .findNode(requestId: $0, distances: Array(distances.prefix(DiscoveryMessage.maxDistances)))
         }
     }
 
     /// Starts an iterative lookup of the nodes closest to `target`.
     @discardableResult
-    public func lookup(target: Ed25519.PublicKey, now: UInt64) -> UInt64 {
+    public func lookup(target: Ed25519.PublicKey, now: Instant) -> UInt64 {
+        self.lookup(target: target, at: now.nanoseconds)
+    }
+
+    @discardableResult
+    func lookup(target: Ed25519.PublicKey, at now: UInt64) -> UInt64 {
         let id = self.nextRequestId
         self.nextRequestId += 1
         let l = Lookup(id: id, target: target, started: now)
@@ -271,15 +286,16 @@ public final class DiscoveryCore {
     }
 
     /// Timers: request timeouts, revalidation and refresh. Call at least every 100 ms.
-    public func tick(now: UInt64) {
+    public func tick(now: Instant) {
+        let now = now.nanoseconds
         self.clock = max(self.clock, now)
         // (Sorted: dictionary order varies between processes, and the simulator must replay.)
         for (rid, r) in self.requests.sorted(by: { $0.key < $1.key })
-        where now.subtractingSaturated(r.sentAt) > self.config.requestTimeout + (self.sessions[r.to] == nil ? self.config.handshakeTimeout : 0) {
+        where now.subtractingSaturated(r.sentAt) > self.config.requestTimeout.nanoseconds.addingSaturated(self.sessions[r.to] == nil ? self.config.handshakeTimeout.nanoseconds : 0) {
             self.fail(rid, now: now)
         }
-        for (k, c) in self.contacts where now.subtractingSaturated(c.sentAt) > self.config.handshakeTimeout { self.removeContact(k) }
-        for (k, c) in self.challenges.sorted(by: { $0.key < $1.key }) where now.subtractingSaturated(c.sentAt) > self.config.handshakeTimeout {
+        for (k, c) in self.contacts where now.subtractingSaturated(c.sentAt) > self.config.handshakeTimeout.nanoseconds { self.removeContact(k) }
+        for (k, c) in self.challenges.sorted(by: { $0.key < $1.key }) where now.subtractingSaturated(c.sentAt) > self.config.handshakeTimeout.nanoseconds {
             self.challenges[k] = nil
             self.early[k] = nil
             for m in self.awaiting.removeValue(forKey: k) ?? [] { self.send(m, to: k, now: now) }
@@ -287,12 +303,12 @@ public final class DiscoveryCore {
         if now >= self.nextBootstrap {
             self.nextBootstrap = now + 5_000_000_000
             if self.table.count == 0 {
-                for b in self.bootnodes { _ = self.ping(id: b.id, endpoint: b.endpoint, now: now) }
+                for b in self.bootnodes { _ = self.ping(id: b.id, endpoint: b.endpoint, at: now) }
                 if !self.bootnodes.isEmpty { self.nextRefresh = now + 1_000_000_000 }
             }
         }
         if now >= self.nextRevalidate {
-            self.nextRevalidate = now + self.config.revalidateInterval
+            self.nextRevalidate = now.addingSaturated(self.config.revalidateInterval.nanoseconds)
             self.revalidateCursor &+= 1
             if let e = self.table.stalest(nonEmptyIndex: self.revalidateCursor) {
                 _ = self.request(.revalidate, to: PeerKey(id: e.record.nodeId, endpoint: e.endpoint), now: now) {
@@ -301,11 +317,11 @@ public final class DiscoveryCore {
             }
         }
         if now >= self.nextRefresh {
-            self.nextRefresh = now + self.config.refreshInterval
+            self.nextRefresh = now.addingSaturated(self.config.refreshInterval.nanoseconds)
             if self.table.count > 0 {
                 let bytes = self.random(32)
-                if let t = try? Ed25519.PublicKey(bytes: bytes) { self.lookup(target: t, now: now) }
-                self.lookup(target: self.id, now: now)
+                if let t = try? Ed25519.PublicKey(bytes: bytes) { self.lookup(target: t, at: now) }
+                self.lookup(target: self.id, at: now)
             }
         }
     }
@@ -391,7 +407,8 @@ public final class DiscoveryCore {
     // MARK: Receiving
 
     /// Handles one datagram from `from`.
-    public func receive(_ packet: [UInt8], from: Endpoint, now: UInt64) {
+    public func receive(_ packet: [UInt8], from: Endpoint, now: Instant) {
+        let now = now.nanoseconds
         self.clock = max(self.clock, now)
         self.counters.packetsIn += 1
         self.counters.bytesIn += packet.count
@@ -423,7 +440,7 @@ public final class DiscoveryCore {
         // A challenge to this peer is outstanding: this packet overtook its handshake (or was
         // sent just after it). Keep it to decrypt once the session exists, rather than issuing
         // a second challenge that would invalidate the first.
-        if let c = self.challenges[peer], now.subtractingSaturated(c.sentAt) < self.config.handshakeTimeout {
+        if let c = self.challenges[peer], now.subtractingSaturated(c.sentAt) < self.config.handshakeTimeout.nanoseconds {
             if self.early[peer, default: []].count < 4 { self.early[peer, default: []].append((iv, header, headerBytes, body)) }
             return
         }
@@ -581,8 +598,8 @@ public final class DiscoveryCore {
 
     /// Hands a decrypted message to the core as if it came from `id` at `endpoint` over an
     /// established session: structure-aware fuzzing of the message handlers (package only).
-    package func fuzzHandle(_ m: DiscoveryMessage, from id: Ed25519.PublicKey, at endpoint: Endpoint, now: UInt64) {
-        self.handle(m, from: PeerKey(id: id, endpoint: endpoint), now: now)
+    package func fuzzHandle(_ m: DiscoveryMessage, from id: Ed25519.PublicKey, at endpoint: Endpoint, now: Instant) {
+        self.handle(m, from: PeerKey(id: id, endpoint: endpoint), now: now.nanoseconds)
     }
 
     func handle(_ m: DiscoveryMessage, from peer: PeerKey, now: UInt64) {
@@ -609,7 +626,7 @@ public final class DiscoveryCore {
         case .pong(let rid, let seq, let observed):
             guard let r = self.requests.removeValue(forKey: rid), r.to.id == peer.id else { return self.drop("unsolicited pong") }
             if case .verify = r.kind { self.verifying.remove(peer.id) } else {
-                self.events.append(.pong(from: peer.id, source: peer.endpoint, rttNanos: now.subtractingSaturated(r.sentAt), observed: observed, recordSeq: seq))
+                self.events.append(.pong(from: peer.id, source: peer.endpoint, rtt: .nanoseconds(Int64(clamping: now.subtractingSaturated(r.sentAt))), observed: observed, recordSeq: seq))
             }
             if let rec = self.known[peer.id] ?? self.table.entry(peer.id)?.record { self.verified(rec, at: peer.endpoint, now: now) }
             self.refreshRecordIfStale(peer, seq: seq, now: now)
@@ -665,9 +682,9 @@ public final class DiscoveryCore {
     func refreshRecordIfStale(_ peer: PeerKey, seq: UInt64, now: UInt64) {
         let have = self.known[peer.id]?.seq ?? self.table.entry(peer.id)?.record.seq
         guard have == nil || have! < seq else { return }
-        if let last = self.recordRefreshed[peer.id], now.subtractingSaturated(last) < self.config.recordRefreshInterval { return }
+        if let last = self.recordRefreshed[peer.id], now.subtractingSaturated(last) < self.config.recordRefreshInterval.nanoseconds { return }
         if self.recordRefreshed.count >= 4096 {
-            self.recordRefreshed = self.recordRefreshed.filter { now.subtractingSaturated($0.value) < self.config.recordRefreshInterval }
+            self.recordRefreshed = self.recordRefreshed.filter { now.subtractingSaturated($0.value) < self.config.recordRefreshInterval.nanoseconds }
             if self.recordRefreshed.count >= 4096 { return }
         }
         self.recordRefreshed[peer.id] = now
@@ -696,7 +713,7 @@ public final class DiscoveryCore {
     /// A node answered us at `endpoint`: it may enter the table.
     func verified(_ r: NodeRecord, at endpoint: Endpoint, now: UInt64) {
         let had = self.table.entry(r.nodeId) != nil
-        if case .added = self.table.add(r, endpoint: endpoint, now: now), !had { self.events.append(.nodeAdded(r, at: endpoint)) }
+        if case .added = self.table.add(r, endpoint: endpoint, now: Instant(nanoseconds: now)), !had { self.events.append(.nodeAdded(r, at: endpoint)) }
     }
 
     func fail(_ rid: UInt64, now: UInt64) {
@@ -774,7 +791,7 @@ public final class DiscoveryCore {
             self.lookups[l.id] = nil
             let closest = top.filter { l.answered.contains($0) }.compactMap { l.candidates[$0]?.record }
             self.events.append(.lookupFinished(LookupResult(id: l.id, target: l.target, closest: closest, rounds: l.rounds,
-                                                            elapsedNanos: now.subtractingSaturated(l.started), queried: l.asked.count,
+                                                            elapsed: .nanoseconds(Int64(clamping: now.subtractingSaturated(l.started))), queried: l.asked.count,
                                                             path: l.path.map { LookupStep(id: $0.id, round: $0.round, answered: l.answered.contains($0.id)) })))
         }
     }

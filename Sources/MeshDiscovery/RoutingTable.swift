@@ -1,3 +1,4 @@
+import MeshCodec
 import MeshCrypto
 
 /// The Kademlia table: 256 buckets by log2 distance, k live entries each plus a replacement
@@ -9,8 +10,8 @@ public struct RoutingTable: Sendable {
         public var record: NodeRecord
         /// Where it answered from (may differ from the record, e.g. behind NAT).
         public var endpoint: Endpoint
-        public var addedAt: UInt64
-        public var lastSeen: UInt64
+        public var addedAt: Instant
+        public var lastSeen: Instant
         public var failures: Int
     }
 
@@ -44,7 +45,7 @@ public struct RoutingTable: Sendable {
     /// adds it if its bucket has room and the diversity limits allow, otherwise keeps it as
     /// a replacement.
     @discardableResult
-    public mutating func add(_ record: NodeRecord, endpoint: Endpoint, now: UInt64) -> Outcome {
+    public mutating func add(_ record: NodeRecord, endpoint: Endpoint, now: Instant) -> Outcome {
         let id = record.nodeId
         guard id != self.localId else { return .rejected("self") }
         let d = Distance.log2(self.localId, id)

@@ -1,3 +1,4 @@
+import MeshCodec
 import MeshDiscovery
 import MeshCrypto
 import MeshSockets
@@ -17,10 +18,13 @@ public final class DiscoveryService: @unchecked Sendable {
     /// Receives every event, on the loop thread.
     public var onEvent: (DiscoveryEvent) -> Void = { _ in }
     var timer: TimerID?
+    /// The clock the core is given (the loop's monotonic clock unless a test injects one).
+    let clock: @Sendable () -> Instant
 
-    public init(loop: EventLoop, core: DiscoveryCore) {
+    public init(loop: EventLoop, core: DiscoveryCore, clock: @escaping @Sendable () -> Instant = { EventLoop.instant() }) {
         self.loop = loop
         self.core = core
+        self.clock = clock
     }
 
     /// Binds the UDP socket (loop thread) and starts the timers; returns the bound address.
@@ -28,7 +32,7 @@ public final class DiscoveryService: @unchecked Sendable {
     public func start(on address: SocketAddress) throws(SocketError) -> SocketAddress {
         let s = try UDPSocket(loop: self.loop, address: address)
         s.onDatagram = { [unowned self] bytes, from in
-            self.core.receive(bytes, from: Endpoint(from), now: EventLoop.now())
+            self.core.receive(bytes, from: Endpoint(from), now: self.clock())
             self.flush()
         }
         self.socket = s
@@ -46,7 +50,7 @@ public final class DiscoveryService: @unchecked Sendable {
     func scheduleTick() {
         self.timer = self.loop.schedule(after: 100_000_000) { [weak self] in
             guard let self, self.socket != nil else { return }
-            self.core.tick(now: EventLoop.now())
+            self.core.tick(now: self.clock())
             self.flush()
             self.scheduleTick()
         }
@@ -62,25 +66,25 @@ public final class DiscoveryService: @unchecked Sendable {
     // MARK: Commands (loop thread)
 
     public func addBootnode(id: Ed25519.PublicKey, endpoint: Endpoint) {
-        self.core.addBootnode(id: id, endpoint: endpoint, now: EventLoop.now())
+        self.core.addBootnode(id: id, endpoint: endpoint, now: self.clock())
         self.flush()
     }
 
     @discardableResult
     public func ping(id: Ed25519.PublicKey, endpoint: Endpoint) -> UInt64 {
         defer { self.flush() }
-        return self.core.ping(id: id, endpoint: endpoint, now: EventLoop.now())
+        return self.core.ping(id: id, endpoint: endpoint, now: self.clock())
     }
 
     @discardableResult
     public func findNode(id: Ed25519.PublicKey, endpoint: Endpoint, distances: [UInt16]) -> UInt64 {
         defer { self.flush() }
-        return self.core.findNode(id: id, endpoint: endpoint, distances: distances, now: EventLoop.now())
+        return self.core.findNode(id: id, endpoint: endpoint, distances: distances, now: self.clock())
     }
 
     @discardableResult
     public func lookup(target: Ed25519.PublicKey) -> UInt64 {
         defer { self.flush() }
-        return self.core.lookup(target: target, now: EventLoop.now())
+        return self.core.lookup(target: target, now: self.clock())
     }
 }

@@ -38,10 +38,10 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
     private var closedReported = false
 
     /// Milestones in monotonic nanoseconds, for diagnostics (`meshprobe handshake`).
-    public private(set) var openedAt: UInt64 = 0
-    public private(set) var connectedAt: UInt64?
-    public private(set) var establishedAt: UInt64?
-    public private(set) var helloAt: UInt64?
+    public private(set) var openedAt: Instant = .zero
+    public private(set) var connectedAt: Instant?
+    public private(set) var establishedAt: Instant?
+    public private(set) var helloAt: Instant?
 
     /// Per-protocol byte counters (application payload, before encryption).
     public private(set) var bytesInByProtocol: [String: Int] = [:]
@@ -57,7 +57,7 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
         self.socket = socket
         self.channel = channel
         self.loop = loop
-        self.openedAt = EventLoop.now()
+        self.openedAt = EventLoop.instant()
     }
 
     /// Dials `address` and runs the handshake as initiator.
@@ -66,7 +66,7 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
         config: ChannelConfig = ChannelConfig(), delegate: any SecurePeerDelegate, connectTimeout: UInt64 = 5_000_000_000
     ) throws(SocketError) -> SecurePeer {
         let channel = SecureConnection(role: .initiator, identity: identity, hello: hello, config: config,
-                                       ephemeral: X25519.PrivateKey(), now: EventLoop.now())
+                                       ephemeral: X25519.PrivateKey(), now: EventLoop.instant())
         let box = DelegateBox()
         let socket = try TCPConnection.connect(loop: loop, to: address, delegate: box, timeout: connectTimeout)
         let peer = SecurePeer(socket: socket, channel: channel, loop: loop)
@@ -82,7 +82,7 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
         config: ChannelConfig = ChannelConfig(), delegate: any SecurePeerDelegate
     ) -> SecurePeer {
         let channel = SecureConnection(role: .responder, identity: identity, hello: hello, config: config,
-                                       ephemeral: X25519.PrivateKey(), now: EventLoop.now())
+                                       ephemeral: X25519.PrivateKey(), now: EventLoop.instant())
         let peer = SecurePeer(socket: socket, channel: channel, loop: loop)
         peer.delegate = delegate
         socket.delegate = peer
@@ -91,9 +91,9 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
     }
 
     private func armHandshakeTimer() {
-        self.handshakeTimer = self.loop.schedule(after: self.channel.config.handshakeTimeout) { [weak self] in
+        self.handshakeTimer = self.loop.schedule(after: self.channel.config.handshakeTimeout.nanoseconds) { [weak self] in
             guard let self, !self.ready else { return }
-            do { try self.channel.tick(now: EventLoop.now() &+ 1) } catch {}
+            do { try self.channel.tick(now: EventLoop.instant() + .nanoseconds(1)) } catch {}
             if !self.ready {
                 self.channel.close(code: ChannelCode.protocolError, reason: "handshake timeout")
                 self.finish(error: .handshakeTimeout, socket: nil)
@@ -228,7 +228,7 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
     // MARK: TCPConnectionDelegate
 
     public func connectionDidOpen(_ connection: TCPConnection) {
-        self.connectedAt = EventLoop.now()
+        self.connectedAt = EventLoop.instant()
         if self.channel.role == .initiator {
             do { try self.channel.start() } catch {
                 self.finish(error: error, socket: nil)
@@ -240,7 +240,7 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
 
     public func connection(_ connection: TCPConnection, didRead bytes: [UInt8]) {
         var failure: ChannelError?
-        let now = EventLoop.now()
+        let now = EventLoop.instant()
         self.lastReceivedAt = now
         do { try self.channel.receive(bytes, now: now) } catch { failure = error }
         self.afterReceive(failure: failure)
@@ -249,7 +249,7 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
     /// The socket reads straight into the channel's buffer, where messages are decrypted.
     public func connection(_ connection: TCPConnection, readWith read: (UnsafeMutableRawBufferPointer) -> Int) {
         var failure: ChannelError?
-        let now = EventLoop.now()
+        let now = EventLoop.instant()
         do {
             guard try self.channel.receive(now: now, reading: read) > 0 else { return }
         } catch { failure = error }
@@ -271,8 +271,8 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
     }
 
     private var readingPaused = false
-    private var lastReceivedAt: UInt64 = EventLoop.now()
-    private var lastPingAt: UInt64 = 0
+    private var lastReceivedAt: Instant = EventLoop.instant()
+    private var lastPingAt: Instant = .zero
     private var maintenanceTimer: TimerID?
 
     /// Whether what we owe the peer (control frames, or queued answers past half the queue
@@ -286,24 +286,24 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
     /// messages), a keep-alive PING when the peer has been quiet, and the idle timeout.
     private func scheduleMaintenance() {
         let config = self.channel.config
-        let period = max(1_000_000_000, min(config.keepAliveInterval / 3, 10_000_000_000))
+        let period = max(Duration.seconds(1), min(config.keepAliveInterval / 3, .seconds(10))).nanoseconds
         self.maintenanceTimer = self.loop.schedule(after: period) { [weak self] in
             guard let self, !self.closedReported else { return }
-            let now = EventLoop.now()
+            let now = EventLoop.instant()
             do throws(ChannelError) { try self.channel.tick(now: now) } catch {
                 self.dispatchEvents(failure: error)
                 self.flush()
                 self.finish(error: error, socket: nil)
                 return
             }
-            if now &- self.lastReceivedAt > config.idleTimeout {
+            if now.since(self.lastReceivedAt) > config.idleTimeout {
                 self.channel.close(code: ChannelCode.timeout, reason: "idle")
                 self.dispatchEvents()
                 self.flush()
                 self.finish(error: .idleTimeout, socket: nil)
                 return
             }
-            if now &- self.lastReceivedAt > config.keepAliveInterval && now &- self.lastPingAt > config.keepAliveInterval {
+            if now.since(self.lastReceivedAt) > config.keepAliveInterval && now.since(self.lastPingAt) > config.keepAliveInterval {
                 self.lastPingAt = now
                 self.channel.ping([])
             }
@@ -328,9 +328,9 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
             if self.closedReported { break }  // the owner was told the peer is gone
             switch event {
             case .established:
-                self.establishedAt = EventLoop.now()
+                self.establishedAt = EventLoop.instant()
             case .hello:
-                self.helloAt = EventLoop.now()
+                self.helloAt = EventLoop.instant()
                 self.ready = true
                 if let t = self.handshakeTimer { self.loop.cancel(t) }
                 self.scheduleMaintenance()
@@ -389,4 +389,9 @@ final class DelegateBox: TCPConnectionDelegate {
     func connection(_ connection: TCPConnection, didRead bytes: [UInt8]) {}
     func connectionDidDrain(_ connection: TCPConnection) {}
     func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
+}
+
+extension EventLoop {
+    /// The loop's monotonic clock (`EventLoop.now()`) as the protocol cores take it.
+    public static func instant() -> Instant { Instant(nanoseconds: EventLoop.now()) }
 }

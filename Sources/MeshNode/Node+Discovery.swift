@@ -14,7 +14,7 @@ extension Node {
         guard self.config.discovery else { return }
         let port = self.listenAddress?.port ?? self.config.port
         var dc = DiscoveryConfig(genesis: self.chain.genesisHash.bytes)
-        dc.refreshInterval = 20_000_000_000
+        dc.refreshInterval = .seconds(20)
         let ip = Self.advertisedIP(self.config.listenHost)
         let key = self.identity.signingKey
         let record = NodeRecord(key: key, seq: UInt64(SystemTimeSource.wallMillis() / 1000), ip: ip, tcpPort: port, udpPort: port,

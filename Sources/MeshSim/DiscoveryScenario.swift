@@ -54,7 +54,7 @@ public final class DiscoveryScenario {
         let e = self.endpoints[i]
         let genesis = [UInt8](repeating: 0x99, count: 32)
         var dc = DiscoveryConfig(genesis: genesis)
-        dc.refreshInterval = 20_000_000_000
+        dc.refreshInterval = .seconds(20)
         let record = NodeRecord(key: key, seq: 1, ip: e.ip, tcpPort: e.port, udpPort: e.port, roles: 2, genesis: genesis)
         var rng = self.sim.rng.fork()
         return DiscoveryCore(key: key, record: record, config: dc, random: { n in rng.bytes(n) })
@@ -82,7 +82,7 @@ public final class DiscoveryScenario {
             self.sim.schedule(at: at) { [unowned self] in
                 let i = Int(self.sim.rng.next() % UInt64(self.config.nodes))
                 guard let c = self.cores[i], let target = try? Ed25519.PublicKey(bytes: self.sim.rng.bytes(32)) else { return }
-                let id = c.lookup(target: target, now: self.sim.now)
+                let id = c.lookup(target: target, now: self.sim.instant)
                 self.pendingLookups[i, default: []].insert(id)
                 self.flush(i)
             }
@@ -96,11 +96,11 @@ public final class DiscoveryScenario {
             let c = self.makeCore(i)
             self.cores[i] = c
             self.joinedAt[i] = self.sim.now
-            if i != 0 { c.addBootnode(id: self.keys[0].publicKey, endpoint: self.endpoints[0], now: self.sim.now) }
+            if i != 0 { c.addBootnode(id: self.keys[0].publicKey, endpoint: self.endpoints[0], now: self.sim.instant) }
             self.flush(i)
             // Like the node: a self-lookup once the bootnode answered.
             self.sim.schedule(after: 300_000_000) { [unowned self] in
-                c.lookup(target: c.id, now: self.sim.now)
+                c.lookup(target: c.id, now: self.sim.instant)
                 self.flush(i)
             }
             self.tick(i)
@@ -110,7 +110,7 @@ public final class DiscoveryScenario {
     func tick(_ i: Int) {
         self.sim.schedule(after: 100_000_000) { [unowned self] in
             guard let c = self.cores[i] else { return }
-            c.tick(now: self.sim.now)
+            c.tick(now: self.sim.instant)
             self.flush(i)
             if self.filledAfter[i] == nil, c.table.count >= 16, let j = self.joinedAt[i] { self.filledAfter[i] = self.sim.now - j }
             self.tick(i)
@@ -139,7 +139,7 @@ public final class DiscoveryScenario {
             let bytes = p.bytes
             self.sim.schedule(after: delay) { [unowned self] in
                 guard let d = self.cores[to] else { return }
-                d.receive(bytes, from: from, now: self.sim.now)
+                d.receive(bytes, from: from, now: self.sim.instant)
                 self.flush(to)
             }
         }
@@ -152,7 +152,7 @@ public final class DiscoveryScenario {
     /// read at the end of the run: nodes only join in this scenario, none leaves).
     func classify(_ r: LookupResult, truth: Set<Ed25519.PublicKey>, exact: Bool, byId: [Ed25519.PublicKey: Int], into why: inout [String: Int]) {
         if r.rounds > 3 { why["over3Rounds"] = (why["over3Rounds"] ?? 0) + 1 }
-        if r.elapsedNanos >= 500_000_000 { why["over500ms"] = (why["over500ms"] ?? 0) + 1 }
+        if r.elapsed >= .milliseconds(500) { why["over500ms"] = (why["over500ms"] ?? 0) + 1 }
         if r.queried >= DiscoveryConfig(genesis: []).maxLookupQueries { why["queryCap"] = (why["queryCap"] ?? 0) + 1 }
         guard !exact else { return }
         why["inexact"] = (why["inexact"] ?? 0) + 1
@@ -186,9 +186,9 @@ public final class DiscoveryScenario {
             let ok = Set(r.closest.map { $0.nodeId }) == truth
             if ok { exact += 1 }
             if r.rounds <= 3 { within3 += 1 }
-            if r.elapsedNanos < 500_000_000 { under500 += 1 }
-            if ok && r.rounds <= 3 && r.elapsedNanos < 500_000_000 { good += 1 } else { self.classify(r, truth: truth, exact: ok, byId: byId, into: &why) }
-            latencies.append(Double(r.elapsedNanos) / 1e6)
+            if r.elapsed < .milliseconds(500) { under500 += 1 }
+            if ok && r.rounds <= 3 && r.elapsed < .milliseconds(500) { good += 1 } else { self.classify(r, truth: truth, exact: ok, byId: byId, into: &why) }
+            latencies.append(Double(r.elapsed.nanoseconds) / 1e6)
             rounds.append(Double(r.rounds))
         }
         let n = max(1, self.lookupResults.count)

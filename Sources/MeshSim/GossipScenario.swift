@@ -114,14 +114,14 @@ public final class GossipScenario {
         self.sim.schedule(at: t) { [unowned self] in
             var data = self.sim.rng.bytes(2048)
             data[0] = 0xFF
-            self.cores[b].publish(topic: "blocks", data: data, now: Instant(nanoseconds: self.sim.now))
+            self.cores[b].publish(topic: "blocks", data: data, now: self.sim.instant)
             self.flush(b)
             self.junk(b, at: self.sim.now + UInt64(1e9 / self.config.junkRate))
         }
     }
 
     func publish(from i: Int, data: [UInt8]) {
-        let id = self.cores[i].publish(topic: "blocks", data: data, now: Instant(nanoseconds: self.sim.now))
+        let id = self.cores[i].publish(topic: "blocks", data: data, now: self.sim.instant)
         self.published[id] = (self.sim.now, data.count, "blocks")
         self.firstReceipt[id, default: [:]][i] = self.sim.now
         self.flush(i)
@@ -129,7 +129,7 @@ public final class GossipScenario {
 
     func heartbeat(_ i: Int, at t: UInt64) {
         self.sim.schedule(at: t) { [unowned self] in
-            self.cores[i].heartbeat(now: Instant(nanoseconds: self.sim.now))
+            self.cores[i].heartbeat(now: self.sim.instant)
             self.flush(i)
             self.heartbeat(i, at: self.sim.now + self.config.gossip.heartbeat.nanoseconds)
         }
@@ -152,14 +152,14 @@ public final class GossipScenario {
                 self.cancel(id, from: i, to: to)
             case .validate(let m, _):
                 // The scenario's application: messages starting 0xFF are invalid.
-                self.cores[i].validated(m.id, m.data.first == 0xFF ? .reject : .accept, now: Instant(nanoseconds: self.sim.now))
+                self.cores[i].validated(m.id, m.data.first == 0xFF ? .reject : .accept, now: self.sim.instant)
                 self.flush(i)
             case .deliver(let m, _):
                 if self.firstReceipt[m.id]?[i] == nil, self.published[m.id] != nil { self.firstReceipt[m.id, default: [:]][i] = self.sim.now }
             case .disconnect(let p, _):
                 self.disconnects.append((i, p))
-                self.cores[i].removePeer(p, now: Instant(nanoseconds: self.sim.now))
-                self.cores[p].removePeer(i, now: Instant(nanoseconds: self.sim.now))
+                self.cores[i].removePeer(p, now: self.sim.instant)
+                self.cores[p].removePeer(i, now: self.sim.instant)
             }
         }
     }
@@ -221,7 +221,7 @@ public final class GossipScenario {
         if case .message(let m) = frame, self.published[m.id] != nil {
             self.copies[m.id, default: [:]][to, default: 0] += 1
         }
-        self.cores[to].receive(frame, from: from, now: Instant(nanoseconds: self.sim.now))
+        self.cores[to].receive(frame, from: from, now: self.sim.instant)
         self.flush(to)
     }
 

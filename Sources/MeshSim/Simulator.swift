@@ -8,6 +8,8 @@ import MeshCrypto
 /// therefore identifies the whole run.
 public final class Simulator {
     public private(set) var now: UInt64 = 0
+    /// `now` as the cores take it.
+    public var instant: Instant { Instant(nanoseconds: self.now) }
     public var rng: SimRandom
     public let seed: UInt64
     private var queue = EventHeap()

@@ -12,14 +12,14 @@ final class Pair {
     var eventsB: [ChannelEvent] = []
     var errorA: ChannelError?
     var errorB: ChannelError?
-    var now: UInt64 = 0
+    var now = Instant.zero
 
     init(config: ChannelConfig = ChannelConfig(), genesisA: [UInt8] = [UInt8](repeating: 1, count: 32),
          genesisB: [UInt8] = [UInt8](repeating: 1, count: 32), identityA: NodeIdentity? = nil, identityB: NodeIdentity? = nil) {
         let ia = identityA ?? NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())
         let ib = identityB ?? NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey())
-        self.a = SecureConnection(role: .initiator, identity: ia, hello: Hello(genesisHash: genesisA), config: config, ephemeral: X25519.PrivateKey(), now: 0)
-        self.b = SecureConnection(role: .responder, identity: ib, hello: Hello(genesisHash: genesisB), config: config, ephemeral: X25519.PrivateKey(), now: 0)
+        self.a = SecureConnection(role: .initiator, identity: ia, hello: Hello(genesisHash: genesisA), config: config, ephemeral: X25519.PrivateKey(), now: .zero)
+        self.b = SecureConnection(role: .responder, identity: ib, hello: Hello(genesisHash: genesisB), config: config, ephemeral: X25519.PrivateKey(), now: .zero)
         try! self.a.start()
     }
 
@@ -91,12 +91,12 @@ struct SecureConnectionTests {
             // Odd budgets so transport messages straddle what each call returns.
             let wire = p.a.takeOutbound(maxBytes: Int.random(in: 1...200_000, using: &rng))
             let back = p.b.takeOutbound()
-            if !back.isEmpty { try p.a.receive(back, now: 0) }
+            if !back.isEmpty { try p.a.receive(back, now: .zero) }
             if wire.isEmpty && back.isEmpty { break }
             var offset = 0
             while offset < wire.count {
                 // A socket that returns fewer bytes than the room it was lent, or all of it.
-                try p.b.receive(now: 0) { room in
+                try p.b.receive(now: .zero) { room in
                     let n = min(room.count, wire.count - offset, Int.random(in: 1...140_000, using: &rng))
                     wire.withUnsafeBytes { w in room.baseAddress!.copyMemory(from: w.baseAddress! + offset, byteCount: n) }
                     offset += n
@@ -108,7 +108,7 @@ struct SecureConnectionTests {
         #expect(received[big] == sent[big])
         #expect(received[small] == sent[small])
         // Once idle, the receive buffer is let go.
-        try p.b.tick(now: 1)
+        try p.b.tick(now: Instant(nanoseconds: 1))
         #expect(p.b.inbound.isEmpty)
     }
 
@@ -246,14 +246,14 @@ struct SecureConnectionTests {
         var rng = SeededRNG(seed: 1)
         for round in 0..<300 {
             let c = SecureConnection(role: .responder, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey()),
-                                     hello: Hello(genesisHash: [UInt8](repeating: 0, count: 32)), ephemeral: X25519.PrivateKey(), now: 0)
+                                     hello: Hello(genesisHash: [UInt8](repeating: 0, count: 32)), ephemeral: X25519.PrivateKey(), now: .zero)
             var junk = rng.bytes(Int.random(in: 0...600, using: &rng))
             if round % 2 == 0, junk.count >= 2 {
                 // A plausible length prefix so the junk reaches the Noise layer.
                 junk[0] = UInt8((junk.count - 2) >> 8)
                 junk[1] = UInt8((junk.count - 2) & 0xff)
             }
-            do { try c.receive(junk, now: 0) } catch {}
+            do { try c.receive(junk, now: .zero) } catch {}
             _ = c.takeOutbound()
         }
     }
@@ -266,7 +266,7 @@ struct SecureConnectionTests {
         try p.a.send([1, 2, 3, 4, 5], on: s)
         var wire = p.a.takeOutbound()
         wire[wire.count - 3] ^= 0x40
-        #expect(throws: ChannelError.decryptFailed) { try p.b.receive(wire, now: 0) }
+        #expect(throws: ChannelError.decryptFailed) { try p.b.receive(wire, now: .zero) }
         #expect(p.b.isClosed)
         // It tells the peer why.
         let goodbye = p.b.takeOutbound()
@@ -293,11 +293,11 @@ struct SecureConnectionTests {
     @Test("a silent or stalled handshake times out")
     func handshakeTimeout() throws {
         let c = SecureConnection(role: .responder, identity: NodeIdentity(signingKey: Ed25519.PrivateKey(), noiseStatic: X25519.PrivateKey()),
-                                 hello: Hello(genesisHash: [UInt8](repeating: 0, count: 32)), ephemeral: X25519.PrivateKey(), now: 0)
+                                 hello: Hello(genesisHash: [UInt8](repeating: 0, count: 32)), ephemeral: X25519.PrivateKey(), now: .zero)
         // Half of a handshake message, then nothing.
-        try c.receive([0, 32, 1, 2, 3], now: 1)
-        try c.tick(now: 4_000_000_000)
-        #expect(throws: ChannelError.handshakeTimeout) { try c.tick(now: 6_000_000_000) }
+        try c.receive([0, 32, 1, 2, 3], now: Instant(nanoseconds: 1))
+        try c.tick(now: .zero + .seconds(4))
+        #expect(throws: ChannelError.handshakeTimeout) { try c.tick(now: .zero + .seconds(6)) }
         #expect(c.isClosed)
     }
 
@@ -345,16 +345,16 @@ struct SecureConnectionTests {
         p.a.queueControl(.data, stream: partial, body: w.bytes)
         p.pump()
         // Just inside every limit: nothing is reset.
-        try p.b.tick(now: config.partialTimeout)
+        try p.b.tick(now: .zero + config.partialTimeout)
         #expect(resets(p.b.takeEvents()).isEmpty)
         // Past the partial timeout: the half-sent message goes, the others stay.
-        p.now = config.partialTimeout + 1_000_000_000
+        p.now = .zero + config.partialTimeout + .seconds(1)
         try p.a.send([1], on: busy)
         p.pump()
         try p.b.tick(now: p.now)
         #expect(resets(p.b.takeEvents()) == [partial: ChannelCode.timeout])
         // Past the idle timeout: the silent stream goes; the busy one spoke recently.
-        p.now = config.streamIdleTimeout + 1_000_000_000
+        p.now = .zero + config.streamIdleTimeout + .seconds(1)
         try p.a.send([2], on: busy)
         p.pump()
         try p.b.tick(now: p.now)
@@ -367,9 +367,9 @@ struct SecureConnectionTests {
         let out = try q.b.openStream(protocolName: "/y")
         try q.b.send([UInt8](repeating: 9, count: Int(config.streamWindow) * 2), on: out, compress: false)
         _ = q.b.takeOutbound(maxBytes: 64 << 20)  // lost: no WINDOW comes back
-        try q.b.tick(now: config.windowStallTimeout)
+        try q.b.tick(now: .zero + config.windowStallTimeout)
         #expect(resets(q.b.takeEvents()).isEmpty)
-        try q.b.tick(now: config.windowStallTimeout * 2 + 1_000_000_000)
+        try q.b.tick(now: .zero + config.windowStallTimeout * 2 + .seconds(1))
         #expect(resets(q.b.takeEvents()) == [out: ChannelCode.timeout])
     }
 

@@ -15,7 +15,7 @@ final class MemNet {
     var wire: [(from: Endpoint, to: Endpoint, bytes: [UInt8])] = []
     var events: [Endpoint: [DiscoveryEvent]] = [:]
     var rng: SeededRNG
-    var now: UInt64 = 1_000_000_000
+    var now = Instant(nanoseconds: 1_000_000_000)
     var drop: (Endpoint, Endpoint) -> Bool = { _, _ in false }
 
     init(seed: UInt64) { self.rng = SeededRNG(seed: seed) }
@@ -46,7 +46,7 @@ final class MemNet {
                 batch += p.map { (e, $0) }
             }
             if batch.isEmpty { return }
-            self.now += 1_000_000
+            self.now = self.now + .milliseconds(1)
             for (from, p) in batch {
                 self.wire.append((from, p.to, p.bytes))
                 if self.drop(from, p.to) { continue }
@@ -56,9 +56,9 @@ final class MemNet {
     }
 
     func tick(_ seconds: Double) {
-        let end = self.now + UInt64(seconds * 1e9)
+        let end = self.now + .nanoseconds(Int64(seconds * 1e9))
         while self.now < end {
-            self.now += 100_000_000
+            self.now = self.now + .milliseconds(100)
             for e in self.order { self.nodes[e]!.tick(now: self.now) }
             self.pump()
         }
@@ -189,12 +189,12 @@ struct DiscoveryCoreTests {
         #expect(b.sessions.keys.allSatisfy { $0.endpoint != spoofed })
         // Unsolicited NODES and PONG over a valid session are dropped.
         let peerB = DiscoveryCore.PeerKey(id: b.id, endpoint: net.endpoint(of: b))
-        a.send(.nodes(requestId: 999_999, total: 1, records: [a.record]), to: peerB, now: net.now)
-        a.send(.pong(requestId: 424_242, recordSeq: 1, observed: spoofed), to: peerB, now: net.now)
+        a.send(.nodes(requestId: 999_999, total: 1, records: [a.record]), to: peerB, now: net.now.nanoseconds)
+        a.send(.pong(requestId: 424_242, recordSeq: 1, observed: spoofed), to: peerB, now: net.now.nanoseconds)
         net.pump()
         #expect(b.counters.dropped["unsolicited nodes"] == 1 && b.counters.dropped["unsolicited pong"] == 1)
         // A FINDNODE flood is rate-limited; B keeps answering someone else.
-        for i in 0..<500 { a.send(.findNode(requestId: UInt64(10_000 + i), distances: [256]), to: peerB, now: net.now) }
+        for i in 0..<500 { a.send(.findNode(requestId: UInt64(10_000 + i), distances: [256]), to: peerB, now: net.now.nanoseconds) }
         net.pump()
         #expect((b.counters.dropped["request rate"] ?? 0) >= 400)
         let c = net.add(3)
@@ -211,7 +211,7 @@ struct DiscoveryCoreTests {
             let iv = rng.bytes(16)
             let p = PacketCodec.build(iv: iv, header: header, recipient: b.id, seal: { _ in rng.bytes(44 + i % 100) })
             sent += p.count
-            b.receive(p, from: attacker, now: net.now + UInt64(i) * 1_000_000)
+            b.receive(p, from: attacker, now: net.now + .milliseconds(Int64(i)))
         }
         _ = b.drain()
         #expect(b.counters.unverifiedBytesOut - before <= sent, "sent \(b.counters.unverifiedBytesOut - before) bytes for \(sent) received")
@@ -249,14 +249,14 @@ struct DiscoveryCoreTests {
             let k = try Ed25519.PrivateKey(seedBytes: rng.bytes(32))
             let ip: [UInt8] = [44, UInt8(i % 3), 0, UInt8(i)]  // three /24s
             let r = NodeRecord(key: k, seq: 1, ip: ip, tcpPort: 1, udpPort: 1, roles: 2, genesis: testGenesis)
-            if t.add(r, endpoint: Endpoint(ip: ip, port: 1), now: 0) == .added { added += 1 }
+            if t.add(r, endpoint: Endpoint(ip: ip, port: 1), now: .zero) == .added { added += 1 }
         }
         #expect(added <= 30 && t.count == added, "\(added) entries from three /24s")
         #expect(t.buckets.allSatisfy { $0.count <= 16 })
         let me = Ed25519.PrivateKey()
         var own = RoutingTable(localId: me.publicKey)
         #expect(own.add(NodeRecord(key: me, seq: 1, ip: [1, 1, 1, 1], tcpPort: 1, udpPort: 1, roles: 0, genesis: testGenesis),
-                        endpoint: Endpoint(ip: [1, 1, 1, 1], port: 1), now: 0) == .rejected("self"))
+                        endpoint: Endpoint(ip: [1, 1, 1, 1], port: 1), now: .zero) == .rejected("self"))
     }
 }
 

@@ -89,7 +89,7 @@ struct DiscoveryLookupTests {
         let peerB = DiscoveryCore.PeerKey(id: b.id, endpoint: eB)
         _ = b.drain()
         let before = b.counters.packetsOut
-        for i in 0..<300 { a.send(.findNode(requestId: UInt64(50_000 + i), distances: distances), to: peerB, now: net.now) }
+        for i in 0..<300 { a.send(.findNode(requestId: UInt64(50_000 + i), distances: distances), to: peerB, now: net.now.nanoseconds) }
         net.pump()
         let sent = b.counters.packetsOut - before
         #expect(sent <= Int(b.config.requestBurst) + 1, "seed \(seed): \(sent) packets for a burst of \(b.config.requestBurst)")
@@ -108,7 +108,7 @@ struct DiscoveryLookupTests {
         _ = flooder.ping(id: b.id, endpoint: eB, now: net.now)
         net.pump()
         let peerB = DiscoveryCore.PeerKey(id: b.id, endpoint: eB)
-        for i in 0..<400 { flooder.send(.ping(requestId: UInt64(90_000 + i), recordSeq: 1), to: peerB, now: net.now) }
+        for i in 0..<400 { flooder.send(.ping(requestId: UInt64(90_000 + i), recordSeq: 1), to: peerB, now: net.now.nanoseconds) }
         net.pump()
         #expect((b.counters.dropped["request rate"] ?? 0) >= 300, "seed \(seed): the flood is refused past its budget")
         let pongs = { net.events[net.endpoint(of: honest), default: []].filter { if case .pong = $0 { return true } else { return false } }.count }
@@ -135,7 +135,7 @@ struct DiscoveryLookupTests {
             var r = NodeRecord(key: key, seq: 1, ip: [10, 1, UInt8(added >> 8), UInt8(added & 255)], tcpPort: 1, udpPort: 1, roles: 2, genesis: testGenesis)
             r.nodeId = try Ed25519.PublicKey(bytes: zip(x, local.bytes).map { $0 ^ $1 })
             added += 1
-            _ = table.add(r, endpoint: Endpoint(ip: r.ip, port: 1), now: 0)
+            _ = table.add(r, endpoint: Endpoint(ip: r.ip, port: 1), now: .zero)
             #expect(Distance.log2(local, r.nodeId) == j)
         }
         // An honest table in a network of about 1,000 nodes: buckets 256 ... 251 full, then 8, 4, 2, 1.

@@ -23,7 +23,7 @@ struct DiscoveryLoopbackTests {
             let key = Ed25519.PrivateKey()
             let (svc, ep): (DiscoveryService, Endpoint) = try await loop.submit {
                 var config = DiscoveryConfig(genesis: testGenesis)
-                config.refreshInterval = 2_000_000_000
+                config.refreshInterval = .seconds(2)
                 let record0 = NodeRecord(key: key, seq: 1, ip: [127, 0, 0, 1], tcpPort: 0, udpPort: 0, roles: 2, genesis: testGenesis)
                 let core = DiscoveryCore(key: key, record: record0, config: config, random: { SecureRandom.bytes($0) })
                 let s = DiscoveryService(loop: loop, core: core)

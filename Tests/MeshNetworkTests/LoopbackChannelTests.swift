@@ -94,7 +94,7 @@ struct LoopbackChannelTests {
         let loop = try EventLoop(name: "test.bad")
         defer { loop.shutdown() }
         var c = ChannelConfig()
-        c.handshakeTimeout = 300_000_000
+        c.handshakeTimeout = .milliseconds(300)
         let config = c
         let serverRec = Recorder()
         let box = LoopBox<SecureHost?>(nil)

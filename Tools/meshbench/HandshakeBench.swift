@@ -1,4 +1,5 @@
 import MeshChannel
+import MeshCodec
 import MeshCrypto
 
 /// The handshake's own CPU cost per side, without TCP: the node's real `SecureConnection`
@@ -67,7 +68,7 @@ enum HandshakeOnlyBench {
             // Client: a fresh ephemeral key (as SecurePeer draws it), message 1.
             timed(&c) {
                 for _ in 0..<batch {
-                    let conn = SecureConnection(role: .initiator, identity: clientIdentity, hello: hello, ephemeral: X25519.PrivateKey(), now: 0)
+                    let conn = SecureConnection(role: .initiator, identity: clientIdentity, hello: hello, ephemeral: X25519.PrivateKey(), now: .zero)
                     try! conn.start()
                     toServer.append(conn.takeOutbound())
                     clients.append(conn)
@@ -76,8 +77,8 @@ enum HandshakeOnlyBench {
             // Server: message 1 in, message 2 (its identity) out.
             timed(&s) {
                 for i in 0..<batch {
-                    let conn = SecureConnection(role: .responder, identity: serverIdentity, hello: hello, ephemeral: X25519.PrivateKey(), now: 0)
-                    try! conn.receive(toServer[i], now: 0)
+                    let conn = SecureConnection(role: .responder, identity: serverIdentity, hello: hello, ephemeral: X25519.PrivateKey(), now: .zero)
+                    try! conn.receive(toServer[i], now: .zero)
                     toClient.append(conn.takeOutbound())
                     servers.append(conn)
                 }
@@ -85,7 +86,7 @@ enum HandshakeOnlyBench {
             // Client: message 2 in (identity verified), message 3 and its hello out.
             timed(&c) {
                 for i in 0..<batch {
-                    try! clients[i].receive(toClient[i], now: 0)
+                    try! clients[i].receive(toClient[i], now: .zero)
                     toServer[i] = clients[i].takeOutbound()
                     precondition(clients[i].isEstablished && clients[i].remoteNodeId == serverIdentity.nodeId)
                     _ = clients[i].takeEvents()
@@ -94,7 +95,7 @@ enum HandshakeOnlyBench {
             // Server: message 3 in (identity verified), the client's hello opened and decoded, its hello out.
             timed(&s) {
                 for i in 0..<batch {
-                    try! servers[i].receive(toServer[i], now: 0)
+                    try! servers[i].receive(toServer[i], now: .zero)
                     toClient[i] = servers[i].takeOutbound()
                     precondition(servers[i].remoteNodeId == clientIdentity.nodeId && servers[i].remoteHello == hello)
                     _ = servers[i].takeEvents()
@@ -104,7 +105,7 @@ enum HandshakeOnlyBench {
             // Client: the server's hello in.
             timed(&c) {
                 for i in 0..<batch {
-                    try! clients[i].receive(toClient[i], now: 0)
+                    try! clients[i].receive(toClient[i], now: .zero)
                     precondition(clients[i].remoteHello == hello)
                     _ = clients[i].takeEvents()
                 }

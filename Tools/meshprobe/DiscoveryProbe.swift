@@ -22,8 +22,8 @@ final class DiscoveryProbe: @unchecked Sendable {
         let key = Ed25519.PrivateKey()
         var config = DiscoveryConfig(genesis: [UInt8](repeating: 0, count: 32))
         config.acceptAnyGenesis = true
-        config.revalidateInterval = .max / 2
-        config.refreshInterval = .max / 2
+        config.revalidateInterval = .seconds(Int64.max / 4)
+        config.refreshInterval = .seconds(Int64.max / 4)
         config.requestsPerSecond = 1000
         config.requestBurst = 1000
         // Sequence 0: the record is never sent, so nodes of any chain accept our handshakes.
@@ -161,11 +161,11 @@ extension MeshProbe {
                 let rid = probe.onLoop { s.ping(id: a.nodeId, endpoint: e) }
                 _ = rid
                 let before = probe.box.events.withLock { $0.count }
-                guard let (rtt, obs) = probe.wait(timeout: self.target.timeout, { ev -> (UInt64, Endpoint)? in
+                guard let (rtt, obs) = probe.wait(timeout: self.target.timeout, { ev -> (Duration, Endpoint)? in
                     if case .pong(a.nodeId, _, let rtt, let o, _) = ev { return (rtt, o) } else { return nil }
                 }) else { throw ProbeError("no answer from \(a) within \(self.target.timeout) s") }
                 probe.box.events.withLock { $0.removeSubrange(0..<min(before + 1, $0.count)) }
-                rtts.append(Double(rtt) / 1e6)
+                rtts.append(Double(rtt.nanoseconds) / 1e6)
                 observed = obs
             }
             let s = probe.service

@@ -47,7 +47,7 @@ final class ProbeSession: SecurePeerDelegate, @unchecked Sendable {
         }
         var config = ChannelConfig()
         config.acceptAnyGenesis = genesis == nil
-        config.handshakeTimeout = UInt64(timeout * 1e9)
+        config.handshakeTimeout = .nanoseconds(Int64(timeout * 1e9))
         let channelConfig = config
         let hello = Hello(genesisHash: genesis ?? [UInt8](repeating: 0, count: 32), roles: .light, agent: "meshprobe/0.1.0")
         let box = Mutex<(any Error)?>(nil)
@@ -109,7 +109,7 @@ final class ProbeSession: SecurePeerDelegate, @unchecked Sendable {
     // MARK: SecurePeerDelegate
 
     func peerReady(_ peer: SecurePeer) {
-        let ms = { (t: UInt64?) in t.map { Double($0 - peer.openedAt) / 1e6 } ?? 0 }
+        let ms = { (t: Instant?) in t.map { Double($0.since(peer.openedAt).nanoseconds) / 1e6 } ?? 0 }
         self.state.withLock {
             $0.ready = true
             $0.hello = peer.remoteHello

@@ -22,15 +22,15 @@ enum StatefulTargets {
         var input = FuzzInput(b)
         let role: SecureConnection.Role = input.bool() ? .initiator : .responder
         let c = SecureConnection(role: role, identity: Self.handshakeIdentity,
-                                 hello: Seeds.hello, ephemeral: Seeds.x25519(41), now: 0)
+                                 hello: Seeds.hello, ephemeral: Seeds.x25519(41), now: .zero)
         if role == .initiator { try? c.start() }
         var now: UInt64 = 0
         while !input.isEmpty && !c.isClosed {
             now &+= UInt64(input.u8()) * 10_000_000
-            do { try c.receive(input.bytes(max: 2048), now: now) } catch { check(c.isClosed, "an error leaves the connection closed") }
+            do { try c.receive(input.bytes(max: 2048), now: Instant(nanoseconds: now)) } catch { check(c.isClosed, "an error leaves the connection closed") }
             _ = c.takeOutbound()
             _ = c.takeEvents()
-            try? c.tick(now: now)
+            try? c.tick(now: Instant(nanoseconds: now))
         }
     }
 
@@ -52,13 +52,13 @@ enum StatefulTargets {
         let k1 = [UInt8](repeating: 1, count: 32), k2 = [UInt8](repeating: 2, count: 32)
         let attacker = SecureConnection.established(role: .initiator, identity: Self.attackerIdentity,
                                                     hello: Seeds.hello, config: config, sendKey: k1, receiveKey: k2, remote: Self.victimIdentity.signingKey.publicKey,
-                                                    ephemeral: Seeds.x25519(44), now: 0)
+                                                    ephemeral: Seeds.x25519(44), now: .zero)
         let victim = SecureConnection.established(role: .responder, identity: Self.victimIdentity,
                                                   hello: Seeds.hello, config: config, sendKey: k2, receiveKey: k1, remote: Self.attackerIdentity.signingKey.publicKey,
-                                                  ephemeral: Seeds.x25519(45), now: 0)
+                                                  ephemeral: Seeds.x25519(45), now: .zero)
         var now: UInt64 = 0
         // The attacker's hello goes first unless the input says otherwise.
-        if !input.bool() { try? victim.receive(attacker.takeOutbound(), now: now) }
+        if !input.bool() { try? victim.receive(attacker.takeOutbound(), now: Instant(nanoseconds: now)) }
         var ours: [StreamID] = []
         while !input.isEmpty && !victim.isClosed {
             switch input.u8() % 6 {
@@ -72,7 +72,7 @@ enum StatefulTargets {
                     w.varint(input.bool() ? UInt64(body.count) : input.interesting())
                     w.raw(body)
                 }
-                if let sealed = attacker.sealTransport(w.bytes) { try? victim.receive(sealed, now: now) }
+                if let sealed = attacker.sealTransport(w.bytes) { try? victim.receive(sealed, now: Instant(nanoseconds: now)) }
             case 3:
                 // Our own traffic: streams, messages, resets (flow control on both sides).
                 if ours.count < 4, let s = try? victim.openStream(protocolName: "/tm/x/1") { ours.append(s) }
@@ -80,10 +80,10 @@ enum StatefulTargets {
                 if input.bool(), let s = ours.popLast() { victim.reset(stream: s) }
             case 4:
                 now &+= input.interesting() % 200_000_000_000
-                try? victim.tick(now: now)
+                try? victim.tick(now: Instant(nanoseconds: now))
             default:
                 // The attacker reads what we owe it (or not): back-pressure paths.
-                if input.bool() { try? attacker.receive(victim.takeOutbound(maxBytes: Int(input.u16()) + 1), now: now) }
+                if input.bool() { try? attacker.receive(victim.takeOutbound(maxBytes: Int(input.u16()) + 1), now: Instant(nanoseconds: now)) }
             }
             _ = victim.takeEvents()
             check(victim.queuedBytes >= 0 && victim.queuedBytes <= config.maxQueuedBytes, "queued bytes out of range: \(victim.queuedBytes)")
@@ -188,16 +188,16 @@ enum StatefulTargets {
         })
         var now: UInt64 = 1_000_000_000
         let peers = Self.discoveryRecords
-        core.addBootnode(id: peers[0].nodeId, endpoint: peers[0].udpEndpoint!, now: now)
+        core.addBootnode(id: peers[0].nodeId, endpoint: peers[0].udpEndpoint!, now: Instant(nanoseconds: now))
         while !input.isEmpty {
             let op = input.u8() % 5
             let peer = input.pick(peers)
             let from = input.bool() ? peer.udpEndpoint! : Endpoint(ip: input.fixed(input.bool() ? 4 : 16), port: input.u16())
             switch op {
             case 0:
-                core.receive(input.bytes(max: 1300), from: from, now: now)
+                core.receive(input.bytes(max: 1300), from: from, now: Instant(nanoseconds: now))
             case 1:
-                if let m = try? DiscoveryMessage.decode(input.bytes(max: 1300)) { core.fuzzHandle(m, from: peer.nodeId, at: from, now: now) }
+                if let m = try? DiscoveryMessage.decode(input.bytes(max: 1300)) { core.fuzzHandle(m, from: peer.nodeId, at: from, now: Instant(nanoseconds: now)) }
             case 2:
                 let rid = input.interesting()
                 let m: DiscoveryMessage = input.pick([
@@ -206,12 +206,12 @@ enum StatefulTargets {
                     .findNode(requestId: rid, distances: (0..<Int(input.u8() % 4)).map { _ in input.u16() }),
                     .nodes(requestId: rid, total: input.u8(), records: (0..<Int(input.u8() % 4)).map { _ in input.pick(peers) }),
                 ])
-                core.fuzzHandle(m, from: peer.nodeId, at: from, now: now)
+                core.fuzzHandle(m, from: peer.nodeId, at: from, now: Instant(nanoseconds: now))
             case 3:
                 now &+= UInt64(input.u16()) * 1_000_000
-                core.tick(now: now)
+                core.tick(now: Instant(nanoseconds: now))
             default:
-                if input.bool() { core.lookup(target: input.pick(peers).nodeId, now: now) } else { core.ping(id: peer.nodeId, endpoint: from, now: now) }
+                if input.bool() { core.lookup(target: input.pick(peers).nodeId, now: Instant(nanoseconds: now)) } else { core.ping(id: peer.nodeId, endpoint: from, now: Instant(nanoseconds: now)) }
             }
             _ = core.drain()
             check(core.table.count <= 257 * config.k, "table past its buckets")
