@@ -311,6 +311,12 @@ final class SyncHarness {
         _ = self.h.core.drain()
     }
 
+    /// Peer 1 connects claiming `best`; returns the range requests the core sends it.
+    func connectSource(best: UInt64) -> [(RequestID, BlocksRequest)] {
+        self.h.core.peerConnected(1, info: self.h.info(1, best: best), now: self.h.now)
+        return self.actions().requests
+    }
+
     /// The range requests (and cancels) among the core's actions since the last call.
     func actions() -> (requests: [(RequestID, BlocksRequest)], cancels: [RequestID]) {
         var requests: [(RequestID, BlocksRequest)] = [], cancels: [RequestID] = []
@@ -338,8 +344,7 @@ struct SyncPipelineTests {
     @Test("the next range is in flight before the one in hand is imported; ranges follow one another up to the peer's best")
     func pipelined() throws {
         let s = try SyncHarness(blocks: 10)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let first = s.actions().requests
+        let first = s.connectSource(best: 10)
         #expect(first.map(\.1) == [BlocksRequest(from: 1, count: 4), BlocksRequest(from: 5, count: 4)])
         s.answer(first[0].0, s.blocks(1, 4))
         #expect(s.best == 4)
@@ -359,8 +364,7 @@ struct SyncPipelineTests {
     @Test("with one range in flight, a range is asked only after the one before was imported")
     func unpipelined() throws {
         let s = try SyncHarness(blocks: 10, inFlight: 1)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let first = s.actions().requests
+        let first = s.connectSource(best: 10)
         #expect(first.map(\.1) == [BlocksRequest(from: 1, count: 4)])
         s.answer(first[0].0, s.blocks(1, 4))
         #expect(s.actions().requests.map(\.1) == [BlocksRequest(from: 5, count: 4)])
@@ -369,8 +373,7 @@ struct SyncPipelineTests {
     @Test("an answer that comes before the range below it is held, and applied in order after it")
     func outOfOrder() throws {
         let s = try SyncHarness(blocks: 8)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 8), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 8)
         s.answer(r[1].0, s.blocks(5, 4))
         #expect(s.best == 0, "not imported out of order")
         #expect(s.h.core.counters.invalidMessages.isEmpty, "not the peer's fault")
@@ -382,8 +385,7 @@ struct SyncPipelineTests {
     @Test("an invalid block ends the pipeline: the range above is cancelled, unapplied, and sync goes on from our best as before")
     func invalidBlock() throws {
         let s = try SyncHarness(blocks: 10)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 10)
         var bad = s.blocks(1, 4)
         bad[2].header.stateRoot = Hash32([UInt8](repeating: 0xee, count: 32))
         s.answer(r[0].0, bad)
@@ -402,8 +404,7 @@ struct SyncPipelineTests {
     @Test("an answer shorter than its range drops the range above (it would leave a gap) and asks again from our best")
     func shortAnswer() throws {
         let s = try SyncHarness(blocks: 10)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 10)
         s.answer(r[1].0, s.blocks(5, 4))  // held
         s.answer(r[0].0, s.blocks(1, 3))
         #expect(s.best == 3, "the held answer above the gap is not applied")
@@ -416,8 +417,7 @@ struct SyncPipelineTests {
     @Test("a refused range ends the pipeline there: the range above is cancelled, nothing is asked until a heartbeat")
     func refused() throws {
         let s = try SyncHarness(blocks: 10)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 10)
         s.h.core.requestFailed(1, r[0].0, now: s.h.now)
         let after = s.actions()
         #expect(after.cancels == [r[1].0])
@@ -432,8 +432,7 @@ struct SyncPipelineTests {
     @Test("a refused upper range leaves the lower one to be applied; the pipeline is topped up after it")
     func refusedUpper() throws {
         let s = try SyncHarness(blocks: 10)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 10)
         s.h.core.requestFailed(1, r[1].0, now: s.h.now)
         #expect(s.actions().requests.isEmpty)
         s.answer(r[0].0, s.blocks(1, 4))
@@ -444,8 +443,7 @@ struct SyncPipelineTests {
     @Test("ranges that time out are cancelled and the peer penalized once, its claim dropped")
     func timeout() throws {
         let s = try SyncHarness(blocks: 10)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 10)
         s.h.advance(20)
         let after = s.actions()
         #expect(Set(after.cancels) == Set(r.map(\.0)))
@@ -457,8 +455,7 @@ struct SyncPipelineTests {
     @Test("an undecodable answer is penalized and ends the pipeline")
     func undecodable() throws {
         let s = try SyncHarness(blocks: 10)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 10), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 10)
         s.h.core.response(1, r[0].0, [0xff, 0xff, 0xff], now: s.h.now)
         #expect(s.h.core.counters.invalidMessages["bad sync response"] == 1)
         #expect(s.actions().cancels == [r[1].0])
@@ -468,8 +465,7 @@ struct SyncPipelineTests {
     @Test("a range's timeout runs from the answer below it: a peer sending its answers one after the other is not blamed, one that withholds still is")
     func pipelinedTimeout() throws {
         let s = try SyncHarness(blocks: 14)
-        s.h.core.peerConnected(1, info: s.h.info(1, best: 14), now: s.h.now)
-        let r = s.actions().requests
+        let r = s.connectSource(best: 14)
         #expect(r.count == 2)
         // A slow link: the lower answer takes 10 s, the upper one 10 s more behind it.
         s.h.advance(10)
