@@ -2,21 +2,18 @@ import MeshCodec
 import MeshCrypto
 
 /// A 32-byte SHA-256 digest: block hashes, transaction hashes, state roots.
+///
+/// Held inline (`Bytes32`), not in an array: hashes are dictionary keys on every block, vote
+/// and sync path.
 public struct Hash32: Hashable, Comparable, Sendable, BinaryCodable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    let raw: Bytes32
 
-    public init(_ bytes: [UInt8]) {
-        precondition(bytes.count == 32, "Hash32 needs 32 bytes")
-        self.bytes = bytes
-    }
+    public init(_ bytes: [UInt8]) { self.raw = Bytes32(bytes) }
+
+    /// The 32 bytes (a fresh array).
+    public var bytes: [UInt8] { self.raw.bytes }
 
     public static let zero = Hash32([UInt8](repeating: 0, count: 32))
-
-    /// Hashes the 32 bytes in one call (the default hashes an array element by element).
-    /// All of them: a peer can choose hashes (of blocks that do not exist), so a prefix would
-    /// let it flood one bucket.
-    public func hash(into hasher: inout Hasher) { self.bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
-    public static func == (a: Hash32, b: Hash32) -> Bool { a.bytes == b.bytes }
 
     /// SHA-256 of `data`.
     public static func of(_ data: [UInt8]) -> Hash32 { Hash32(SHA256.hash(data)) }
@@ -24,15 +21,15 @@ public struct Hash32: Hashable, Comparable, Sendable, BinaryCodable, CustomStrin
     /// Parses `0x`-prefixed or plain hex.
     public init?(hex: String) {
         guard let b = Hex.decode(hex, count: 32) else { return nil }
-        self.bytes = b
+        self.init(b)
     }
 
     public var hex: String { Hex.prefixed(self.bytes) }
     public var description: String { Hex.encode(self.bytes.prefix(4)) + "…" }
-    public static func < (a: Hash32, b: Hash32) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+    public static func < (a: Hash32, b: Hash32) -> Bool { a.raw < b.raw }
 
-    public func encode(to w: inout ByteWriter) { w.raw(self.bytes) }
-    public init(from r: inout ByteReader) throws(CodecError) { self.bytes = try r.raw(32) }
+    public func encode(to w: inout ByteWriter) { self.raw.encode(to: &w) }
+    public init(from r: inout ByteReader) throws(CodecError) { self.raw = try Bytes32(from: &r) }
 }
 
 /// Binary Merkle root of SHA-256 leaves: pairs hashed with a 0x01 prefix, a lone last node

@@ -8,36 +8,32 @@ import MeshCodec
 public enum Ed25519 {
     /// A 32-byte Ed25519 public key.
     public struct PublicKey: Hashable, Sendable, Comparable, CustomStringConvertible, BinaryCodable {
-        /// The encoded point.
-        public let bytes: [UInt8]
+        /// The encoded point, inline (keys are table keys on every peer and vote lookup).
+        let raw: Bytes32
+
+        /// The encoded point (a fresh array).
+        public var bytes: [UInt8] { self.raw.bytes }
 
         /// Wraps 32 bytes. The point is checked when a signature is verified.
         public init(bytes: [UInt8]) throws(CryptoError) {
             guard bytes.count == 32 else { throw .invalidLength(what: "Ed25519 public key", expected: 32, actual: bytes.count) }
-            self.bytes = bytes
+            self.raw = Bytes32(bytes)
         }
 
         /// Parses 64 hex digits.
         public init?(hex: String) {
             guard let raw = Hex.decode(hex, count: 32) else { return nil }
-            self.bytes = raw
+            self.raw = Bytes32(raw)
         }
 
         /// Lowercase hex, as node ids and hotkeys are written.
         public var hex: String { Hex.encode(self.bytes) }
         public var description: String { self.hex }
 
-        public static func < (a: PublicKey, b: PublicKey) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+        public static func < (a: PublicKey, b: PublicKey) -> Bool { a.raw < b.raw }
 
-        /// Public keys are uniformly distributed: the first eight bytes make a good table hash.
-        public func hash(into hasher: inout Hasher) {
-            hasher.combine(self.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        }
-
-        public static func == (a: PublicKey, b: PublicKey) -> Bool { a.bytes == b.bytes }
-
-        public func encode(to writer: inout ByteWriter) { writer.raw(self.bytes) }
-        public init(from reader: inout ByteReader) throws(CodecError) { self.bytes = try reader.raw(32) }
+        public func encode(to writer: inout ByteWriter) { self.raw.encode(to: &writer) }
+        public init(from reader: inout ByteReader) throws(CodecError) { self.raw = try Bytes32(from: &reader) }
 
         /// Verifies `signature` over `message`. The corresponding C function is
         /// `crypto_sign_verify_detached`.

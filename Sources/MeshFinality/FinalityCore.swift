@@ -132,6 +132,20 @@ public final class FinalityCore {
         var dirty = true
         /// Whether a child of the prevote-GHOST could still reach a prevote supermajority.
         var prevoteChildPossible = true
+        /// The weights of each phase's votes as last counted: a vote of one phase leaves the
+        /// other's weights as they were (see `weights(_:cached:base:)`).
+        var prevoteWeights: CachedWeights?
+        var precommitWeights: CachedWeights?
+    }
+
+    /// Weights counted over a tracker's votes, valid while the votes (`version`), the base,
+    /// the set and the known blocks (`imports`) are what they were.
+    struct CachedWeights {
+        let weights: VoteWeights
+        let version: UInt64
+        let base: VoteTarget
+        let setId: UInt64
+        let imports: UInt64
     }
 
     public let config: FinalityConfig
@@ -156,6 +170,9 @@ public final class FinalityCore {
     var catchUpRequested: [PeerTag: (round: UInt64, at: UInt64)] = [:]
     /// Commits already applied or sent (de-duplication).
     var seenCommits: Set<Hash32> = []
+    /// Blocks imported so far: a vote for a block that was unknown counts once it arrives, so
+    /// every import invalidates cached vote weights.
+    var imports: UInt64 = 0
     public private(set) var equivocationsSeen: Set<Equivocation> = []
     /// Voters of this set we hold evidence against: one piece per voter is enough (a
     /// Byzantine voter can sign conflicting votes for every round; storing, relaying and
@@ -326,6 +343,7 @@ public final class FinalityCore {
                 }
             }
         }
+        self.imports &+= 1
         self.current.dirty = true
         self.previous?.dirty = true
         var out = self.applyForcedChanges(now: now)
@@ -563,8 +581,7 @@ public final class FinalityCore {
         // Votes are counted over blocks at or above the last finalized block: nothing below
         // it can be finalized again, so shorter walks suffice.
         let base = self.finalized
-        let doubleCount = self.config.fault == .countEquivocatorsTwice
-        let pw = VoteWeights(r.prevotes, set: self.voters, base: base, env: self.env, doubleCountEquivocators: doubleCount)
+        let pw = self.weights(r.prevotes, cached: &r.prevoteWeights, base: base)
         r.prevoteGhost = pw.ghost(threshold: self.voters.threshold)
         if let gv = r.prevoteGhost {
             let remainingPrevotes = self.voters.total > pw.participation ? self.voters.total - pw.participation : 0
@@ -572,7 +589,7 @@ public final class FinalityCore {
                 (pw.weight[$0] ?? 0) + pw.equivocatorWeight + remainingPrevotes >= self.voters.threshold
             }
         }
-        let cw = VoteWeights(r.precommits, set: self.voters, base: base, env: self.env, doubleCountEquivocators: doubleCount)
+        let cw = self.weights(r.precommits, cached: &r.precommitWeights, base: base)
         r.precommitGhost = cw.ghost(threshold: self.voters.threshold)
         // Finalize the precommit GHOST.
         if let g = r.precommitGhost, g.number > self.finalized.number, self.env.isDescendant(g, of: self.finalized) {
@@ -612,6 +629,18 @@ public final class FinalityCore {
             r.completable = false
         }
         return out
+    }
+
+    /// The weights of `tracker`'s votes above `base`, counted again only when the votes, the
+    /// base, the set or the known blocks changed since `cached` was counted.
+    func weights(_ tracker: VoteTracker, cached: inout CachedWeights?, base: VoteTarget) -> VoteWeights {
+        if let c = cached, c.version == tracker.version, c.base == base, c.setId == self.setId, c.imports == self.imports {
+            return c.weights
+        }
+        let w = VoteWeights(tracker, set: self.voters, base: base, env: self.env,
+                            doubleCountEquivocators: self.config.fault == .countEquivocatorsTwice)
+        cached = CachedWeights(weights: w, version: tracker.version, base: base, setId: self.setId, imports: self.imports)
+        return w
     }
 
     func evaluateCurrent(now: UInt64) -> [FinalityAction] {

@@ -43,6 +43,8 @@ extension FinalityEnvironment {
 struct VoteTracker {
     private(set) var votes: [AccountID: [SignedVote]] = [:]
     private(set) var equivocators: Set<AccountID> = []
+    /// Bumped whenever a vote is kept: the key of cached weights over these votes.
+    private(set) var version: UInt64 = 0
 
     enum AddResult {
         case added
@@ -57,6 +59,7 @@ struct VoteTracker {
         if list.count >= 2 { return .ignored }
         list.append(v)
         self.votes[v.voter] = list
+        self.version += 1
         if list.count == 2 {
             self.equivocators.insert(v.voter)
             return .equivocation(Equivocation(first: list[0], second: list[1]))

@@ -185,11 +185,12 @@ public struct PeerManager {
 
     func isConnected(_ id: PeerID) -> Bool { self.connected.index(forKey: id) != nil }
 
-    /// The protocol of a stream the peer opened, if it named one (read in place, no copy of
-    /// the record).
-    func incomingProtocol(_ id: PeerID, _ stream: StreamID) -> String? {
+    /// The protocol of a stream the peer opened, if it named one. Read through the in-place
+    /// accessor: a plain read of `connected.values[i]` copies the whole record, on every frame.
+    mutating func incomingProtocol(_ id: PeerID, _ stream: StreamID) -> String? {
         guard let i = self.connected.index(forKey: id) else { return nil }
-        return self.connected.values[i].incoming[stream]
+        func read(_ r: inout PeerRecord) -> String? { r.incoming[stream] }
+        return read(&self.connected.values[i])
     }
 
     /// The peer connected with this node id, if any.
