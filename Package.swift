@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(name: "MeshChainTests", dependencies: ["MeshChain", "MeshStore", "MeshIncentive", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshFinalityTests", dependencies: ["MeshFinality", "MeshSim", "MeshChain", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshDiscoveryTests", dependencies: ["MeshDiscovery", "MeshNetwork", "MeshSim", "MeshSockets", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
-        .testTarget(name: "MeshGossipTests", dependencies: ["MeshGossip", "MeshSim", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MeshGossipTests", dependencies: ["MeshGossip", "MeshSim", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "MeshQueryTests", dependencies: ["MeshQuery", "MeshNetwork", "MeshSockets", "MeshChannel", "MeshCrypto", "MeshCodec", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SubnetTests",

@@ -140,8 +140,16 @@ public struct ByteReader: Sendable {
 
     /// Reads a length-prefixed UTF-8 string of at most `limit` bytes.
     public mutating func string(field: String = "string", limit: Int) throws(CodecError) -> String {
-        let raw = try self.bytes(field: field, limit: limit)
-        guard let s = String(validating: raw, as: UTF8.self) else { throw .invalidUTF8(field: field) }
+        let n = try self.length(field: field, limit: limit)
+        try self.need(n)
+        // Validated straight from the input: no intermediate array (topics and protocol names
+        // are decoded on every frame).
+        let start = self.offset
+        let s = self.storage.withUnsafeBufferPointer {
+            String(validating: UnsafeBufferPointer(rebasing: $0[start..<(start + n)]), as: UTF8.self)
+        }
+        guard let s else { throw .invalidUTF8(field: field) }
+        self.offset += n
         return s
     }
 

@@ -22,6 +22,16 @@ public enum SHA256 {
         return out
     }
 
+    /// Writes the digest of `input` into `out` (32 bytes): no allocation of our own, for hot
+    /// paths that hash into buffers they own.
+    public static func hash(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count == 32, "SHA-256 digest buffer must be 32 bytes")
+        var len: UInt32 = 0
+        let rc = EVP_Digest(input.baseAddress, input.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self), &len,
+                            OpenSSL.sha256.pointer, nil)
+        precondition(rc == 1 && len == 32, "EVP_Digest(SHA256) failed")
+    }
+
     /// The digest of several byte strings concatenated.
     public static func hash(parts: [[UInt8]]) -> [UInt8] {
         let h = Hasher()

@@ -37,8 +37,31 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
         w.u32(self.w2)
     }
 
+    /// The id of `data` on `topic`. Hashed from one scratch buffer into a stack digest: ids
+    /// are computed for every frame received, duplicates included.
     public init(topic: String, data: [UInt8]) {
-        self.init(bytes: Array(SHA256.hash(parts: [Array(topic.utf8), [0], data]).prefix(20)))
+        var topic = topic
+        let t = topic.utf8.count
+        self = withUnsafeTemporaryAllocation(byteCount: t + 1 + data.count, alignment: 8) { input in
+            topic.withUTF8 { input.copyMemory(from: UnsafeRawBufferPointer($0)) }
+            input[t] = 0
+            data.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[(t + 1)...]).copyMemory(from: $0) }
+            return withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest in
+                SHA256.hash(UnsafeRawBufferPointer(input), into: digest)
+                func word(_ from: Int, _ count: Int) -> UInt64 {
+                    var v: UInt64 = 0
+                    for i in from..<(from + count) { v = v << 8 | UInt64(digest[i]) }
+                    return v
+                }
+                return MessageID(w0: word(0, 8), w1: word(8, 8), w2: UInt32(word(16, 4)))
+            }
+        }
+    }
+
+    private init(w0: UInt64, w1: UInt64, w2: UInt32) {
+        self.w0 = w0
+        self.w1 = w1
+        self.w2 = w2
     }
 
     /// The 20 bytes.

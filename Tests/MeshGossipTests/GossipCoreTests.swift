@@ -1,5 +1,6 @@
 import Foundation
 import MeshCodec
+import MeshCrypto
 @testable import MeshGossip
 import MeshSim
 import MeshTestSupport
@@ -96,6 +97,19 @@ struct GossipCoreTests {
         }
         #expect(GossipMessage(topic: "t", data: [1]).id == GossipMessage(topic: "t", data: [1]).id)
         #expect(GossipMessage(topic: "t", data: [1]).id != GossipMessage(topic: "u", data: [1]).id)
+    }
+
+    @Test("a message id is the first 20 bytes of SHA-256(topic ‖ 0x00 ‖ data), for any sizes")
+    func messageIDDefinition() {
+        // Pinned once (empty topic and data: SHA-256 of the single byte 0x00).
+        #expect(Hex.encode(MessageID(topic: "", data: []).bytes) == "6e340b9cffb37a989ca544e6bb780a2c78901d3f")
+        var rng = SeededRNG(seed: 7)
+        for (t, d) in [(0, 1), (1, 0), (14, 200), (40, 5000), (3, 1 << 20)] {
+            let topic = String(repeating: "é", count: t / 2) + String(repeating: "x", count: t % 2)
+            let data = rng.bytes(d)
+            let expected = Array(SHA256.hash(Array(topic.utf8) + [0] + data).prefix(20))
+            #expect(MessageID(topic: topic, data: data).bytes == expected, "topic \(t) bytes, data \(d) bytes")
+        }
     }
 
     @Test("meshes form within D_lo…D_hi; every node gets each message once; small messages are pushed, large ones announced and pulled")
