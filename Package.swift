@@ -196,5 +196,7 @@ let package = Package(
         .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "MeshNodeCore", "MeshHTTP", "MeshClient", "MeshChannel", "MeshChain", "MeshCodec", "MeshCrypto", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["MeshFuzz", "MeshTestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["MeshTestSupport", "MeshCodec"], swiftSettings: strict),
+        // meshbench's own arithmetic (the channel's CPU ceiling), through @testable import.
+        .testTarget(name: "MeshBenchTests", dependencies: ["meshbench"], swiftSettings: strict),
     ]
 )

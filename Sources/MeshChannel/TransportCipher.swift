@@ -3,14 +3,17 @@ import MeshCrypto
 /// One direction of an established channel: ChaCha20-Poly1305 with a 64-bit counter nonce,
 /// working in place on the caller's buffer, with a Noise Rekey every `rekeyInterval`
 /// messages (both sides rekey at the same counts, so no signalling is needed).
-final class TransportCipher {
+///
+/// Package access: `meshbench channel` times these exact calls (a bulk record sealed from
+/// the message into the send buffer, opened in place) as the AEAD term of its CPU ceiling.
+package final class TransportCipher {
     private var cipher: ChaChaPoly
     private var key: SecureBytes
     private(set) var nonce: UInt64
     let rekeyInterval: UInt64
     private var nonceBytes = [UInt8](repeating: 0, count: 12)
 
-    init(key: SecureBytes, nonce: UInt64 = 0, rekeyInterval: UInt64) {
+    package init(key: SecureBytes, nonce: UInt64 = 0, rekeyInterval: UInt64) {
         self.key = key
         self.cipher = try! ChaChaPoly(key: key)
         self.nonce = nonce
@@ -66,18 +69,25 @@ final class TransportCipher {
 
     /// A piece of a message's plaintext that is not in the output buffer yet: `count` bytes
     /// of `source` from `sourceOffset`, to be encrypted straight into the output at `at`.
-    struct Gathered {
+    package struct Gathered {
         var source: [UInt8]
         var sourceOffset: Int
         var count: Int
         var at: Int
+
+        package init(source: [UInt8], sourceOffset: Int, count: Int, at: Int) {
+            self.source = source
+            self.sourceOffset = sourceOffset
+            self.count = count
+            self.at = at
+        }
     }
 
     /// Seals `out[range]` as one message, tag written right after the range: bytes of the range
     /// covered by `pieces` (in order, not overlapping) are encrypted from their sources into
     /// place, the rest in place. The large chunks of a message thus go from the application's
     /// buffer to the send buffer in the cipher's one pass, with no plaintext copy.
-    func seal(_ out: UnsafeMutableRawBufferPointer, plaintext range: Range<Int>, gathering pieces: [Gathered]) throws(ChannelError) {
+    package func seal(_ out: UnsafeMutableRawBufferPointer, plaintext range: Range<Int>, gathering pieces: [Gathered]) throws(ChannelError) {
         precondition(range.upperBound + 16 <= out.count, "no room for the tag")
         try self.prepareNonce()
         let base = out.baseAddress!
@@ -105,7 +115,7 @@ final class TransportCipher {
 
     /// Decrypts `buffer[range]` in place, where the last 16 bytes are the tag. On success the
     /// plaintext is `range.lowerBound ..< range.upperBound − 16`.
-    func open(_ buffer: inout [UInt8], ciphertext range: Range<Int>) throws(ChannelError) {
+    package func open(_ buffer: inout [UInt8], ciphertext range: Range<Int>) throws(ChannelError) {
         guard range.count >= 16 else { throw .decryptFailed }
         try self.prepareNonce()
         let lo = range.lowerBound

@@ -81,18 +81,22 @@ final class BenchClient: SecurePeerDelegate, @unchecked Sendable {
         return (UInt64(parts[0]) ?? 0, Int(parts[1]) ?? 0, Int(parts[2]) ?? 0)
     }
 
-    /// Sends `bytes` in 1 MiB messages on one stream; GB/s until the server acknowledges.
-    func bulk(bytes: Int) async throws -> Double {
-        try await self.connectOne("bulk-connect")
+    /// Sends `bytes` in 1 MiB messages on one stream (over the connection ``connectOne(_:)``
+    /// made); GB/s until the server acknowledges, and the transport messages (records) and
+    /// their wire bytes the client sent meanwhile.
+    func bulk(bytes: Int) async throws -> (gbps: Double, records: Int, wireBytes: Int) {
         let chunk = [UInt8](repeating: 0x5a, count: 1 << 20)
         self.loop.execute {
             guard let p = self.control else { return }
             let s = try! p.openStream("/bench/bulk")
             var sent = 0
             let start = EventLoop.now()
+            let records0 = p.channel.messagesSent
+            let wire0 = p.channel.bytesSent
             self.onMessage = { _, _, _ in
                 self.onMessage = nil
-                self.set("bulk", String(Double(bytes) / Double(EventLoop.now() - start)))
+                let gbps = Double(bytes) / Double(EventLoop.now() - start)
+                self.set("bulk", "\(gbps) \(p.channel.messagesSent - records0) \(p.channel.bytesSent - wire0)")
             }
             func pump() {
                 while sent < bytes && p.channel.queuedBytes < (16 << 20) {
@@ -107,7 +111,8 @@ final class BenchClient: SecurePeerDelegate, @unchecked Sendable {
             }
             pump()
         }
-        return Double(try await self.wait(for: "bulk"))!
+        let parts = try await self.wait(for: "bulk").split(separator: " ")
+        return (Double(parts[0])!, Int(parts[1])!, Int(parts[2])!)
     }
 
     /// 1 KiB messages on one stream; messages per second until acknowledged.

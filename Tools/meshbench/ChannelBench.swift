@@ -31,8 +31,11 @@ extension MeshBench {
             let server = BenchServer(loop: loop)
             let port: UInt16 = try await loop.submit { try server.start(raw: self.mode == "raw") }
             StandardOutput.line("PORT \(port)")
-            // Serve until stdin closes (the client process exits).
-            while let line = readLine(), line != "quit" {}
+            // Serve until stdin closes (the client process exits); `cpu` asks for this
+            // process's CPU time so far (the bulk figures' CPU per byte).
+            while let line = readLine(), line != "quit" {
+                if line == "cpu" { StandardOutput.line("CPU \(processCPUNanos())") }
+            }
             loop.shutdown()
         }
     }
@@ -77,14 +80,31 @@ extension MeshBench {
             var results: [(String, String, String)] = []
             let total = self.megabytes << 20
 
-            // (b) raw TCP with the same harness.
+            // (b) raw TCP with the same harness; both processes' CPU time around the transfer.
             let raw = try ServerProcess(mode: "raw")
+            let rawServer0 = try raw.cpuNanos()
+            let rawClient0 = processCPUNanos()
             let rawGBs = try await BenchClient.rawBulk(port: raw.port, bytes: total)
+            let rawClient1 = processCPUNanos()
+            let rawServer1 = try raw.cpuNanos()
             raw.stop()
-            // (a) secure bulk, (d) messages, (e) handshakes, (f) idle memory.
+            // (a) secure bulk (CPU time as for raw, the handshake before it not counted),
+            // (d) messages, (e) handshakes, (f) idle memory.
             let sec = try ServerProcess(mode: "secure")
             let client = try BenchClient(port: sec.port)
-            let secGBs = try await client.bulk(bytes: total)
+            try await client.connectOne("bulk-connect")
+            let secServer0 = try sec.cpuNanos()
+            let secClient0 = processCPUNanos()
+            let bulk = try await client.bulk(bytes: total)
+            let secClient1 = processCPUNanos()
+            let secServer1 = try sec.cpuNanos()
+            let secGBs = bulk.gbps
+            // (g) The AEAD term of the CPU ceiling, at once (this shared machine's speed drifts
+            // over seconds): one seal and one open of the secure run's mean record, on one core
+            // through the channel's own calls.
+            guard bulk.records > 0 else { throw CommandFailure("the secure bulk transfer sent no records") }
+            let recordPlaintext = min(65_535 - 16, max(64, bulk.wireBytes / bulk.records - 2 - 16))
+            let aead = try AEADRecordBench.run(recordPlaintext: recordPlaintext, bytes: total)
             let msgRate = try await client.messageRate(count: self.messages, size: 1024)
             let hs = try await client.handshakes(count: self.handshakes, concurrency: 32)
             let mem = try await client.idleMemory(count: self.idle)
@@ -97,6 +117,14 @@ extension MeshBench {
             // verification), measured in turns in the same run.
             let only = HandshakeOnlyBench.run(count: self.handshakeOnly)
             let floor = only.floorMicros
+            // (g) The CPU ceiling: raw TCP's CPU per byte plus one seal and one open.
+            guard let rawCPU = CPUPerByte(clientNanos: rawClient1 - rawClient0, serverNanos: rawServer1 - rawServer0, bytes: total),
+                  let secCPU = CPUPerByte(clientNanos: secClient1 - secClient0, serverNanos: secServer1 - secServer0, bytes: total) else {
+                throw CommandFailure("bulk transfers moved nothing")
+            }
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let ceiling = ChannelCeiling(cores: Double(cores), raw: rawCPU, sealNsPerByte: aead.sealNsPerByte, openNsPerByte: aead.openNsPerByte)
+            let extra = ceiling.extra(secure: secCPU)
 
             results.append(("(a) bulk, secure channel", "\(fmt(secGBs, 3)) GB/s", "target >= 0.6 x raw and >= 3 x TLS"))
             results.append(("(b) bulk, raw TCP (same harness)", "\(fmt(rawGBs, 3)) GB/s", "ratio secure/raw = \(fmt(secGBs / rawGBs, 2))"))
@@ -113,6 +141,17 @@ extension MeshBench {
             results.append(("(e) handshake-only CPU (in memory), server", "\(fmt(only.serverMicros, 1)) us", "\(fmt(only.serverMicros / floor, 2)) x floor; target <= 1.5 x"))
             results.append(("(e) crypto floor per side (3 X25519, sign, verify)", "\(fmt(floor, 1)) us", "thread CPU, between the handshake-only batches"))
             results.append(("(f) server memory per idle connection (\(self.idle) open)", "\(fmt(mem / 1024, 1)) KiB", "target <= 64 KiB"))
+            results.append(("(g) AEAD, one core: seal / open (\(aead.recordPlaintext) B records)",
+                            "\(fmt(1 / aead.sealNsPerByte, 2)) / \(fmt(1 / aead.openNsPerByte, 2)) GB/s", "the channel's record calls, thread CPU"))
+            results.append(("(g) CPU per byte, raw TCP: client / server", "\(fmt(rawCPU.client, 3)) / \(fmt(rawCPU.server, 3)) ns",
+                            "\(fmt(rawCPU.coresBusy(gbps: rawGBs), 2)) cores busy"))
+            results.append(("(g) CPU per byte, secure: client / server", "\(fmt(secCPU.client, 3)) / \(fmt(secCPU.server, 3)) ns",
+                            "\(fmt(secCPU.coresBusy(gbps: secGBs), 2)) cores busy; model \(fmt(ceiling.modelNsPerByte, 3)) ns, "
+                                + "beyond it: client \(fmt(extra.client, 3)), server \(fmt(extra.server, 3)) ns"))
+            results.append(("(g) ceiling: \(cores) cores / (raw + seal + open)", "\(fmt(ceiling.ceilingGBps, 3)) GB/s",
+                            "\(fmt(ceiling.ceilingRatio(rawGBps: rawGBs), 2)) x raw; secure = \(fmt(secGBs / ceiling.ceilingGBps, 2)) of it"))
+            results.append(("(g) one thread per side: 1 / slower side", "\(fmt(ceiling.pipelineCeilingGBps, 3)) GB/s",
+                            "secure = \(fmt(secGBs / ceiling.pipelineCeilingGBps, 2)) of it"))
 
             if self.json {
                 StandardOutput.line(JSONValue.object([
@@ -122,11 +161,23 @@ extension MeshBench {
                     ("handshakeOnlyCpuMicros", .object([("client", .double(only.clientMicros)), ("server", .double(only.serverMicros))])),
                     ("handshakeFloorMicros", .double(floor)), ("messagesPerSecond", .double(msgRate)),
                     ("idleBytesPerConnection", .double(mem)), ("megabytes", .int(self.megabytes)), ("handshakes", .int(self.handshakes)),
+                    ("cores", .int(cores)), ("aeadRecordBytes", .int(aead.recordPlaintext)),
+                    ("aeadSealGBps", .double(1 / aead.sealNsPerByte)), ("aeadOpenGBps", .double(1 / aead.openNsPerByte)),
+                    ("rawCpuNsPerByte", Self.sides(rawCPU)), ("secureCpuNsPerByte", Self.sides(secCPU)),
+                    ("rawCoresBusy", .double(rawCPU.coresBusy(gbps: rawGBs))), ("secureCoresBusy", .double(secCPU.coresBusy(gbps: secGBs))),
+                    ("modelCpuNsPerByte", .double(ceiling.modelNsPerByte)), ("secureExtraCpuNsPerByte", Self.sides(extra)),
+                    ("ceilingGBps", .double(ceiling.ceilingGBps)), ("ceilingRatio", .double(ceiling.ceilingRatio(rawGBps: rawGBs))),
+                    ("secureOfCeiling", .double(secGBs / ceiling.ceilingGBps)),
+                    ("pipelineCeilingGBps", .double(ceiling.pipelineCeilingGBps)), ("secureOfPipelineCeiling", .double(secGBs / ceiling.pipelineCeilingGBps)),
                 ]).serialized(pretty: true))
             } else {
                 StandardOutput.line("secure channel benchmark, loopback, client and server in separate processes")
-                for r in results { StandardOutput.line(pad(r.0, 52) + pad(r.1, 16) + r.2) }
+                for r in results { StandardOutput.line(pad(r.0, 52) + pad(r.1, 22) + r.2) }
             }
+        }
+
+        static func sides(_ c: CPUPerByte) -> JSONValue {
+            .object([("client", .double(c.client)), ("server", .double(c.server)), ("total", .double(c.total))])
         }
 
         static func tls(megabytes: Int) -> Double? {
@@ -151,26 +202,40 @@ extension MeshBench {
 final class ServerProcess {
     let process = Process()
     let input = Pipe()
+    let output = Pipe()
     let port: UInt16
 
     init(mode: String) throws {
         self.process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         self.process.arguments = ["channel-server", "--mode", mode]
-        let out = Pipe()
-        self.process.standardOutput = out
+        self.process.standardOutput = self.output
         self.process.standardInput = self.input
         try self.process.run()
+        let line = Self.readLine(self.output.fileHandleForReading)
+        guard line.hasPrefix("PORT "), let p = UInt16(line.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw CommandFailure("benchmark server did not start")
+        }
+        self.port = p
+    }
+
+    static func readLine(_ handle: FileHandle) -> String {
         var line = ""
-        let handle = out.fileHandleForReading
         while !line.hasSuffix("\n") {
             let d = handle.readData(ofLength: 1)
             if d.isEmpty { break }
             line += String(decoding: d, as: UTF8.self)
         }
-        guard line.hasPrefix("PORT "), let p = UInt16(line.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw CommandFailure("benchmark server did not start")
+        return line
+    }
+
+    /// The server process's CPU time so far (user + system, all threads), in nanoseconds.
+    func cpuNanos() throws -> UInt64 {
+        try self.input.fileHandleForWriting.write(contentsOf: Data("cpu\n".utf8))
+        let line = Self.readLine(self.output.fileHandleForReading)
+        guard line.hasPrefix("CPU "), let n = UInt64(line.dropFirst(4).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw CommandFailure("benchmark server did not report its CPU time")
         }
-        self.port = p
+        return n
     }
 
     func stop() {
