@@ -141,8 +141,8 @@ public final class FinalityCore {
     /// Weights counted over a tracker's votes, valid while the votes (`version`), the base,
     /// the set and the known blocks (`imports`) are what they were.
     struct CachedWeights {
-        let weights: VoteWeights
-        let version: UInt64
+        var weights: VoteWeights
+        var version: Int
         let base: VoteTarget
         let setId: UInt64
         let imports: UInt64
@@ -631,14 +631,20 @@ public final class FinalityCore {
         return out
     }
 
-    /// The weights of `tracker`'s votes above `base`, counted again only when the votes, the
-    /// base, the set or the known blocks changed since `cached` was counted.
+    /// The weights of `tracker`'s votes above `base`: counted again only when the base, the
+    /// set or the known blocks changed since `cached` was counted; new votes alone are added.
     func weights(_ tracker: VoteTracker, cached: inout CachedWeights?, base: VoteTarget) -> VoteWeights {
-        if let c = cached, c.version == tracker.version, c.base == base, c.setId == self.setId, c.imports == self.imports {
-            return c.weights
+        let doubleCount = self.config.fault == .countEquivocatorsTwice
+        if var c = cached, c.base == base, c.setId == self.setId, c.imports == self.imports {
+            if c.version == tracker.version { return c.weights }
+            cached = nil  // (the weights below are then the only copy: extended in place)
+            if c.weights.extend(from: c.version, tracker, set: self.voters, base: base, env: self.env, doubleCountEquivocators: doubleCount) {
+                c.version = tracker.version
+                cached = c
+                return c.weights
+            }
         }
-        let w = VoteWeights(tracker, set: self.voters, base: base, env: self.env,
-                            doubleCountEquivocators: self.config.fault == .countEquivocatorsTwice)
+        let w = VoteWeights(tracker, set: self.voters, base: base, env: self.env, doubleCountEquivocators: doubleCount)
         cached = CachedWeights(weights: w, version: tracker.version, base: base, setId: self.setId, imports: self.imports)
         return w
     }

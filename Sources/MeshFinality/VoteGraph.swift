@@ -43,8 +43,11 @@ extension FinalityEnvironment {
 struct VoteTracker {
     private(set) var votes: [AccountID: [SignedVote]] = [:]
     private(set) var equivocators: Set<AccountID> = []
-    /// Bumped whenever a vote is kept: the key of cached weights over these votes.
-    private(set) var version: UInt64 = 0
+    /// Every vote kept, in the order it came: `version` is its length, so weights counted at
+    /// an earlier version can take in just the votes after it.
+    private(set) var log: [SignedVote] = []
+    /// The number of votes kept so far: the key of cached weights over these votes.
+    var version: Int { self.log.count }
 
     enum AddResult {
         case added
@@ -59,7 +62,7 @@ struct VoteTracker {
         if list.count >= 2 { return .ignored }
         list.append(v)
         self.votes[v.voter] = list
-        self.version += 1
+        self.log.append(v)
         if list.count == 2 {
             self.equivocators.insert(v.voter)
             return .equivocation(Equivocation(first: list[0], second: list[1]))
@@ -122,29 +125,52 @@ struct VoteWeights {
                 if !doubleCountEquivocators { continue }
             }
             for v in (doubleCountEquivocators ? votes : Array(votes.prefix(1))) {
-            // Walk from the target down to the base.
-            var cursor = v.target.hash
-            var number = v.target.number
-            var path: [(Hash32, UInt64, Hash32?)] = []
-            var reached = false
-            while number >= base.number {
-                if number == base.number {
-                    reached = cursor == base.hash
-                    if reached { path.append((cursor, number, nil)) }
-                    break
-                }
-                guard let h = env.header(cursor) else { break }
-                path.append((cursor, number, h.parent))
-                cursor = h.parent
-                number -= 1
+                self.count(v.target, weight: w, base: base, env: env)
             }
-            guard reached else { continue }
-            for (hash, n, parent) in path {
-                self.weight[hash, default: 0] += w
-                self.numbers[hash] = n
-                if let parent { self.parents[hash] = parent }
+        }
+    }
+
+    /// Takes in the votes `tracker` kept after `version` (the weights were built at that
+    /// version), or returns false when only a rebuild is right: a new vote made its voter an
+    /// equivocator (whose weight then moves), or equivocators count twice.
+    mutating func extend(from version: Int, _ tracker: VoteTracker, set: VoterSet, base: VoteTarget, env: any FinalityEnvironment,
+                         doubleCountEquivocators: Bool) -> Bool {
+        guard !doubleCountEquivocators, version <= tracker.version else { return false }
+        let new = tracker.log[version...]
+        // A voter's second vote is an equivocation; its first may be among the new ones too.
+        guard new.allSatisfy({ !tracker.equivocators.contains($0.voter) }) else { return false }
+        for v in new {
+            let w = set.weight(v.voter)
+            self.participation += w
+            self.count(v.target, weight: w, base: base, env: env)
+        }
+        return true
+    }
+
+    /// Adds `w` to `target` and each of its ancestors down to `base` (nothing when it does not
+    /// descend from `base` or its ancestry is not known yet).
+    private mutating func count(_ target: VoteTarget, weight w: UInt128, base: VoteTarget, env: any FinalityEnvironment) {
+        // Walk from the target down to the base.
+        var cursor = target.hash
+        var number = target.number
+        var path: [(Hash32, UInt64, Hash32?)] = []
+        var reached = false
+        while number >= base.number {
+            if number == base.number {
+                reached = cursor == base.hash
+                if reached { path.append((cursor, number, nil)) }
+                break
             }
-            }
+            guard let h = env.header(cursor) else { break }
+            path.append((cursor, number, h.parent))
+            cursor = h.parent
+            number -= 1
+        }
+        guard reached else { return }
+        for (hash, n, parent) in path {
+            self.weight[hash, default: 0] += w
+            self.numbers[hash] = n
+            if let parent { self.parents[hash] = parent }
         }
     }
 

@@ -121,6 +121,8 @@ public final class NodeScenario {
         var open = true
         /// Our long-lived streams by protocol; our request streams.
         var streams: [String: StreamID] = [:]
+        /// `streams[ProtocolName.gossip]`, looked up on every frame.
+        var gossipStream: StreamID?
         var requests: [StreamID: RequestID] = [:]
         var requestStreams: [RequestID: StreamID] = [:]
         var nextStream: StreamID = 1
@@ -157,6 +159,9 @@ public final class NodeScenario {
     var bans = 0
     /// Messages sent and requests made, by protocol.
     var byProtocol: [String: Int] = [:]
+    /// Gossip frames sent (kept apart from `byProtocol`: they are nearly every message, and a
+    /// counter saves hashing the protocol name per frame).
+    var gossipFrames = 0
     /// Honest nodes banned by honest nodes (should stay 0: the budgets and scores are meant
     /// to catch only the hostile).
     var honestBans = 0
@@ -320,21 +325,29 @@ public final class NodeScenario {
         switch a {
         case .send(let tag, let proto, let bytes):
             guard let end = node.ends[tag], end.open else { return }
-            self.byProtocol[proto, default: 0] += 1
+            let isGossip = proto == ProtocolName.gossip
+            if isGossip { self.gossipFrames += 1 } else { self.byProtocol[proto, default: 0] += 1 }
             let sid: StreamID
-            if let s = end.streams[proto] {
+            if isGossip, let s = end.gossipStream {
+                sid = s
+            } else if let s = end.streams[proto] {
                 sid = s
             } else {
                 sid = end.nextStream
                 end.nextStream += 1
                 end.streams[proto] = sid
+                if isGossip { end.gossipStream = sid }
             }
-            if proto == ProtocolName.gossip {
+            if isGossip {
                 if node.byzantine?.equivocate == true { self.equivocate(bytes, from: node, end: end) }
                 self.remember(bytes, at: self.nodes[end.remote])
             }
-            self.deliver(from: end, kind: 1, size: bytes.count) { remote, rtag, now in
-                remote.core.received(rtag, sid, protocolName: proto, bytes, now: now)
+            // The common case (gossip frames are nearly every message) schedules one closure.
+            guard let a = self.arrival(from: end, kind: 1, size: bytes.count) else { return }
+            self.sim.schedule(at: a.at) { [unowned self] in
+                guard let remote = a.live() else { return }
+                remote.core.received(a.tag, sid, protocolName: proto, bytes, now: self.now(remote))
+                self.flush(remote)
             }
         case .request(let tag, let rid, let proto, let body):
             self.byProtocol[proto, default: 0] += 1
@@ -366,6 +379,7 @@ public final class NodeScenario {
                     remote.core.requestFailed(rtag, rid, now: now)
                 } else if let proto = rend.streams.first(where: { $0.value == sid })?.key {
                     rend.streams[proto] = nil
+                    if proto == ProtocolName.gossip { rend.gossipStream = nil }
                 }
             }
         case .cancel(let tag, let rid):
@@ -478,10 +492,39 @@ public final class NodeScenario {
     /// Delivers a message over the connection, in order, after latency (and retransmissions
     /// for lost packets). Crossing an active partition breaks the connection instead.
     func deliver(from end: End, kind: UInt8, size: Int, _ action: @escaping (SimNode, PeerID, NodeTime) -> Void) {
+        guard let a = self.arrival(from: end, kind: kind, size: size) else { return }
+        self.sim.schedule(at: a.at) { [unowned self] in
+            guard let remote = a.live() else { return }
+            action(remote, a.tag, self.now(remote))
+            self.flush(remote)
+        }
+    }
+
+    /// Where and when a message sent on `end` arrives.
+    struct Arrival {
+        let at: UInt64
+        unowned let remote: SimNode
+        let tag: PeerID
+        let connection: Int
+        let incarnation: Int
+
+        /// The receiving node, if the connection the message was sent on is still the one open
+        /// at its end.
+        func live() -> SimNode? {
+            guard remote.online, remote.incarnation == incarnation, let rend = remote.ends[tag], rend.connection == connection, rend.open else {
+                return nil
+            }
+            return remote
+        }
+    }
+
+    /// Counts, delays and traces a message sent on `end`; nil (and the connection broken) when
+    /// the two sides cannot reach each other.
+    func arrival(from end: End, kind: UInt8, size: Int) -> Arrival? {
         let net = self.config.network
         guard self.reachable(end.local, end.remote) else {
             self.breakConnection(end, notifyLocal: true)
-            return
+            return nil
         }
         self.messages += 1
         self.bytes += size
@@ -497,15 +540,8 @@ public final class NodeScenario {
         let at = max(self.sim.now + delay, end.lastDelivery + 1)
         end.lastDelivery = at
         let remote = self.nodes[end.remote]
-        let rtag = end.remoteTag
-        let connection = end.connection
-        let incarnation = remote.incarnation
         self.sim.trace(kind, UInt64(end.local), UInt64(end.remote), UInt64(size))
-        self.sim.schedule(at: at) { [unowned self, unowned remote] in
-            guard remote.online, remote.incarnation == incarnation, let rend = remote.ends[rtag], rend.connection == connection, rend.open else { return }
-            action(remote, rtag, self.now(remote))
-            self.flush(remote)
-        }
+        return Arrival(at: at, remote: remote, tag: end.remoteTag, connection: end.connection, incarnation: remote.incarnation)
     }
 
     // MARK: Checkers
@@ -702,7 +738,7 @@ public final class NodeScenario {
             ("honestBans", .int(self.honestBans)),
             ("restarts", .int(self.restarts)),
             ("meanPeers", .double(honestOnline.isEmpty ? 0 : Double(honestOnline.map { $0.ends.count }.reduce(0, +)) / Double(honestOnline.count))),
-            ("messagesByProtocol", .object(self.byProtocol.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+            ("messagesByProtocol", .object(self.byProtocol.merging(self.gossipFrames > 0 ? [ProtocolName.gossip: self.gossipFrames] : [:], uniquingKeysWith: +).sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("invalidMessages", .int(honest.map { $0.core.counters.invalidMessages.values.reduce(0, +) }.reduce(0, +))),
         ]
         if ProcessInfo.processInfo.environment["MESHSIM_DEBUG"] != nil {

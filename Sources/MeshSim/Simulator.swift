@@ -35,9 +35,16 @@ public final class Simulator {
 
     /// Adds an event fingerprint to the trace.
     public func trace(_ kind: UInt8, _ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) {
-        var w = ByteWriter(capacity: 33)
-        w.u64(self.now); w.u8(kind); w.u64(a); w.u64(b); w.u64(c)
-        self.traceBuffer.append(contentsOf: w.bytes)
+        // Appended in place (big-endian, as a ByteWriter would write them): one of these per
+        // delivered message.
+        func put(_ v: UInt64) {
+            for i in stride(from: 56, through: 0, by: -8) { self.traceBuffer.append(UInt8(truncatingIfNeeded: v >> UInt64(i))) }
+        }
+        put(self.now)
+        self.traceBuffer.append(kind)
+        put(a)
+        put(b)
+        put(c)
         if self.traceBuffer.count >= 1 << 16 {
             self.traceHasher.update(self.traceBuffer)
             self.traceBuffer.removeAll(keepingCapacity: true)

@@ -294,3 +294,46 @@ struct FinalityCoreTests {
         }
     }
 }
+
+@Suite("Vote weights")
+struct VoteWeightsTests {
+    @Test("weights extended vote by vote equal weights counted from scratch, equivocations and unknown blocks included")
+    func extendMatchesRebuild() {
+        for seed in UInt64(1)...20 {
+            var rng = SeededRNG(seed: seed)
+            // Two forks off block 2 of a chain, and one block nobody has heard of.
+            let (tree, chain) = makeTree(5)
+            var fork = [chain[2]]
+            for i in 3...6 {
+                let h = Hash32.of([2, UInt8(i)])
+                tree.add(hash: h, number: UInt64(i), parent: fork.last!.hash)
+                fork.append(VoteTarget(hash: h, number: UInt64(i)))
+            }
+            let unknown = VoteTarget(hash: Hash32.of([9]), number: 4)
+            let targets = Array(chain.dropFirst()) + Array(fork.dropFirst()) + [unknown]
+            let keys = (0..<8).map { i in try! Ed25519.PrivateKey(seedBytes: [UInt8](repeating: UInt8(i + 1), count: 32)) }
+            let set = VoterSet(keys.map { WeightedAuthority(id: $0.publicKey, weight: UInt64.random(in: 1...1000, using: &rng)) })
+            let base = chain[Int(rng.next() % 2)]
+            var tracker = VoteTracker()
+            var weights = VoteWeights(tracker, set: set, base: base, env: tree)
+            var version = tracker.version
+            for _ in 0..<14 {
+                let key = keys[Int(rng.next() % UInt64(keys.count))]
+                let v = SignedVote(phase: .prevote, target: targets[Int(rng.next() % UInt64(targets.count))], round: 1, setId: 0, key: key)
+                _ = tracker.add(v)
+                if !weights.extend(from: version, tracker, set: set, base: base, env: tree, doubleCountEquivocators: false) {
+                    #expect(!tracker.equivocators.isEmpty, "seed \(seed): only an equivocation forces a rebuild")
+                    weights = VoteWeights(tracker, set: set, base: base, env: tree)
+                }
+                version = tracker.version
+                let full = VoteWeights(tracker, set: set, base: base, env: tree)
+                #expect(weights.weight == full.weight, "seed \(seed)")
+                #expect(weights.numbers == full.numbers, "seed \(seed)")
+                #expect(weights.parents == full.parents, "seed \(seed)")
+                #expect(weights.participation == full.participation, "seed \(seed)")
+                #expect(weights.equivocatorWeight == full.equivocatorWeight, "seed \(seed)")
+                #expect(weights.ghost(threshold: set.threshold) == full.ghost(threshold: set.threshold), "seed \(seed)")
+            }
+        }
+    }
+}
