@@ -21,7 +21,7 @@ def row(rows, what, figure, anchor, ratio, target, ok):
 
 
 def main(d):
-    names = ["primitives", "chain", "channel", "epoch", "sync", "discovery-1000", "discovery-10000"]
+    names = ["primitives", "chain", "channel", "epoch", "sync", "discovery-1000", "discovery-10000", "nodes-100", "nodes-1000"]
     data = {n: load(d, n) for n in names}
     rows = []
     c = data["chain"]
@@ -90,6 +90,16 @@ def main(d):
             row(rows, f"discovery lookups, {x['nodes']} nodes, 50 ms RTT", f"{100 * good:.1f} % exact-k in 3 rounds and 500 ms",
                 f"exact {100 * x['lookupsExactK']:.1f} %, <=3 rounds {100 * x['lookupsWithin3Rounds']:.1f} %, <500 ms {100 * x['lookupsUnder500ms']:.1f} %",
                 "", ">= 95 %" if n == "discovery-1000" else "(reported)", good >= 0.95 if n == "discovery-1000" else None)
+    for n in ("nodes-100", "nodes-1000"):
+        x = data[n]
+        if x:
+            what = f"simulated whole nodes, {x['nodes']} nodes ({x['validators']} validators), {x['virtualSeconds']:.0f} virtual s, 50 ms links"
+            fig = (f"{x['wallSeconds']:.1f} s wall, {x['eventsPerSecond']:.0f} events/s, peak {x.get('peakRSSMiB', 0):.0f} MiB; "
+                   f"finalized #{x['finalizedHeight']} of best #{x['bestHeight']}, {x['safetyViolations']} safety violations")
+            if n == "nodes-100":
+                row(rows, what, fig, "", "", "< 60 s wall", x["wallSeconds"] < 60 and x["safetyViolations"] == 0)
+            else:
+                row(rows, what, fig, "", "", "runs, finalizes (reported)", x["finalizedHeight"] > 0 and x["safetyViolations"] == 0)
     lines = [f"# Benchmarks ({platform.node()}, {os.cpu_count()} cores, release build)", "",
              "| what | figure | anchor (same run) | ratio | target | met |", "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -281,7 +281,7 @@ final class BenchServer: SecurePeerDelegate, TCPConnectionDelegate, @unchecked S
     func peer(_ peer: SecurePeer, received message: [UInt8], on stream: StreamID) {
         self.received += message.count
         if message == Array("stats".utf8) {
-            let reply = "\(processCPUNanos()) \(currentRSSBytes()) \(self.host?.peers.count ?? 0)"
+            let reply = "\(processCPUNanos()) \(ProcessMemory.currentBytes()) \(self.host?.peers.count ?? 0)"
             try? peer.send(Array(reply.utf8), on: stream)
         } else if message == Array("end".utf8) {
             try? peer.send(Array("\(self.received)".utf8), on: stream)

@@ -110,7 +110,7 @@ extension MeshBench {
         }
 
         func measure(_ s: EpochInput, layout: String, workload: String) throws -> Row {
-            resetPeakRSS()
+            ProcessMemory.resetPeak()
             var times: [Double] = []
             var last: EpochOutput<I32F32>?
             for _ in 0..<self.runs {
@@ -120,7 +120,7 @@ extension MeshBench {
                 last = out
             }
             let digest = Self.digest(last!)
-            let peak = Double(peakRSSBytes()) / 1048576
+            let peak = Double(ProcessMemory.peakBytes()) / 1048576
             times.sort()
             let swiftMs = times[times.count / 2]
             // The same epoch through the scenario runner (what `tensormesh epoch` runs).

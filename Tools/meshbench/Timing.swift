@@ -42,32 +42,6 @@ enum Clock {
     }
 }
 
-/// Peak resident set size of this process in bytes (from /proc/self/status VmHWM).
-func peakRSSBytes() -> Int {
-    residentFromStatus(key: "VmHWM:")
-}
-
-/// Resets the peak resident set size to the current one (Linux: `5` to /proc/self/clear_refs),
-/// so that ``peakRSSBytes()`` reports the peak of what runs next.
-func resetPeakRSS() {
-    guard let f = fopen("/proc/self/clear_refs", "w") else { return }
-    fputs("5", f)
-    fclose(f)
-}
-
-/// Current resident set size in bytes.
-func currentRSSBytes() -> Int {
-    residentFromStatus(key: "VmRSS:")
-}
-
-private func residentFromStatus(key: String) -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in text.split(separator: "\n") where line.hasPrefix(key) {
-        if let kb = line.split(separator: " ").compactMap({ Int($0) }).first { return kb * 1024 }
-    }
-    return 0
-}
-
 func fmt(_ x: Double, _ digits: Int = 2) -> String {
     var s = String(Double(Int((x * pow(10, Double(digits))).rounded())) / pow(10, Double(digits)))
     if s.hasSuffix(".0") && digits == 0 { s.removeLast(2) }

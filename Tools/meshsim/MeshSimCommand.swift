@@ -178,8 +178,11 @@ extension MeshSimCommand {
 
         func run() async throws {
             let s = try self.options.run(seed: self.seed)
+            let peakMiB = Double(ProcessMemory.peakBytes()) / 1_048_576
             if self.json {
-                StandardOutput.line(s.json().serialized(pretty: true))
+                var out = s.json()
+                if case .object(let fields) = out { out = .object(fields + [("peakRSSMiB", .double(peakMiB))]) }
+                StandardOutput.line(out.serialized(pretty: true))
             } else {
                 StandardOutput.line("scenario \(s.scenario), \(s.nodes) nodes, seed \(s.seed), \(s.virtualSeconds) virtual s")
                 StandardOutput.line("trace hash \(s.traceHash)")
@@ -188,7 +191,7 @@ extension MeshSimCommand {
                 for (k, v) in s.extra { StandardOutput.line("\(k) \(v.serialized())") }
                 if let d = s.delivered { StandardOutput.line("delivered \(d)") }
                 if let p = s.latencyP50Ms, let q = s.latencyP99Ms { StandardOutput.line("latency p50 \(p) ms, p99 \(q) ms") }
-                StandardOutput.line("\(s.events) events in \(String(format: "%.2f", s.wallSeconds)) s (\(Int(s.eventsPerSecond)) events/s)")
+                StandardOutput.line("\(s.events) events in \(String(format: "%.2f", s.wallSeconds)) s (\(Int(s.eventsPerSecond)) events/s), peak RSS \(Int(peakMiB)) MiB")
             }
             if s.safetyViolations > 0 {
                 StandardError.write("replay: meshsim run \(CommandLine.arguments.dropFirst(2).joined(separator: " "))\n")
