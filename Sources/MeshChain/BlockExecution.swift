@@ -146,13 +146,20 @@ extension ChainState {
     public mutating func applyBlock(_ block: Block, parentSlot: UInt64, now: UInt64?, context: ExecutionContext) throws(BlockError) -> [Receipt] {
         let h = block.header
         var trial = try self.checkHeader(h, parentSlot: parentSlot, now: now, checkSignature: context.checkSignatures && !context.headerPreverified)
-        // Each transaction is hashed once: for the root, the preverified check and its receipt.
-        let hashes = block.transactions.map { $0.hash }
+        // Each transaction is encoded and hashed once: for the root, the size check, the
+        // preverified check and its receipt.
+        var sizes: [Int] = []
+        sizes.reserveCapacity(block.transactions.count)
+        let hashes = block.transactions.map { tx in
+            let encoded = tx.encoded
+            sizes.append(encoded.count)
+            return Hash32.of(encoded)
+        }
         guard MerkleRoot.of(hashes) == h.transactionsRoot else { throw .transactionsRootMismatch }
         var receipts: [Receipt] = []
         receipts.reserveCapacity(block.transactions.count)
         for (i, tx) in block.transactions.enumerated() {
-            do { receipts.append(try trial.apply(tx, at: h.number, producer: h.producer, context: context, hash: hashes[i])) } catch {
+            do { receipts.append(try trial.apply(tx, at: h.number, producer: h.producer, context: context, hash: hashes[i], size: sizes[i])) } catch {
                 throw .invalidTransaction(index: i, error)
             }
         }

@@ -5,6 +5,9 @@ import MeshCodec
 public protocol BlockStore: AnyObject {
     /// Stores a block (idempotent).
     func putBlock(_ block: Block) throws
+    /// Stores a block whose hash and encoding the caller holds already (`block.hash`,
+    /// `block.encoded`), so that they are not computed again. Default: `putBlock(block)`.
+    func putBlock(_ block: Block, hash: Hash32, encoded: [UInt8]) throws
     func block(_ hash: Hash32) throws -> Block?
     /// Whether a block is stored (without reading it).
     func hasBlock(_ hash: Hash32) throws -> Bool
@@ -44,6 +47,10 @@ public struct ChainPointer: Equatable, Hashable, Sendable, BinaryCodable, Custom
     public func encode(to w: inout ByteWriter) { w.u64(self.number); self.hash.encode(to: &w) }
     public init(from r: inout ByteReader) throws(CodecError) { self.number = try r.u64(); self.hash = try Hash32(from: &r) }
     public var description: String { "#\(self.number) (\(self.hash))" }
+}
+
+extension BlockStore {
+    public func putBlock(_ block: Block, hash: Hash32, encoded: [UInt8]) throws { try self.putBlock(block) }
 }
 
 /// An in-memory ``BlockStore`` (tests, the simulator).

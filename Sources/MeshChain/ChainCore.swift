@@ -50,6 +50,9 @@ public final class ChainCore {
     var ahead: [Hash32: any SignatureTicket] = [:]
     /// Blocks handed ahead at most (one sync answer's worth).
     public static let maxVerifyAhead = 1024
+    /// Blocks `importBatch` stores in one transaction at most while the verifier still checks
+    /// later blocks of the batch (so the commit overlaps that work).
+    public static let overlappedRunBlocks = 16
 
     /// Opens the chain: from the store's latest snapshot and blocks if present, else genesis.
     public init(spec: ChainSpec, store: any BlockStore, checkSignatures: Bool = true) throws {
@@ -199,7 +202,10 @@ public final class ChainCore {
 
     /// Imports `blocks` in order, as `importBlock` would one by one, stopping at the first that
     /// fails, but stores each run of blocks that extend one another in one store transaction
-    /// (a sync answer: one commit instead of one per block). Durable first as in
+    /// (a sync answer: one commit instead of one per block). While the `signatureVerifier`
+    /// still checks blocks handed ahead (`verifyAhead`), a run is stored every
+    /// `overlappedRunBlocks` blocks, so that its commit overlaps that verification instead of
+    /// leaving the workers idle behind one commit at the end. Durable first as in
     /// `importBlock`: a run enters the in-memory tree only once its transaction committed, so
     /// a store failure leaves neither the store nor the tree holding any of that run (and is
     /// reported as `.storeFailure` for the run's first block; the blocks before it stay).
@@ -221,7 +227,7 @@ public final class ChainCore {
                 return false
             }
         }
-        for block in blocks {
+        for (i, block) in blocks.enumerated() {
             let hash = block.hash
             var ticket = self.ahead.removeValue(forKey: hash)
             defer { ticket?.cancel() }
@@ -246,6 +252,12 @@ public final class ChainCore {
                 }
                 run.append(try self.execute(block, hash: hash, parentHeader: parentHeader, parentState: parentState,
                                             now: now, preverified: [], ticket: &ticket))
+                // While the verifier still checks the blocks after this one, a long run is
+                // stored now, so that the store's work overlaps theirs instead of leaving the
+                // workers idle behind one commit at the end.
+                if run.count >= Self.overlappedRunBlocks, i + 1 < blocks.count, self.ahead[blocks[i + 1].hash] != nil {
+                    guard flush() else { break }
+                }
             } catch {
                 guard flush() else { break }
                 failure = error
@@ -260,6 +272,7 @@ public final class ChainCore {
     struct Executed {
         let block: Block
         let hash: Hash32
+        let encoded: [UInt8]
         let state: ChainState
         let receipts: [Receipt]
     }
@@ -283,10 +296,11 @@ public final class ChainCore {
     /// With a `signatureVerifier`, the signatures its ticket found valid are not checked again.
     func execute(_ block: Block, hash: Hash32, parentHeader: BlockHeader, parentState: ChainState, now: UInt64?,
                  preverified: Set<Hash32>, ticket: inout (any SignatureTicket)?) throws(BlockError) -> Executed {
-        let size = block.encoded.count
-        guard size <= Block.maxSize else {
+        // Encoded once: for the size here and for the store at commit.
+        let encoded = block.encoded
+        guard encoded.count <= Block.maxSize else {
             self.rejectedCount += 1
-            throw .tooLarge(size)
+            throw .tooLarge(encoded.count)
         }
         var state = parentState
         var context = self.context
@@ -298,13 +312,17 @@ public final class ChainCore {
                 ticket = verifier.submit([block], genesis: context.genesis, skipping: preverified).first
             }
             if let found = ticket?.wait() {
-                context.preverified.formUnion(found.transactions)
+                if context.preverified.isEmpty {
+                    context.preverified = found.transactions
+                } else {
+                    context.preverified.formUnion(found.transactions)
+                }
                 context.headerPreverified = found.header
             }
         }
         do {
             let applied = try state.applyBlock(block, parentSlot: parentHeader.slot, now: now, context: context)
-            return Executed(block: block, hash: hash, state: state, receipts: applied)
+            return Executed(block: block, hash: hash, encoded: encoded, state: state, receipts: applied)
         } catch {
             self.rejectedCount += 1
             throw error
@@ -321,7 +339,7 @@ public final class ChainCore {
         var depth = 0
         do {
             try self.store.transaction {
-                for e in run { try self.store.putBlock(e.block) }
+                for e in run { try self.store.putBlock(e.block, hash: e.hash, encoded: e.encoded) }
                 if becomesBest {
                     let headers = run.count > 1 ? Dictionary(uniqueKeysWithValues: run.map { ($0.hash, $0.block.header) }) : [:]
                     depth = try self.writeCanonical(to: tip, pending: headers)

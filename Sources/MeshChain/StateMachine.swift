@@ -36,9 +36,11 @@ extension ChainState {
     // MARK: Transactions
 
     /// Checks a transaction against the state without applying it.
-    /// `hash`: the transaction's hash when the caller has it already (block import).
-    public func check(_ tx: Transaction, at number: UInt64, context: ExecutionContext, hash: Hash32? = nil) throws(TransactionError) {
-        let size = tx.encoded.count
+    /// `hash`, `size`: the transaction's hash and encoded size when the caller has them
+    /// already (block import).
+    public func check(_ tx: Transaction, at number: UInt64, context: ExecutionContext, hash: Hash32? = nil,
+                      size: Int? = nil) throws(TransactionError) {
+        let size = size ?? tx.encoded.count
         if size > Transaction.maxSize { throw .tooLarge(size) }
         if tx.validUntil < number { throw .expired(validUntil: tx.validUntil, block: number) }
         if tx.fee < self.params.baseFee { throw .feeTooLow(minimum: self.params.baseFee, offered: tx.fee) }
@@ -51,12 +53,13 @@ extension ChainState {
 
     /// Applies a transaction: charges the fee to `producer`, uses the nonce, then runs the
     /// call (whose refusal leaves everything but the fee and nonce unchanged).
-    /// `hash`: the transaction's hash when the caller has it already (block import hashes
-    /// each transaction once, for the transactions root, and passes it on).
+    /// `hash`, `size`: the transaction's hash and encoded size when the caller has them
+    /// already (block import encodes and hashes each transaction once, for the transactions
+    /// root, and passes both on).
     public mutating func apply(_ tx: Transaction, at number: UInt64, producer: AccountID, context: ExecutionContext,
-                               hash: Hash32? = nil) throws(TransactionError) -> Receipt {
+                               hash: Hash32? = nil, size: Int? = nil) throws(TransactionError) -> Receipt {
         let hash = hash ?? tx.hash
-        try self.check(tx, at: number, context: context, hash: hash)
+        try self.check(tx, at: number, context: context, hash: hash, size: size)
         self.setBalance(tx.signer, self.balance(tx.signer) - tx.fee)  // checked: balance ≥ fee
         self.credit(producer, tx.fee)
         self.nonces[tx.signer] = tx.nonce &+ 1  // below 2^64 − 1: the nonce gap bounds it

@@ -41,20 +41,24 @@ public final class SignatureWorkerPool: BlockSignatureVerifier, @unchecked Senda
         var outstanding = 0
         var cancelled = false
         var header = false
-        var valid: [Hash32] = []
+        var valid: Set<Hash32> = []
 
         init(pool: SignatureWorkerPool, block: Block, genesis: Hash32) {
             self.pool = pool
             self.block = block
             self.genesis = genesis
+            self.valid.reserveCapacity(block.transactions.count)
         }
 
         func wait() -> VerifiedSignatures { self.pool.wait(self) }
         func cancel() { self.pool.cancel(self) }
     }
 
-    /// Starts `workers` threads (default: the active processor count).
-    public init(workers: Int = ProcessInfo.processInfo.activeProcessorCount, maxQueued: Int = 1 << 16) {
+    /// Worker threads by default: one per core.
+    public static var defaultWorkers: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    /// Starts `workers` threads (default: `defaultWorkers`).
+    public init(workers: Int = SignatureWorkerPool.defaultWorkers, maxQueued: Int = 1 << 16) {
         self.workers = max(1, workers)
         self.maxQueued = max(1, maxQueued)
         for i in 0..<self.workers {
@@ -141,7 +145,7 @@ public final class SignatureWorkerPool: BlockSignatureVerifier, @unchecked Senda
     private func record(_ j: Job, _ result: (ok: Bool, hash: Hash32?)) {
         let t = j.ticket
         if result.ok {
-            if let h = result.hash { t.valid.append(h) } else { t.header = true }
+            if let h = result.hash { t.valid.insert(h) } else { t.header = true }
         }
         t.outstanding -= 1
         if t.outstanding == 0 { self.condition.broadcast() }
@@ -180,7 +184,7 @@ public final class SignatureWorkerPool: BlockSignatureVerifier, @unchecked Senda
         }
         // Checks still running on a worker (a cancelled ticket) may add to `valid` later;
         // this answer holds what was found so far.
-        let found = VerifiedSignatures(header: t.header, transactions: Set(t.valid))
+        let found = VerifiedSignatures(header: t.header, transactions: t.valid)
         self.condition.unlock()
         return found
     }

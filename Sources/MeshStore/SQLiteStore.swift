@@ -33,8 +33,12 @@ public final class SQLiteStore: BlockStore {
     public func close() { self.db.close() }
 
     public func putBlock(_ block: Block) throws {
+        try self.putBlock(block, hash: block.hash, encoded: block.encoded)
+    }
+
+    public func putBlock(_ block: Block, hash: Hash32, encoded: [UInt8]) throws {
         try self.db.run("INSERT OR IGNORE INTO blocks(hash, number, data) VALUES(?, ?, ?)",
-                        [.blob(block.hash.bytes), .int(Int64(block.number)), .blob(block.encoded)])
+                        [.blob(hash.bytes), .int(Int64(block.number)), .blob(encoded)])
     }
 
     /// A block number as SQLite's signed integer; heights past 2^63 − 1 are never stored, so a

@@ -12,6 +12,8 @@ final class FailingStore: BlockStore {
     let inner: SQLiteStore
     /// Successful `putBlock` calls left before one throws; nil: never.
     var putsBeforeFailure: Int?
+    /// Store transactions begun.
+    var transactions = 0
 
     struct Injected: Error {}
 
@@ -39,7 +41,32 @@ final class FailingStore: BlockStore {
     func latestState() throws -> (ChainPointer, [UInt8])? { try self.inner.latestState() }
     func putMeta(_ key: String, _ value: [UInt8], durable: Bool) throws { try self.inner.putMeta(key, value, durable: durable) }
     func meta(_ key: String) throws -> [UInt8]? { try self.inner.meta(key) }
-    func transaction<T>(_ body: () throws -> T) throws -> T { try self.inner.transaction(body) }
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        self.transactions += 1
+        return try self.inner.transaction(body)
+    }
+}
+
+/// An honest verifier that checks a block's signatures when its ticket is waited for, on the
+/// waiting thread: enough for `ChainCore` to hold tickets of blocks handed ahead.
+final class CheckingVerifier: BlockSignatureVerifier, @unchecked Sendable {
+    final class Ticket: SignatureTicket, @unchecked Sendable {
+        let block: Block
+        let genesis: Hash32
+        init(_ block: Block, _ genesis: Hash32) {
+            self.block = block
+            self.genesis = genesis
+        }
+        func wait() -> VerifiedSignatures {
+            VerifiedSignatures(header: self.block.header.hasValidSignature,
+                               transactions: Set(self.block.transactions.filter { $0.verifySignature(genesis: self.genesis) }.map(\.hash)))
+        }
+        func cancel() {}
+    }
+
+    func submit(_ blocks: [Block], genesis: Hash32, skipping: Set<Hash32>) -> [any SignatureTicket] {
+        blocks.map { Ticket($0, genesis) }
+    }
 }
 
 @Suite("Chain batch import")
@@ -123,6 +150,64 @@ struct ChainBatchTests {
         #expect(retry.error == nil && retry.outcomes.count == 12)
         #expect(c.core.best == ChainPointer(number: 16, hash: blocks[15].hash))
         #expect(try store.canonicalHash(16) == blocks[15].hash)
+    }
+
+    @Test("with signatures handed ahead, a long batch is stored in runs while later blocks are checked; the result is the same")
+    func runsWhileVerifyingAhead() throws {
+        let n = 2 * ChainCore.overlappedRunBlocks + 5
+        let blocks = try Self.produced(n)
+        let one = try DevChain()
+        let oneOutcomes = try blocks.map { try one.core.importBlock($0, now: nil) }
+        let path = TestPaths.temporaryDirectory("chain-batch") + "/chain.db"
+        let store = FailingStore(try SQLiteStore(path: path))
+        let c = try DevChain(store: store)
+        c.core.signatureVerifier = CheckingVerifier()
+        let opened = store.transactions  // genesis
+        c.core.verifyAhead(blocks)
+        let r = c.core.importBatch(blocks, now: nil)
+        c.core.cancelVerifyAhead()
+        #expect(r.error == nil)
+        #expect(r.outcomes == oneOutcomes)
+        #expect(c.core.best == one.core.best)
+        var s1 = one.core.bestState
+        var s2 = c.core.bestState
+        #expect(s1.stateRoot() == s2.stateRoot())
+        // Three runs: two full ones while later blocks were handed ahead, then the rest.
+        #expect(store.transactions - opened == 3)
+        for b in blocks { #expect(try store.canonicalHash(b.number) == b.hash) }
+        // Without blocks handed ahead, one transaction for the batch, as before.
+        let plainStore = FailingStore(try SQLiteStore(path: TestPaths.temporaryDirectory("chain-batch") + "/plain.db"))
+        let plain = try DevChain(store: plainStore)
+        plain.core.signatureVerifier = CheckingVerifier()
+        let plainOpened = plainStore.transactions
+        #expect(plain.core.importBatch(blocks, now: nil).outcomes == oneOutcomes)
+        #expect(plainStore.transactions - plainOpened == 1)
+    }
+
+    @Test("a store failure in a later run keeps the runs stored before it and nothing of its own")
+    func storeFailureInLaterRun() throws {
+        let run = ChainCore.overlappedRunBlocks
+        let blocks = try Self.produced(2 * run + 4)
+        let path = TestPaths.temporaryDirectory("chain-batch") + "/chain.db"
+        let store = FailingStore(try SQLiteStore(path: path))
+        let c = try DevChain(store: store)
+        c.core.signatureVerifier = CheckingVerifier()
+        // The second run's third block write fails.
+        store.putsBeforeFailure = run + 2
+        c.core.verifyAhead(blocks)
+        let r = c.core.importBatch(blocks, now: nil)
+        c.core.cancelVerifyAhead()
+        #expect(r.outcomes.count == run)
+        #expect(r.error?.isLocal == true)
+        #expect(c.core.best == ChainPointer(number: UInt64(run), hash: blocks[run - 1].hash))
+        #expect(try store.canonicalHash(UInt64(run)) == blocks[run - 1].hash)
+        #expect(try store.canonicalHash(UInt64(run + 1)) == nil)
+        for b in blocks[run...] { #expect(!c.core.contains(b.hash)) }
+        let restarted = try DevChain(store: try SQLiteStore(path: path))
+        #expect(restarted.core.best == c.core.best)
+        store.putsBeforeFailure = nil
+        let retry = c.core.importBatch(Array(blocks[run...]), now: nil)
+        #expect(retry.error == nil && retry.outcomes.count == run + 4)
     }
 
     @Test("a batch on a fork reports the reorganisation as one-by-one import does, and rewrites the canonical index")

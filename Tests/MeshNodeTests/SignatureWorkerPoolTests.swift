@@ -106,6 +106,40 @@ struct SignatureWorkerPoolTests {
         #expect(pooled.best.number == 7)
     }
 
+    @Test("a sync-sized batch on the pool: runs stored while later blocks are checked, the same outcomes and the same first failure as without it")
+    func batchOnThePool() throws {
+        let f = Fixture(senders: 4)
+        let n = 2 * ChainCore.overlappedRunBlocks + 6
+        let honest = try f.blocks(n)
+        // A forged signature in the third run: the two runs before it are stored by then.
+        let bad = 2 * ChainCore.overlappedRunBlocks + 2
+        var blocks = honest
+        blocks[bad] = f.forging(blocks[bad], transaction: 3)
+        let pool = SignatureWorkerPool(workers: 2)
+        defer { pool.shutdown() }
+        let pooled = try ChainCore(spec: f.spec, store: MemoryStore())
+        pooled.signatureVerifier = pool
+        let serial = try ChainCore(spec: f.spec, store: MemoryStore())
+        pooled.verifyAhead(blocks)
+        let p = pooled.importBatch(blocks, now: nil)
+        pooled.cancelVerifyAhead()
+        let s = serial.importBatch(blocks, now: nil)
+        #expect(s.error == .invalidTransaction(index: 3, .badSignature))
+        #expect(p.error == s.error)
+        #expect(p.outcomes == s.outcomes)
+        #expect(p.outcomes.count == bad)
+        #expect(pooled.best == serial.best)
+        for b in blocks[..<bad] { #expect(try pooled.store.hasBlock(b.hash) && pooled.canonicalHash(b.number) == b.hash) }
+        #expect(!pooled.contains(blocks[bad].hash))
+        #expect(pool.statistics.byWorkers + pool.statistics.byWaiters > 0)
+        // Nothing of the failed batch stays handed ahead; the honest blocks then import.
+        pooled.verifyAhead(Array(honest[bad...]))
+        let rest = pooled.importBatch(Array(honest[bad...]), now: nil)
+        pooled.cancelVerifyAhead()
+        #expect(rest.error == nil && rest.outcomes.count == n - bad)
+        #expect(pooled.best.number == UInt64(n))
+    }
+
     @Test("a forged producer signature is refused alike, alone or handed ahead")
     func forgedHeader() throws {
         let f = Fixture()
