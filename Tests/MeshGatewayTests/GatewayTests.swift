@@ -223,13 +223,15 @@ struct GatewayTests {
         // Repair: the dead holder fails its challenge and is dropped; the object is copied to the
         // next miner (proved by Merkle root), saved in the index; then the second holder dies too.
         let holders = { g.state.withLock { $0.objects.get(keyName: main.name, key: "photo.jpg")?.holders } ?? [] }
+        // (The index file is written after the whole repair pass, a moment after the holders
+        // change in memory: both are waited for.)
+        let saved = { ObjectIndex.load(path: stateDir + "/objects.json").get(keyName: main.name, key: "photo.jpg")?.holders.contains(rig.minerKeys[2].publicKey.hex) == true }
         var repaired = false
         for _ in 0..<100 {
-            if Set(holders()) == [rig.minerKeys[1].publicKey.hex, rig.minerKeys[2].publicKey.hex] { repaired = true; break }
+            if Set(holders()) == [rig.minerKeys[1].publicKey.hex, rig.minerKeys[2].publicKey.hex] && saved() { repaired = true; break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        #expect(repaired, "holders \(holders())")
-        #expect(ObjectIndex.load(path: stateDir + "/objects.json").get(keyName: main.name, key: "photo.jpg")?.holders.contains(rig.minerKeys[2].publicKey.hex) == true)
+        #expect(repaired, "holders \(holders()), saved \(saved())")
         rig.axons[1].stop()
         let again = try await rig.http("GET", "/v1/storage/photo.jpg", key: main.key)
         #expect(again.status == 200 && again.body == object && again.headers["x-tensormesh-miner"] == rig.minerKeys[2].publicKey.hex,
