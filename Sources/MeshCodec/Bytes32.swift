@@ -4,7 +4,9 @@
 /// Hashes and keys are dictionary keys on every block, vote, frame and peer lookup. In an
 /// array each costs an allocation when made and a retain/release whenever it is copied; here a
 /// copy is four words, equality four compares, and the word order keeps `<` the bytes'
-/// lexicographic order.
+/// lexicographic order. Equality and hashing (synthesized) take all four words: hashes and keys
+/// can be chosen by a peer (of blocks that do not exist, by grinding keys), so a prefix would
+/// let it crowd one bucket.
 public struct Bytes32: Hashable, Comparable, Sendable {
     public let w0: UInt64
     public let w1: UInt64
@@ -53,19 +55,6 @@ public struct Bytes32: Hashable, Comparable, Sendable {
             put(self.w3, at: 3)
             count = 32
         }
-    }
-
-    /// All 32 bytes: hashes and keys can be chosen by a peer (of blocks that do not exist, by
-    /// grinding keys), so a prefix would let it crowd one bucket.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(self.w0)
-        hasher.combine(self.w1)
-        hasher.combine(self.w2)
-        hasher.combine(self.w3)
-    }
-
-    public static func == (a: Bytes32, b: Bytes32) -> Bool {
-        a.w0 == b.w0 && a.w1 == b.w1 && a.w2 == b.w2 && a.w3 == b.w3
     }
 
     public static func < (a: Bytes32, b: Bytes32) -> Bool { (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3) }

@@ -14,7 +14,9 @@ public final class Simulator {
     public let seed: UInt64
     private var queue = EventHeap()
     private var sequence: UInt64 = 0
-    private var traceBuffer: [UInt8] = []
+    /// Traced events not hashed yet (one writer for many events: a trace per delivered message).
+    private var traceBuffer = ByteWriter(capacity: Simulator.traceChunk + 64)
+    private static let traceChunk = 1 << 16
     private let traceHasher = SHA256.Hasher()
     public private(set) var eventCount: UInt64 = 0
 
@@ -35,26 +37,21 @@ public final class Simulator {
 
     /// Adds an event fingerprint to the trace.
     public func trace(_ kind: UInt8, _ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) {
-        // Appended in place (big-endian, as a ByteWriter would write them): one of these per
-        // delivered message.
-        func put(_ v: UInt64) {
-            for i in stride(from: 56, through: 0, by: -8) { self.traceBuffer.append(UInt8(truncatingIfNeeded: v >> UInt64(i))) }
-        }
-        put(self.now)
-        self.traceBuffer.append(kind)
-        put(a)
-        put(b)
-        put(c)
-        if self.traceBuffer.count >= 1 << 16 {
-            self.traceHasher.update(self.traceBuffer)
-            self.traceBuffer.removeAll(keepingCapacity: true)
+        self.traceBuffer.u64(self.now)
+        self.traceBuffer.u8(kind)
+        self.traceBuffer.u64(a)
+        self.traceBuffer.u64(b)
+        self.traceBuffer.u64(c)
+        if self.traceBuffer.count >= Self.traceChunk {
+            self.traceHasher.update(self.traceBuffer.bytes)
+            self.traceBuffer = ByteWriter(capacity: Self.traceChunk + 64)
         }
     }
 
     /// The hash of every traced event so far.
     public func traceHash() -> String {
-        self.traceHasher.update(self.traceBuffer)
-        self.traceBuffer.removeAll()
+        self.traceHasher.update(self.traceBuffer.bytes)
+        self.traceBuffer = ByteWriter(capacity: Self.traceChunk + 64)
         let h = self.traceHasher.finalize()
         // Keep the running hash chained for later calls.
         self.traceHasher.update(h)
