@@ -30,8 +30,7 @@ final class HostilePeerTests {
 
     init() throws {
         self.net = try LocalNet(nodes: 1, validators: 1, slotMs: Self.slotMs)
-        var m = freePort()
-        while self.net.ports.contains(m) || self.net.rpc.contains(m) { m = freePort() }
+        let m = freePort()
         self.metricsPort = m
         self.victim = try self.net.start(0, validator: true, extra: ["--prometheus-port", String(self.metricsPort), "--log", "info"])
         let c = try self.net.client(0)

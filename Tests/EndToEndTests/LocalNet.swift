@@ -14,12 +14,7 @@ struct LocalNet {
 
     init(nodes: Int, validators: Int, slotMs: Int, specBasePort: UInt16? = nil, genesisArgs: [String] = []) throws {
         self.dir = TestPaths.temporaryDirectory()
-        // Distinct ports (two free ports picked one after the other can be the same).
-        var picked: [UInt16] = []
-        while picked.count < 2 * nodes {
-            let p = freePort()
-            if !picked.contains(p) { picked.append(p) }
-        }
+        let picked = (0..<2 * nodes).map { _ in freePort() }  // distinct: each is handed out once per test process
         self.ports = Array(picked[0..<nodes])
         self.rpc = Array(picked[nodes...])
         let g = try ProcessRunner.run("tensormesh", ["genesis", "new", "--validators", String(validators), "--out", self.dir + "/spec",

@@ -19,7 +19,7 @@ struct WebSocketEndToEndTests {
         let result = try ProcessRunner.run("/usr/bin/env", [
             TestPaths.python, TestPaths.repositoryRoot + "/Tests/Interop/ws_heads.py", "ws://127.0.0.1:\(net.rpc[1])", "8", "60",
         ], timeout: 90)
-        #expect(result.status == 0, "\(result.stdout)\(result.stderr)\n\(b.output.suffix(1500))")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)\nnode 0 (running: \(a.isRunning)): \(a.output.suffix(1500))\nnode 1: \(b.output.suffix(1500))")
         let summary = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
         #expect(summary["ok"] as? Bool == true && (summary["finalized"] as? Int ?? 0) >= 8, "\(result.stdout)")
         print("python websockets: \(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A long-running child process (a node, a miner) for end-to-end tests: output goes to a log
 /// file, and the process is stopped (SIGTERM, then SIGKILL) when the test is done with it.
@@ -55,17 +56,38 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
 }
 
-/// A TCP port nothing listens on right now (bind to port 0, read it back, close).
+/// A port for a test node that nothing else in this run will take: below the kernel's ephemeral
+/// range (32768–60999 on Linux), so no outgoing connection of a concurrently running test can
+/// be given it between this call and the node's bind, handed out once per test process from a
+/// random starting point, and checked free for TCP and UDP on all addresses right now.
+///
+/// (Binding port 0 and reading it back, the usual trick, gives an ephemeral port: on a busy
+/// machine another test's outgoing connection took it before the node bound it, and the node
+/// failed to start.)
 public func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    portAllocator.withLock { next in
+        for _ in 0..<portRange.count {
+            let p = next
+            next = p + 1 < portRange.upperBound ? p + 1 : portRange.lowerBound
+            if portIsFree(UInt16(p), type: Int32(SOCK_STREAM.rawValue)) && portIsFree(UInt16(p), type: Int32(SOCK_DGRAM.rawValue)) {
+                return UInt16(p)
+            }
+        }
+        fatalError("no free port in \(portRange)")
+    }
+}
+
+private let portRange = 20_000..<32_700
+private let portAllocator = Mutex(Int.random(in: portRange))
+
+private func portIsFree(_ port: UInt16, type: Int32) -> Bool {
+    let fd = socket(AF_INET, type, 0)
+    guard fd >= 0 else { return false }
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return UInt16(bigEndian: addr.sin_port)
+    addr.sin_addr.s_addr = INADDR_ANY
+    addr.sin_port = port.bigEndian
+    let len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } } == 0
 }
-
