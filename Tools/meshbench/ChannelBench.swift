@@ -59,6 +59,9 @@ extension MeshBench {
         var handshakeOnly: Int = 4000
         @Flag(help: "Run only the handshake-only figure and the crypto floor (for profiling).")
         var onlyHandshake = false
+        @Flag(help: ArgumentHelp("Run only the handshakes over TCP (32 concurrent, with both processes' CPU per handshake), then the handshake-only figure and the crypto floor (for profiling the connection path).",
+                                 discussion: "Profile both processes with: perf record -g -- meshbench channel --only-tcp-handshakes"))
+        var onlyTcpHandshakes = false
         @Flag(help: "Print JSON.")
         var json = false
 
@@ -75,6 +78,10 @@ extension MeshBench {
                     StandardOutput.line("handshake only (in memory): client \(fmt(only.clientMicros, 1)) us (\(fmt(only.clientMicros / floor, 2)) x), "
                         + "server \(fmt(only.serverMicros, 1)) us (\(fmt(only.serverMicros / floor, 2)) x); crypto floor \(fmt(floor, 1)) us")
                 }
+                return
+            }
+            if self.onlyTcpHandshakes {
+                try await self.runTCPHandshakesOnly()
                 return
             }
             var results: [(String, String, String)] = []
@@ -173,6 +180,33 @@ extension MeshBench {
             } else {
                 StandardOutput.line("secure channel benchmark, loopback, client and server in separate processes")
                 for r in results { StandardOutput.line(pad(r.0, 52) + pad(r.1, 22) + r.2) }
+            }
+        }
+
+        /// `--only-tcp-handshakes`: the handshakes over TCP exactly as in the full run (a fresh
+        /// server process, one control connection, then `handshakes` at 32 concurrent), then
+        /// the handshake-only figure and its floor for the ratios.
+        func runTCPHandshakesOnly() async throws {
+            let sec = try ServerProcess(mode: "secure")
+            let client = try BenchClient(port: sec.port)
+            try await client.connectOne("control-connect")
+            let hs = try await client.handshakes(count: self.handshakes, concurrency: 32)
+            client.stop()
+            sec.stop()
+            let only = HandshakeOnlyBench.run(count: self.handshakeOnly)
+            let floor = only.floorMicros
+            if self.json {
+                StandardOutput.line(JSONValue.object([
+                    ("handshakesPerSecond", .double(hs.perSecond)),
+                    ("handshakeCpuMicros", .object([("client", .double(hs.clientMicros)), ("server", .double(hs.serverMicros))])),
+                    ("handshakeOnlyCpuMicros", .object([("client", .double(only.clientMicros)), ("server", .double(only.serverMicros))])),
+                    ("handshakeFloorMicros", .double(floor)), ("handshakes", .int(self.handshakes)),
+                ]).serialized(pretty: true))
+            } else {
+                StandardOutput.line("handshakes over TCP (32 concurrent): \(fmt(hs.perSecond, 0)) /s; process CPU per handshake: client \(fmt(hs.clientMicros, 1)) us "
+                    + "(\(fmt(hs.clientMicros / floor, 2)) x), server \(fmt(hs.serverMicros, 1)) us (\(fmt(hs.serverMicros / floor, 2)) x)")
+                StandardOutput.line("handshake only (in memory): client \(fmt(only.clientMicros, 1)) us (\(fmt(only.clientMicros / floor, 2)) x), "
+                    + "server \(fmt(only.serverMicros, 1)) us (\(fmt(only.serverMicros / floor, 2)) x); crypto floor \(fmt(floor, 1)) us")
             }
         }
 
