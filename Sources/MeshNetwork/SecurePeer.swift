@@ -170,8 +170,8 @@ public final class SecurePeer: TCPConnectionDirectReader, CustomStringConvertibl
         }
         self.channel.close(code: code, reason: reason)
         let bytes = self.channel.takeOutbound()
-        if !bytes.isEmpty && self.socket.isOpen { self.socket.write(bytes) }
-        self.socket.closeAfterFlush()
+        // The CLOSE frame leaves with the FIN when nothing else waits for the socket.
+        self.socket.closeAfterFlush(writingLast: self.socket.isOpen ? bytes : [])
         self.finish(error: nil, socket: .local)
     }
 

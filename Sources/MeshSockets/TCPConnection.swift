@@ -37,11 +37,23 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
     private var fd: Int32
     /// The peer's address.
     public let remoteAddress: SocketAddress
-    /// Our side's address.
-    public private(set) var localAddress: SocketAddress?
+    /// Our side's address (asked of the kernel when first read, not for every connection).
+    public var localAddress: SocketAddress? {
+        if let known = self.knownLocalAddress { return known }
+        guard self.fd >= 0 else { return nil }
+        let address = Posix.localAddress(self.fd)
+        // While connecting the address may still change; keep it once connected.
+        if self.state != .connecting { self.knownLocalAddress = address }
+        return address
+    }
+    private var knownLocalAddress: SocketAddress?
     /// Whether the peer connected to us.
     public let isInbound: Bool
-    public var delegate: (any TCPConnectionDelegate)?
+    public var delegate: (any TCPConnectionDelegate)? {
+        // The dynamic cast is made once per delegate, not once per read.
+        didSet { self.directReader = self.delegate as? any TCPConnectionDirectReader }
+    }
+    private var directReader: (any TCPConnectionDirectReader)?
 
     enum State { case connecting, open, closed }
     private var state: State
@@ -82,7 +94,6 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         self.remoteAddress = remote
         self.isInbound = inbound
         self.state = connecting ? .connecting : .open
-        self.localAddress = Posix.localAddress(fd)
         Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         // The kernel gives up on a peer that acknowledges nothing we sent for 30 s (a zero
         // window held open, a host that vanished), instead of retrying for many minutes.
@@ -286,7 +297,6 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
             }
             self.state = .open
             if let t = self.connectTimer { self.loop.cancel(t) }
-            self.localAddress = Posix.localAddress(self.fd)
             self.wantWrite = !self.sendQueue.isEmpty
             self.loop.reregister(fd: self.fd, read: true, write: self.wantWrite)
             self.delegate?.connectionDidOpen(self)
@@ -301,7 +311,7 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         var total = 0
         while self.state == .open && !self.readingPaused && total < self.readBudget {
             let fd = self.fd
-            if !self.lingering, let direct = self.delegate as? any TCPConnectionDirectReader {
+            if !self.lingering, let direct = self.directReader {
                 var outcome: Result<IOResult, SocketError>?
                 var offered = 0
                 direct.connection(self) { buf in
@@ -356,6 +366,41 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
     }
 
     // MARK: Closing
+
+    /// Writes `bytes` as the last ones and closes after they have been written (as
+    /// ``write(_:)`` then ``closeAfterFlush()``). When nothing else is queued and the socket
+    /// takes them at once, they are handed to the kernel held back (`MSG_MORE`) and leave in
+    /// the same segment as the FIN the half-close sends: one packet, one wake-up of the peer,
+    /// instead of two.
+    public func closeAfterFlush(writingLast bytes: [UInt8]) {
+        self.loop.assertInLoop()
+        if self.state == .open && !bytes.isEmpty && self.sendQueueHead == self.sendQueue.count && !self.wantWrite && !self.closeWhenFlushed {
+            let fd = self.fd
+            self.writeCalls += 1
+            let result = bytes.withUnsafeBytes { b in
+                Result { () throws(SocketError) -> IOResult in
+                    try Posix.check("send") { Glibc.send(fd, b.baseAddress!, b.count, Int32(MSG_MORE | MSG_NOSIGNAL)) }
+                }
+            }
+            switch result {
+            case .failure(let error):
+                self.close(.error(error))
+                return
+            case .success(.processed(let n)) where n == bytes.count:
+                self.bytesWritten += n
+                self.closeAfterFlush()  // the half-close pushes them out with its FIN
+                return
+            case .success(.processed(let n)):
+                self.bytesWritten += n
+                self.write(Array(bytes[n...]))
+            case .success(.wouldBlock):
+                self.write(bytes)
+            }
+        } else if !bytes.isEmpty && self.state != .closed {
+            self.write(bytes)
+        }
+        self.closeAfterFlush()
+    }
 
     /// Closes after the queued bytes have been written (bounded by the hard limit).
     public func closeAfterFlush() {

@@ -233,6 +233,50 @@ struct LoopbackChannelTests {
         }
     }
 
+    @Test("closing with a reason: the peer reads the CLOSE frame (sent with the FIN) and its reason, from either side; sockets know both addresses")
+    func closeWithReason() async throws {
+        let loop = try EventLoop(name: "test.close")
+        defer { loop.shutdown() }
+        let serverRec = Recorder()
+        let clientRec = Recorder()
+        let box = LoopBox<(SecureHost?, SecureHost?, [SecurePeer])>((nil, nil, []))
+        let address: SocketAddress = try await loop.submit {
+            let server = makeHost(loop, recorder: serverRec)
+            let client = makeHost(loop, recorder: clientRec)
+            box.value = (server, client, [])
+            return try server.listen(on: SocketAddress("127.0.0.1:0")!)
+        }
+        // Round 1 the client closes (as the handshake benchmark does), round 2 the server.
+        for round in 1...2 {
+            try await loop.submit { box.value.2 = [try box.value.1!.dial(address)!] }
+            #expect(await waitUntil { clientRec.readyCount == round && serverRec.readyCount == round })
+            let addresses = try await loop.submit { () -> (SocketAddress?, SocketAddress, SocketAddress?, SocketAddress) in
+                let c = box.value.2[0]
+                let s = box.value.0!.peers.values.first { $0.isInbound }!
+                if round == 1 {
+                    c.close(code: 4321, reason: "bye from the client")
+                } else {
+                    s.close(code: 4322, reason: "bye from the server")
+                }
+                return (c.socket.localAddress, c.socket.remoteAddress, s.socket.localAddress, s.socket.remoteAddress)
+            }
+            #expect(addresses.0 == addresses.3, "the client's local address is the server's remote one")
+            #expect(addresses.2 == addresses.1, "the server's local address is the client's remote one")
+            let closer = round == 1 ? clientRec : serverRec
+            let other = round == 1 ? serverRec : clientRec
+            #expect(await waitUntil { clientRec.closedCount == round && serverRec.closedCount == round })
+            let seen = other.state.withLock { $0.closed.last?.0 }
+            let expected: (UInt16, String) = round == 1 ? (4321, "bye from the client") : (4322, "bye from the server")
+            if case .some(.remoteClosed(let code, let reason)) = seen {
+                #expect(code == expected.0 && reason == expected.1)
+            } else {
+                Issue.record("round \(round): the peer saw \(String(describing: seen)), not the CLOSE frame")
+            }
+            #expect(closer.state.withLock { $0.closed.last?.0 } == nil, "the closing side reports an orderly close")
+        }
+        try await loop.submit { box.value.0!.shutdown(); box.value.1!.shutdown() }
+    }
+
     @Test("connection limits refuse the excess and count it")
     func limits() async throws {
         let loop = try EventLoop(name: "test.limits")
