@@ -1,5 +1,21 @@
 import MeshCrypto
 
+/// A Noise protocol name, `Noise_<pattern>_25519_ChaChaPoly_SHA256`, parsed: its pattern.
+public struct NoiseProtocol: Sendable {
+    public let name: String
+    public let pattern: NoisePattern
+
+    /// Parses `name`; only the 25519, ChaChaPoly and SHA256 functions are supported.
+    public init(name: String) throws(ChannelError) {
+        let parts = name.split(separator: "_")
+        guard parts.count == 5, parts[0] == "Noise", parts[2] == "25519", parts[3] == "ChaChaPoly", parts[4] == "SHA256",
+              let pattern = NoisePattern(name: String(parts[1]))
+        else { throw .malformedHandshake("unsupported protocol \(name)") }
+        self.name = name
+        self.pattern = pattern
+    }
+}
+
 /// A Noise HandshakeState for `Noise_<pattern>_25519_ChaChaPoly_SHA256` (spec section 5.3).
 ///
 /// Sans-IO: the caller passes in message bytes and receives message bytes; randomness enters
@@ -31,13 +47,20 @@ public struct NoiseHandshake {
         ephemeral: X25519.PrivateKey?, remoteStatic: X25519.PublicKey? = nil, remoteEphemeral: X25519.PublicKey? = nil,
         psks: [SecureBytes] = []
     ) throws(ChannelError) {
-        let parts = protocolName.split(separator: "_")
-        guard parts.count == 5, parts[0] == "Noise", parts[2] == "25519", parts[3] == "ChaChaPoly", parts[4] == "SHA256",
-              let pattern = NoisePattern(name: String(parts[1]))
-        else { throw .malformedHandshake("unsupported protocol \(protocolName)") }
+        try self.init(protocol: NoiseProtocol(name: protocolName), initiator: initiator, prologue: prologue, staticKey: staticKey,
+                      ephemeral: ephemeral, remoteStatic: remoteStatic, remoteEphemeral: remoteEphemeral, psks: psks)
+    }
+
+    /// Creates a handshake for a protocol parsed once (a channel makes one per connection).
+    public init(
+        protocol noise: NoiseProtocol, initiator: Bool, prologue: [UInt8], staticKey: X25519.PrivateKey?,
+        ephemeral: X25519.PrivateKey?, remoteStatic: X25519.PublicKey? = nil, remoteEphemeral: X25519.PublicKey? = nil,
+        psks: [SecureBytes] = []
+    ) throws(ChannelError) {
+        let pattern = noise.pattern
         self.pattern = pattern
         self.isInitiator = initiator
-        self.symmetric = NoiseSymmetricState(protocolName: protocolName)
+        self.symmetric = NoiseSymmetricState(protocolName: noise.name)
         self.s = staticKey
         self.presetEphemeral = ephemeral
         self.remoteStatic = remoteStatic

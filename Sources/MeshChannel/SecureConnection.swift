@@ -144,6 +144,9 @@ public final class SecureConnection {
         }
     }
 
+    /// The channel's Noise protocol (CONTRACT.md), parsed once rather than per connection.
+    static let noiseProtocol = try! NoiseProtocol(name: "Noise_XX_25519_ChaChaPoly_SHA256")
+
     /// Creates a connection. The initiator must call ``start()``.
     public init(role: Role, identity: NodeIdentity, hello: Hello, config: ChannelConfig = ChannelConfig(),
                 ephemeral: X25519.PrivateKey, now: Instant) {
@@ -159,7 +162,7 @@ public final class SecureConnection {
         self.pingWindowStart = now
         self.now = now
         let hs = try! NoiseHandshake(
-            protocolName: "Noise_XX_25519_ChaChaPoly_SHA256", initiator: role == .initiator, prologue: config.prologue,
+            protocol: Self.noiseProtocol, initiator: role == .initiator, prologue: config.prologue,
             staticKey: identity.noiseStatic, ephemeral: ephemeral)
         self.state = .handshake(hs)
     }
