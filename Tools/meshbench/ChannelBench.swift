@@ -71,12 +71,10 @@ extension MeshBench {
                 let floor = only.floorMicros
                 if self.json {
                     StandardOutput.line(JSONValue.object([
-                        ("handshakeOnlyCpuMicros", .object([("client", .double(only.clientMicros)), ("server", .double(only.serverMicros))])),
-                        ("handshakeFloorMicros", .double(floor)), ("handshakesOnly", .int(only.handshakes)),
+                        Self.handshakeOnlyJSON(only), ("handshakeFloorMicros", .double(floor)), ("handshakesOnly", .int(only.handshakes)),
                     ]).serialized(pretty: true))
                 } else {
-                    StandardOutput.line("handshake only (in memory): client \(fmt(only.clientMicros, 1)) us (\(fmt(only.clientMicros / floor, 2)) x), "
-                        + "server \(fmt(only.serverMicros, 1)) us (\(fmt(only.serverMicros / floor, 2)) x); crypto floor \(fmt(floor, 1)) us")
+                    StandardOutput.line(Self.handshakeOnlyLine(only))
                 }
                 return
             }
@@ -165,8 +163,7 @@ extension MeshBench {
                     ("secureGBps", .double(secGBs)), ("rawGBps", .double(rawGBs)), ("tlsGBps", tlsGBs.map { .double($0) } ?? .null),
                     ("handshakesPerSecond", .double(hs.perSecond)),
                     ("handshakeCpuMicros", .object([("client", .double(hs.clientMicros)), ("server", .double(hs.serverMicros))])),
-                    ("handshakeOnlyCpuMicros", .object([("client", .double(only.clientMicros)), ("server", .double(only.serverMicros))])),
-                    ("handshakeFloorMicros", .double(floor)), ("messagesPerSecond", .double(msgRate)),
+                    Self.handshakeOnlyJSON(only), ("handshakeFloorMicros", .double(floor)), ("messagesPerSecond", .double(msgRate)),
                     ("idleBytesPerConnection", .double(mem)), ("megabytes", .int(self.megabytes)), ("handshakes", .int(self.handshakes)),
                     ("cores", .int(cores)), ("aeadRecordBytes", .int(aead.recordPlaintext)),
                     ("aeadSealGBps", .double(1 / aead.sealNsPerByte)), ("aeadOpenGBps", .double(1 / aead.openNsPerByte)),
@@ -199,15 +196,27 @@ extension MeshBench {
                 StandardOutput.line(JSONValue.object([
                     ("handshakesPerSecond", .double(hs.perSecond)),
                     ("handshakeCpuMicros", .object([("client", .double(hs.clientMicros)), ("server", .double(hs.serverMicros))])),
-                    ("handshakeOnlyCpuMicros", .object([("client", .double(only.clientMicros)), ("server", .double(only.serverMicros))])),
-                    ("handshakeFloorMicros", .double(floor)), ("handshakes", .int(self.handshakes)),
+                    Self.handshakeOnlyJSON(only), ("handshakeFloorMicros", .double(floor)), ("handshakes", .int(self.handshakes)),
                 ]).serialized(pretty: true))
             } else {
                 StandardOutput.line("handshakes over TCP (32 concurrent): \(fmt(hs.perSecond, 0)) /s; process CPU per handshake: client \(fmt(hs.clientMicros, 1)) us "
                     + "(\(fmt(hs.clientMicros / floor, 2)) x), server \(fmt(hs.serverMicros, 1)) us (\(fmt(hs.serverMicros / floor, 2)) x)")
-                StandardOutput.line("handshake only (in memory): client \(fmt(only.clientMicros, 1)) us (\(fmt(only.clientMicros / floor, 2)) x), "
-                    + "server \(fmt(only.serverMicros, 1)) us (\(fmt(only.serverMicros / floor, 2)) x); crypto floor \(fmt(floor, 1)) us")
+                StandardOutput.line(Self.handshakeOnlyLine(only))
             }
+        }
+
+        typealias HandshakeOnly = (clientMicros: Double, serverMicros: Double, floorMicros: Double, handshakes: Int)
+
+        /// The `handshakeOnlyCpuMicros` member of the JSON output.
+        static func handshakeOnlyJSON(_ only: HandshakeOnly) -> (String, JSONValue) {
+            ("handshakeOnlyCpuMicros", .object([("client", .double(only.clientMicros)), ("server", .double(only.serverMicros))]))
+        }
+
+        /// The handshake-only figures and the floor, as one line of text.
+        static func handshakeOnlyLine(_ only: HandshakeOnly) -> String {
+            let floor = only.floorMicros
+            return "handshake only (in memory): client \(fmt(only.clientMicros, 1)) us (\(fmt(only.clientMicros / floor, 2)) x), "
+                + "server \(fmt(only.serverMicros, 1)) us (\(fmt(only.serverMicros / floor, 2)) x); crypto floor \(fmt(floor, 1)) us"
         }
 
         static func sides(_ c: CPUPerByte) -> JSONValue {
