@@ -1,6 +1,7 @@
 import MeshChain
 import MeshCodec
 import MeshCrypto
+import Synchronization
 
 /// Tunables of the gadget.
 public struct FinalityConfig: Sendable {
@@ -77,32 +78,46 @@ public struct VoterState: Equatable, Sendable, BinaryCodable {
     }
 }
 
-/// Verifies vote signatures at most once each (shared by every gadget in a process).
-public final class SignatureCache: @unchecked Sendable {
-    // Safety: confined to the thread that drives the gadgets (the node's loop, or the
-    // simulator's single thread).
-    private var verified: Set<Hash32> = []
-    private var order: [Hash32] = []
-    public private(set) var verifications = 0
-    public private(set) var hits = 0
+/// Verifies vote signatures at most once each (shared by every gadget in a process: the
+/// node's, or every simulated node's, on however many threads the simulator runs them).
+/// Bounded: past `capacity` ids the older half is forgotten (and verified again if seen).
+public final class SignatureCache: Sendable {
+    private struct State {
+        var verified: Set<Hash32> = []
+        var order: [Hash32] = []
+        var verifications = 0
+        var hits = 0
+    }
+
+    private let state = Mutex(State())
     let capacity: Int
 
     public init(capacity: Int = 200_000) { self.capacity = capacity }
 
+    public var verifications: Int { self.state.withLock { $0.verifications } }
+    public var hits: Int { self.state.withLock { $0.hits } }
+
     public func isValid(_ v: SignedVote) -> Bool {
         let id = v.id
-        if self.verified.contains(id) {
-            self.hits += 1
-            return true
+        let known = self.state.withLock { s in
+            if s.verified.contains(id) {
+                s.hits += 1
+                return true
+            }
+            s.verifications += 1
+            return false
         }
-        self.verifications += 1
+        if known { return true }
+        // Verified outside the lock: two threads may both verify a new vote (both agree).
         guard v.isSignatureValid else { return false }
-        self.verified.insert(id)
-        self.order.append(id)
-        if self.order.count > self.capacity {
-            let drop = self.order.prefix(self.capacity / 2)
-            for d in drop { self.verified.remove(d) }
-            self.order.removeFirst(self.capacity / 2)
+        self.state.withLock { s in
+            guard s.verified.insert(id).inserted else { return }
+            s.order.append(id)
+            if s.order.count > self.capacity {
+                let drop = s.order.prefix(self.capacity / 2)
+                for d in drop { s.verified.remove(d) }
+                s.order.removeFirst(self.capacity / 2)
+            }
         }
         return true
     }

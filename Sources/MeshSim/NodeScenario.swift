@@ -44,6 +44,8 @@ public struct NodeScenarioConfig: Sendable {
     /// Transfers submitted per second across the network (a light production-like load).
     public var transactionsPerSecond: Double = 0
     public var finality = FinalityConfig()
+    /// Threads that run the nodes (the run and its trace hash are the same for any number).
+    public var workers = 1
     public init() {}
 }
 
@@ -69,6 +71,11 @@ public struct ByzantineBehaviour: Sendable, Equatable {
 /// latency, loss (as TCP retransmission delay), partitions (connections break), churn and
 /// restarts. Checks safety (no conflicting finalized blocks among honest nodes) and reports
 /// how far finality and the chain got.
+///
+/// Each node is a lane of a `LaneSimulator`: it touches other nodes only through messages
+/// that take at least the link latency (the handshake too is three messages), so the nodes run
+/// on `workers` threads at once. Crashes, restarts and submitted transactions are global
+/// events; the cross-node safety check runs at the barriers between windows.
 public final class NodeScenario {
     final class SimNode {
         let index: Int
@@ -78,29 +85,58 @@ public final class NodeScenario {
         var core: NodeCore!
         let byzantine: ByzantineBehaviour?
         var online = true
-        /// Bumped on every restart: events for an older incarnation are dropped.
+        /// Bumped on every restart: events for an older incarnation are dropped. Changed only
+        /// by global events, so other nodes may read it while a window runs.
         var incarnation = 0
         var skew: Int64 = 0
         var timerAt: UInt64 = .max
         var ends: [PeerID: End] = [:]
         var nextTag = 1
+        var nextDial = 1
         var bans: [AccountID: Instant] = [:]
         var finalized: ChainPointer
+        /// The core's randomness.
         var random: RandomBox
+        /// The scenario's draws for this node (link jitter and loss, discovery, attacks).
+        var rng: SimRandom
         /// Gossip frames seen (replaying nodes), bounded.
         var seen: [[UInt8]] = []
+        var counters = Counters()
+        /// Blocks this node finalized since the last barrier (number, hash), for the
+        /// cross-node safety check.
+        var newlyFinal: [(UInt64, Hash32)] = []
+        var violations: [String] = []
 
-        init(index: Int, key: Ed25519.PrivateKey, address: NodeAddress, byzantine: ByzantineBehaviour?, genesis: ChainPointer, random: SimRandom) {
+        init(index: Int, key: Ed25519.PrivateKey, address: NodeAddress, byzantine: ByzantineBehaviour?, genesis: ChainPointer,
+             random: SimRandom, rng: SimRandom) {
             self.index = index
             self.key = key
             self.address = address
             self.byzantine = byzantine
             self.finalized = genesis
             self.random = RandomBox(random)
+            self.rng = rng
         }
 
         var honest: Bool { self.byzantine == nil }
         var inbound: Int { self.ends.values.filter { $0.inbound }.count }
+        var connectedPeers: Int { self.ends.values.filter { !$0.pending }.count }
+    }
+
+    /// Figures counted per node (each node's own thread writes them), summed at the end.
+    struct Counters {
+        var blocksProduced = 0
+        var messages = 0
+        var bytes = 0
+        var connectionsMade = 0
+        var connectionsBroken = 0
+        var dialsFailed = 0
+        var bans = 0
+        var honestBans = 0
+        /// Messages sent and requests made, by protocol (gossip frames apart: they are nearly
+        /// every message, and a counter saves hashing the protocol name per frame).
+        var byProtocol: [String: Int] = [:]
+        var gossipFrames = 0
     }
 
     final class RandomBox {
@@ -119,6 +155,8 @@ public final class NodeScenario {
         let inbound: Bool
         let incarnation: Int
         var open = true
+        /// Accepted but the handshake's last message not in yet: the core does not know it.
+        var pending = false
         /// Our long-lived streams by protocol; our request streams.
         var streams: [String: StreamID] = [:]
         /// `streams[ProtocolName.gossip]`, looked up on every frame.
@@ -140,31 +178,17 @@ public final class NodeScenario {
     }
 
     public let config: NodeScenarioConfig
-    let sim: Simulator
+    let sim: LaneSimulator
     let spec: ChainSpec
     var nodes: [SimNode] = []
     let signatures = SignatureCache()
     let log = SilentLog()
     var byId: [AccountID: Int] = [:]
-    var nextConnection = 1
-    // Checkers and figures.
+    /// The shortest time a message between two nodes takes.
+    let linkLatency: UInt64
+    // Checkers and figures kept across nodes (global events and barriers only).
     var finalizedByNumber: [UInt64: Hash32] = [:]
     public private(set) var violations: [String] = []
-    var blocksProduced = 0
-    var messages = 0
-    var bytes = 0
-    var connectionsMade = 0
-    var connectionsBroken = 0
-    var dialsFailed = 0
-    var bans = 0
-    /// Messages sent and requests made, by protocol.
-    var byProtocol: [String: Int] = [:]
-    /// Gossip frames sent (kept apart from `byProtocol`: they are nearly every message, and a
-    /// counter saves hashing the protocol name per frame).
-    var gossipFrames = 0
-    /// Honest nodes banned by honest nodes (should stay 0: the budgets and scores are meant
-    /// to catch only the hostile).
-    var honestBans = 0
     var restarts = 0
     var transactions = 0
     var accounts: [Ed25519.PrivateKey] = []
@@ -172,9 +196,11 @@ public final class NodeScenario {
 
     public init(config: NodeScenarioConfig, seed: UInt64) throws {
         self.config = config
-        self.sim = Simulator(seed: seed)
-        var rng = self.sim.rng.fork()
         let n = max(1, config.nodes)
+        // A link takes at least 1 µs: the lanes' lookahead must be positive.
+        self.linkLatency = max(config.network.latency, 1_000)
+        self.sim = LaneSimulator(seed: seed, lanes: n, lookahead: self.linkLatency, workers: config.workers)
+        var rng = self.sim.rng.fork()
         let v = min(max(1, config.validators), n)
         let keys = (0..<n).map { _ in try! Ed25519.PrivateKey(seedBytes: rng.bytes(32)) }
         self.accounts = (0..<8).map { _ in try! Ed25519.PrivateKey(seedBytes: rng.bytes(32)) }
@@ -214,7 +240,7 @@ public final class NodeScenario {
             }
             let host = "10.\(k / 256 % 256).\(k % 256).1"
             let node = SimNode(index: k, key: keys[k], address: NodeAddress(nodeId: keys[k].publicKey, host: host, port: 30333),
-                               byzantine: behaviour, genesis: genesis, random: rng.fork())
+                               byzantine: behaviour, genesis: genesis, random: rng.fork(), rng: rng.fork())
             if config.clockSkewMs > 0 {
                 let span = config.clockSkewMs * 2_000_000
                 node.skew = Int64(rng.next() % (span + 1)) - Int64(span / 2)
@@ -229,18 +255,18 @@ public final class NodeScenario {
 
     /// The node's clocks (skewed).
     func now(_ node: SimNode) -> NodeTime {
-        let t = UInt64(max(0, Int64(self.sim.now) + node.skew))
+        let t = UInt64(max(0, Int64(self.sim.now(node.index)) + node.skew))
         return NodeTime(instant: Instant(nanoseconds: t), wallMillis: self.spec.genesisTimestamp + t / 1_000_000)
     }
 
     func global(_ node: SimNode, _ t: Instant) -> UInt64 {
         if t == .distantFuture { return .max }
-        return UInt64(max(Int64(self.sim.now), Int64(clamping: t.nanoseconds) - node.skew))
+        return UInt64(max(Int64(self.sim.now(node.index)), Int64(clamping: t.nanoseconds) - node.skew))
     }
 
     // MARK: Nodes
 
-    /// Starts (or restarts) a node's core from its store.
+    /// Starts (or restarts) a node's core from its store (setup or a global event).
     func boot(_ node: SimNode) throws {
         var c = NodeCoreConfig()
         c.validator = node.index < self.config.validators && !(node.byzantine?.withhold ?? false)
@@ -267,16 +293,18 @@ public final class NodeScenario {
         guard node.online, node.incarnation == incarnation else { return }
         let n = UInt64(self.nodes.count)
         for _ in 0..<min(self.config.discoveredPerLookup, self.nodes.count - 1) {
-            let j = Int(self.sim.rng.next() % n)
+            let j = Int(node.rng.next() % n)
             guard j != node.index else { continue }
             node.core.discovered(self.nodes[j].address, now: self.now(node))
         }
         self.flush(node)
-        self.sim.schedule(after: 30_000_000_000) { [unowned self, unowned node] in self.discover(node, incarnation: incarnation) }
+        self.sim.schedule(node.index, at: self.sim.now(node.index) + 30_000_000_000) { [unowned self, unowned node] in
+            self.discover(node, incarnation: incarnation)
+        }
     }
 
-    /// Takes a node offline: its connections break, its in-memory state is lost (the store
-    /// stays, as a disk does).
+    /// Takes a node offline (a global event): its connections break, its in-memory state is
+    /// lost (the store stays, as a disk does).
     func crash(_ node: SimNode) {
         guard node.online else { return }
         node.online = false
@@ -284,13 +312,13 @@ public final class NodeScenario {
         node.timerAt = .max
         for end in node.ends.values.sorted(by: { $0.tag < $1.tag }) { self.breakConnection(end, notifyLocal: false) }
         node.ends.removeAll()
-        self.sim.trace(30, UInt64(node.index), UInt64(node.incarnation))
+        self.sim.trace(node.index, 30, UInt64(node.index), UInt64(node.incarnation))
     }
 
     func restart(_ node: SimNode) {
         guard !node.online else { return }
         self.restarts += 1
-        self.sim.trace(31, UInt64(node.index), UInt64(node.incarnation))
+        self.sim.trace(node.index, 31, UInt64(node.index), UInt64(node.incarnation))
         do { try self.boot(node) } catch {
             self.violations.append("node \(node.index) cannot restart from its store: \(error)")
         }
@@ -310,10 +338,10 @@ public final class NodeScenario {
     func arm(_ node: SimNode) {
         guard node.online else { return }
         let at = self.global(node, node.core.nextDeadline(after: self.now(node)))
-        guard at < node.timerAt || node.timerAt <= self.sim.now else { return }
+        guard at < node.timerAt || node.timerAt <= self.sim.now(node.index) else { return }
         node.timerAt = at
         let incarnation = node.incarnation
-        self.sim.schedule(at: at) { [unowned self, unowned node] in
+        self.sim.schedule(node.index, at: at) { [unowned self, unowned node] in
             guard node.online, node.incarnation == incarnation, node.timerAt == at else { return }
             node.timerAt = .max
             node.core.tick(now: self.now(node))
@@ -326,7 +354,7 @@ public final class NodeScenario {
         case .send(let tag, let proto, let bytes):
             guard let end = node.ends[tag], end.open else { return }
             let isGossip = proto == ProtocolName.gossip
-            if isGossip { self.gossipFrames += 1 } else { self.byProtocol[proto, default: 0] += 1 }
+            if isGossip { node.counters.gossipFrames += 1 } else { node.counters.byProtocol[proto, default: 0] += 1 }
             let sid: StreamID
             if isGossip, let s = end.gossipStream {
                 sid = s
@@ -338,19 +366,17 @@ public final class NodeScenario {
                 end.streams[proto] = sid
                 if isGossip { end.gossipStream = sid }
             }
-            if isGossip {
-                if node.byzantine?.equivocate == true { self.equivocate(bytes, from: node, end: end) }
-                self.remember(bytes, at: self.nodes[end.remote])
-            }
+            if isGossip, node.byzantine?.equivocate == true { self.equivocate(bytes, from: node, end: end) }
             // The common case (gossip frames are nearly every message) schedules one closure.
             guard let a = self.arrival(from: end, kind: 1, size: bytes.count) else { return }
-            self.sim.schedule(at: a.at) { [unowned self] in
+            self.sim.send(from: node.index, to: end.remote, at: a.at) { [unowned self] in
                 guard let remote = a.live() else { return }
+                if isGossip { self.remember(bytes, at: remote) }
                 remote.core.received(a.tag, sid, protocolName: proto, bytes, now: self.now(remote))
                 self.flush(remote)
             }
         case .request(let tag, let rid, let proto, let body):
-            self.byProtocol[proto, default: 0] += 1
+            node.counters.byProtocol[proto, default: 0] += 1
             guard let end = node.ends[tag], end.open else {
                 node.core.requestFailed(tag, rid, now: self.now(node))
                 return
@@ -392,8 +418,8 @@ public final class NodeScenario {
             guard let end = node.ends[tag] else { return }
             self.breakConnection(end, notifyLocal: true)
         case .ban(let id, let until):
-            self.bans += 1
-            if node.honest, let j = self.byId[id], self.nodes[j].honest { self.honestBans += 1 }
+            node.counters.bans += 1
+            if node.honest, let j = self.byId[id], self.nodes[j].honest { node.counters.honestBans += 1 }
             node.bans[id] = until
         case .advertise:
             break
@@ -404,8 +430,9 @@ public final class NodeScenario {
 
     // MARK: Connections
 
+    /// Whether `a` can reach `b` now (by `a`'s lane clock, the sender's).
     func reachable(_ a: Int, _ b: Int) -> Bool {
-        !self.config.network.blocked(a, b, nodes: self.nodes.count, at: self.sim.now)
+        !self.config.network.blocked(a, b, nodes: self.nodes.count, at: self.sim.now(a))
     }
 
     func banned(_ node: SimNode, _ id: AccountID) -> Bool {
@@ -413,47 +440,91 @@ public final class NodeScenario {
         return self.now(node).instant < until
     }
 
-    /// A dial: the handshake takes one and a half round trips; it fails when the target is
-    /// offline, unreachable, banned either way or full.
+    func connected(_ node: SimNode, to j: Int) -> Bool { node.ends.values.contains { $0.remote == j } }
+
+    /// A dial is a handshake of three messages, each one link latency: the dialer's first
+    /// message, the target's answer (it accepts when online, reachable, not full and neither
+    /// side bans the other), and the dialer's last; the dialer's core hears of the connection
+    /// when the answer arrives, the target's when the last message does. A refused dial is
+    /// counted and times out in the dialer's core, as a real one does.
     func dial(from node: SimNode, to address: NodeAddress) {
         guard let j = self.byId[address.nodeId], j != node.index else { return }
-        let target = self.nodes[j]
-        let incarnation = node.incarnation
-        let delay = 3 * self.config.network.latency
-        self.sim.schedule(after: delay) { [unowned self, unowned node, unowned target] in
-            guard node.online, node.incarnation == incarnation else { return }
-            guard target.online, self.reachable(node.index, target.index), !self.banned(node, target.key.publicKey),
-                  !self.banned(target, node.key.publicKey), target.inbound < self.config.maxInbound,
-                  !node.ends.values.contains(where: { $0.remote == target.index }),
-                  !target.ends.values.contains(where: { $0.remote == node.index }) else {
-                self.dialsFailed += 1
+        guard !self.connected(node, to: j), !self.banned(node, address.nodeId) else {
+            node.counters.dialsFailed += 1
+            return
+        }
+        let i = node.index
+        let connection = i << 32 | node.nextDial
+        node.nextDial += 1
+        let dialerIncarnation = node.incarnation
+        self.sim.send(from: i, to: j, at: self.sim.now(i) + self.linkLatency) { [unowned self] in
+            let target = self.nodes[j]
+            let dialer = self.nodes[i]
+            guard target.online, self.reachable(j, i), !self.banned(target, dialer.key.publicKey),
+                  target.inbound < self.config.maxInbound, !self.connected(target, to: i) else {
+                target.counters.dialsFailed += 1
                 return
             }
-            self.connect(node, target, expected: address.nodeId)
+            let eb = End(connection: connection, local: j, remote: i, tag: target.nextTag, inbound: true, incarnation: target.incarnation)
+            target.nextTag += 1
+            eb.pending = true
+            target.ends[eb.tag] = eb
+            let hello = self.hello(of: target)
+            eb.lastDelivery = self.sim.now(j) + self.linkLatency
+            self.sim.send(from: j, to: i, at: eb.lastDelivery) { [unowned self] in
+                self.answered(self.nodes[i], incarnation: dialerIncarnation, target: j, remoteTag: eb.tag, connection: connection,
+                              hello: hello, expected: address.nodeId)
+            }
         }
     }
 
-    func connect(_ a: SimNode, _ b: SimNode, expected: AccountID) {
-        let id = self.nextConnection
-        self.nextConnection += 1
-        self.connectionsMade += 1
-        let ea = End(connection: id, local: a.index, remote: b.index, tag: a.nextTag, inbound: false, incarnation: a.incarnation)
-        let eb = End(connection: id, local: b.index, remote: a.index, tag: b.nextTag, inbound: true, incarnation: b.incarnation)
-        a.nextTag += 1
-        b.nextTag += 1
-        ea.remoteTag = eb.tag
-        eb.remoteTag = ea.tag
-        a.ends[ea.tag] = ea
-        b.ends[eb.tag] = eb
-        self.sim.trace(20, UInt64(a.index), UInt64(b.index), UInt64(id))
-        let infoForA = PeerInfo(nodeId: b.key.publicKey, hello: self.hello(of: b), inbound: false, remoteHost: b.address.host,
-                                remotePort: 30333, expected: expected)
-        let infoForB = PeerInfo(nodeId: a.key.publicKey, hello: self.hello(of: a), inbound: true, remoteHost: a.address.host,
-                                remotePort: UInt16(40000 + a.index % 20000))
-        a.core.peerConnected(ea.tag, info: infoForA, now: self.now(a))
-        b.core.peerConnected(eb.tag, info: infoForB, now: self.now(b))
-        self.flush(a)
-        self.flush(b)
+    /// The target's answer reached the dialer: connect, unless the dialer restarted, is
+    /// already connected (a crossed dial won), or the two cannot reach each other any more.
+    func answered(_ node: SimNode, incarnation: Int, target j: Int, remoteTag: PeerID, connection: Int, hello: Hello, expected: AccountID) {
+        let i = node.index
+        let target = self.nodes[j]
+        // Crossed dials (each accepted the other's): the one the lower index dialed survives,
+        // decided the same way on both sides.
+        if node.online, node.incarnation == incarnation, i < j,
+           let crossed = node.ends.values.first(where: { $0.remote == j && $0.pending }) {
+            crossed.open = false
+            node.ends[crossed.tag] = nil
+        }
+        guard node.online, node.incarnation == incarnation, !self.connected(node, to: j), self.reachable(i, j),
+              !self.banned(node, target.key.publicKey) else {
+            node.counters.dialsFailed += 1
+            // The target drops its half-open end (as a TCP reset would).
+            self.sim.send(from: i, to: j, at: self.sim.now(i) + self.linkLatency) { [unowned self] in
+                let target = self.nodes[j]
+                guard let eb = target.ends[remoteTag], eb.connection == connection, eb.pending else { return }
+                target.ends[remoteTag] = nil
+            }
+            return
+        }
+        let ea = End(connection: connection, local: i, remote: j, tag: node.nextTag, inbound: false, incarnation: node.incarnation)
+        node.nextTag += 1
+        ea.remoteTag = remoteTag
+        node.ends[ea.tag] = ea
+        node.counters.connectionsMade += 1
+        self.sim.trace(i, 20, UInt64(i), UInt64(j), UInt64(connection))
+        // The last handshake message goes before anything the core sends on the connection.
+        ea.lastDelivery = self.sim.now(i) + self.linkLatency
+        let dialerHello = self.hello(of: node)
+        let dialerTag = ea.tag
+        self.sim.send(from: i, to: j, at: ea.lastDelivery) { [unowned self] in
+            let target = self.nodes[j]
+            let dialer = self.nodes[i]
+            guard target.online, let eb = target.ends[remoteTag], eb.connection == connection, eb.pending else { return }
+            eb.pending = false
+            eb.remoteTag = dialerTag
+            target.core.peerConnected(remoteTag, info: PeerInfo(nodeId: dialer.key.publicKey, hello: dialerHello, inbound: true,
+                                                                remoteHost: dialer.address.host, remotePort: UInt16(40000 + i % 20000)),
+                                      now: self.now(target))
+            self.flush(target)
+        }
+        node.core.peerConnected(ea.tag, info: PeerInfo(nodeId: target.key.publicKey, hello: hello, inbound: false, remoteHost: target.address.host,
+                                                       remotePort: 30333, expected: expected), now: self.now(node))
+        self.flush(node)
     }
 
     /// The hello a node sends (a lying one from a hostile node).
@@ -466,24 +537,27 @@ public final class NodeScenario {
     }
 
     /// Closes a connection: the local side hears of it now (when asked), the remote one a
-    /// latency later.
+    /// latency later, after what was sent before.
     func breakConnection(_ end: End, notifyLocal: Bool) {
         guard end.open else { return }
         end.open = false
-        self.connectionsBroken += 1
         let local = self.nodes[end.local]
-        let remote = self.nodes[end.remote]
+        local.counters.connectionsBroken += 1
         local.ends[end.tag] = nil
-        if notifyLocal, local.online {
+        if notifyLocal, local.online, !end.pending {
             local.core.peerDisconnected(end.tag, now: self.now(local))
             self.flush(local)
         }
-        guard let rend = remote.ends[end.remoteTag], rend.connection == end.connection else { return }
-        rend.open = false
-        let incarnation = remote.incarnation
-        self.sim.schedule(after: self.config.network.latency) { [unowned self, unowned remote] in
-            guard remote.online, remote.incarnation == incarnation, remote.ends[rend.tag] === rend else { return }
+        let connection = end.connection
+        let r = end.remote
+        let at = max(self.sim.now(end.local) + self.linkLatency, end.lastDelivery + 1)
+        self.sim.send(from: end.local, to: r, at: at) { [unowned self] in
+            let remote = self.nodes[r]
+            // By connection: a half-open end's remote tag is not known to the side that closes.
+            guard remote.online, let rend = remote.ends.values.first(where: { $0.connection == connection }), rend.open else { return }
+            rend.open = false
             remote.ends[rend.tag] = nil
+            guard !rend.pending else { return }
             remote.core.peerDisconnected(rend.tag, now: self.now(remote))
             self.flush(remote)
         }
@@ -493,7 +567,7 @@ public final class NodeScenario {
     /// for lost packets). Crossing an active partition breaks the connection instead.
     func deliver(from end: End, kind: UInt8, size: Int, _ action: @escaping (SimNode, PeerID, NodeTime) -> Void) {
         guard let a = self.arrival(from: end, kind: kind, size: size) else { return }
-        self.sim.schedule(at: a.at) { [unowned self] in
+        self.sim.send(from: end.local, to: end.remote, at: a.at) { [unowned self] in
             guard let remote = a.live() else { return }
             action(remote, a.tag, self.now(remote))
             self.flush(remote)
@@ -526,21 +600,22 @@ public final class NodeScenario {
             self.breakConnection(end, notifyLocal: true)
             return nil
         }
-        self.messages += 1
-        self.bytes += size
-        var delay = net.latency
-        if net.jitter > 0 { delay += self.sim.rng.next() % (net.jitter + 1) }
+        let node = self.nodes[end.local]
+        node.counters.messages += 1
+        node.counters.bytes += size
+        var delay = self.linkLatency
+        if net.jitter > 0 { delay += node.rng.next() % (net.jitter + 1) }
         if net.bandwidth > 0 { delay += UInt64(size) * 1_000_000_000 / net.bandwidth }
         // A lost segment is sent again after a retransmission timeout (TCP: in order, late).
         var rto: UInt64 = 200_000_000
-        while self.sim.rng.chance(net.loss) && rto < 10_000_000_000 {
+        while node.rng.chance(net.loss) && rto < 10_000_000_000 {
             delay += rto
             rto *= 2
         }
-        let at = max(self.sim.now + delay, end.lastDelivery + 1)
+        let at = max(self.sim.now(end.local) + delay, end.lastDelivery + 1)
         end.lastDelivery = at
         let remote = self.nodes[end.remote]
-        self.sim.trace(kind, UInt64(end.local), UInt64(end.remote), UInt64(size))
+        self.sim.trace(end.local, kind, UInt64(end.local), UInt64(end.remote), UInt64(size))
         return Arrival(at: at, remote: remote, tag: end.remoteTag, connection: end.connection, incarnation: remote.incarnation)
     }
 
@@ -549,29 +624,46 @@ public final class NodeScenario {
     func observe(_ e: NodeEvent, at node: SimNode) {
         switch e {
         case .imported(let ref, _, let produced):
-            if produced { self.blocksProduced += 1 }
-            self.sim.trace(produced ? 11 : 10, UInt64(node.index), ref.number)
+            if produced { node.counters.blocksProduced += 1 }
+            self.sim.trace(node.index, produced ? 11 : 10, UInt64(node.index), ref.number)
         case .finalized(let ref):
-            self.sim.trace(12, UInt64(node.index), ref.number)
+            self.sim.trace(node.index, 12, UInt64(node.index), ref.number)
             guard node.honest else { return }
             if ref.number <= node.finalized.number {
-                self.violations.append("node \(node.index) finality moved from #\(node.finalized.number) to #\(ref.number)")
+                node.violations.append("node \(node.index) finality moved from #\(node.finalized.number) to #\(ref.number)")
             }
-            // Every block from the new finalized one down to the old is final: one hash per height.
+            // Every block from the new finalized one down to the old is final: one hash per
+            // height, compared across nodes at the next barrier.
             var cursor = ref.hash
             var number = ref.number
             while number > node.finalized.number, let h = node.core.chain.header(cursor) {
-                if let existing = self.finalizedByNumber[number], existing != cursor {
-                    self.violations.append("conflicting finalized blocks at #\(number): \(existing) and \(cursor) (node \(node.index))")
-                } else {
-                    self.finalizedByNumber[number] = cursor
-                }
+                node.newlyFinal.append((number, cursor))
                 cursor = h.parentHash
                 number -= 1
             }
             node.finalized = ref
         case .epoch:
             break
+        }
+    }
+
+    /// At a barrier: what each node finalized since the last one, against every other node's
+    /// (in node order, so the report is the same however many threads ran).
+    func checkFinality() {
+        for node in self.nodes {
+            if !node.violations.isEmpty {
+                self.violations += node.violations
+                node.violations.removeAll()
+            }
+            guard !node.newlyFinal.isEmpty else { continue }
+            for (number, hash) in node.newlyFinal {
+                if let existing = self.finalizedByNumber[number], existing != hash {
+                    self.violations.append("conflicting finalized blocks at #\(number): \(existing) and \(hash) (node \(node.index))")
+                } else {
+                    self.finalizedByNumber[number] = hash
+                }
+            }
+            node.newlyFinal.removeAll(keepingCapacity: true)
         }
     }
 
@@ -593,67 +685,75 @@ public final class NodeScenario {
     }
 
     /// Every 250 ms each hostile node sends each peer something from its repertoire.
-    func attack(_ node: SimNode) {
-        guard node.online, let b = node.byzantine else { return }
-        for end in node.ends.values.sorted(by: { $0.tag < $1.tag }) where end.open {
-            let r = self.sim.rng.next()
-            var sends: [(String, [UInt8], Bool)] = []  // protocol, bytes, as a request
-            if b.junk {
-                switch r % 6 {
-                case 0: sends.append((ProtocolName.gossip, self.sim.rng.bytes(Int(r >> 8 % 64) + 1), false))
-                case 1: sends.append((ProtocolName.finality, self.sim.rng.bytes(Int(r >> 8 % 64) + 1), false))
-                case 2:
-                    var w = ByteWriter()
-                    w.u8(1); w.u64(.max - 5); w.u64(128)  // a range past 2^64
-                    sends.append((ProtocolName.sync, w.bytes, true))
-                case 3:
-                    sends.append((ProtocolName.ancestry, AncestryRequest(hash: Hash32(self.sim.rng.bytes(32)), count: 128).encoded, true))
-                case 4:
-                    let id = MessageID(bytes: self.sim.rng.bytes(20))
-                    sends.append((ProtocolName.gossip, GossipFrame.iwant([MessageID](repeating: id, count: 256)).encoded, false))
-                default:
-                    // A compact block with a huge number whose signature cannot verify.
-                    var header = node.core.chain.bestHeader
-                    header.number = .max - 1
-                    header.parentHash = node.core.chain.best.hash
-                    let block = Block(header: header, transactions: [])
-                    let data = CompactBlock(block).encoded
-                    sends.append((ProtocolName.gossip, GossipFrame.message(GossipMessage(topic: GossipTopic.blocks, data: data)).encoded, false))
-                }
-            }
-            if b.replay, !node.seen.isEmpty {
-                sends.append((ProtocolName.gossip, node.seen[Int(r % UInt64(node.seen.count))], false))
-            }
-            for (proto, bytes, isRequest) in sends {
-                let sid: StreamID
-                if isRequest {
-                    sid = end.nextStream
-                    end.nextStream += 1
-                } else if let s = end.streams[proto] {
-                    sid = s
-                } else {
-                    sid = end.nextStream
-                    end.nextStream += 1
-                    end.streams[proto] = sid
-                }
-                self.deliver(from: end, kind: 7, size: bytes.count) { remote, rtag, now in
-                    if isRequest { remote.core.streamOpened(rtag, sid, protocolName: proto) }
-                    remote.core.received(rtag, sid, protocolName: proto, bytes, now: now)
-                }
+    func attack(_ node: SimNode, incarnation: Int) {
+        guard let b = node.byzantine else { return }
+        if node.online, node.incarnation == incarnation {
+            for end in node.ends.values.sorted(by: { $0.tag < $1.tag }) where end.open && !end.pending {
+                self.attack(end, from: node, behaviour: b)
             }
         }
-        self.sim.schedule(after: 250_000_000) { [unowned self, unowned node] in self.attack(node) }
+        self.sim.schedule(node.index, at: self.sim.now(node.index) + 250_000_000) { [unowned self, unowned node] in
+            self.attack(node, incarnation: node.incarnation)
+        }
+    }
+
+    func attack(_ end: End, from node: SimNode, behaviour b: ByzantineBehaviour) {
+        let r = node.rng.next()
+        var sends: [(String, [UInt8], Bool)] = []  // protocol, bytes, as a request
+        if b.junk {
+            switch r % 6 {
+            case 0: sends.append((ProtocolName.gossip, node.rng.bytes(Int(r >> 8 % 64) + 1), false))
+            case 1: sends.append((ProtocolName.finality, node.rng.bytes(Int(r >> 8 % 64) + 1), false))
+            case 2:
+                var w = ByteWriter()
+                w.u8(1); w.u64(.max - 5); w.u64(128)  // a range past 2^64
+                sends.append((ProtocolName.sync, w.bytes, true))
+            case 3:
+                sends.append((ProtocolName.ancestry, AncestryRequest(hash: Hash32(node.rng.bytes(32)), count: 128).encoded, true))
+            case 4:
+                let id = MessageID(bytes: node.rng.bytes(20))
+                sends.append((ProtocolName.gossip, GossipFrame.iwant([MessageID](repeating: id, count: 256)).encoded, false))
+            default:
+                // A compact block with a huge number whose signature cannot verify.
+                var header = node.core.chain.bestHeader
+                header.number = .max - 1
+                header.parentHash = node.core.chain.best.hash
+                let block = Block(header: header, transactions: [])
+                let data = CompactBlock(block).encoded
+                sends.append((ProtocolName.gossip, GossipFrame.message(GossipMessage(topic: GossipTopic.blocks, data: data)).encoded, false))
+            }
+        }
+        if b.replay, !node.seen.isEmpty {
+            sends.append((ProtocolName.gossip, node.seen[Int(r % UInt64(node.seen.count))], false))
+        }
+        for (proto, bytes, isRequest) in sends {
+            let sid: StreamID
+            if isRequest {
+                sid = end.nextStream
+                end.nextStream += 1
+            } else if let s = end.streams[proto] {
+                sid = s
+            } else {
+                sid = end.nextStream
+                end.nextStream += 1
+                end.streams[proto] = sid
+            }
+            self.deliver(from: end, kind: 7, size: bytes.count) { remote, rtag, now in
+                if isRequest { remote.core.streamOpened(rtag, sid, protocolName: proto) }
+                remote.core.received(rtag, sid, protocolName: proto, bytes, now: now)
+            }
+        }
     }
 
     /// Replaying nodes keep some of what they are sent (gossip frames), bounded.
     func remember(_ bytes: [UInt8], at node: SimNode) {
         guard node.byzantine?.replay == true else { return }
-        if node.seen.count < 64 { node.seen.append(bytes) } else { node.seen[Int(self.sim.rng.next() % 64)] = bytes }
+        if node.seen.count < 64 { node.seen.append(bytes) } else { node.seen[Int(node.rng.next() % 64)] = bytes }
     }
 
     // MARK: Load
 
-    /// Submits a transfer at a random honest online node.
+    /// Submits a transfer at a random honest online node (a global event).
     func submitTransaction() {
         let honest = self.nodes.filter { $0.honest && $0.online }
         guard !honest.isEmpty else { return }
@@ -677,8 +777,12 @@ public final class NodeScenario {
     public func run(clock: () -> UInt64) -> SimSummary {
         let start = clock()
         let end = UInt64(self.config.seconds * 1e9)
+        self.sim.onBarrier = { [unowned self] in self.checkFinality() }
         for node in self.nodes where node.byzantine?.junk == true || node.byzantine?.replay == true {
-            self.sim.schedule(after: 1_000_000_000 + self.sim.rng.next() % 250_000_000) { [unowned self, unowned node] in self.attack(node) }
+            let incarnation = node.incarnation
+            self.sim.schedule(node.index, at: 1_000_000_000 + self.sim.rng.next() % 250_000_000) { [unowned self, unowned node] in
+                self.attack(node, incarnation: incarnation)
+            }
         }
         // Churn among honest full nodes.
         let fullNodes = self.nodes.filter { $0.honest && $0.index >= self.config.validators }
@@ -687,8 +791,8 @@ public final class NodeScenario {
             while t < self.config.seconds {
                 let chosen = (0..<min(self.config.churnNodes, fullNodes.count)).map { _ in fullNodes[Int(self.sim.rng.next() % UInt64(fullNodes.count))] }
                 for node in chosen {
-                    self.sim.schedule(at: UInt64(t * 1e9)) { [unowned self, unowned node] in self.crash(node) }
-                    self.sim.schedule(at: UInt64((t + self.config.churnDowntime) * 1e9)) { [unowned self, unowned node] in self.restart(node) }
+                    self.sim.scheduleGlobal(at: UInt64(t * 1e9)) { [unowned self, unowned node] in self.crash(node) }
+                    self.sim.scheduleGlobal(at: UInt64((t + self.config.churnDowntime) * 1e9)) { [unowned self, unowned node] in self.restart(node) }
                 }
                 t += self.config.churnPeriod
             }
@@ -696,27 +800,33 @@ public final class NodeScenario {
         // Validators that crash and restart from their store.
         let restarting = self.nodes.filter { $0.honest && $0.index < self.config.validators }.prefix(self.config.restartValidators)
         for node in restarting {
-            self.sim.schedule(at: UInt64(self.config.restartFrom * 1e9)) { [unowned self, unowned node] in self.crash(node) }
-            self.sim.schedule(at: UInt64(self.config.restartAt * 1e9)) { [unowned self, unowned node] in self.restart(node) }
+            self.sim.scheduleGlobal(at: UInt64(self.config.restartFrom * 1e9)) { [unowned self, unowned node] in self.crash(node) }
+            self.sim.scheduleGlobal(at: UInt64(self.config.restartAt * 1e9)) { [unowned self, unowned node] in self.restart(node) }
         }
         let honestValidators = self.nodes.filter { $0.honest && $0.index < self.config.validators }
         for node in honestValidators.suffix(self.config.stopValidators) {
-            self.sim.schedule(at: UInt64(self.config.stopAt * 1e9)) { [unowned self, unowned node] in self.crash(node) }
+            self.sim.scheduleGlobal(at: UInt64(self.config.stopAt * 1e9)) { [unowned self, unowned node] in self.crash(node) }
         }
         if self.config.transactionsPerSecond > 0 {
             let gap = UInt64(1e9 / self.config.transactionsPerSecond)
             var t = 2_000_000_000 as UInt64
             while t < end {
-                self.sim.schedule(at: t) { [unowned self] in self.submitTransaction() }
+                self.sim.scheduleGlobal(at: t) { [unowned self] in self.submitTransaction() }
                 t += gap
             }
         }
         self.sim.run(until: end)
+        self.checkFinality()
         let wall = Double(clock() - start) / 1e9
         let honest = self.nodes.filter { $0.honest }
         let honestOnline = honest.filter { $0.online }
         let finalized = honestOnline.map { $0.core.chain.finalized.number }
         let best = honestOnline.map { $0.core.chain.best.number }
+        func total(_ f: (Counters) -> Int) -> Int { self.nodes.map { f($0.counters) }.reduce(0, +) }
+        var byProtocol: [String: Int] = [:]
+        for node in self.nodes { byProtocol.merge(node.counters.byProtocol, uniquingKeysWith: +) }
+        let gossipFrames = total { $0.gossipFrames }
+        if gossipFrames > 0 { byProtocol[ProtocolName.gossip, default: 0] += gossipFrames }
         var s = SimSummary(scenario: "node", nodes: self.nodes.count, seed: self.sim.seed, virtualSeconds: self.config.seconds,
                            traceHash: self.sim.traceHash(), safetyViolations: self.violations.count, violations: self.violations,
                            events: self.sim.eventCount, wallSeconds: wall)
@@ -727,21 +837,35 @@ public final class NodeScenario {
             ("finalizedHeight", .int(finalized.min() ?? 0)),
             ("finalizedHeightMax", .int(finalized.max() ?? 0)),
             ("bestHeight", .int(best.max() ?? 0)),
-            ("blocksProduced", .int(self.blocksProduced)),
+            ("blocksProduced", .int(total { $0.blocksProduced })),
             ("transactions", .int(self.transactions)),
-            ("messages", .int(self.messages)),
-            ("megabytes", .double(Double(self.bytes) / 1e6)),
-            ("connections", .int(self.connectionsMade)),
-            ("connectionsBroken", .int(self.connectionsBroken)),
-            ("dialsFailed", .int(self.dialsFailed)),
-            ("bans", .int(self.bans)),
-            ("honestBans", .int(self.honestBans)),
+            ("messages", .int(total { $0.messages })),
+            ("megabytes", .double(Double(total { $0.bytes }) / 1e6)),
+            ("connections", .int(total { $0.connectionsMade })),
+            ("connectionsBroken", .int(total { $0.connectionsBroken })),
+            ("dialsFailed", .int(total { $0.dialsFailed })),
+            ("bans", .int(total { $0.bans })),
+            ("honestBans", .int(total { $0.honestBans })),
             ("restarts", .int(self.restarts)),
-            ("meanPeers", .double(honestOnline.isEmpty ? 0 : Double(honestOnline.map { $0.ends.count }.reduce(0, +)) / Double(honestOnline.count))),
-            ("messagesByProtocol", .object(self.byProtocol.merging(self.gossipFrames > 0 ? [ProtocolName.gossip: self.gossipFrames] : [:], uniquingKeysWith: +).sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+            ("meanPeers", .double(honestOnline.isEmpty ? 0 : Double(honestOnline.map { $0.connectedPeers }.reduce(0, +)) / Double(honestOnline.count))),
+            ("messagesByProtocol", .object(byProtocol.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("invalidMessages", .int(honest.map { $0.core.counters.invalidMessages.values.reduce(0, +) }.reduce(0, +))),
+            ("workers", .int(self.sim.workers)),
+            ("windows", .int(Int(self.sim.windows))),
         ]
         if ProcessInfo.processInfo.environment["MESHSIM_DEBUG"] != nil {
+            let g = honest.map { $0.core.gossip.counters }
+            func sum(_ f: (GossipCounters) -> Int) -> JSONValue { .int(g.map(f).reduce(0, +)) }
+            var fields: [(String, JSONValue)] = [("received", sum { $0.received }), ("duplicates", sum { $0.duplicates }),
+                                                 ("delivered", sum { $0.delivered }), ("forwarded", sum { $0.forwarded }),
+                                                 ("ihaveSent", sum { $0.ihaveSent }), ("iwantSent", sum { $0.iwantSent }),
+                                                 ("idontwantSent", sum { $0.idontwantSent })]
+            for t in Set(g.flatMap { $0.byTopic.keys }).sorted() {
+                let messages = g.map { $0.byTopic[t]?.messages ?? 0 }.reduce(0, +)
+                let duplicates = g.map { $0.byTopic[t]?.duplicates ?? 0 }.reduce(0, +)
+                fields.append((t, .string("messages \(messages) duplicates \(duplicates)")))
+            }
+            s.extra.append(("gossip", .object(fields)))
             s.extra.append(("nodeStates", .array(self.nodes.map { n in
                 let c = n.core!
                 return .string("\(n.index)\(n.honest ? "" : "*") best=\(c.chain.best.number) fin=\(c.chain.finalized.number) peers=\(n.ends.count) \(c.finality.debugDescription) leaves=\(c.chain.leaves.map { $0.number })")

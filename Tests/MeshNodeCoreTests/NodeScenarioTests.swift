@@ -31,6 +31,38 @@ struct NodeScenarioTests {
         #expect(a.traceHash == b.traceHash, "seed \(seed)")
     }
 
+    @Test("the nodes on two threads give the run they give on one: same trace hash and figures, with hostile nodes, churn, a restart, a partition and transactions")
+    func threadsDoNotChangeTheRun() throws {
+        let seed: UInt64 = 9
+        func configure(_ workers: Int) -> (inout NodeScenarioConfig) -> Void {
+            { c in
+                c.nodes = 14
+                c.validators = 7
+                c.byzantine = 3
+                c.seconds = 30
+                c.workers = workers
+                c.transactionsPerSecond = 2
+                c.churnNodes = 2
+                c.churnPeriod = 10
+                c.churnDowntime = 3
+                c.restartValidators = 1
+                c.restartFrom = 8
+                c.restartAt = 12
+                c.network.loss = 0.01
+                c.network.partitions = [NetworkModel.Partition(spec: "30/70@14-18")!]
+            }
+        }
+        let one = try Self.run(configure(1), seed: seed)
+        let two = try Self.run(configure(2), seed: seed)
+        #expect(one.safetyViolations == 0, "seed \(seed): \(one.violations)")
+        #expect(Self.int(one, "finalizedHeight") >= 5, "seed \(seed): finalized \(Self.int(one, "finalizedHeight"))")
+        #expect(one.traceHash == two.traceHash, "seed \(seed)")
+        #expect(one.events == two.events, "seed \(seed)")
+        for key in ["finalizedHeight", "bestHeight", "messages", "connections", "dialsFailed", "bans", "restarts", "transactions"] {
+            #expect(Self.int(one, key) == Self.int(two, key), "seed \(seed): \(key)")
+        }
+    }
+
     @Test("hostile nodes (lying hellos, junk, replay, equivocating or silent validators) neither break safety nor stop finality, and no honest node is banned")
     func byzantine() throws {
         for seed: UInt64 in [3, 4] {

@@ -59,6 +59,8 @@ struct SimOptions: ParsableArguments {
     var tps: Double = 0
     @Option(help: "Node: outbound peers each node keeps.")
     var outPeers: Int = 8
+    @Option(help: "Node: threads that run the nodes (default: one per core). The run and its trace hash do not depend on it.")
+    var threads: Int?
 
     func nodeConfig() throws -> NodeScenarioConfig {
         var c = NodeScenarioConfig()
@@ -71,6 +73,8 @@ struct SimOptions: ParsableArguments {
         c.outPeers = self.outPeers
         c.clockSkewMs = UInt64(max(0, self.clockSkew))
         c.transactionsPerSecond = self.tps
+        if let t = self.threads, t < 1 || t > 256 { throw CommandFailure.usage("--threads must be 1...256") }
+        c.workers = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
         if self.plantBug { c.finality.fault = .countEquivocatorsTwice }
         if let churn = self.churn {
             let parts = churn.split(separator: "@")

@@ -1,0 +1,209 @@
+import Dispatch
+import MeshCodec
+import MeshCrypto
+import Synchronization
+
+/// A conservative parallel discrete-event simulator for actors that touch one another only
+/// through messages that take at least `lookahead` of virtual time — whole nodes joined by
+/// links with a minimum latency.
+///
+/// Each actor is a *lane* with its own event queue, clock, trace and counters. Time advances
+/// in windows `[t, t + lookahead)` where `t` is the earliest pending event: nothing sent in a
+/// window can arrive before the window ends, so the lanes' events inside it are independent and
+/// run on `workers` threads at once. What a lane sends to another goes to its outbox; at the
+/// window's end (a barrier) the outboxes are merged into the receivers' queues in lane order.
+/// *Global* events (a crash, a restart, a partition's start, a submitted transaction) run alone
+/// between windows at their exact time and may touch every lane.
+///
+/// Determinism: a lane's events run in (time, sequence) order; sequence numbers come from the
+/// lane's own counter, for its own schedules in the order it made them and for merged messages
+/// in (sender lane, send order) — none depends on which thread ran what or when. The same seed
+/// therefore gives the same run, and the same trace hash, for any number of workers; the
+/// scenarios' tests check 1 against 2.
+public final class LaneSimulator: @unchecked Sendable {
+    // Safety: inside a window each lane is run by exactly one worker (claimed through `claim`)
+    // and its events touch only that lane's state, plus state that is itself thread-safe
+    // (`SignatureCache`); sends to other lanes go to the running lane's outbox. Everything else
+    // — global events, outbox merges, window bookkeeping — runs on the calling thread while no
+    // window is open; `concurrentPerform` returning is the barrier between the two.
+
+    public let seed: UInt64
+    /// The smallest delay of a message between lanes (ns).
+    public let lookahead: UInt64
+    public let workers: Int
+    /// Global randomness: draws made by global events (and by setup).
+    public var rng: SimRandom
+    /// Called on the calling thread after every window and every batch of global events, when
+    /// no lane is running (for checkers that compare lanes).
+    public var onBarrier: () -> Void = {}
+
+    final class Lane {
+        var queue = EventHeap()
+        var now: UInt64 = 0
+        var sequence: UInt64 = 0
+        var outbox: [Outgoing] = []
+        var events: UInt64 = 0
+        var trace = ByteWriter(capacity: LaneSimulator.traceChunk + 64)
+        let hasher = SHA256.Hasher()
+
+        func push(_ time: UInt64, _ action: @escaping () -> Void) {
+            self.sequence += 1
+            self.queue.push(SimEvent(time: max(time, self.now), seq: self.sequence, action: action))
+        }
+    }
+
+    struct Outgoing {
+        let lane: Int
+        let time: UInt64
+        let action: () -> Void
+    }
+
+    private let lanes: [Lane]
+    private var global = EventHeap()
+    private var globalSequence: UInt64 = 0
+    private var globalTrace = Lane()
+    /// The end of the window being run (lanes' sends must arrive at or after it).
+    private var windowEnd: UInt64 = 0
+    private var inWindow = false
+    private let claim = Atomic<Int>(0)
+    private var active: [Int] = []
+    static let traceChunk = 1 << 12
+    /// Virtual time of the last window's start or global event.
+    public private(set) var now: UInt64 = 0
+    public private(set) var windows: UInt64 = 0
+
+    public init(seed: UInt64, lanes: Int, lookahead: UInt64, workers: Int) {
+        precondition(lookahead > 0, "a lane simulator needs a positive lookahead")
+        self.seed = seed
+        self.rng = SimRandom(seed: seed)
+        self.lookahead = lookahead
+        self.workers = max(1, workers)
+        self.lanes = (0..<lanes).map { _ in Lane() }
+    }
+
+    /// Lane `i`'s clock: the time of the event it is running (or of the global event running).
+    @inline(__always)
+    public func now(_ lane: Int) -> UInt64 { self.lanes[lane].now }
+
+    /// Schedules an event on `lane` at `time` (clamped to the lane's now). Called from that
+    /// lane's own events, or from global context.
+    public func schedule(_ lane: Int, at time: UInt64, _ action: @escaping () -> Void) {
+        self.lanes[lane].push(time, action)
+    }
+
+    /// Sends an event from lane `from` to lane `to`, arriving at `time`, which must be at least
+    /// the lookahead after the sender's now when a window is running.
+    public func send(from: Int, to: Int, at time: UInt64, _ action: @escaping () -> Void) {
+        if from == to || !self.inWindow {
+            self.lanes[to].push(time, action)
+            return
+        }
+        precondition(time >= self.windowEnd, "a message between lanes arrives before the lookahead (\(time) < \(self.windowEnd))")
+        self.lanes[from].outbox.append(Outgoing(lane: to, time: time, action: action))
+    }
+
+    /// Schedules a global event: it runs alone, when every lane has run its earlier events.
+    public func scheduleGlobal(at time: UInt64, _ action: @escaping () -> Void) {
+        precondition(!self.inWindow, "global events are scheduled from setup or global events")
+        self.globalSequence += 1
+        self.global.push(SimEvent(time: max(time, self.now), seq: self.globalSequence, action: action))
+    }
+
+    /// Adds an event fingerprint to lane `lane`'s trace (or the global trace for nil).
+    public func trace(_ lane: Int?, _ kind: UInt8, _ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) {
+        let l = lane.map { self.lanes[$0] } ?? self.globalTrace
+        l.trace.u64(l.now)
+        l.trace.u8(kind)
+        l.trace.u64(a)
+        l.trace.u64(b)
+        l.trace.u64(c)
+        if l.trace.count >= Self.traceChunk {
+            l.hasher.update(l.trace.bytes)
+            l.trace = ByteWriter(capacity: Self.traceChunk + 64)
+        }
+    }
+
+    /// The hash of every traced event: the global trace's digest, then each lane's in order.
+    public func traceHash() -> String {
+        let all = SHA256.Hasher()
+        for l in [self.globalTrace] + self.lanes {
+            l.hasher.update(l.trace.bytes)
+            l.trace = ByteWriter(capacity: Self.traceChunk + 64)
+            let h = l.hasher.finalize()
+            l.hasher.update(h)  // keep each running hash chained for later calls
+            all.update(h)
+        }
+        return Hex.encode(all.finalize())
+    }
+
+    public var eventCount: UInt64 { self.lanes.reduce(self.globalTrace.events) { $0 + $1.events } }
+
+    /// Runs until no event is left or virtual time passes `end`.
+    public func run(until end: UInt64) {
+        while true {
+            var next = UInt64.max
+            for l in self.lanes { if let t = l.queue.nextTime, t < next { next = t } }
+            let nextGlobal = self.global.nextTime ?? .max
+            let start = min(next, nextGlobal)
+            guard start != .max, start <= end else { break }
+            if nextGlobal <= start {
+                self.runGlobal(at: nextGlobal)
+                continue
+            }
+            // end + 1: events at exactly `end` still run (as in `Simulator`).
+            let (limit, overflow) = start.addingReportingOverflow(self.lookahead)
+            let windowEnd = min(overflow ? .max : limit, nextGlobal, end &+ 1)
+            self.runWindow(from: start, to: windowEnd)
+        }
+        self.now = max(self.now, end)
+        for l in self.lanes { l.now = max(l.now, end) }
+    }
+
+    private func runGlobal(at time: UInt64) {
+        self.now = time
+        for l in self.lanes { l.now = max(l.now, time) }
+        self.globalTrace.now = time
+        while let t = self.global.nextTime, t == time {
+            let action = self.global.pop()!
+            self.globalTrace.events += 1
+            action()
+        }
+        self.onBarrier()
+    }
+
+    private func runWindow(from start: UInt64, to windowEnd: UInt64) {
+        self.now = start
+        self.windowEnd = windowEnd
+        self.windows += 1
+        self.active.removeAll(keepingCapacity: true)
+        for (i, l) in self.lanes.enumerated() { if let t = l.queue.nextTime, t < windowEnd { self.active.append(i) } }
+        self.inWindow = true
+        if self.workers == 1 || self.active.count == 1 {
+            for i in self.active { self.runLane(self.lanes[i], until: windowEnd) }
+        } else {
+            self.claim.store(0, ordering: .relaxed)
+            DispatchQueue.concurrentPerform(iterations: min(self.workers, self.active.count)) { _ in
+                while true {
+                    let k = self.claim.wrappingAdd(1, ordering: .relaxed).oldValue
+                    guard k < self.active.count else { break }
+                    self.runLane(self.lanes[self.active[k]], until: windowEnd)
+                }
+            }
+        }
+        self.inWindow = false
+        for l in self.lanes where !l.outbox.isEmpty {
+            for o in l.outbox { self.lanes[o.lane].push(o.time, o.action) }
+            l.outbox.removeAll(keepingCapacity: true)
+        }
+        self.onBarrier()
+    }
+
+    private func runLane(_ lane: Lane, until windowEnd: UInt64) {
+        while let time = lane.queue.nextTime, time < windowEnd {
+            let action = lane.queue.pop()!
+            lane.now = time
+            lane.events += 1
+            action()
+        }
+    }
+}
