@@ -16,7 +16,15 @@ public struct Hash32: Hashable, Comparable, Sendable, BinaryCodable, CustomStrin
     public static let zero = Hash32([UInt8](repeating: 0, count: 32))
 
     /// SHA-256 of `data`.
-    public static func of(_ data: [UInt8]) -> Hash32 { Hash32(SHA256.hash(data)) }
+    public static func of(_ data: [UInt8]) -> Hash32 {
+        // Into a stack buffer: no array per digest (vote ids are hashed per received vote).
+        withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { out in
+            data.withUnsafeBytes { SHA256.hash($0, into: out) }
+            return Hash32(raw: Bytes32(raw: UnsafeRawBufferPointer(out)))
+        }
+    }
+
+    init(raw: Bytes32) { self.raw = raw }
 
     /// Parses `0x`-prefixed or plain hex.
     public init?(hex: String) {

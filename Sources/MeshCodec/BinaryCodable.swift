@@ -2,6 +2,9 @@
 public protocol BinaryEncodable {
     /// Appends the canonical encoding of `self`.
     func encode(to writer: inout ByteWriter)
+    /// About how many bytes the encoding takes (the buffer `encoded` starts with; a value
+    /// encoded on a hot path that outgrows the default pays one or two reallocations).
+    var encodedSizeHint: Int { get }
 }
 
 /// A value that can be decoded from untrusted bytes without trapping.
@@ -14,9 +17,11 @@ public protocol BinaryDecodable {
 public typealias BinaryCodable = BinaryEncodable & BinaryDecodable
 
 extension BinaryEncodable {
+    public var encodedSizeHint: Int { 64 }
+
     /// The canonical encoding of `self`.
     public var encoded: [UInt8] {
-        var w = ByteWriter()
+        var w = ByteWriter(capacity: self.encodedSizeHint)
         self.encode(to: &w)
         return w.bytes
     }

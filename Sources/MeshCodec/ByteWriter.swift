@@ -89,7 +89,7 @@ public struct ByteWriter: Sendable {
 
     /// Appends a length-prefixed UTF-8 string.
     public mutating func string(_ value: String) {
-        self.bytes(Array(value.utf8))
+        self.bytes(value.utf8)
     }
 
     /// Appends a length-prefixed list, encoding each element with `encode`.

@@ -27,6 +27,15 @@ public struct Bytes32: Hashable, Comparable, Sendable {
         self.w3 = word(3)
     }
 
+    /// The 32 bytes at `raw` (which must hold exactly 32).
+    public init(raw: UnsafeRawBufferPointer) {
+        precondition(raw.count == 32, "Bytes32 needs 32 bytes")
+        self.w0 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        self.w1 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        self.w2 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        self.w3 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+    }
+
     /// Reads 32 bytes.
     public init(from r: inout ByteReader) throws(CodecError) {
         self.w0 = try r.u64()

@@ -61,6 +61,9 @@ public struct SignedVote: Hashable, Sendable, BinaryCodable {
     /// Identity of the vote for de-duplication and the verified-signature cache.
     public var id: Hash32 { Hash32.of(self.encoded) }
 
+    /// phase 1, target 40, round and set 16, voter 32, signature 64.
+    public var encodedSizeHint: Int { 153 }
+
     public func encode(to w: inout ByteWriter) {
         w.u8(self.phase.rawValue); self.target.encode(to: &w); w.u64(self.round); w.u64(self.setId)
         self.voter.encode(to: &w); self.signature.encode(to: &w)
@@ -177,6 +180,15 @@ public enum FinalityMessage: Equatable, Sendable, BinaryCodable {
     /// Asks for the votes we have of a round (missing votes of the current and previous round).
     case voteRequest(round: UInt64, setId: UInt64)
     case equivocation(Equivocation)
+
+    public var encodedSizeHint: Int {
+        switch self {
+        case .vote(let v): return 1 + v.encodedSizeHint
+        case .commit(let c): return 96 + 153 * c.precommits.count + 256 * c.ancestry.count
+        case .equivocation: return 1 + 2 * 153
+        default: return 64
+        }
+    }
 
     public func encode(to w: inout ByteWriter) {
         switch self {

@@ -183,8 +183,17 @@ public final class GossipCore {
 
     /// Takes what the core produced since the last call.
     public func drain() -> [GossipOutput] {
-        defer { self.outputs.removeAll(keepingCapacity: true) }
+        guard !self.outputs.isEmpty else { return [] }
+        defer { self.outputs = [] }  // (emptying "keeping capacity" would copy: the caller shares the buffer)
         return self.outputs
+    }
+
+    /// Moves what the core asked for into `buffer` (emptied first) without allocating: the two
+    /// arrays swap storage, so a caller that empties its buffer keeping its capacity and passes
+    /// it back runs without allocation in the steady state.
+    public func drain(into buffer: inout [GossipOutput]) {
+        buffer.removeAll(keepingCapacity: true)
+        swap(&self.outputs, &buffer)
     }
 
     public func score(of p: Peer) -> Double? {

@@ -121,7 +121,8 @@ public enum GossipFrame: Equatable, Sendable {
     }
 
     public var encoded: [UInt8] {
-        var w = ByteWriter(capacity: 64)
+        var w: ByteWriter
+        if case .message(let m) = self { w = ByteWriter(capacity: 16 + m.topic.utf8.count + m.data.count) } else { w = ByteWriter(capacity: 64) }
         func ids(_ l: [MessageID]) { w.list(l) { w, i in i.write(to: &w) } }
         switch self {
         case .subscribe(let t): w.u8(1); w.list(t) { w, s in w.string(s) }

@@ -37,8 +37,14 @@ extension NodeCore {
         // A message forwarded to several peers comes out as consecutive sends of one frame:
         // it is encoded once and the bytes shared.
         var last: (id: MessageID, bytes: [UInt8])?
+        var outputs = self.gossipBatch
+        self.gossipBatch = []
+        defer {
+            outputs.removeAll(keepingCapacity: true)
+            self.gossipBatch = outputs
+        }
         while true {
-            let outputs = self.gossip.drain()
+            self.gossip.drain(into: &outputs)
             if outputs.isEmpty { return }
             for o in outputs { self.performGossip(o, now: now, lastEncoded: &last) }
         }

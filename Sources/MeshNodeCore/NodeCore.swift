@@ -167,6 +167,8 @@ public final class NodeCore {
     public var trafficOf: ((PeerID) -> [PeerEntry.Traffic])?
     var outbox: [NodeAction] = []
     var flushingGossip = false
+    /// `flushGossip`'s buffer, kept between calls (see `GossipCore.drain(into:)`).
+    var gossipBatch: [GossipOutput] = []
     /// When the gadget's timer is due (its deadlines are always after the time they were
     /// asked at, so the core remembers the last one: recomputed after every gadget call).
     var finalityAt = Instant.distantFuture
@@ -225,8 +227,16 @@ public final class NodeCore {
 
     /// Everything the core asked for since the last call, in order.
     public func drain() -> [NodeAction] {
-        defer { self.outbox.removeAll(keepingCapacity: true) }
+        guard !self.outbox.isEmpty else { return [] }
+        defer { self.outbox = [] }  // (emptying "keeping capacity" would copy: the caller shares the buffer)
         return self.outbox
+    }
+
+    /// Moves the pending actions into `buffer` (emptied first) without allocating: the two
+    /// arrays swap storage (drivers keep one buffer and pass it back each time).
+    public func drain(into buffer: inout [NodeAction]) {
+        buffer.removeAll(keepingCapacity: true)
+        swap(&self.outbox, &buffer)
     }
 
     func emit(_ a: NodeAction) { self.outbox.append(a) }

@@ -102,6 +102,8 @@ public final class NodeScenario {
         /// Gossip frames seen (replaying nodes), bounded.
         var seen: [[UInt8]] = []
         var counters = Counters()
+        /// `flush`'s buffer, kept between calls (`NodeCore.drain(into:)` swaps storage with it).
+        var actions: [NodeAction] = []
         /// Blocks this node finalized since the last barrier (number, hash), for the
         /// cross-node safety check.
         var newlyFinal: [(UInt64, Hash32)] = []
@@ -327,11 +329,15 @@ public final class NodeScenario {
     /// Performs what a node's core asked for, then re-arms its timer.
     func flush(_ node: SimNode) {
         guard node.online else { return }
-        while true {
-            let actions = node.core.drain()
+        var actions = node.actions
+        node.actions = []
+        while node.online {
+            node.core.drain(into: &actions)
             if actions.isEmpty { break }
             for a in actions { self.perform(a, at: node) }
         }
+        actions.removeAll(keepingCapacity: true)
+        node.actions = actions
         self.arm(node)
     }
 

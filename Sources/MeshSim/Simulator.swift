@@ -87,8 +87,15 @@ struct EventHeap {
         @inline(__always) static func < (a: Key, b: Key) -> Bool { a.time != b.time ? a.time < b.time : a.seq < b.seq }
     }
 
+    /// A closure in a struct: an array of bare closures stores them at the generic abstraction
+    /// level, so every store and load went through a reabstraction thunk, allocated each time
+    /// (two allocations per event); a struct's field keeps the closure's own representation.
+    private struct Slot {
+        var action: (() -> Void)?
+    }
+
     private var keys: [Key] = []
-    private var actions: [(() -> Void)?] = []
+    private var actions: [Slot] = []
     private var free: [Int32] = []
 
     /// The earliest event's time, if any.
@@ -98,10 +105,10 @@ struct EventHeap {
         let slot: Int32
         if let f = self.free.popLast() {
             slot = f
-            self.actions[Int(f)] = e.action
+            self.actions[Int(f)].action = e.action
         } else {
             slot = Int32(self.actions.count)
-            self.actions.append(e.action)
+            self.actions.append(Slot(action: e.action))
         }
         self.keys.append(Key(time: e.time, seq: e.seq, slot: slot))
         var i = self.keys.count - 1
@@ -120,7 +127,7 @@ struct EventHeap {
     mutating func pop() -> (() -> Void)? {
         guard !self.keys.isEmpty else { return nil }
         let top = self.keys[0]
-        let action = self.actions[Int(top.slot)].take()
+        let action = self.actions[Int(top.slot)].action.take()
         self.free.append(top.slot)
         let last = self.keys.removeLast()
         let n = self.keys.count
