@@ -157,6 +157,8 @@ public final class GossipCore {
     }
 
     public private(set) var subscriptions: Set<String> = []
+    /// The subscribed topics' UTF-8, to recognise a frame's topic without decoding it.
+    var subscribedUTF8: [(topic: String, utf8: [UInt8])] = []
     var peers: [Peer: PeerState] = [:]
     var peerOrder: [Peer] = []
     public private(set) var mesh: [String: Set<Peer>] = [:]
@@ -262,6 +264,7 @@ public final class GossipCore {
 
     func subscribe(_ topic: String, at now: UInt64) {
         guard self.subscriptions.insert(topic).inserted else { return }
+        self.subscribedUTF8.append((topic, Array(topic.utf8)))
         for p in self.peerOrder { self.outputs.append(.send(p, .subscribe([topic]))) }
         self.mesh[topic] = []
         self.fillMesh(topic, now: now)
@@ -445,6 +448,34 @@ public final class GossipCore {
         self.promises[id] = (p, now + self.config.largeRequestTimeout.nanoseconds)
         self.counters.iwantSent += 1
         self.outputs.append(.send(p, .iwant([id])))
+    }
+
+    /// Handles a message frame whose id was seen before straight from its bytes — no decoding,
+    /// no copy of its topic or data — as `receive` would (counted received and duplicate);
+    /// returns true if it did. Most frames are such duplicates (each message comes from several
+    /// mesh peers). Anything else returns false having changed nothing: not a message frame or
+    /// not one `decode` accepts, a topic we are not in, data over the topic's size, an id not
+    /// seen, a graylisted or unknown peer; the caller decodes it and calls `receive`.
+    public func receiveDuplicate(_ frame: [UInt8], from p: Peer, now: Instant) -> Bool {
+        guard let st = self.peers[p], st.score >= self.config.graylistThreshold,
+              let layout = GossipFrame.messageLayout(frame) else { return false }
+        let matched: String? = frame.withUnsafeBytes { raw in
+            let t = UnsafeRawBufferPointer(rebasing: raw[layout.topic])
+            return self.subscribedUTF8.first(where: { $0.utf8.elementsEqual(t) })?.topic
+        }
+        guard let topic = matched, layout.data.count <= self.maxSize(topic) else { return false }
+        let id = frame.withUnsafeBytes { raw in
+            MessageID(topicUTF8: UnsafeRawBufferPointer(rebasing: raw[layout.topic]), data: UnsafeRawBufferPointer(rebasing: raw[layout.data]))
+        }
+        guard self.seen.contains(id, now: now.nanoseconds) else { return false }
+        // What `receiveMessage` does with a copy of a seen message.
+        if !self.promises.isEmpty { self.promises[id] = nil }
+        if !self.incoming.isEmpty { self.releaseIncoming(id) }
+        if !self.announcers.isEmpty { self.announcers[id] = nil }
+        self.counters.received += 1
+        self.counters.duplicates += 1
+        self.counters.byTopic[topic, default: (0, 0)].duplicates += 1
+        return true
     }
 
     func receiveMessage(_ m: GossipMessage, from p: Peer, now: UInt64) {

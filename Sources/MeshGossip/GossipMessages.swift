@@ -41,11 +41,16 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
     /// are computed for every frame received, duplicates included.
     public init(topic: String, data: [UInt8]) {
         var topic = topic
-        let t = topic.utf8.count
-        self = withUnsafeTemporaryAllocation(byteCount: t + 1 + data.count, alignment: 8) { input in
-            topic.withUTF8 { input.copyMemory(from: UnsafeRawBufferPointer($0)) }
-            input[t] = 0
-            data.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[(t + 1)...]).copyMemory(from: $0) }
+        self = topic.withUTF8 { t in data.withUnsafeBytes { d in MessageID(topicUTF8: UnsafeRawBufferPointer(t), data: d) } }
+    }
+
+    /// The id of a message whose topic (its UTF-8) and data are given in place (a frame's
+    /// bytes: `GossipFrame.messageLayout`).
+    init(topicUTF8 t: UnsafeRawBufferPointer, data d: UnsafeRawBufferPointer) {
+        self = withUnsafeTemporaryAllocation(byteCount: t.count + 1 + d.count, alignment: 8) { input in
+            UnsafeMutableRawBufferPointer(rebasing: input[0..<t.count]).copyMemory(from: t)
+            input[t.count] = 0
+            UnsafeMutableRawBufferPointer(rebasing: input[(t.count + 1)...]).copyMemory(from: d)
             return withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest in
                 SHA256.hash(UnsafeRawBufferPointer(input), into: digest)
                 func word(_ from: Int, _ count: Int) -> UInt64 {
@@ -137,6 +142,26 @@ public enum GossipFrame: Equatable, Sendable {
         case .announce(let t, let id, let size): w.u8(10); w.string(t); id.write(to: &w); w.u32(size)
         }
         return w.bytes
+    }
+
+    /// Where a message frame's topic and data lie in `bytes`, read in place (nothing copied),
+    /// when `bytes` is a message frame `decode` would accept — bar the topic's UTF-8, which
+    /// the caller matches against the topics it knows; nil for anything else.
+    public static func messageLayout(_ bytes: [UInt8]) -> (topic: Range<Int>, data: Range<Int>)? {
+        var r = ByteReader(bytes)
+        do {
+            guard try r.u8() == 9 else { return nil }
+            let t = try r.length(field: "topic", limit: maxTopic)
+            let topicStart = r.offset
+            try r.skip(t)
+            let d = try r.length(field: "data", limit: maxMessage)
+            let dataStart = r.offset
+            try r.skip(d)
+            try r.finish()
+            return (topicStart..<(topicStart + t), dataStart..<(dataStart + d))
+        } catch {
+            return nil
+        }
     }
 
     public static func decode(_ bytes: [UInt8]) throws(CodecError) -> GossipFrame {

@@ -79,6 +79,8 @@ extension NodeCore {
     func receiveGossipFrame(_ bytes: [UInt8], from id: PeerID, now: NodeTime) {
         // A graylisted peer's frames are not even decoded.
         if let score = self.gossip.score(of: id), score < self.gossip.config.graylistThreshold { return }
+        // Most frames are copies of a message already seen: recognised without decoding.
+        if self.gossip.receiveDuplicate(bytes, from: id, now: now.instant) { return }
         guard let f = try? GossipFrame.decode(bytes) else {
             self.penalize(id, "undecodable gossip frame", by: 20, now: now)
             return

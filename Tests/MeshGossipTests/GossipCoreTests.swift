@@ -286,3 +286,70 @@ struct GossipCoreTests {
         #expect(hub.cores[1].pendingCount == 0)
     }
 }
+
+@Suite("Gossip: duplicates recognised from their bytes")
+struct GossipDuplicateFastPathTests {
+    /// Everything observable of a core after a frame: counters, tables, scores, what it asked for.
+    static func state(_ c: GossipCore, _ outputs: [GossipOutput]) -> String {
+        let k = c.counters
+        let topics = k.byTopic.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.messages)/\($0.value.duplicates)" }
+        let scores = (1...3).map { c.score(of: $0).map { String($0) } ?? "-" }
+        return "\(k.received) \(k.duplicates) \(k.delivered) \(k.invalid) \(k.forwarded) \(k.iwantSent) \(k.idontwantSent) \(k.unsubscribed) "
+            + "\(topics) pending \(c.pendingCount) promises \(c.promises.count) incoming \(c.incoming.count) announcers \(c.announcers.count) "
+            + "scores \(scores) outputs \(outputs.map { "\($0)" })"
+    }
+
+    @Test("a core taking duplicates through receiveDuplicate ends every step exactly where decode-and-receive leaves it", arguments: [1, 2, 3] as [UInt64])
+    func sameAsDecoding(seed: UInt64) throws {
+        var config = GossipConfig()
+        config.maxMessageSize = ["t": 96]
+        var r1 = SeededRNG(seed: seed), r2 = SeededRNG(seed: seed)
+        let fast = GossipCore(config: config, random: { b in r1.next() % max(1, b) })
+        let slow = GossipCore(config: config, random: { b in r2.next() % max(1, b) })
+        var now: UInt64 = 1_000_000_000
+        for c in [fast, slow] {
+            for p in 1...3 { c.addPeer(p, outbound: p != 3) }
+            c.subscribe("t", now: Instant(nanoseconds: now))
+            c.subscribe("topic-two", now: Instant(nanoseconds: now))
+            for p in 1...3 { c.receive(.subscribe(["t", "topic-two"]), from: p, now: Instant(nanoseconds: now)) }
+        }
+        _ = fast.drain()
+        _ = slow.drain()
+        var rng = SeededRNG(seed: seed &* 7919)
+        let payloads = (0..<6).map { i in [UInt8](repeating: UInt8(i), count: i == 5 ? 200 : 20 + i) }  // the last is over "t"'s size
+        let topics = ["t", "topic-two", "elsewhere"]
+        var handledFast = 0
+        for step in 0..<600 {
+            now += 20_000_000
+            let peer = Int(rng.next() % 3) + 1
+            let topic = topics[Int(rng.next() % 3)]
+            let data = payloads[Int(rng.next() % UInt64(payloads.count))]
+            var bytes: [UInt8]
+            switch rng.next() % 10 {
+            case 0: bytes = GossipFrame.ihave(topic, payloads.map { MessageID(topic: topic, data: $0) }).encoded
+            case 1: bytes = GossipFrame.message(GossipMessage(topic: topic, data: data)).encoded + [0]  // trailing byte
+            case 2: bytes = Array(GossipFrame.message(GossipMessage(topic: topic, data: data)).encoded.dropLast())  // truncated
+            case 3: bytes = GossipFrame.iwant([MessageID(topic: topic, data: data)]).encoded
+            default: bytes = GossipFrame.message(GossipMessage(topic: topic, data: data)).encoded
+            }
+            if fast.receiveDuplicate(bytes, from: peer, now: Instant(nanoseconds: now)) {
+                handledFast += 1
+            } else if let f = try? GossipFrame.decode(bytes) {
+                fast.receive(f, from: peer, now: Instant(nanoseconds: now))
+            }
+            if let f = try? GossipFrame.decode(bytes) { slow.receive(f, from: peer, now: Instant(nanoseconds: now)) }
+            // Verdicts: accept all but one payload (rejected: its sender is scored down).
+            var outs: [[GossipOutput]] = [[], []]
+            for (i, c) in [fast, slow].enumerated() {
+                let o = c.drain()
+                outs[i] = o
+                for case .validate(let m, _) in o { c.validated(m.id, m.data.first == 3 ? .reject : .accept, now: Instant(nanoseconds: now)) }
+                outs[i] += c.drain()
+                if step % 25 == 0 { c.heartbeat(now: Instant(nanoseconds: now)); outs[i] += c.drain() }
+            }
+            #expect(Self.state(fast, outs[0]) == Self.state(slow, outs[1]), "seed \(seed) step \(step)")
+            if Self.state(fast, outs[0]) != Self.state(slow, outs[1]) { return }
+        }
+        #expect(handledFast > 100, "seed \(seed): the fast path took only \(handledFast) frames")
+    }
+}
