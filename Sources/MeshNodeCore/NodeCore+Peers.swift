@@ -71,7 +71,10 @@ extension NodeCore {
             self.resetIncoming(id, stream, code: ChannelCode.protocolError)
             return
         }
-        let known = proto == ProtocolName.finality || proto == ProtocolName.gossip || Self.requestProtocols.contains(proto)
+        // Gossip and finality frames are nearly all traffic: known without hashing the name.
+        let streamed = proto == ProtocolName.gossip || proto == ProtocolName.finality
+        let isRequest = !streamed && Self.requestProtocols.contains(proto)
+        let known = streamed || isRequest
         let verdict = self.peers.budget(id, known ? proto : PeerManager.unknownProtocols, now: now.instant)
         guard verdict == .within, known else {
             if verdict == .charged {
@@ -79,7 +82,7 @@ extension NodeCore {
                 self.penalize(id, known ? "over its request budget" : "streams of unknown protocols over budget", by: 5, now: now)
             }
             // A protocol we do not speak is refused; so is a request over budget.
-            if !known || Self.requestProtocols.contains(proto) { self.resetIncoming(id, stream, code: ChannelCode.refused) }
+            if !known || isRequest { self.resetIncoming(id, stream, code: ChannelCode.refused) }
             return
         }
         if (proto == ProtocolName.sync || proto == ProtocolName.ancestry) && !self.peers.mayServeBlocks(id, now: now.instant) {
@@ -88,7 +91,7 @@ extension NodeCore {
             self.resetIncoming(id, stream, code: ChannelCode.refused)
             return
         }
-        if Self.requestProtocols.contains(proto) { self.peers.update(id) { $0.incoming[stream] = Self.servedMarker } }
+        if isRequest { self.peers.update(id) { $0.incoming[stream] = Self.servedMarker } }
         switch proto {
         case ProtocolName.finality: self.receiveFinality(message, from: id, now: now)
         case ProtocolName.gossip: self.receiveGossipFrame(message, from: id, now: now)
