@@ -185,6 +185,9 @@ public final class FinalityCore {
     var catchUpRequested: [PeerTag: (round: UInt64, at: UInt64)] = [:]
     /// Commits already applied or sent (de-duplication).
     var seenCommits: Set<Hash32> = []
+    /// Our commit of a round we finalized from its votes, held until our turn to send it
+    /// (`commitDelay`); a valid commit for the same or a later block from a peer cancels it.
+    var pendingCommit: (commit: Commit, at: UInt64)?
     /// Blocks imported so far: a vote for a block that was unknown counts once it arrives, so
     /// every import invalidates cached vote weights.
     var imports: UInt64 = 0
@@ -294,6 +297,7 @@ public final class FinalityCore {
         for asked in self.catchUpRequested.values where asked.round == self.current.number {
             candidates.append(max(now, asked.at.addingSaturated(8 * t)))
         }
+        if let p = self.pendingCommit { candidates.append(max(now, p.at)) }
         return candidates.min() ?? now.addingSaturated(4 * t)
     }
 
@@ -316,6 +320,10 @@ public final class FinalityCore {
 
     func tick(at now: UInt64) -> [FinalityAction] {
         var out = self.progress(now: now)
+        if let p = self.pendingCommit, now >= p.at {
+            self.pendingCommit = nil
+            out.append(.broadcast(.commit(p.commit)))
+        }
         // Stuck for 4T: ask peers for votes we may have missed (again every 4T).
         let t4 = 4 * self.gossipNanos
         if now >= max(self.current.startedAt, self.lastVoteRequestAt) + t4 && !self.current.completable {
@@ -573,23 +581,23 @@ public final class FinalityCore {
         while guardCount < 64 {
             guardCount += 1
             let before = self.current.number
-            out += self.evaluatePrevious()
+            out += self.evaluatePrevious(now: now)
             out += self.evaluateCurrent(now: now)
             if self.current.number == before { break }
         }
         return out
     }
 
-    func evaluatePrevious() -> [FinalityAction] {
+    func evaluatePrevious(now: UInt64) -> [FinalityAction] {
         guard var p = self.previous else { return [] }
         let set = self.setId
-        let out = self.evaluate(&p)
+        let out = self.evaluate(&p, now: now)
         if self.setId == set { self.previous = p }
         return out
     }
 
     /// Updates a round's GHOSTs, estimate and completability; finalizes what it can.
-    func evaluate(_ r: inout Round) -> [FinalityAction] {
+    func evaluate(_ r: inout Round, now: UInt64) -> [FinalityAction] {
         guard r.dirty else { return [] }
         r.dirty = false
         var out: [FinalityAction] = []
@@ -610,7 +618,7 @@ public final class FinalityCore {
         if let g = r.precommitGhost, g.number > self.finalized.number, self.env.isDescendant(g, of: self.finalized) {
             let support = r.precommits.all.filter { v in r.precommits.equivocators.contains(v.voter) || self.env.isDescendant(v.target, of: g) }
             let commit = Commit(target: g, round: r.number, setId: self.setId, precommits: support, ancestry: [])
-            out += self.applyFinality(commit, broadcast: true)
+            out += self.applyFinality(commit, broadcast: true, now: now)
         }
         // Estimate: the highest block on g(V)'s chain that precommits could still reach.
         guard let gv = r.prevoteGhost else {
@@ -668,7 +676,7 @@ public final class FinalityCore {
         var out: [FinalityAction] = []
         var r = self.current
         let set = self.setId
-        out += self.evaluate(&r)
+        out += self.evaluate(&r, now: now)
         if self.setId != set { return out }
         self.current = r
         let t = self.gossipNanos
@@ -688,7 +696,7 @@ public final class FinalityCore {
             out.append(.persist(VoterState(setId: self.setId, round: roundNumber, prevote: v, precommit: self.current.precommitted)))
             out.append(.broadcast(.vote(v)))
             var again = self.current
-            out += self.evaluate(&again)
+            out += self.evaluate(&again, now: now)
             if self.setId != set { return out }
             self.current = again
         }
@@ -709,7 +717,7 @@ public final class FinalityCore {
                 out.append(.persist(VoterState(setId: self.setId, round: roundNumber, prevote: self.current.prevoted, precommit: v)))
                 out.append(.broadcast(.vote(v)))
                 var again = self.current
-                out += self.evaluate(&again)
+                out += self.evaluate(&again, now: now)
                 if self.setId != set { return out }
                 self.current = again
             }
@@ -738,7 +746,23 @@ public final class FinalityCore {
 
     // MARK: Finality, commits, catch-up
 
-    func applyFinality(_ commit: Commit, broadcast: Bool) -> [FinalityAction] {
+    /// How long a voter waits before sending the commit of a round it finalized from the
+    /// round's votes: its place after the round's primary, times half a gossip duration (the
+    /// primary at once). Every node that has the votes finalizes by itself; a commit is for
+    /// those that missed them (and for justifications), and one is enough: a valid commit for
+    /// the same or a later block heard in the meantime cancels ours, so in a healthy network
+    /// one or two voters send one per round instead of every node its own — each a different
+    /// set of signatures, a different message of 150 bytes per precommit flooding the network.
+    /// Nodes that are not voters never author commits (they relay those they verify). Nil:
+    /// not a voter.
+    func commitDelay(round: UInt64) -> UInt64? {
+        guard let key = self.key, let me = self.authorities.firstIndex(where: { $0.id == key.publicKey }) else { return nil }
+        let n = self.authorities.count
+        let primary = Int(round % UInt64(n))
+        return UInt64((me - primary + n) % n) * (self.gossipNanos / 2)
+    }
+
+    func applyFinality(_ commit: Commit, broadcast: Bool, now: UInt64 = 0) -> [FinalityAction] {
         let target = commit.target
         guard target.number > self.finalized.number, self.env.isDescendant(target, of: self.finalized) else { return [] }
         self.finalized = target
@@ -752,7 +776,16 @@ public final class FinalityCore {
         if self.seenCommits.count > 1024 { self.seenCommits.removeAll() }
         if broadcast && !self.seenCommits.contains(id) {
             self.seenCommits.insert(id)
-            out.append(.broadcast(.commit(commit)))
+            if let delay = self.commitDelay(round: commit.round) {
+                if delay == 0 {
+                    self.pendingCommit = nil
+                    out.append(.broadcast(.commit(commit)))
+                } else {
+                    self.pendingCommit = (commit, now.addingSaturated(delay))
+                }
+            }
+        } else if let p = self.pendingCommit, target.number >= p.commit.target.number {
+            self.pendingCommit = nil  // a peer's commit finalized this far: ours is not needed
         }
         out += self.applyStandardChanges(now: self.current.startedAt)
         return out
@@ -809,7 +842,16 @@ public final class FinalityCore {
     func handleCommit(_ c: Commit, now: UInt64) -> (verdict: FinalityVerdict, actions: [FinalityAction]) {
         let id = Hash32.of(c.encoded)
         guard !self.seenCommits.contains(id) else { return (.irrelevant, []) }
-        guard c.setId == self.setId, c.target.number > self.finalized.number else { return (.irrelevant, []) }
+        guard c.setId == self.setId else { return (.irrelevant, []) }
+        guard c.target.number > self.finalized.number else {
+            // Nothing to finalize; a valid one may still make the commit we hold unnecessary.
+            if let p = self.pendingCommit, c.target.number >= p.commit.target.number,
+               self.env.header(c.target.hash)?.number == c.target.number, self.verify(c) {
+                self.seenCommits.insert(id)
+                self.pendingCommit = nil
+            }
+            return (.irrelevant, [])
+        }
         if let h = self.env.header(c.target.hash), h.number != c.target.number {
             self.invalidMessages += 1
             return (.invalid, [])
@@ -873,7 +915,7 @@ public final class FinalityCore {
             _ = r.precommits.add(v)
         }
         let set = self.setId
-        var out = self.evaluate(&r)
+        var out = self.evaluate(&r, now: now)
         guard self.setId == set, r.completable else { return (.irrelevant, out) }
         if self.blockedUntilRound == UInt64.max { self.blockedUntilRound = c.round }
         self.current = r

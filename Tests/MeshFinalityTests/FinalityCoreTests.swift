@@ -337,3 +337,65 @@ struct VoteWeightsTests {
         }
     }
 }
+
+extension FinalityCoreTests {
+    /// Prevotes and precommits of round 1 for `target` from `voters`, at `now`.
+    func finalizeByVotes(_ c: FinalityCore, _ target: VoteTarget, voters: [Int], now: Instant) -> [FinalityAction] {
+        var out: [FinalityAction] = []
+        for phase in [VotePhase.prevote, .precommit] {
+            for i in voters {
+                out += c.handle(.vote(SignedVote(phase: phase, target: target, round: 1, setId: 0, key: self.keys[i])), from: i, now: now)
+            }
+        }
+        return out
+    }
+
+    static func commits(_ actions: [FinalityAction]) -> [Commit] {
+        actions.compactMap { if case .broadcast(.commit(let c)) = $0 { return c } else { return nil } }
+    }
+
+    static func finalized(_ actions: [FinalityAction]) -> [VoteTarget] {
+        actions.compactMap { if case .finalize(let t, _) = $0 { return t } else { return nil } }
+    }
+
+    @Test("commits are paced: a non-voter never authors one, the round's primary sends at once, the others after their place × T/2 unless a peer's valid commit came first")
+    func commitsArePaced() throws {
+        let (tree, chain) = makeTree(3)
+        let t0 = Instant(nanoseconds: 10_000_000_000)
+        let half = FinalityConfig().gossipDuration.nanoseconds / 2
+        // A full node finalizes from the votes and sends nothing of its own.
+        let full = self.core(tree, key: nil)
+        var out = self.finalizeByVotes(full, chain[2], voters: [0, 1, 2], now: t0)
+        #expect(Self.finalized(out) == [chain[2]])
+        for k in 0...8 { out += full.tick(now: t0 + .nanoseconds(Int64(k) * Int64(half))) }
+        #expect(Self.commits(out).isEmpty)
+        // Round 1's primary is authorities[1]: it commits at once.
+        let primary = self.core(tree, key: 1)
+        out = self.finalizeByVotes(primary, chain[2], voters: [0, 2, 3], now: t0)
+        #expect(Self.finalized(out) == [chain[2]])
+        #expect(Self.commits(out).map { $0.target } == [chain[2]])
+        // Voter 3 is second after the primary: it waits T (2 × T/2), then sends.
+        let late = self.core(tree, key: 3)
+        out = self.finalizeByVotes(late, chain[2], voters: [0, 1, 2], now: t0)
+        #expect(Self.finalized(out) == [chain[2]] && Self.commits(out).isEmpty)
+        #expect(late.nextDeadline(after: t0) <= t0 + .nanoseconds(Int64(2 * half)))
+        #expect(Self.commits(late.tick(now: t0 + .nanoseconds(Int64(2 * half) - 1))).isEmpty)
+        #expect(Self.commits(late.tick(now: t0 + .nanoseconds(Int64(2 * half)))).map { $0.target } == [chain[2]])
+        // The same voter, but a peer's valid commit for the block comes first: nothing to send.
+        let quiet = self.core(tree, key: 3)
+        _ = self.finalizeByVotes(quiet, chain[2], voters: [0, 1, 2], now: t0)
+        _ = quiet.handle(.commit(self.honestCommit(chain[2], round: 1, signers: [1, 2, 3])), from: 1, now: t0 + .milliseconds(50))
+        out = []
+        for k in 0...8 { out += quiet.tick(now: t0 + .nanoseconds(Int64(k) * Int64(half))) }
+        #expect(Self.commits(out).isEmpty)
+        // A forged commit (bad signatures) does not silence it.
+        let stubborn = self.core(tree, key: 3)
+        _ = self.finalizeByVotes(stubborn, chain[2], voters: [0, 1, 2], now: t0)
+        var forged = self.honestCommit(chain[2], round: 1, signers: [1, 2, 3])
+        forged.precommits[0].signature = self.keys[0].sign([9])
+        _ = stubborn.handle(.commit(forged), from: 1, now: t0 + .milliseconds(50))
+        out = []
+        for k in 0...8 { out += stubborn.tick(now: t0 + .nanoseconds(Int64(k) * Int64(half))) }
+        #expect(Self.commits(out).map { $0.target } == [chain[2]])
+    }
+}
