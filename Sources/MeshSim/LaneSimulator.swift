@@ -11,7 +11,8 @@ import Synchronization
 /// in windows `[t, t + lookahead)` where `t` is the earliest pending event: nothing sent in a
 /// window can arrive before the window ends, so the lanes' events inside it are independent and
 /// run on `workers` threads at once. What a lane sends to another goes to its outbox; at the
-/// window's end (a barrier) the outboxes are merged into the receivers' queues in lane order.
+/// window's end (a barrier) the outboxes are handed to the receivers' inboxes in lane order,
+/// and each lane moves its inbox into its queue on its own thread when it next runs.
 /// *Global* events (a crash, a restart, a partition's start, a submitted transaction) run alone
 /// between windows at their exact time and may touch every lane.
 ///
@@ -42,6 +43,21 @@ public final class LaneSimulator: @unchecked Sendable {
         var now: UInt64 = 0
         var sequence: UInt64 = 0
         var outbox: [Outgoing] = []
+        /// Messages from other lanes, in (sender lane, send order), not in `queue` yet: each
+        /// lane moves its own into its queue on its own thread before it runs (the barrier
+        /// only appends them here).
+        var inbox: [Outgoing] = []
+        var inboxEarliest = UInt64.max
+
+        /// The earliest pending event, in the queue or the inbox.
+        var nextTime: UInt64 { min(self.queue.nextTime ?? .max, self.inboxEarliest) }
+
+        func takeInbox() {
+            guard !self.inbox.isEmpty else { return }
+            for o in self.inbox { self.push(o.time, o.action) }
+            self.inbox.removeAll(keepingCapacity: true)
+            self.inboxEarliest = .max
+        }
         var events: UInt64 = 0
         var trace = ByteWriter(capacity: LaneSimulator.traceChunk + 64)
         let hasher = SHA256.Hasher()
@@ -142,7 +158,7 @@ public final class LaneSimulator: @unchecked Sendable {
     public func run(until end: UInt64) {
         while true {
             var next = UInt64.max
-            for l in self.lanes { if let t = l.queue.nextTime, t < next { next = t } }
+            for l in self.lanes { next = min(next, l.nextTime) }
             let nextGlobal = self.global.nextTime ?? .max
             let start = min(next, nextGlobal)
             guard start != .max, start <= end else { break }
@@ -176,7 +192,7 @@ public final class LaneSimulator: @unchecked Sendable {
         self.windowEnd = windowEnd
         self.windows += 1
         self.active.removeAll(keepingCapacity: true)
-        for (i, l) in self.lanes.enumerated() { if let t = l.queue.nextTime, t < windowEnd { self.active.append(i) } }
+        for (i, l) in self.lanes.enumerated() where l.nextTime < windowEnd { self.active.append(i) }
         self.inWindow = true
         if self.workers == 1 || self.active.count == 1 {
             for i in self.active { self.runLane(self.lanes[i], until: windowEnd) }
@@ -192,13 +208,18 @@ public final class LaneSimulator: @unchecked Sendable {
         }
         self.inWindow = false
         for l in self.lanes where !l.outbox.isEmpty {
-            for o in l.outbox { self.lanes[o.lane].push(o.time, o.action) }
+            for o in l.outbox {
+                let to = self.lanes[o.lane]
+                to.inbox.append(o)
+                if o.time < to.inboxEarliest { to.inboxEarliest = o.time }
+            }
             l.outbox.removeAll(keepingCapacity: true)
         }
         self.onBarrier()
     }
 
     private func runLane(_ lane: Lane, until windowEnd: UInt64) {
+        lane.takeInbox()
         while let time = lane.queue.nextTime, time < windowEnd {
             let action = lane.queue.pop()!
             lane.now = time
