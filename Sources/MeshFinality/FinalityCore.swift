@@ -762,7 +762,7 @@ public final class FinalityCore {
         return UInt64((me - primary + n) % n) * (self.gossipNanos / 2)
     }
 
-    func applyFinality(_ commit: Commit, broadcast: Bool, now: UInt64 = 0) -> [FinalityAction] {
+    func applyFinality(_ commit: Commit, broadcast: Bool, now: UInt64) -> [FinalityAction] {
         let target = commit.target
         guard target.number > self.finalized.number, self.env.isDescendant(target, of: self.finalized) else { return [] }
         self.finalized = target
@@ -873,7 +873,7 @@ public final class FinalityCore {
             return (.invalid, [])
         }
         self.seenCommits.insert(id)
-        var out = self.applyFinality(c, broadcast: false)
+        var out = self.applyFinality(c, broadcast: false, now: now)
         if c.round >= self.current.number {
             // Fast-forward past the committed round.
             self.lastEstimate = c.target

@@ -459,15 +459,13 @@ public final class GossipCore {
     public func receiveDuplicate(_ frame: [UInt8], from p: Peer, now: Instant) -> Bool {
         guard let st = self.peers[p], st.score >= self.config.graylistThreshold,
               let layout = GossipFrame.messageLayout(frame) else { return false }
-        let matched: String? = frame.withUnsafeBytes { raw in
+        let found: (String, MessageID)? = frame.withUnsafeBytes { raw in
             let t = UnsafeRawBufferPointer(rebasing: raw[layout.topic])
-            return self.subscribedUTF8.first(where: { $0.utf8.elementsEqual(t) })?.topic
+            guard let topic = self.subscribedUTF8.first(where: { $0.utf8.elementsEqual(t) })?.topic,
+                  layout.data.count <= self.maxSize(topic) else { return nil }
+            return (topic, MessageID(topicUTF8: t, data: UnsafeRawBufferPointer(rebasing: raw[layout.data])))
         }
-        guard let topic = matched, layout.data.count <= self.maxSize(topic) else { return false }
-        let id = frame.withUnsafeBytes { raw in
-            MessageID(topicUTF8: UnsafeRawBufferPointer(rebasing: raw[layout.topic]), data: UnsafeRawBufferPointer(rebasing: raw[layout.data]))
-        }
-        guard self.seen.contains(id, now: now.nanoseconds) else { return false }
+        guard let (topic, id) = found, self.seen.contains(id, now: now.nanoseconds) else { return false }
         // What `receiveMessage` does with a copy of a seen message.
         if !self.promises.isEmpty { self.promises[id] = nil }
         if !self.incoming.isEmpty { self.releaseIncoming(id) }

@@ -56,6 +56,8 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
     var timerAt = Instant.distantFuture
     var stopping = false
     var performing = false
+    /// `perform`'s buffer, kept between calls.
+    var actionBuffer: [NodeAction] = []
     /// Host names of operator-given bootnodes, resolved on a background thread (DNS blocks;
     /// the loop never waits for it). Addresses learned from peers must be numeric.
     var resolvedNames: [String: SocketAddress] = [:]
@@ -173,11 +175,16 @@ public final class Node: SecurePeerDelegate, @unchecked Sendable {
         guard !self.performing else { return }
         self.performing = true
         defer { self.performing = false }
+        // One buffer swapped with the core's on every drain (`NodeCore.drain(into:)`): no
+        // allocation per batch of actions.
+        var actions = self.actionBuffer
+        self.actionBuffer = []
         while true {
-            let actions = self.core.drain()
+            self.core.drain(into: &actions)
             if actions.isEmpty { break }
             for a in actions { self.perform(a) }
         }
+        self.actionBuffer = actions
         self.armTimer()
     }
 

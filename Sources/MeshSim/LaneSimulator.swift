@@ -59,8 +59,7 @@ public final class LaneSimulator: @unchecked Sendable {
             self.inboxEarliest = .max
         }
         var events: UInt64 = 0
-        var trace = ByteWriter(capacity: LaneSimulator.traceChunk + 64)
-        let hasher = SHA256.Hasher()
+        let trace = SimTrace(chunk: 1 << 12)
 
         func push(_ time: UInt64, _ action: @escaping () -> Void) {
             self.sequence += 1
@@ -83,7 +82,6 @@ public final class LaneSimulator: @unchecked Sendable {
     private var inWindow = false
     private let claim = Atomic<Int>(0)
     private var active: [Int] = []
-    static let traceChunk = 1 << 12
     /// Virtual time of the last window's start or global event.
     public private(set) var now: UInt64 = 0
     public private(set) var windows: UInt64 = 0
@@ -128,27 +126,13 @@ public final class LaneSimulator: @unchecked Sendable {
     /// Adds an event fingerprint to lane `lane`'s trace (or the global trace for nil).
     public func trace(_ lane: Int?, _ kind: UInt8, _ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) {
         let l = lane.map { self.lanes[$0] } ?? self.globalTrace
-        l.trace.u64(l.now)
-        l.trace.u8(kind)
-        l.trace.u64(a)
-        l.trace.u64(b)
-        l.trace.u64(c)
-        if l.trace.count >= Self.traceChunk {
-            l.hasher.update(l.trace.bytes)
-            l.trace = ByteWriter(capacity: Self.traceChunk + 64)
-        }
+        l.trace.record(at: l.now, kind, a, b, c)
     }
 
     /// The hash of every traced event: the global trace's digest, then each lane's in order.
     public func traceHash() -> String {
         let all = SHA256.Hasher()
-        for l in [self.globalTrace] + self.lanes {
-            l.hasher.update(l.trace.bytes)
-            l.trace = ByteWriter(capacity: Self.traceChunk + 64)
-            let h = l.hasher.finalize()
-            l.hasher.update(h)  // keep each running hash chained for later calls
-            all.update(h)
-        }
+        for l in [self.globalTrace] + self.lanes { all.update(l.trace.digest()) }
         return Hex.encode(all.finalize())
     }
 

@@ -177,6 +177,23 @@ public final class NodeScenario {
             self.inbound = inbound
             self.incarnation = incarnation
         }
+
+        /// A fresh stream (a request's).
+        func newStream() -> StreamID {
+            defer { self.nextStream += 1 }
+            return self.nextStream
+        }
+
+        /// Our long-lived stream for `proto`, opened on first use.
+        func stream(for proto: String) -> StreamID {
+            let isGossip = proto == ProtocolName.gossip
+            if isGossip, let s = self.gossipStream { return s }
+            if let s = self.streams[proto] { return s }
+            let s = self.newStream()
+            self.streams[proto] = s
+            if isGossip { self.gossipStream = s }
+            return s
+        }
     }
 
     public let config: NodeScenarioConfig
@@ -361,17 +378,7 @@ public final class NodeScenario {
             guard let end = node.ends[tag], end.open else { return }
             let isGossip = proto == ProtocolName.gossip
             if isGossip { node.counters.gossipFrames += 1 } else { node.counters.byProtocol[proto, default: 0] += 1 }
-            let sid: StreamID
-            if isGossip, let s = end.gossipStream {
-                sid = s
-            } else if let s = end.streams[proto] {
-                sid = s
-            } else {
-                sid = end.nextStream
-                end.nextStream += 1
-                end.streams[proto] = sid
-                if isGossip { end.gossipStream = sid }
-            }
+            let sid = end.stream(for: proto)
             if isGossip, node.byzantine?.equivocate == true { self.equivocate(bytes, from: node, end: end) }
             // The common case (gossip frames are nearly every message) schedules one closure.
             guard let a = self.arrival(from: end, kind: 1, size: bytes.count) else { return }
@@ -387,8 +394,7 @@ public final class NodeScenario {
                 node.core.requestFailed(tag, rid, now: self.now(node))
                 return
             }
-            let sid = end.nextStream
-            end.nextStream += 1
+            let sid = end.newStream()
             end.requests[sid] = rid
             end.requestStreams[rid] = sid
             self.deliver(from: end, kind: 2, size: body.count) { remote, rtag, now in
@@ -733,17 +739,7 @@ public final class NodeScenario {
             sends.append((ProtocolName.gossip, node.seen[Int(r % UInt64(node.seen.count))], false))
         }
         for (proto, bytes, isRequest) in sends {
-            let sid: StreamID
-            if isRequest {
-                sid = end.nextStream
-                end.nextStream += 1
-            } else if let s = end.streams[proto] {
-                sid = s
-            } else {
-                sid = end.nextStream
-                end.nextStream += 1
-                end.streams[proto] = sid
-            }
+            let sid = isRequest ? end.newStream() : end.stream(for: proto)
             self.deliver(from: end, kind: 7, size: bytes.count) { remote, rtag, now in
                 if isRequest { remote.core.streamOpened(rtag, sid, protocolName: proto) }
                 remote.core.received(rtag, sid, protocolName: proto, bytes, now: now)

@@ -14,10 +14,7 @@ public final class Simulator {
     public let seed: UInt64
     private var queue = EventHeap()
     private var sequence: UInt64 = 0
-    /// Traced events not hashed yet (one writer for many events: a trace per delivered message).
-    private var traceBuffer = ByteWriter(capacity: Simulator.traceChunk + 64)
-    private static let traceChunk = 1 << 16
-    private let traceHasher = SHA256.Hasher()
+    private let traceLog = SimTrace(chunk: 1 << 16)
     public private(set) var eventCount: UInt64 = 0
 
     public init(seed: UInt64) {
@@ -37,26 +34,11 @@ public final class Simulator {
 
     /// Adds an event fingerprint to the trace.
     public func trace(_ kind: UInt8, _ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) {
-        self.traceBuffer.u64(self.now)
-        self.traceBuffer.u8(kind)
-        self.traceBuffer.u64(a)
-        self.traceBuffer.u64(b)
-        self.traceBuffer.u64(c)
-        if self.traceBuffer.count >= Self.traceChunk {
-            self.traceHasher.update(self.traceBuffer.bytes)
-            self.traceBuffer = ByteWriter(capacity: Self.traceChunk + 64)
-        }
+        self.traceLog.record(at: self.now, kind, a, b, c)
     }
 
     /// The hash of every traced event so far.
-    public func traceHash() -> String {
-        self.traceHasher.update(self.traceBuffer.bytes)
-        self.traceBuffer = ByteWriter(capacity: Self.traceChunk + 64)
-        let h = self.traceHasher.finalize()
-        // Keep the running hash chained for later calls.
-        self.traceHasher.update(h)
-        return Hex.encode(h)
-    }
+    public func traceHash() -> String { Hex.encode(self.traceLog.digest()) }
 
     /// Runs events until the queue is empty or virtual time passes `end`.
     public func run(until end: UInt64) {
@@ -67,6 +49,41 @@ public final class Simulator {
             action()
         }
         self.now = max(self.now, end)
+    }
+}
+
+/// A running SHA-256 over event fingerprints (time, kind, three values), buffered in chunks:
+/// one writer for many events (a fingerprint per delivered message).
+final class SimTrace {
+    private var buffer: ByteWriter
+    private let hasher = SHA256.Hasher()
+    private let chunk: Int
+
+    init(chunk: Int) {
+        self.chunk = chunk
+        self.buffer = ByteWriter(capacity: chunk + 64)
+    }
+
+    func record(at now: UInt64, _ kind: UInt8, _ a: UInt64, _ b: UInt64, _ c: UInt64) {
+        self.buffer.u64(now)
+        self.buffer.u8(kind)
+        self.buffer.u64(a)
+        self.buffer.u64(b)
+        self.buffer.u64(c)
+        if self.buffer.count >= self.chunk { self.flush() }
+    }
+
+    private func flush() {
+        self.hasher.update(self.buffer.bytes)
+        self.buffer = ByteWriter(capacity: self.chunk + 64)
+    }
+
+    /// The hash of everything recorded so far; the running hash stays chained for later calls.
+    func digest() -> [UInt8] {
+        self.flush()
+        let h = self.hasher.finalize()
+        self.hasher.update(h)
+        return h
     }
 }
 
