@@ -77,7 +77,8 @@ public final class SecureHost: SecurePeerDelegate {
     /// Starts listening on `address` (port 0 picks a free port).
     @discardableResult
     public func listen(on address: SocketAddress) throws(SocketError) -> SocketAddress {
-        let l = try TCPListener(loop: self.loop, address: address, tracker: self.tracker) { [unowned self] socket in
+        // The handshake answers each message at once: ACKs ride on the answers.
+        let l = try TCPListener(loop: self.loop, address: address, tracker: self.tracker, acknowledgeWithReply: true) { [unowned self] socket in
             self.counters.accepted += 1
             let peer = SecurePeer.accept(socket, loop: self.loop, identity: self.identity, hello: self.helloProvider(),
                                          config: self.config, delegate: self)

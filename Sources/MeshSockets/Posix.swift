@@ -36,6 +36,19 @@ enum Posix {
         _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// Sets an `IPPROTO_TCP` option.
+    static func setTCPOption(_ fd: Int32, _ name: Int32, _ value: Int32) {
+        self.setOption(fd, Int32(IPPROTO_TCP), name, value)
+    }
+
+    /// An `IPPROTO_TCP` option's value, or nil when the kernel refuses to tell.
+    static func tcpOption(_ fd: Int32, _ name: Int32) -> Int32? {
+        var value: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), name, &value, &len) == 0 else { return nil }
+        return value
+    }
+
     static func bind(_ fd: Int32, _ address: SocketAddress) throws(SocketError) {
         let rc = address.withSockAddr { sa, len in Glibc.bind(fd, sa, len) }
         if rc != 0 { throw SocketError("bind(\(address))", errno: Glibc.errno) }

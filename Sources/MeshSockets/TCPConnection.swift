@@ -94,10 +94,22 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
         self.remoteAddress = remote
         self.isInbound = inbound
         self.state = connecting ? .connecting : .open
-        Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        Posix.setTCPOption(fd, TCP_NODELAY, 1)
         // The kernel gives up on a peer that acknowledges nothing we sent for 30 s (a zero
         // window held open, a host that vanished), instead of retrying for many minutes.
-        Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, 30_000)
+        Posix.setTCPOption(fd, TCP_USER_TIMEOUT, 30_000)
+    }
+
+    /// A TCP option's value on this socket (for tests), or nil once closed.
+    func tcpOption(_ name: Int32) -> Int32? { self.fd >= 0 ? Posix.tcpOption(self.fd, name) : nil }
+
+    /// Holds back the kernel's ACKs of what arrives so they leave with the next bytes we
+    /// write (the kernel's "pingpong" mode, entered at once instead of after the first
+    /// answer). For protocols that answer at once: on a dialled socket, set before it
+    /// connects, the ACK that completes the TCP handshake rides on our first bytes; the first
+    /// data's ACK rides on the answer. The corresponding C option is `TCP_QUICKACK` set to 0.
+    static func acknowledgeWithReply(_ fd: Int32) {
+        Posix.setTCPOption(fd, TCP_QUICKACK, 0)
     }
 
     /// How long ``closeAfterFlush()`` waits for queued bytes to leave before closing anyway
@@ -114,11 +126,21 @@ public final class TCPConnection: Selectable, LoopShutdownAware, CustomStringCon
 
     /// Connects to `address`; the delegate hears `connectionDidOpen` or `connectionDidClose`.
     /// Loop thread only.
+    ///
+    /// - Parameter acknowledgeWithReply: for protocols in which the dialler speaks first and
+    ///   each side answers the other at once (the secure channel's handshake). The kernel then
+    ///   holds back the ACK that completes the TCP handshake until our first bytes, and the
+    ///   ACK of the peer's answer until our next bytes, instead of sending each as a segment
+    ///   of its own. Leave it false when the dialler waits for the peer to speak first: the
+    ///   held-back ACK would only leave when its timer fires (up to 200 ms), and the peer
+    ///   would not see the connection until then.
     public static func connect(
-        loop: EventLoop, to address: SocketAddress, delegate: any TCPConnectionDelegate, timeout: UInt64 = 5_000_000_000
+        loop: EventLoop, to address: SocketAddress, delegate: any TCPConnectionDelegate, timeout: UInt64 = 5_000_000_000,
+        acknowledgeWithReply: Bool = false
     ) throws(SocketError) -> TCPConnection {
         loop.assertInLoop()
         let fd = try Posix.socket(ipv6: address.isIPv6, udp: false)
+        if acknowledgeWithReply { Self.acknowledgeWithReply(fd) }
         let rc = address.withSockAddr { sa, len in Glibc.connect(fd, sa, len) }
         var inProgress = false
         if rc != 0 {

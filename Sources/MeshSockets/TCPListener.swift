@@ -17,8 +17,15 @@ public final class TCPListener: Selectable, LoopShutdownAware {
     public private(set) var accepted = 0
     public private(set) var isClosed = false
 
+    /// Starts listening on `address` (port 0 picks a free port).
+    ///
+    /// - Parameter acknowledgeWithReply: for protocols that answer each side's bytes at once
+    ///   (the secure channel's handshake): every accepted connection holds back the ACK of
+    ///   what it receives until it writes its answer, which then carries it, instead of
+    ///   sending the ACK as a segment of its own (set on the listening socket, inherited by
+    ///   the sockets it accepts). See ``TCPConnection/connect(loop:to:delegate:timeout:acknowledgeWithReply:)``.
     public init(loop: EventLoop, address: SocketAddress, tracker: ConnectionTracker, backlog: Int32 = 1024,
-                onAccept: @escaping (TCPConnection) -> Void) throws(SocketError) {
+                acknowledgeWithReply: Bool = false, onAccept: @escaping (TCPConnection) -> Void) throws(SocketError) {
         loop.assertInLoop()
         let fd = try Posix.socket(ipv6: address.isIPv6, udp: false)
         Posix.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
@@ -34,6 +41,8 @@ public final class TCPListener: Selectable, LoopShutdownAware {
             Posix.close(fd)
             throw SocketError("listen", errno: e)
         }
+        // Inherited by every accepted socket. After listen(), which resets the ACK state.
+        if acknowledgeWithReply { TCPConnection.acknowledgeWithReply(fd) }
         self.loop = loop
         self.fd = fd
         self.localAddress = Posix.localAddress(fd) ?? address
@@ -48,6 +57,9 @@ public final class TCPListener: Selectable, LoopShutdownAware {
     }
 
     deinit { assert(self.isClosed, "leak of an open TCPListener") }
+
+    /// A TCP option's value on the listening socket (for tests), or nil once closed.
+    func tcpOption(_ name: Int32) -> Int32? { self.fd >= 0 ? Posix.tcpOption(self.fd, name) : nil }
 
     func handleEvents(readable: Bool, writable: Bool, hangup: Bool) {
         for _ in 0..<256 {
