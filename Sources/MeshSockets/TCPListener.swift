@@ -42,6 +42,7 @@ public final class TCPListener: Selectable, LoopShutdownAware {
             throw SocketError("listen", errno: e)
         }
         // Inherited by every accepted socket. After listen(), which resets the ACK state.
+        TCPConnection.setConnectionOptions(fd)
         if acknowledgeWithReply { TCPConnection.acknowledgeWithReply(fd) }
         self.loop = loop
         self.fd = fd
