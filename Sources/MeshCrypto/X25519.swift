@@ -20,23 +20,21 @@ public enum X25519 {
         /// The matching public key.
         public let publicKey: PublicKey
 
-        /// A new random key. The corresponding C function is `crypto_scalarmult_base`.
+        /// A new random key (its public key as ``init(secret:)`` derives it).
         public convenience init() {
             try! self.init(secret: SecureBytes.random(count: 32))
         }
 
-        /// Wraps a 32-byte scalar (clamped by the library when used).
+        /// Wraps a 32-byte scalar (clamped by the library when used). The public key comes
+        /// from the fixed-base Edwards multiplication mapped to the Montgomery curve (about
+        /// half the time of the ladder; see `X25519+PublicKey.swift`).
         public init(secret: SecureBytes) throws(CryptoError) {
             guard secret.count == 32 else { throw .invalidLength(what: "X25519 private key", expected: 32, actual: secret.count) }
             Sodium.ensure()
             self.secret = secret
-            var pk = [UInt8](repeating: 0, count: 32)
-            pk.withUnsafeMutableBytes { p in
-                secret.withUnsafeBytes { s in
-                    _ = crypto_scalarmult_base(
-                        p.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                        s.baseAddress!.assumingMemoryBound(to: UInt8.self))
-                }
+            let pk = [UInt8](unsafeUninitializedCapacity: 32) { p, count in
+                secret.withUnsafeBytes { s in X25519.publicKey(of: s, into: UnsafeMutableRawBufferPointer(p)) }
+                count = 32
             }
             self.publicKey = try! PublicKey(bytes: pk)
         }
