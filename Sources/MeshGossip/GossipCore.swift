@@ -343,16 +343,20 @@ public final class GossipCore {
             st.backoff[t] = now.addingSaturated(UInt64(backoff) * 1_000_000_000)
         case .ihave(let t, let ids):
             guard self.subscriptions.contains(t), st.score >= self.config.gossipThreshold, self.takeIHave(st, ids: ids.count) else { return }
+            // Most announced ids were seen already (they came through the mesh): that lookup
+            // comes first and decides alone. The others become promises as they are taken, so
+            // an id named twice is asked for once; at most `maxPromises` outstanding requests
+            // in all, so a flood of IHAVEs for ids that never come cannot grow the table.
             var want: [MessageID] = []
-            var asked = Set<MessageID>()
-            for id in ids.prefix(GossipFrame.maxIDs) where asked.insert(id).inserted {
-                if !self.seen.contains(id, now: now) && self.promises[id] == nil && self.incoming[id] == nil { want.append(id) }
+            let deadline = now + self.config.iwantTimeout.nanoseconds
+            for id in ids.prefix(GossipFrame.maxIDs) where !self.seen.contains(id, now: now) {
+                guard self.promises.count < self.config.maxPromises else { break }
+                if self.promises[id] == nil && self.incoming[id] == nil {
+                    want.append(id)
+                    self.promises[id] = (p, deadline)
+                }
             }
-            // At most `maxPromises` outstanding requests in all: a flood of IHAVEs for ids that
-            // will never come cannot grow the table.
-            want = Array(want.prefix(max(0, self.config.maxPromises - self.promises.count)))
             guard !want.isEmpty else { return }
-            for id in want { self.promises[id] = (p, now + self.config.iwantTimeout.nanoseconds) }
             self.counters.iwantSent += 1
             self.outputs.append(.send(p, .iwant(want)))
         case .iwant(let ids):
