@@ -486,14 +486,14 @@ public final class FinalityCore {
                 if self.primary(of: v.round) == v.voter && self.current.proposal == nil { self.current.proposal = v.target }
                 return (.valid, out + self.progress(now: now))
             }
-        } else if var p = self.previous {
+        } else if self.previous != nil {
+            // In place: a copy of the round would copy its vote tables on the first write.
             switch v.phase {
-            case .prevote: result = p.prevotes.add(v)
-            case .precommit: result = p.precommits.add(v)
+            case .prevote: result = self.previous!.prevotes.add(v)
+            case .precommit: result = self.previous!.precommits.add(v)
             case .primaryPropose: break
             }
-            if case .added = result { p.dirty = true } else if case .equivocation = result { p.dirty = true }
-            self.previous = p
+            if case .added = result { self.previous!.dirty = true } else if case .equivocation = result { self.previous!.dirty = true }
         }
         switch result {
         case .duplicate, .ignored:
@@ -589,10 +589,27 @@ public final class FinalityCore {
     }
 
     func evaluatePrevious(now: UInt64) -> [FinalityAction] {
-        guard var p = self.previous else { return [] }
+        guard var p = self.previous, p.dirty else { return [] }
+        // Moved out, not copied (see `evaluateCurrentRound`).
+        self.previous = Round(number: p.number, startedAt: p.startedAt)
         let set = self.setId
         let out = self.evaluate(&p, now: now)
         if self.setId == set { self.previous = p }
+        return out
+    }
+
+    /// Evaluates the current round. The round is moved out while `evaluate` works on it, so
+    /// its vote tables and cached weights are uniquely referenced and change in place (a copy
+    /// would copy each table on its first write: one or two dictionary copies per vote). What
+    /// `evaluate` may read of `self.current` meanwhile is its number and start, which the
+    /// stand-in keeps; a change of set replaces the round, and the evaluated one is dropped.
+    func evaluateCurrentRound(now: UInt64) -> [FinalityAction] {
+        guard self.current.dirty else { return [] }
+        var r = self.current
+        self.current = Round(number: r.number, startedAt: r.startedAt)
+        let set = self.setId
+        let out = self.evaluate(&r, now: now)
+        if self.setId == set { self.current = r }
         return out
     }
 
@@ -674,17 +691,16 @@ public final class FinalityCore {
 
     func evaluateCurrent(now: UInt64) -> [FinalityAction] {
         var out: [FinalityAction] = []
-        var r = self.current
         let set = self.setId
-        out += self.evaluate(&r, now: now)
+        out += self.evaluateCurrentRound(now: now)
         if self.setId != set { return out }
-        self.current = r
+        let r = (number: self.current.number, startedAt: self.current.startedAt)
         let t = self.gossipNanos
         let roundNumber = r.number
         // Prevote at 2T.
         if self.canVote(in: roundNumber), self.current.prevoted == nil, now >= r.startedAt + 2 * t, let key = self.key {
             var target = self.lastEstimate
-            if let p = r.proposal, self.env.isDescendant(p, of: self.lastEstimate),
+            if let p = self.current.proposal, self.env.isDescendant(p, of: self.lastEstimate),
                let pg = self.previous?.prevoteGhost, self.env.isDescendant(pg, of: p) {
                 target = p
             }
@@ -695,10 +711,8 @@ public final class FinalityCore {
             self.current.dirty = true
             out.append(.persist(VoterState(setId: self.setId, round: roundNumber, prevote: v, precommit: self.current.precommitted)))
             out.append(.broadcast(.vote(v)))
-            var again = self.current
-            out += self.evaluate(&again, now: now)
+            out += self.evaluateCurrentRound(now: now)
             if self.setId != set { return out }
-            self.current = again
         }
         // Precommit once g(V) ≥ the last estimate and (4T passed, the round is completable,
         // or — responsive rule — no child of g(V) can still reach a prevote supermajority).
@@ -716,10 +730,8 @@ public final class FinalityCore {
                 self.current.dirty = true
                 out.append(.persist(VoterState(setId: self.setId, round: roundNumber, prevote: self.current.prevoted, precommit: v)))
                 out.append(.broadcast(.vote(v)))
-                var again = self.current
-                out += self.evaluate(&again, now: now)
+                out += self.evaluateCurrentRound(now: now)
                 if self.setId != set { return out }
-                self.current = again
             }
         }
         // Move on once the round is completable (and we voted, or cannot vote in it).
