@@ -127,7 +127,13 @@ public struct GossipCounters: Sendable, Equatable {
 public final class GossipCore {
     public typealias Peer = GossipPeer
     public let config: GossipConfig
-    public private(set) var counters = GossipCounters()
+    /// The counters as counted; `counters` adds the per-topic ones.
+    var tallies = GossipCounters()
+    public var counters: GossipCounters {
+        var c = self.tallies
+        for s in self.subscribed where s.messages > 0 || s.duplicates > 0 { c.byTopic[s.topic] = (s.messages, s.duplicates) }
+        return c
+    }
     let random: (UInt64) -> UInt64
 
     /// A peer's state. A class, so a frame updates it in place (a struct in the table would
@@ -157,8 +163,18 @@ public final class GossipCore {
     }
 
     public private(set) var subscriptions: Set<String> = []
-    /// The subscribed topics' UTF-8, to recognise a frame's topic without decoding it.
-    var subscribedUTF8: [(topic: String, utf8: [UInt8])] = []
+    /// A topic we subscribe to: its UTF-8 (to recognise a frame's topic without decoding it),
+    /// its size limit and its counters. Found by a short scan of string compares (a node is
+    /// in a handful of topics), not by hashing the topic on every frame.
+    struct Subscription {
+        let topic: String
+        let utf8: [UInt8]
+        let maxSize: Int
+        var messages = 0
+        var duplicates = 0
+    }
+    var subscribed: [Subscription] = []
+    func subscription(_ topic: String) -> Int? { self.subscribed.firstIndex { $0.topic == topic } }
     var peers: [Peer: PeerState] = [:]
     var peerOrder: [Peer] = []
     public private(set) var mesh: [String: Set<Peer>] = [:]
@@ -264,7 +280,7 @@ public final class GossipCore {
 
     func subscribe(_ topic: String, at now: UInt64) {
         guard self.subscriptions.insert(topic).inserted else { return }
-        self.subscribedUTF8.append((topic, Array(topic.utf8)))
+        self.subscribed.append(Subscription(topic: topic, utf8: Array(topic.utf8), maxSize: self.maxSize(topic)))
         for p in self.peerOrder { self.outputs.append(.send(p, .subscribe([topic]))) }
         self.mesh[topic] = []
         self.fillMesh(topic, now: now)
@@ -357,7 +373,7 @@ public final class GossipCore {
                 }
             }
             guard !want.isEmpty else { return }
-            self.counters.iwantSent += 1
+            self.tallies.iwantSent += 1
             self.outputs.append(.send(p, .iwant(want)))
         case .iwant(let ids):
             guard st.score >= self.config.gossipThreshold, self.takeControlIDs(st, ids.count) else { return }
@@ -387,7 +403,7 @@ public final class GossipCore {
             if self.seen.contains(id, now: now) || self.incoming[id] != nil {
                 // Already have it (or it is on its way from someone else): tell this peer to stop.
                 self.outputs.append(.send(p, .idontwant([id])))
-                self.counters.idontwantSent += 1
+                self.tallies.idontwantSent += 1
                 return
             }
             // A preamble is a promise of a body; unkept ones expire, and one peer (or all of
@@ -398,7 +414,7 @@ public final class GossipCore {
             // Tell the rest of the mesh not to send it to us.
             for q in self.orderedMesh(t) where q != p {
                 self.outputs.append(.send(q, .idontwant([id])))
-                self.counters.idontwantSent += 1
+                self.tallies.idontwantSent += 1
             }
         case .message(let m):
             self.receiveMessage(m, from: p, now: now)
@@ -411,7 +427,7 @@ public final class GossipCore {
             }
             self.announcers[id] = []
             self.promises[id] = (p, now + self.config.largeRequestTimeout.nanoseconds)
-            self.counters.iwantSent += 1
+            self.tallies.iwantSent += 1
             self.outputs.append(.send(p, .iwant([id])))
         }
     }
@@ -450,7 +466,7 @@ public final class GossipCore {
         let p = list.removeFirst()
         self.announcers[id] = list
         self.promises[id] = (p, now + self.config.largeRequestTimeout.nanoseconds)
-        self.counters.iwantSent += 1
+        self.tallies.iwantSent += 1
         self.outputs.append(.send(p, .iwant([id])))
     }
 
@@ -461,36 +477,66 @@ public final class GossipCore {
     /// not one `decode` accepts, a topic we are not in, data over the topic's size, an id not
     /// seen, a graylisted or unknown peer; the caller decodes it and calls `receive`.
     public func receiveDuplicate(_ frame: [UInt8], from p: Peer, now: Instant) -> Bool {
-        guard let st = self.peers[p], st.score >= self.config.graylistThreshold,
-              let layout = GossipFrame.messageLayout(frame) else { return false }
-        let found: (String, MessageID)? = frame.withUnsafeBytes { raw in
-            let t = UnsafeRawBufferPointer(rebasing: raw[layout.topic])
-            guard let topic = self.subscribedUTF8.first(where: { $0.utf8.elementsEqual(t) })?.topic,
-                  layout.data.count <= self.maxSize(topic) else { return nil }
-            return (topic, MessageID(topicUTF8: t, data: UnsafeRawBufferPointer(rebasing: raw[layout.data])))
+        guard let st = self.peers[p], st.score >= self.config.graylistThreshold else { return false }
+        return self.takeDuplicate(frame, now: now.nanoseconds)
+    }
+
+    /// What became of an encoded frame (`receive(encoded:from:now:)`).
+    public enum EncodedFrame: Equatable, Sendable {
+        /// Taken as a copy of a message seen before, without decoding it.
+        case duplicate
+        /// Decoded and received.
+        case received
+        /// Not a frame: the caller scores the peer down.
+        case undecodable
+        /// From a graylisted peer: not even decoded.
+        case ignored
+    }
+
+    /// Receives an encoded frame: a graylisted peer's frames are dropped undecoded, copies of
+    /// seen messages are taken by `receiveDuplicate`'s fast path, the rest is decoded and
+    /// received. The peer is looked up once for the first two (nearly every frame).
+    public func receive(encoded frame: [UInt8], from p: Peer, now: Instant) -> EncodedFrame {
+        if let st = self.peers[p] {
+            if st.score < self.config.graylistThreshold { return .ignored }
+            if self.takeDuplicate(frame, now: now.nanoseconds) { return .duplicate }
         }
-        guard let (topic, id) = found, self.seen.contains(id, now: now.nanoseconds) else { return false }
+        guard let f = try? GossipFrame.decode(frame) else { return .undecodable }
+        self.receive(f, from: p, at: now.nanoseconds)
+        return .received
+    }
+
+    /// `receiveDuplicate` after the peer's checks.
+    func takeDuplicate(_ frame: [UInt8], now: UInt64) -> Bool {
+        guard let layout = GossipFrame.messageLayout(frame) else { return false }
+        let found: (Int, MessageID)? = frame.withUnsafeBytes { raw in
+            let t = UnsafeRawBufferPointer(rebasing: raw[layout.topic])
+            guard let i = self.subscribed.firstIndex(where: { $0.utf8.elementsEqual(t) }),
+                  layout.data.count <= self.subscribed[i].maxSize else { return nil }
+            return (i, MessageID(topicUTF8: t, data: UnsafeRawBufferPointer(rebasing: raw[layout.data])))
+        }
+        guard let (topic, id) = found, self.seen.contains(id, now: now) else { return false }
         // What `receiveMessage` does with a copy of a seen message.
         if !self.promises.isEmpty { self.promises[id] = nil }
         if !self.incoming.isEmpty { self.releaseIncoming(id) }
         if !self.announcers.isEmpty { self.announcers[id] = nil }
-        self.counters.received += 1
-        self.counters.duplicates += 1
-        self.counters.byTopic[topic, default: (0, 0)].duplicates += 1
+        self.tallies.received += 1
+        self.tallies.duplicates += 1
+        self.subscribed[topic].duplicates += 1
         return true
     }
 
     func receiveMessage(_ m: GossipMessage, from p: Peer, now: UInt64) {
-        self.counters.received += 1
-        guard self.subscriptions.contains(m.topic) else {
+        self.tallies.received += 1
+        guard let topic = self.subscription(m.topic) else {
             // Nothing to validate, remember or forward: dropped, counted in one bucket, and a
             // peer that keeps sending them is scored down.
-            self.counters.unsubscribed += 1
+            self.tallies.unsubscribed += 1
             self.penalize(p, self.config.protocolPenalty / 4, "messages on a topic we do not subscribe to")
             return
         }
-        guard m.data.count <= self.maxSize(m.topic) else {
-            self.counters.invalid += 1
+        guard m.data.count <= self.subscribed[topic].maxSize else {
+            self.tallies.invalid += 1
             self.penalize(p, self.config.invalidPenalty, "message larger than its topic allows")
             return
         }
@@ -499,15 +545,12 @@ public final class GossipCore {
         if !self.promises.isEmpty { self.promises[m.id] = nil }
         if !self.incoming.isEmpty { self.releaseIncoming(m.id) }
         if !self.announcers.isEmpty { self.announcers[m.id] = nil }
-        var topic = self.counters.byTopic[m.topic] ?? (0, 0)
         if self.seen.contains(m.id, now: now) {
-            self.counters.duplicates += 1
-            topic.duplicates += 1
-            self.counters.byTopic[m.topic] = topic
+            self.tallies.duplicates += 1
+            self.subscribed[topic].duplicates += 1
             return
         }
-        topic.messages += 1
-        self.counters.byTopic[m.topic] = topic
+        self.subscribed[topic].messages += 1
         // Seen from now on (a second copy is a duplicate, not a second validation); held for
         // the verdict, which decides everything else.
         self.seen.insert(m.id, now: now)
@@ -530,7 +573,7 @@ public final class GossipCore {
         case .accept:
             self.accepted(m, from: p, now: now)
         case .reject:
-            self.counters.invalid += 1
+            self.tallies.invalid += 1
             self.penalize(p, self.config.invalidPenalty, "invalid message on \(m.topic)")
         case .ignore:
             break
@@ -544,7 +587,7 @@ public final class GossipCore {
     /// A valid new message: cache it, deliver it, forward it.
     func accepted(_ m: GossipMessage, from p: Peer, now: UInt64) {
         self.remember(m, now: now)
-        self.counters.delivered += 1
+        self.tallies.delivered += 1
         if let st = self.peers[p], st.firstDeliveries < self.config.firstDeliveryCap {
             st.firstDeliveries += 1
             st.score += self.config.firstDeliveryReward
@@ -555,7 +598,7 @@ public final class GossipCore {
             for q in self.peerOrder where q != p {
                 guard let st = self.peers[q], st.topics.contains(m.topic), st.score >= self.config.gossipThreshold else { continue }
                 if st.dontWant.contains(m.id, now: now) { continue }
-                self.counters.forwarded += 1
+                self.tallies.forwarded += 1
                 self.outputs.append(.send(q, .announce(m.topic, m.id, size: UInt32(m.data.count))))
             }
             return
@@ -563,7 +606,7 @@ public final class GossipCore {
         // Forward to the mesh, except the sender and those who said they do not want it.
         for q in self.orderedMesh(m.topic) where q != p {
             if self.peers[q]?.dontWant.contains(m.id, now: now) == true { continue }
-            self.counters.forwarded += 1
+            self.tallies.forwarded += 1
             self.push(m, to: q)
         }
     }
@@ -619,7 +662,7 @@ public final class GossipCore {
         for (id, e) in self.incoming.sorted(by: { $0.key < $1.key }) where e.until <= now {
             self.releaseIncoming(id)
             guard self.promises[id] == nil, !self.seen.contains(id, now: now) else { continue }
-            self.counters.brokenPromises += 1
+            self.tallies.brokenPromises += 1
             self.penalize(e.peer, self.config.brokenPromisePenalty, "PREAMBLE without a body")
             self.requestNext(id, now: now)
         }
@@ -648,7 +691,7 @@ public final class GossipCore {
             self.promises[id] = nil
             self.releaseIncoming(id)
             if !self.seen.contains(id, now: now) {
-                self.counters.brokenPromises += 1
+                self.tallies.brokenPromises += 1
                 self.penalize(pr.peer, self.config.brokenPromisePenalty, "IWANT not answered")
                 self.requestNext(id, now: now)
             } else {
@@ -709,7 +752,7 @@ public final class GossipCore {
             return st.topics.contains(t) && !members.contains(p) && st.score >= self.config.gossipThreshold
         }
         for p in self.shuffled(targets).prefix(self.config.dLazy) {
-            self.counters.ihaveSent += 1
+            self.tallies.ihaveSent += 1
             self.outputs.append(.send(p, .ihave(t, Array(ids.suffix(GossipFrame.maxIDs)))))
         }
     }

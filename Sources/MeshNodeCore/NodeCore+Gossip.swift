@@ -77,15 +77,11 @@ extension NodeCore {
     }
 
     func receiveGossipFrame(_ bytes: [UInt8], from id: PeerID, now: NodeTime) {
-        // A graylisted peer's frames are not even decoded.
-        if let score = self.gossip.score(of: id), score < self.gossip.config.graylistThreshold { return }
-        // Most frames are copies of a message already seen: recognised without decoding.
-        if self.gossip.receiveDuplicate(bytes, from: id, now: now.instant) { return }
-        guard let f = try? GossipFrame.decode(bytes) else {
+        // A graylisted peer's frames are not even decoded; most frames are copies of a message
+        // already seen, recognised without decoding.
+        if self.gossip.receive(encoded: bytes, from: id, now: now.instant) == .undecodable {
             self.penalize(id, "undecodable gossip frame", by: 20, now: now)
-            return
         }
-        self.gossip.receive(f, from: id, now: now.instant)
     }
 
     /// Validation before forwarding (gossipsub's validator): accept what the chain, the pool

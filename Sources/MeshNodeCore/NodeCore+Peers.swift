@@ -14,6 +14,13 @@ extension NodeCore {
     /// The mark of a request stream whose request was served.
     static let servedMarker = ""
 
+    /// Gossip and finality frames are nearly all traffic: known by two string compares,
+    /// without hashing the name.
+    static func isStreamed(_ proto: String) -> Bool { proto == ProtocolName.gossip || proto == ProtocolName.finality }
+    static func isRequest(_ proto: String) -> Bool { !Self.isStreamed(proto) && Self.requestProtocols.contains(proto) }
+    /// A protocol the node speaks.
+    static func isKnown(_ proto: String) -> Bool { Self.isStreamed(proto) || Self.requestProtocols.contains(proto) }
+
     // MARK: Connections
 
     /// A connection finished its handshake and hello. Returns false when the core refused it
@@ -62,8 +69,12 @@ extension NodeCore {
 
     /// A message on a stream the peer opened (`protocolName` as the channel knows it).
     public func received(_ id: PeerID, _ stream: StreamID, protocolName: String, _ message: [UInt8], now: NodeTime) {
-        guard self.peers.isConnected(id) else { return }
-        let proto = self.peers.incomingProtocol(id, stream) ?? protocolName
+        // The peer is looked up once per frame: the stream's protocol, and the budget taken.
+        guard let (proto, verdict) = self.peers.update(id, { r -> (String, RequestBudget.Verdict) in
+            let proto = r.incoming[stream] ?? protocolName
+            if proto == Self.servedMarker { return (proto, .within) }
+            return (proto, r.takeBudget(Self.isKnown(proto) ? PeerManager.budgetSlot(proto) : PeerManager.unknownSlot, now: now.instant))
+        }) else { return }
         if proto == Self.servedMarker {
             // Request/response streams carry one request: a second one on the same stream
             // would make us do the work again with nowhere to send the answer.
@@ -71,11 +82,8 @@ extension NodeCore {
             self.resetIncoming(id, stream, code: ChannelCode.protocolError)
             return
         }
-        // Gossip and finality frames are nearly all traffic: known without hashing the name.
-        let streamed = proto == ProtocolName.gossip || proto == ProtocolName.finality
-        let isRequest = !streamed && Self.requestProtocols.contains(proto)
-        let known = streamed || isRequest
-        let verdict = self.peers.budget(id, known ? proto : PeerManager.unknownProtocols, now: now.instant)
+        let isRequest = Self.isRequest(proto)
+        let known = isRequest || Self.isStreamed(proto)
         guard verdict == .within, known else {
             if verdict == .charged {
                 self.logPeers.debug("peer over its request budget", ["peer": "\(id)", "protocol": known ? proto : "?"])

@@ -58,8 +58,9 @@ public struct PeerRecord: Sendable {
     var incoming: [StreamID: String] = [:]
     /// Our requests in flight to this peer.
     var requests: [RequestID: PendingRequest] = [:]
-    /// Budgets per inbound message kind (bounded: the node's own protocol names).
-    var budgets: [String: RequestBudget] = [:]
+    /// Budgets per inbound message kind, by the protocol's slot in `PeerManager.budgetNames`
+    /// (bounded: the node's own protocol names and one for all others).
+    var budgets = [RequestBudget?](repeating: nil, count: PeerManager.budgetNames.count)
     /// Bytes of block answers (sync, ancestry) we may still serve the peer; may run below 0
     /// by one answer, and the peer is refused until it refills (see `PeerManagerConfig`).
     var servedBlockBytes: TokenBucket?
@@ -67,6 +68,15 @@ public struct PeerRecord: Sendable {
     var addressesAskedAt: Instant?
 
     public var nodeId: AccountID { self.info.nodeId }
+
+    /// Takes one message from the budget in `slot` (see `RequestBudget`, `PeerManager.budgetSlot`).
+    mutating func takeBudget(_ slot: Int, now: Instant) -> RequestBudget.Verdict {
+        let limit = PeerManager.budgetLimits[slot]
+        var budget = self.budgets[slot] ?? RequestBudget(burst: limit.burst, now: now.nanoseconds)
+        let verdict = budget.take(now: now.nanoseconds, rate: limit.rate, burst: limit.burst)
+        self.budgets[slot] = budget
+        return verdict
+    }
     public var inbound: Bool { self.info.inbound }
     /// Streams the peer opened that the node still tracks (a metric).
     public var trackedStreams: Int { self.incoming.count }
@@ -136,6 +146,17 @@ public struct PeerManager {
     ]
     /// The budget key for streams of protocols the node does not speak.
     public static let unknownProtocols = "?"
+    /// The protocols with a budget in a fixed order: a peer's budgets are kept by index, so a
+    /// frame's budget is found by a few short string compares instead of two hashings of its
+    /// protocol name (this runs for every frame a node receives).
+    static let budgetNames: [String] = budgets.keys.sorted()
+    static let budgetLimits: [(rate: Double, burst: Double)] = budgetNames.map { budgets[$0]! }
+    static let unknownSlot = budgetNames.firstIndex(of: unknownProtocols)!
+
+    /// The budget slot of a protocol (`unknownSlot` for one without a budget of its own).
+    static func budgetSlot(_ proto: String) -> Int {
+        budgetNames.firstIndex(of: proto) ?? unknownSlot
+    }
 
     public init(config: PeerManagerConfig, ownId: AccountID, bootnodes: [NodeAddress], random: @escaping (UInt64) -> UInt64) {
         self.config = config
@@ -177,21 +198,15 @@ public struct PeerManager {
         set { if let v = newValue, self.connected[id] != nil { self.connected[id] = v } }
     }
 
-    /// Changes a peer's record in place (no copy of its tables).
-    mutating func update(_ id: PeerID, _ change: (inout PeerRecord) -> Void) {
-        guard let i = self.connected.index(forKey: id) else { return }
-        change(&self.connected.values[i])
+    /// Changes a peer's record in place (no copy of its tables); nil when not connected.
+    @discardableResult
+    mutating func update<R>(_ id: PeerID, _ change: (inout PeerRecord) -> R) -> R? {
+        guard let i = self.connected.index(forKey: id) else { return nil }
+        return change(&self.connected.values[i])
     }
 
     func isConnected(_ id: PeerID) -> Bool { self.connected.index(forKey: id) != nil }
 
-    /// The protocol of a stream the peer opened, if it named one. Read through the in-place
-    /// accessor: a plain read of `connected.values[i]` copies the whole record, on every frame.
-    mutating func incomingProtocol(_ id: PeerID, _ stream: StreamID) -> String? {
-        guard let i = self.connected.index(forKey: id) else { return nil }
-        func read(_ r: inout PeerRecord) -> String? { r.incoming[stream] }
-        return read(&self.connected.values[i])
-    }
 
     /// The peer connected with this node id, if any.
     func peer(nodeId: AccountID) -> PeerID? { self.connected.first { $0.value.info.nodeId == nodeId }?.key }
@@ -227,14 +242,6 @@ public struct PeerManager {
         for id in self.connected.keys { self.connected[id]!.score = Reputation.healed(self.connected[id]!.score) }
     }
 
-    /// Takes one message from the peer's budget for `proto` (see `RequestBudget`); protocols
-    /// without a budget (plug-ins) keep their own.
-    mutating func budget(_ id: PeerID, _ proto: String, now: Instant) -> RequestBudget.Verdict {
-        // In place through the index: `connected[id]!` would copy the whole record per frame.
-        guard let b = Self.budgets[proto], let i = self.connected.index(forKey: id) else { return .within }
-        return self.connected.values[i].budgets[proto, default: RequestBudget(burst: b.burst, now: now.nanoseconds)]
-            .take(now: now.nanoseconds, rate: b.rate, burst: b.burst)
-    }
 
     /// Whether the peer's block-answer byte budget has anything left (refilled to `now`).
     mutating func mayServeBlocks(_ id: PeerID, now: Instant) -> Bool {
