@@ -33,22 +33,14 @@ public struct ByteWriter: Sendable {
 
     /// Appends a big-endian `UInt32`.
     public mutating func u32(_ value: UInt32) {
-        var shift: UInt32 = 24
-        while true {
-            self.bytes.append(UInt8(truncatingIfNeeded: value >> shift))
-            if shift == 0 { break }
-            shift -= 8
-        }
+        // One append of the four bytes (a byte at a time checked capacity and uniqueness
+        // four times).
+        withUnsafeBytes(of: value.bigEndian) { self.bytes.append(contentsOf: $0) }
     }
 
     /// Appends a big-endian `UInt64`.
     public mutating func u64(_ value: UInt64) {
-        var shift: UInt64 = 56
-        while true {
-            self.bytes.append(UInt8(truncatingIfNeeded: value >> shift))
-            if shift == 0 { break }
-            shift -= 8
-        }
+        withUnsafeBytes(of: value.bigEndian) { self.bytes.append(contentsOf: $0) }
     }
 
     /// Appends a big-endian `Int64` (two's complement).

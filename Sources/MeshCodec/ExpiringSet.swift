@@ -24,7 +24,7 @@ public struct ExpiringSet<Member: Hashable> {
 
     /// Whether `m` is a member at `now`.
     @inlinable
-    public func contains(_ m: Member, now: UInt64) -> Bool { (self.expiry[m] ?? 0) > now }
+    public func contains(_ m: Member, now: UInt64) -> Bool { !self.expiry.isEmpty && (self.expiry[m] ?? 0) > now }
 
     /// Adds `m` (or renews it); returns false if it was a member already. Expired members and,
     /// past the capacity, the oldest ones make room.

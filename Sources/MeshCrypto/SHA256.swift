@@ -1,4 +1,9 @@
 internal import COpenSSL
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
 
 /// SHA-256 (FIPS 180-4) through OpenSSL's EVP interface, which uses the CPU's SHA
 /// extensions (about 6x libsodium's speed on these machines, FACTS.md).
@@ -26,10 +31,31 @@ public enum SHA256 {
     /// paths that hash into buffers they own.
     public static func hash(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
         precondition(out.count == 32, "SHA-256 digest buffer must be 32 bytes")
+        // The calling thread's context, reused: `EVP_Digest` allocates and frees one per call
+        // (a malloc for every gossip frame's message id and every vote's id).
+        let ctx = ThreadContext.current()
         var len: UInt32 = 0
-        let rc = EVP_Digest(input.baseAddress, input.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self), &len,
-                            OpenSSL.sha256.pointer, nil)
-        precondition(rc == 1 && len == 32, "EVP_Digest(SHA256) failed")
+        let ok = EVP_DigestInit_ex(ctx, OpenSSL.sha256.pointer, nil) == 1
+            && EVP_DigestUpdate(ctx, input.baseAddress, input.count) == 1
+            && EVP_DigestFinal_ex(ctx, out.baseAddress!.assumingMemoryBound(to: UInt8.self), &len) == 1
+        precondition(ok && len == 32, "SHA-256 digest failed")
+    }
+
+    /// One `EVP_MD_CTX` per thread for the one-shot digest, freed when the thread exits.
+    enum ThreadContext {
+        static let key: pthread_key_t = {
+            var key = pthread_key_t()
+            let rc = pthread_key_create(&key) { ctx in EVP_MD_CTX_free(OpaquePointer(ctx)) }
+            precondition(rc == 0, "pthread_key_create failed")
+            return key
+        }()
+
+        static func current() -> OpaquePointer {
+            if let ctx = pthread_getspecific(key) { return OpaquePointer(ctx) }
+            guard let ctx = EVP_MD_CTX_new() else { preconditionFailure("EVP_MD_CTX_new failed") }
+            precondition(pthread_setspecific(key, UnsafeRawPointer(ctx)) == 0, "pthread_setspecific failed")
+            return ctx
+        }
     }
 
     /// The digest of several byte strings concatenated.

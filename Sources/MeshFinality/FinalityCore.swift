@@ -284,21 +284,24 @@ public final class FinalityCore {
     }
 
     func nextDeadline(afterNanos now: UInt64) -> UInt64 {
+        // The earliest of the candidates (a running minimum: this runs after every finality
+        // message, and an array of them was an allocation each time).
         let t = self.gossipNanos
-        var candidates: [UInt64] = []
+        var earliest: UInt64?
+        func candidate(_ at: UInt64) { earliest = min(earliest ?? at, at) }
         if self.canVote(in: self.current.number) {
-            if self.current.prevoted == nil { candidates.append(max(now, self.current.startedAt.addingSaturated(2 * t))) }
+            if self.current.prevoted == nil { candidate(max(now, self.current.startedAt.addingSaturated(2 * t))) }
             let precommitAt = self.current.startedAt.addingSaturated(4 * t)
-            if self.current.precommitted == nil && precommitAt > now { candidates.append(precommitAt) }
+            if self.current.precommitted == nil && precommitAt > now { candidate(precommitAt) }
         }
         if !self.current.completable {
-            candidates.append(max(now, max(self.current.startedAt, self.lastVoteRequestAt).addingSaturated(4 * t)))
+            candidate(max(now, max(self.current.startedAt, self.lastVoteRequestAt).addingSaturated(4 * t)))
         }
         for asked in self.catchUpRequested.values where asked.round == self.current.number {
-            candidates.append(max(now, asked.at.addingSaturated(8 * t)))
+            candidate(max(now, asked.at.addingSaturated(8 * t)))
         }
-        if let p = self.pendingCommit { candidates.append(max(now, p.at)) }
-        return candidates.min() ?? now.addingSaturated(4 * t)
+        if let p = self.pendingCommit { candidate(max(now, p.at)) }
+        return earliest ?? now.addingSaturated(4 * t)
     }
 
     var lastVoteRequestAt: UInt64 = 0

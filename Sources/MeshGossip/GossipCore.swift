@@ -176,8 +176,16 @@ public final class GossipCore {
     var subscribed: [Subscription] = []
     func subscription(_ topic: String) -> Int? { self.subscribed.firstIndex { $0.topic == topic } }
     var peers: [Peer: PeerState] = [:]
-    var peerOrder: [Peer] = []
-    public private(set) var mesh: [String: Set<Peer>] = [:]
+    var peerOrder: [Peer] = [] {
+        didSet { if !self.orderedMeshes.isEmpty { self.orderedMeshes.removeAll() } }
+    }
+    public private(set) var mesh: [String: Set<Peer>] = [:] {
+        didSet { if !self.orderedMeshes.isEmpty { self.orderedMeshes.removeAll() } }
+    }
+    /// Each topic's mesh in `peerOrder`, as `orderedMesh` last computed it: every accepted
+    /// message is forwarded in that order, while the mesh and the peers change only at
+    /// heartbeats, grafts, prunes and connections (any change clears it).
+    var orderedMeshes: [String: [Peer]] = [:]
     /// Seen message ids (delivered, invalid, ignored or awaiting a verdict), bounded.
     var seen: ExpiringSet<MessageID>
     /// Message cache for IWANT: windows of ids, newest first, and the messages.
@@ -232,8 +240,11 @@ public final class GossipCore {
 
     /// The mesh of a topic in connection order (deterministic: Set order varies per process).
     func orderedMesh(_ topic: String) -> [Peer] {
+        if let ordered = self.orderedMeshes[topic] { return ordered }
         guard let m = self.mesh[topic], !m.isEmpty else { return [] }
-        return self.peerOrder.filter { m.contains($0) }
+        let ordered = self.peerOrder.filter { m.contains($0) }
+        self.orderedMeshes[topic] = ordered
+        return ordered
     }
 
     // MARK: Peers and topics
@@ -751,9 +762,11 @@ public final class GossipCore {
             guard let st = self.peers[p] else { return false }
             return st.topics.contains(t) && !members.contains(p) && st.score >= self.config.gossipThreshold
         }
+        // One list for every target: the driver encodes the frame once for all of them.
+        let announced = Array(ids.suffix(GossipFrame.maxIDs))
         for p in self.shuffled(targets).prefix(self.config.dLazy) {
             self.tallies.ihaveSent += 1
-            self.outputs.append(.send(p, .ihave(t, Array(ids.suffix(GossipFrame.maxIDs)))))
+            self.outputs.append(.send(p, .ihave(t, announced)))
         }
     }
 }

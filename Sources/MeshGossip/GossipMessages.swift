@@ -126,22 +126,34 @@ public enum GossipFrame: Equatable, Sendable {
     }
 
     public var encoded: [UInt8] {
+        // Sized up front: an IHAVE of a hundred ids grew its buffer six times.
         var w: ByteWriter
-        if case .message(let m) = self { w = ByteWriter(capacity: 16 + m.topic.utf8.count + m.data.count) } else { w = ByteWriter(capacity: 64) }
-        func ids(_ l: [MessageID]) { w.list(l) { w, i in i.write(to: &w) } }
+        switch self {
+        case .message(let m): w = ByteWriter(capacity: 16 + m.topic.utf8.count + m.data.count)
+        case .ihave(let t, let l): w = ByteWriter(capacity: 16 + t.utf8.count + 20 * l.count)
+        case .iwant(let l), .idontwant(let l): w = ByteWriter(capacity: 16 + 20 * l.count)
+        default: w = ByteWriter(capacity: 64)
+        }
         switch self {
         case .subscribe(let t): w.u8(1); w.list(t) { w, s in w.string(s) }
         case .unsubscribe(let t): w.u8(2); w.list(t) { w, s in w.string(s) }
         case .graft(let t): w.u8(3); w.string(t)
         case .prune(let t, let b): w.u8(4); w.string(t); w.u16(b)
-        case .ihave(let t, let l): w.u8(5); w.string(t); ids(l)
-        case .iwant(let l): w.u8(6); ids(l)
-        case .idontwant(let l): w.u8(7); ids(l)
+        case .ihave(let t, let l): w.u8(5); w.string(t); Self.write(ids: l, to: &w)
+        case .iwant(let l): w.u8(6); Self.write(ids: l, to: &w)
+        case .idontwant(let l): w.u8(7); Self.write(ids: l, to: &w)
         case .preamble(let t, let id, let size): w.u8(8); w.string(t); id.write(to: &w); w.u32(size)
         case .message(let m): w.u8(9); w.string(m.topic); w.bytes(m.data)
         case .announce(let t, let id, let size): w.u8(10); w.string(t); id.write(to: &w); w.u32(size)
         }
         return w.bytes
+    }
+
+    /// A length-prefixed list of ids (a plain loop: `ByteWriter.list` is generic across the
+    /// module boundary, and ids are most of what gossip control frames carry).
+    static func write(ids: [MessageID], to w: inout ByteWriter) {
+        w.varint(ids.count)
+        for id in ids { id.write(to: &w) }
     }
 
     /// Where a message frame's topic and data lie in `bytes`, read in place (nothing copied),

@@ -34,9 +34,9 @@ extension NodeCore {
         guard !self.flushingGossip else { return }
         self.flushingGossip = true
         defer { self.flushingGossip = false }
-        // A message forwarded to several peers comes out as consecutive sends of one frame:
-        // it is encoded once and the bytes shared.
-        var last: (id: MessageID, bytes: [UInt8])?
+        // A message forwarded to several peers, or an IHAVE to several, comes out as
+        // consecutive sends of one frame: it is encoded once and the bytes shared.
+        var last = EncodedFrames()
         var outputs = self.gossipBatch
         self.gossipBatch = []
         defer {
@@ -50,21 +50,37 @@ extension NodeCore {
         }
     }
 
-    func performGossip(_ o: GossipOutput, now: NodeTime, lastEncoded: inout (id: MessageID, bytes: [UInt8])?) {
+    /// The last message and IHAVE frames encoded while flushing gossip.
+    struct EncodedFrames {
+        var message: (id: MessageID, bytes: [UInt8])?
+        var ihave: (topic: String, ids: [MessageID], bytes: [UInt8])?
+    }
+
+    func performGossip(_ o: GossipOutput, now: NodeTime, lastEncoded: inout EncodedFrames) {
         switch o {
         case .send(let id, let frame):
             guard self.peers.isConnected(id) else { return }
-            if case .message(let m) = frame {
-                if let l = lastEncoded, l.id == m.id {
+            switch frame {
+            case .message(let m):
+                if let l = lastEncoded.message, l.id == m.id {
                     self.emit(.send(id, protocol: ProtocolName.gossip, l.bytes))
                     return
                 }
                 let bytes = frame.encoded
-                lastEncoded = (m.id, bytes)
+                lastEncoded.message = (m.id, bytes)
                 self.emit(.send(id, protocol: ProtocolName.gossip, bytes))
-                return
+            case .ihave(let topic, let ids):
+                // (The same list for every target: `==` sees the shared storage at once.)
+                if let l = lastEncoded.ihave, l.topic == topic, l.ids == ids {
+                    self.emit(.send(id, protocol: ProtocolName.gossip, l.bytes))
+                    return
+                }
+                let bytes = frame.encoded
+                lastEncoded.ihave = (topic, ids, bytes)
+                self.emit(.send(id, protocol: ProtocolName.gossip, bytes))
+            default:
+                self.emit(.send(id, protocol: ProtocolName.gossip, frame.encoded))
             }
-            self.emit(.send(id, protocol: ProtocolName.gossip, frame.encoded))
         case .cancel, .deliver:
             break  // frames already handed to the channel go out; IDONTWANT stops later ones
         case .validate(let m, let from):
