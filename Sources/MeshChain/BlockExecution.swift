@@ -158,8 +158,13 @@ extension ChainState {
         guard MerkleRoot.of(hashes) == h.transactionsRoot else { throw .transactionsRootMismatch }
         var receipts: [Receipt] = []
         receipts.reserveCapacity(block.transactions.count)
+        let byIndex = context.preverifiedIndices
         for (i, tx) in block.transactions.enumerated() {
-            do { receipts.append(try trial.apply(tx, at: h.number, producer: h.producer, context: context, hash: hashes[i], size: sizes[i])) } catch {
+            let verified = i < byIndex.count && byIndex[i]
+            do {
+                receipts.append(try trial.apply(tx, at: h.number, producer: h.producer, context: context, hash: hashes[i], size: sizes[i],
+                                                signatureVerified: verified))
+            } catch {
                 throw .invalidTransaction(index: i, error)
             }
         }

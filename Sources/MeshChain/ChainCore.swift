@@ -317,6 +317,7 @@ public final class ChainCore {
                 } else {
                     context.preverified.formUnion(found.transactions)
                 }
+                context.preverifiedIndices = found.indices(for: block.transactions)
                 context.headerPreverified = found.header
             }
         }

@@ -27,9 +27,31 @@ public struct VerifiedSignatures: Sendable, Equatable {
     public var header: Bool
     /// Transactions (by hash, which covers the signature) whose signatures verified.
     public var transactions: Set<Hash32>
+    /// Transactions by index: `true` at i when transaction i of `indexedTransactions`
+    /// verified. A verifier that checks a block's own transactions reports them this way,
+    /// without hashing each one for the set (the importer hashes them anyway, for the
+    /// transactions root).
+    public var transactionsByIndex: [Bool]
+    /// The transactions `transactionsByIndex` speaks of: the body the verifier was given. A
+    /// header hash does not pin a body (a peer can send another body under the same header),
+    /// so the importer uses the indices only for this very body (``indices(for:)``).
+    public var indexedTransactions: [Transaction]
 
-    public init(header: Bool = false, transactions: Set<Hash32> = []) {
+    public init(header: Bool = false, transactions: Set<Hash32> = [], transactionsByIndex: [Bool] = [],
+                indexedTransactions: [Transaction] = []) {
         self.header = header
         self.transactions = transactions
+        self.transactionsByIndex = transactionsByIndex
+        self.indexedTransactions = indexedTransactions
+    }
+
+    /// `transactionsByIndex` when `body` is the body the verifier checked (the same array,
+    /// or equal transactions), else none.
+    public func indices(for body: [Transaction]) -> [Bool] {
+        guard !self.transactionsByIndex.isEmpty, self.transactionsByIndex.count == body.count,
+              self.indexedTransactions.count == body.count else { return [] }
+        // One array handed along (the usual case): the same storage is the same body.
+        let same = self.indexedTransactions.withUnsafeBufferPointer { a in body.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+        return same || self.indexedTransactions == body ? self.transactionsByIndex : []
     }
 }

@@ -23,6 +23,9 @@ public struct ExecutionContext: Sendable {
     /// The block's producer signature was verified already (by the signature workers): the
     /// header check skips it.
     public var headerPreverified = false
+    /// The block's transactions (by index) whose signatures the signature workers verified
+    /// already: block import does not verify them again.
+    public var preverifiedIndices: [Bool] = []
 
     public init(genesis: Hash32, checkSignatures: Bool = true,
                 verifyEquivocation: @escaping @Sendable ([UInt8], [WeightedAuthority]) -> Bool = { _, _ in false }) {
@@ -38,8 +41,10 @@ extension ChainState {
     /// Checks a transaction against the state without applying it.
     /// `hash`, `size`: the transaction's hash and encoded size when the caller has them
     /// already (block import).
+    /// `signatureVerified`: the caller knows the signature verified (block import, from the
+    /// signature workers).
     public func check(_ tx: Transaction, at number: UInt64, context: ExecutionContext, hash: Hash32? = nil,
-                      size: Int? = nil) throws(TransactionError) {
+                      size: Int? = nil, signatureVerified: Bool = false) throws(TransactionError) {
         let size = size ?? tx.encoded.count
         if size > Transaction.maxSize { throw .tooLarge(size) }
         if tx.validUntil < number { throw .expired(validUntil: tx.validUntil, block: number) }
@@ -48,7 +53,8 @@ extension ChainState {
         if tx.nonce < expected { throw .staleNonce(expected: expected, got: tx.nonce) }
         if tx.nonce > expected { throw .futureNonce(expected: expected, got: tx.nonce) }
         if self.balance(tx.signer) < tx.fee { throw .cannotPayFee(balance: self.balance(tx.signer), fee: tx.fee) }
-        if context.checkSignatures && !(context.preverified.contains(hash ?? tx.hash) || tx.verifySignature(genesis: context.genesis)) { throw .badSignature }
+        if context.checkSignatures && !signatureVerified
+            && !(context.preverified.contains(hash ?? tx.hash) || tx.verifySignature(genesis: context.genesis)) { throw .badSignature }
     }
 
     /// Applies a transaction: charges the fee to `producer`, uses the nonce, then runs the
@@ -57,9 +63,9 @@ extension ChainState {
     /// already (block import encodes and hashes each transaction once, for the transactions
     /// root, and passes both on).
     public mutating func apply(_ tx: Transaction, at number: UInt64, producer: AccountID, context: ExecutionContext,
-                               hash: Hash32? = nil, size: Int? = nil) throws(TransactionError) -> Receipt {
+                               hash: Hash32? = nil, size: Int? = nil, signatureVerified: Bool = false) throws(TransactionError) -> Receipt {
         let hash = hash ?? tx.hash
-        try self.check(tx, at: number, context: context, hash: hash, size: size)
+        try self.check(tx, at: number, context: context, hash: hash, size: size, signatureVerified: signatureVerified)
         self.setBalance(tx.signer, self.balance(tx.signer) - tx.fee)  // checked: balance ≥ fee
         self.credit(producer, tx.fee)
         self.nonces[tx.signer] = tx.nonce &+ 1  // below 2^64 − 1: the nonce gap bounds it

@@ -41,13 +41,14 @@ public final class SignatureWorkerPool: BlockSignatureVerifier, @unchecked Senda
         var outstanding = 0
         var cancelled = false
         var header = false
-        var valid: Set<Hash32> = []
+        /// Transaction i's signature verified (by index: no transaction is hashed for it).
+        var valid: [Bool]
 
         init(pool: SignatureWorkerPool, block: Block, genesis: Hash32) {
             self.pool = pool
             self.block = block
             self.genesis = genesis
-            self.valid.reserveCapacity(block.transactions.count)
+            self.valid = [Bool](repeating: false, count: block.transactions.count)
         }
 
         func wait() -> VerifiedSignatures { self.pool.wait(self) }
@@ -132,20 +133,18 @@ public final class SignatureWorkerPool: BlockSignatureVerifier, @unchecked Senda
         return nil
     }
 
-    /// Runs one check outside the lock; returns the transaction hash when it verified.
-    private static func check(_ j: Job) -> (ok: Bool, hash: Hash32?) {
+    /// Runs one check outside the lock: whether the signature verified.
+    private static func check(_ j: Job) -> Bool {
         let block = j.ticket.block
-        if j.index == 0 { return (block.header.hasValidSignature, nil) }
-        let tx = block.transactions[j.index - 1]
-        guard tx.verifySignature(genesis: j.ticket.genesis) else { return (false, nil) }
-        return (true, tx.hash)
+        if j.index == 0 { return block.header.hasValidSignature }
+        return block.transactions[j.index - 1].verifySignature(genesis: j.ticket.genesis)
     }
 
     /// Records a result. Under the lock.
-    private func record(_ j: Job, _ result: (ok: Bool, hash: Hash32?)) {
+    private func record(_ j: Job, _ ok: Bool) {
         let t = j.ticket
-        if result.ok {
-            if let h = result.hash { t.valid.insert(h) } else { t.header = true }
+        if ok {
+            if j.index == 0 { t.header = true } else { t.valid[j.index - 1] = true }
         }
         t.outstanding -= 1
         if t.outstanding == 0 { self.condition.broadcast() }
@@ -184,7 +183,7 @@ public final class SignatureWorkerPool: BlockSignatureVerifier, @unchecked Senda
         }
         // Checks still running on a worker (a cancelled ticket) may add to `valid` later;
         // this answer holds what was found so far.
-        let found = VerifiedSignatures(header: t.header, transactions: t.valid)
+        let found = VerifiedSignatures(header: t.header, transactionsByIndex: t.valid, indexedTransactions: t.block.transactions)
         self.condition.unlock()
         return found
     }

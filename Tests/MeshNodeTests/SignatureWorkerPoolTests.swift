@@ -81,6 +81,51 @@ struct SignatureWorkerPoolTests {
         }
     }
 
+    /// A verifier that reports every transaction valid by index (as the pool does), for the
+    /// body it was given, or for another body under the same header (`otherBody`).
+    final class CredulousByIndex: BlockSignatureVerifier, @unchecked Sendable {
+        let otherBody: ((Block) -> [Transaction])?
+        init(otherBody: ((Block) -> [Transaction])? = nil) { self.otherBody = otherBody }
+
+        func submit(_ blocks: [Block], genesis: Hash32, skipping: Set<Hash32>) -> [any SignatureTicket] {
+            blocks.map { b in
+                Credulous.Ticket(VerifiedSignatures(header: true, transactionsByIndex: Array(repeating: true, count: b.transactions.count),
+                                                    indexedTransactions: self.otherBody?(b) ?? b.transactions))
+            }
+        }
+    }
+
+    @Test("verdicts by index count only for the body they were given: another body under the same header is verified in full")
+    func indicesPinTheBody() throws {
+        let f = Fixture()
+        var blocks = try f.blocks(2)
+        blocks[1] = f.forging(blocks[1], transaction: 2)
+        // Verdicts for this very body are taken as they are (the forgery gets in: the checks
+        // were skipped).
+        let credulous = try ChainCore(spec: f.spec, store: MemoryStore())
+        credulous.signatureVerifier = CredulousByIndex()
+        #expect(f.importAll(blocks, into: credulous) == nil)
+        // Verdicts about another body (here the forged transaction re-signed, as a peer could
+        // send first) are not applied to the body imported.
+        let otherBody = CredulousByIndex { b in
+            var txs = b.transactions
+            txs[min(2, txs.count - 1)].signature = f.senders[0].sign([1, 2, 3])
+            return txs
+        }
+        let careful = try ChainCore(spec: f.spec, store: MemoryStore())
+        careful.signatureVerifier = otherBody
+        #expect(f.importAll(blocks, into: careful) == .invalidTransaction(index: 2, .badSignature))
+        // The check itself: the same body (same storage or equal), or nothing.
+        let body = blocks[1].transactions
+        let found = VerifiedSignatures(transactionsByIndex: Array(repeating: true, count: body.count), indexedTransactions: body)
+        #expect(found.indices(for: body) == Array(repeating: true, count: body.count))
+        #expect(found.indices(for: body.map { $0 }) == Array(repeating: true, count: body.count))
+        var changed = body
+        changed[0].nonce &+= 1
+        #expect(found.indices(for: changed).isEmpty)
+        #expect(found.indices(for: Array(body.dropLast())).isEmpty)
+    }
+
     @Test("a forged transaction signature fails the same block at the same index with and without the pool")
     func sameFailure() throws {
         let f = Fixture()
@@ -182,7 +227,7 @@ struct SignatureWorkerPoolTests {
         let pool = SignatureWorkerPool(workers: 2)
         pool.shutdown()
         let tickets = pool.submit(blocks, genesis: Hash32.of([1]), skipping: [])
-        #expect(tickets.map { $0.wait() } == Array(repeating: VerifiedSignatures(), count: 3))
+        #expect(tickets.map { $0.wait() }.allSatisfy { !$0.header && $0.transactions.isEmpty && !$0.transactionsByIndex.contains(true) })
         let chain = try ChainCore(spec: f.spec, store: MemoryStore())
         chain.signatureVerifier = pool
         #expect(f.importAll(blocks, into: chain) == .invalidTransaction(index: 7, .badSignature))
