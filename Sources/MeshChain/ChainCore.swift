@@ -48,6 +48,12 @@ public final class ChainCore {
     /// Tickets of blocks handed to the verifier by `verifyAhead`, by block hash; taken by
     /// `importBlock`, the rest dropped by `cancelVerifyAhead`.
     var ahead: [Hash32: any SignatureTicket] = [:]
+    /// Producer signatures `verifyHeader` found valid, by header hash (which does not cover
+    /// the signature, so the signature itself is kept and compared): the import of the block
+    /// then does not verify it again. Bounded, oldest dropped first.
+    var verifiedHeaders: [Hash32: Ed25519.Signature] = [:]
+    var verifiedHeaderOrder: [Hash32] = []
+    static let verifiedHeadersKept = 64
     /// Blocks handed ahead at most (one sync answer's worth).
     public static let maxVerifyAhead = 1024
     /// Blocks `importBatch` stores in one transaction at most while the verifier still checks
@@ -305,6 +311,8 @@ public final class ChainCore {
         var state = parentState
         var context = self.context
         context.preverified = preverified
+        // Checked by `verifyHeader` already (a compact block's header, before its body).
+        if let signature = self.verifiedHeaders[hash], signature == block.header.signature { context.headerPreverified = true }
         if context.checkSignatures, let verifier = self.signatureVerifier {
             // A block alone (gossip, a fetch) is spread over the workers too when it carries
             // enough transactions to gain from it.
@@ -318,7 +326,7 @@ public final class ChainCore {
                     context.preverified.formUnion(found.transactions)
                 }
                 context.preverifiedIndices = found.indices(for: block.transactions)
-                context.headerPreverified = found.header
+                context.headerPreverified = context.headerPreverified || found.header
             }
         }
         do {
@@ -404,6 +412,12 @@ public final class ChainCore {
     public func verifyHeader(_ header: BlockHeader, now: UInt64?) throws(BlockError) {
         guard let parent = self.entries[header.parentHash] else { throw .unknownParent(header.parentHash) }
         _ = try parent.state.checkHeader(header, parentSlot: parent.header.slot, now: now, checkSignature: true)
+        let hash = header.hash
+        guard self.verifiedHeaders.updateValue(header.signature, forKey: hash) == nil else { return }
+        self.verifiedHeaderOrder.append(hash)
+        if self.verifiedHeaderOrder.count > Self.verifiedHeadersKept {
+            self.verifiedHeaders[self.verifiedHeaderOrder.removeFirst()] = nil
+        }
     }
 
     /// Rewrites the canonical index to end at `tip` (inside the caller's store transaction);

@@ -40,6 +40,21 @@ struct ChainTests {
         #expect(sa.balance(a.accounts[3].publicKey) == 1000 * Token.tao + 4 * Token.tao - 4 * Token.tao - 4 * 1000)
     }
 
+    @Test("a header verifyHeader checked is not verified again on import, but only with the signature it checked")
+    func verifiedHeaderOnce() throws {
+        let a = try DevChain()
+        let (good, ts) = a.nextBlock(txs: [a.tx(a.accounts[0], .transfer(to: a.accounts[1].publicKey, amount: 5))])
+        try a.core.verifyHeader(good.header, now: ts)
+        // The header hash does not cover the signature: the same header with another signature
+        // has the same hash, and must be verified on its own.
+        var forged = good
+        forged.header.signature = try Ed25519.Signature(bytes: [UInt8](repeating: 1, count: 64))
+        #expect(forged.hash == good.hash)
+        #expect(throws: BlockError.badProducerSignature) { try a.core.importBlock(forged, now: ts) }
+        _ = try a.core.importBlock(good, now: ts)
+        #expect(a.core.best.hash == good.hash)
+    }
+
     @Test("bad blocks are rejected with a typed reason and nothing is stored")
     func badBlocks() throws {
         let a = try DevChain()
