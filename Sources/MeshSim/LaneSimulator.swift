@@ -42,26 +42,25 @@ public final class LaneSimulator: @unchecked Sendable {
         var queue = EventHeap()
         var now: UInt64 = 0
         var sequence: UInt64 = 0
-        var outbox: [Outgoing] = []
+        let outbox = Mailbox()
         /// Messages from other lanes, in (sender lane, send order), not in `queue` yet: each
         /// lane moves its own into its queue on its own thread before it runs (the barrier
-        /// only appends them here).
-        var inbox: [Outgoing] = []
+        /// only moves them here).
+        let inbox = Mailbox()
         var inboxEarliest = UInt64.max
 
         /// The earliest pending event, in the queue or the inbox.
         var nextTime: UInt64 { min(self.queue.nextTime ?? .max, self.inboxEarliest) }
 
         func takeInbox() {
-            guard !self.inbox.isEmpty else { return }
-            for o in self.inbox { self.push(o.time, o.action) }
-            self.inbox.removeAll(keepingCapacity: true)
+            guard self.inbox.count > 0 else { return }
+            self.inbox.drain { o in self.push(o.time, o.action) }
             self.inboxEarliest = .max
         }
         var events: UInt64 = 0
         let trace = SimTrace(chunk: 1 << 12)
 
-        func push(_ time: UInt64, _ action: @escaping () -> Void) {
+        func push(_ time: UInt64, _ action: __owned @escaping () -> Void) {
             self.sequence += 1
             self.queue.push(SimEvent(time: max(time, self.now), seq: self.sequence, action: action))
         }
@@ -71,6 +70,45 @@ public final class LaneSimulator: @unchecked Sendable {
         let lane: Int
         let time: UInt64
         let action: () -> Void
+    }
+
+    /// A growable buffer of messages between lanes that hands them on by moving them: an
+    /// array copied each message out (a retain) and released it when emptied, twice per
+    /// message (outbox to inbox at the barrier, inbox to queue), and the barrier's share runs
+    /// on one thread while the others wait.
+    final class Mailbox {
+        private var base: UnsafeMutablePointer<Outgoing>
+        private var capacity: Int
+        private(set) var count = 0
+
+        init(capacity: Int = 64) {
+            self.base = .allocate(capacity: capacity)
+            self.capacity = capacity
+        }
+
+        deinit {
+            self.base.deinitialize(count: self.count)
+            self.base.deallocate()
+        }
+
+        func append(_ o: __owned Outgoing) {
+            if self.count == self.capacity {
+                let grown = UnsafeMutablePointer<Outgoing>.allocate(capacity: 2 * self.capacity)
+                grown.moveInitialize(from: self.base, count: self.count)
+                self.base.deallocate()
+                self.base = grown
+                self.capacity *= 2
+            }
+            (self.base + self.count).initialize(to: o)
+            self.count += 1
+        }
+
+        /// Moves every message out to `body`, in order, and leaves the mailbox empty.
+        func drain(_ body: (__owned Outgoing) -> Void) {
+            let n = self.count
+            self.count = 0  // (before the calls: `body` may append to another mailbox only)
+            for i in 0..<n { body((self.base + i).move()) }
+        }
     }
 
     private let lanes: [Lane]
@@ -107,7 +145,7 @@ public final class LaneSimulator: @unchecked Sendable {
 
     /// Sends an event from lane `from` to lane `to`, arriving at `time`, which must be at least
     /// the lookahead after the sender's now when a window is running.
-    public func send(from: Int, to: Int, at time: UInt64, _ action: @escaping () -> Void) {
+    public func send(from: Int, to: Int, at time: UInt64, _ action: __owned @escaping () -> Void) {
         if from == to || !self.inWindow {
             self.lanes[to].push(time, action)
             return
@@ -191,13 +229,12 @@ public final class LaneSimulator: @unchecked Sendable {
             }
         }
         self.inWindow = false
-        for l in self.lanes where !l.outbox.isEmpty {
-            for o in l.outbox {
+        for l in self.lanes where l.outbox.count > 0 {
+            l.outbox.drain { o in
                 let to = self.lanes[o.lane]
-                to.inbox.append(o)
                 if o.time < to.inboxEarliest { to.inboxEarliest = o.time }
+                to.inbox.append(o)
             }
-            l.outbox.removeAll(keepingCapacity: true)
         }
         self.onBarrier()
     }

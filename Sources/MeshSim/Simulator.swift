@@ -118,7 +118,7 @@ struct EventHeap {
     /// The earliest event's time, if any.
     var nextTime: UInt64? { self.keys.first?.time }
 
-    mutating func push(_ e: SimEvent) {
+    mutating func push(_ e: __owned SimEvent) {
         let slot: Int32
         if let f = self.free.popLast() {
             slot = f
