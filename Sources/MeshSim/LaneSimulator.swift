@@ -21,7 +21,7 @@ import Synchronization
 /// in (sender lane, send order) — none depends on which thread ran what or when. The same seed
 /// therefore gives the same run, and the same trace hash, for any number of workers; the
 /// scenarios' tests check 1 against 2.
-public final class LaneSimulator: @unchecked Sendable {
+public final class LaneSimulator<Message>: @unchecked Sendable {
     // Safety: inside a window each lane is run by exactly one worker (claimed through `claim`)
     // and its events touch only that lane's state, plus state that is itself thread-safe
     // (`SignatureCache`); sends to other lanes go to the running lane's outbox. Everything else
@@ -37,9 +37,19 @@ public final class LaneSimulator: @unchecked Sendable {
     /// Called on the calling thread after every window and every batch of global events, when
     /// no lane is running (for checkers that compare lanes).
     public var onBarrier: () -> Void = {}
+    /// Runs a typed message on the lane it was sent to (set before `run`). The common
+    /// message of a scenario travels as data instead of a closure: no allocation of a closure
+    /// context per message.
+    public var deliver: (Message) -> Void = { _ in }
+
+    /// What a lane's queue holds.
+    enum Event {
+        case action(SimAction)
+        case message(Message)
+    }
 
     final class Lane {
-        var queue = EventHeap()
+        var queue = EventHeap<Event>()
         var now: UInt64 = 0
         var sequence: UInt64 = 0
         let outbox = Mailbox()
@@ -54,22 +64,22 @@ public final class LaneSimulator: @unchecked Sendable {
 
         func takeInbox() {
             guard self.inbox.count > 0 else { return }
-            self.inbox.drain { o in self.push(o.time, o.action) }
+            self.inbox.drain { o in self.push(o.time, o.event) }
             self.inboxEarliest = .max
         }
         var events: UInt64 = 0
         let trace = SimTrace(chunk: 1 << 12)
 
-        func push(_ time: UInt64, _ action: __owned @escaping () -> Void) {
+        func push(_ time: UInt64, _ event: __owned Event) {
             self.sequence += 1
-            self.queue.push(SimEvent(time: max(time, self.now), seq: self.sequence, action: action))
+            self.queue.push(time: max(time, self.now), seq: self.sequence, event)
         }
     }
 
     struct Outgoing {
         let lane: Int
         let time: UInt64
-        let action: () -> Void
+        let event: Event
     }
 
     /// A growable buffer of messages between lanes that hands them on by moving them: an
@@ -112,7 +122,7 @@ public final class LaneSimulator: @unchecked Sendable {
     }
 
     private let lanes: [Lane]
-    private var global = EventHeap()
+    private var global = EventHeap<SimAction>()
     private var globalSequence: UInt64 = 0
     private var globalTrace = Lane()
     /// The end of the window being run (lanes' sends must arrive at or after it).
@@ -140,25 +150,34 @@ public final class LaneSimulator: @unchecked Sendable {
     /// Schedules an event on `lane` at `time` (clamped to the lane's now). Called from that
     /// lane's own events, or from global context.
     public func schedule(_ lane: Int, at time: UInt64, _ action: @escaping () -> Void) {
-        self.lanes[lane].push(time, action)
+        self.lanes[lane].push(time, .action(SimAction(run: action)))
     }
 
     /// Sends an event from lane `from` to lane `to`, arriving at `time`, which must be at least
     /// the lookahead after the sender's now when a window is running.
     public func send(from: Int, to: Int, at time: UInt64, _ action: __owned @escaping () -> Void) {
+        self.send(from: from, to: to, at: time, event: .action(SimAction(run: action)))
+    }
+
+    /// Sends `message` from lane `from` to lane `to`, where `deliver` runs it at `time`.
+    public func send(from: Int, to: Int, at time: UInt64, message: __owned Message) {
+        self.send(from: from, to: to, at: time, event: .message(message))
+    }
+
+    private func send(from: Int, to: Int, at time: UInt64, event: __owned Event) {
         if from == to || !self.inWindow {
-            self.lanes[to].push(time, action)
+            self.lanes[to].push(time, event)
             return
         }
         precondition(time >= self.windowEnd, "a message between lanes arrives before the lookahead (\(time) < \(self.windowEnd))")
-        self.lanes[from].outbox.append(Outgoing(lane: to, time: time, action: action))
+        self.lanes[from].outbox.append(Outgoing(lane: to, time: time, event: event))
     }
 
     /// Schedules a global event: it runs alone, when every lane has run its earlier events.
     public func scheduleGlobal(at time: UInt64, _ action: @escaping () -> Void) {
         precondition(!self.inWindow, "global events are scheduled from setup or global events")
         self.globalSequence += 1
-        self.global.push(SimEvent(time: max(time, self.now), seq: self.globalSequence, action: action))
+        self.global.push(time: max(time, self.now), seq: self.globalSequence, SimAction(run: action))
     }
 
     /// Adds an event fingerprint to lane `lane`'s trace (or the global trace for nil).
@@ -204,7 +223,7 @@ public final class LaneSimulator: @unchecked Sendable {
         while let t = self.global.nextTime, t == time {
             let action = self.global.pop()!
             self.globalTrace.events += 1
-            action()
+            action.run()
         }
         self.onBarrier()
     }
@@ -242,10 +261,13 @@ public final class LaneSimulator: @unchecked Sendable {
     private func runLane(_ lane: Lane, until windowEnd: UInt64) {
         lane.takeInbox()
         while let time = lane.queue.nextTime, time < windowEnd {
-            let action = lane.queue.pop()!
+            let event = lane.queue.pop()!
             lane.now = time
             lane.events += 1
-            action()
+            switch event {
+            case .action(let action): action.run()
+            case .message(let message): self.deliver(message)
+            }
         }
     }
 }

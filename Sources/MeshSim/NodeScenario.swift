@@ -197,7 +197,7 @@ public final class NodeScenario {
     }
 
     public let config: NodeScenarioConfig
-    let sim: LaneSimulator
+    let sim: LaneSimulator<Frame>
     let spec: ChainSpec
     var nodes: [SimNode] = []
     let signatures = SignatureCache()
@@ -218,7 +218,7 @@ public final class NodeScenario {
         let n = max(1, config.nodes)
         // A link takes at least 1 µs: the lanes' lookahead must be positive.
         self.linkLatency = max(config.network.latency, 1_000)
-        self.sim = LaneSimulator(seed: seed, lanes: n, lookahead: self.linkLatency, workers: config.workers)
+        self.sim = LaneSimulator<Frame>(seed: seed, lanes: n, lookahead: self.linkLatency, workers: config.workers)
         var rng = self.sim.rng.fork()
         let v = min(max(1, config.validators), n)
         let keys = (0..<n).map { _ in try! Ed25519.PrivateKey(seedBytes: rng.bytes(32)) }
@@ -380,14 +380,10 @@ public final class NodeScenario {
             if isGossip { node.counters.gossipFrames += 1 } else { node.counters.byProtocol[proto, default: 0] += 1 }
             let sid = end.stream(for: proto)
             if isGossip, node.byzantine?.equivocate == true { self.equivocate(bytes, from: node, end: end) }
-            // The common case (gossip frames are nearly every message) schedules one closure.
+            // The common case (gossip frames are nearly every message) travels as data: no
+            // closure allocated per frame (`receive(_:)` runs it).
             guard let a = self.arrival(from: end, kind: 1, size: bytes.count) else { return }
-            self.sim.send(from: node.index, to: end.remote, at: a.at) { [unowned self] in
-                guard let remote = a.live() else { return }
-                if isGossip { self.remember(bytes, at: remote) }
-                remote.core.received(a.tag, sid, protocolName: proto, bytes, now: self.now(remote))
-                self.flush(remote)
-            }
+            self.sim.send(from: node.index, to: end.remote, at: a.at, message: Frame(arrival: a, stream: sid, protocolName: proto, bytes: bytes))
         case .request(let tag, let rid, let proto, let body):
             node.counters.byProtocol[proto, default: 0] += 1
             guard let end = node.ends[tag], end.open else {
@@ -586,6 +582,22 @@ public final class NodeScenario {
         }
     }
 
+    /// A frame on a stream, in flight to `arrival.remote`.
+    struct Frame {
+        let arrival: Arrival
+        let stream: StreamID
+        let protocolName: String
+        let bytes: [UInt8]
+    }
+
+    /// A frame arrives (the lane simulator's `deliver`).
+    func receive(_ f: Frame) {
+        guard let remote = f.arrival.live() else { return }
+        if f.protocolName == ProtocolName.gossip { self.remember(f.bytes, at: remote) }
+        remote.core.received(f.arrival.tag, f.stream, protocolName: f.protocolName, f.bytes, now: self.now(remote))
+        self.flush(remote)
+    }
+
     /// Where and when a message sent on `end` arrives.
     struct Arrival {
         let at: UInt64
@@ -780,6 +792,7 @@ public final class NodeScenario {
         let start = clock()
         let end = UInt64(self.config.seconds * 1e9)
         self.sim.onBarrier = { [unowned self] in self.checkFinality() }
+        self.sim.deliver = { [unowned self] frame in self.receive(frame) }
         for node in self.nodes where node.byzantine?.junk == true || node.byzantine?.replay == true {
             let incarnation = node.incarnation
             self.sim.schedule(node.index, at: 1_000_000_000 + self.sim.rng.next() % 250_000_000) { [unowned self, unowned node] in

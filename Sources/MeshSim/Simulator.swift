@@ -12,7 +12,7 @@ public final class Simulator {
     public var instant: Instant { Instant(nanoseconds: self.now) }
     public var rng: SimRandom
     public let seed: UInt64
-    private var queue = EventHeap()
+    private var queue = EventHeap<SimAction>()
     private var sequence: UInt64 = 0
     private let traceLog = SimTrace(chunk: 1 << 16)
     public private(set) var eventCount: UInt64 = 0
@@ -25,7 +25,7 @@ public final class Simulator {
     /// Schedules `action` at `time` (clamped to now).
     public func schedule(at time: UInt64, _ action: @escaping () -> Void) {
         self.sequence += 1
-        self.queue.push(SimEvent(time: max(time, self.now), seq: self.sequence, action: action))
+        self.queue.push(time: max(time, self.now), seq: self.sequence, SimAction(run: action))
     }
 
     public func schedule(after delay: UInt64, _ action: @escaping () -> Void) {
@@ -46,7 +46,7 @@ public final class Simulator {
             let action = self.queue.pop()!
             self.now = time
             self.eventCount += 1
-            action()
+            action.run()
         }
         self.now = max(self.now, end)
     }
@@ -87,16 +87,19 @@ final class SimTrace {
     }
 }
 
-struct SimEvent {
-    let time: UInt64
-    let seq: UInt64
-    let action: () -> Void
+/// An event's closure. A closure in a struct: an array of bare closures (or a generic
+/// container holding them) stores them at the generic abstraction level, so every store and
+/// load went through a reabstraction thunk, allocated each time (two allocations per event);
+/// a struct's field keeps the closure's own representation.
+struct SimAction {
+    let run: () -> Void
 }
 
-/// A binary min-heap of events by (time, sequence). The heap orders plain keys (time,
-/// sequence, slot); the closures stay put in a slab, so sifting moves three integers and
-/// never retains or releases a closure (it did, and that was a tenth of a node run).
-struct EventHeap {
+/// A binary min-heap of events by (time, sequence) carrying a `Payload` each (an action, or a
+/// typed message in the lane simulator). The heap orders plain keys (time, sequence, slot);
+/// the payloads stay put in a slab, so sifting moves three integers and never retains or
+/// releases one (it did, and that was a tenth of a node run).
+struct EventHeap<Payload> {
     private struct Key {
         let time: UInt64
         let seq: UInt64
@@ -104,30 +107,23 @@ struct EventHeap {
         @inline(__always) static func < (a: Key, b: Key) -> Bool { a.time != b.time ? a.time < b.time : a.seq < b.seq }
     }
 
-    /// A closure in a struct: an array of bare closures stores them at the generic abstraction
-    /// level, so every store and load went through a reabstraction thunk, allocated each time
-    /// (two allocations per event); a struct's field keeps the closure's own representation.
-    private struct Slot {
-        var action: (() -> Void)?
-    }
-
     private var keys: [Key] = []
-    private var actions: [Slot] = []
+    private var payloads: [Payload?] = []
     private var free: [Int32] = []
 
     /// The earliest event's time, if any.
     var nextTime: UInt64? { self.keys.first?.time }
 
-    mutating func push(_ e: __owned SimEvent) {
+    mutating func push(time: UInt64, seq: UInt64, _ payload: __owned Payload) {
         let slot: Int32
         if let f = self.free.popLast() {
             slot = f
-            self.actions[Int(f)].action = e.action
+            self.payloads[Int(f)] = payload
         } else {
-            slot = Int32(self.actions.count)
-            self.actions.append(Slot(action: e.action))
+            slot = Int32(self.payloads.count)
+            self.payloads.append(payload)
         }
-        self.keys.append(Key(time: e.time, seq: e.seq, slot: slot))
+        self.keys.append(Key(time: time, seq: seq, slot: slot))
         var i = self.keys.count - 1
         let k = self.keys[i]
         while i > 0 {
@@ -139,12 +135,12 @@ struct EventHeap {
         self.keys[i] = k
     }
 
-    /// Removes the earliest event and returns its action.
+    /// Removes the earliest event and returns its payload.
     @discardableResult
-    mutating func pop() -> (() -> Void)? {
+    mutating func pop() -> Payload? {
         guard !self.keys.isEmpty else { return nil }
         let top = self.keys[0]
-        let action = self.actions[Int(top.slot)].action.take()
+        let action = self.payloads[Int(top.slot)].take()
         self.free.append(top.slot)
         let last = self.keys.removeLast()
         let n = self.keys.count
