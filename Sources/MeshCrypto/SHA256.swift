@@ -28,7 +28,9 @@ public enum SHA256 {
     }
 
     /// Writes the digest of `input` into `out` (32 bytes): no allocation of our own, for hot
-    /// paths that hash into buffers they own.
+    /// paths that hash into buffers they own. For public data only (ids, block hashes): the
+    /// thread's reused context keeps the last input's hash state until the next call or the
+    /// thread's end; hash secrets with `hash(_:)`, whose context is freed at once.
     public static func hash(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
         precondition(out.count == 32, "SHA-256 digest buffer must be 32 bytes")
         // The calling thread's context, reused: `EVP_Digest` allocates and frees one per call

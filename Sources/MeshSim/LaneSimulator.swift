@@ -40,7 +40,7 @@ public final class LaneSimulator<Message>: @unchecked Sendable {
     /// Runs a typed message on the lane it was sent to (set before `run`). The common
     /// message of a scenario travels as data instead of a closure: no allocation of a closure
     /// context per message.
-    public var deliver: (Message) -> Void = { _ in }
+    public var deliver: (Message) -> Void = { _ in preconditionFailure("LaneSimulator.deliver is not set") }
 
     /// What a lane's queue holds.
     enum Event {
@@ -92,6 +92,7 @@ public final class LaneSimulator<Message>: @unchecked Sendable {
         private(set) var count = 0
 
         init(capacity: Int = 64) {
+            precondition(capacity > 0, "a mailbox needs room for one message")
             self.base = .allocate(capacity: capacity)
             self.capacity = capacity
         }
@@ -102,6 +103,7 @@ public final class LaneSimulator<Message>: @unchecked Sendable {
         }
 
         func append(_ o: __owned Outgoing) {
+            assert(!self.draining, "a mailbox appended to while it drains")
             if self.count == self.capacity {
                 let grown = UnsafeMutablePointer<Outgoing>.allocate(capacity: 2 * self.capacity)
                 grown.moveInitialize(from: self.base, count: self.count)
@@ -117,8 +119,13 @@ public final class LaneSimulator<Message>: @unchecked Sendable {
         func drain(_ body: (__owned Outgoing) -> Void) {
             let n = self.count
             self.count = 0  // (before the calls: `body` may append to another mailbox only)
+            self.draining = true
+            defer { self.draining = false }
             for i in 0..<n { body((self.base + i).move()) }
         }
+
+        /// Set while `drain` runs: an append then would land where moved-out slots are read.
+        private var draining = false
     }
 
     private let lanes: [Lane]

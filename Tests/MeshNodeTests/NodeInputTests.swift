@@ -166,6 +166,12 @@ struct NodeInputTests {
         // A sync request every 20 ms at most, sustained: above an honest node's one in flight
         // (a round trip and 128 imports apart); bytes served are budgeted apart.
         #expect(PeerManager.budgets[ProtocolName.sync]?.rate == 50)
+        // Every protocol the node speaks has a budget of its own: one without would share the
+        // budget of unknown protocols (budgets are kept by slot).
+        for name in NodeCore.requestProtocols.union([ProtocolName.gossip, ProtocolName.finality]) {
+            #expect(PeerManager.budgets[name] != nil, "\(name)")
+            #expect(PeerManager.budgetSlot(name) != PeerManager.unknownSlot, "\(name)")
+        }
         #expect(PeerManagerConfig().servedBlockBytesPerSecond == 32 * 1024 * 1024)
     }
 
