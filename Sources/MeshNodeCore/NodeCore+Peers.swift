@@ -14,12 +14,15 @@ extension NodeCore {
     /// The mark of a request stream whose request was served.
     static let servedMarker = ""
 
+    /// What a stream's protocol is to the node.
+    enum InboundKind { case streamed, request, unknown }
+
     /// Gossip and finality frames are nearly all traffic: known by two string compares,
     /// without hashing the name.
-    static func isStreamed(_ proto: String) -> Bool { proto == ProtocolName.gossip || proto == ProtocolName.finality }
-    static func isRequest(_ proto: String) -> Bool { !Self.isStreamed(proto) && Self.requestProtocols.contains(proto) }
-    /// A protocol the node speaks.
-    static func isKnown(_ proto: String) -> Bool { Self.isStreamed(proto) || Self.requestProtocols.contains(proto) }
+    static func kind(of proto: String) -> InboundKind {
+        if proto == ProtocolName.gossip || proto == ProtocolName.finality { return .streamed }
+        return Self.requestProtocols.contains(proto) ? .request : .unknown
+    }
 
     // MARK: Connections
 
@@ -70,10 +73,11 @@ extension NodeCore {
     /// A message on a stream the peer opened (`protocolName` as the channel knows it).
     public func received(_ id: PeerID, _ stream: StreamID, protocolName: String, _ message: [UInt8], now: NodeTime) {
         // The peer is looked up once per frame: the stream's protocol, and the budget taken.
-        guard let (proto, verdict) = self.peers.update(id, { r -> (String, RequestBudget.Verdict) in
+        guard let (proto, kind, verdict) = self.peers.update(id, { r -> (String, InboundKind, RequestBudget.Verdict) in
             let proto = r.incoming[stream] ?? protocolName
-            if proto == Self.servedMarker { return (proto, .within) }
-            return (proto, r.takeBudget(Self.isKnown(proto) ? PeerManager.budgetSlot(proto) : PeerManager.unknownSlot, now: now.instant))
+            let kind = Self.kind(of: proto)
+            if proto == Self.servedMarker { return (proto, kind, .within) }
+            return (proto, kind, r.takeBudget(kind == .unknown ? PeerManager.unknownSlot : PeerManager.budgetSlot(proto), now: now.instant))
         }) else { return }
         if proto == Self.servedMarker {
             // Request/response streams carry one request: a second one on the same stream
@@ -82,8 +86,8 @@ extension NodeCore {
             self.resetIncoming(id, stream, code: ChannelCode.protocolError)
             return
         }
-        let isRequest = Self.isRequest(proto)
-        let known = isRequest || Self.isStreamed(proto)
+        let isRequest = kind == .request
+        let known = kind != .unknown
         guard verdict == .within, known else {
             if verdict == .charged {
                 self.logPeers.debug("peer over its request budget", ["peer": "\(id)", "protocol": known ? proto : "?"])
